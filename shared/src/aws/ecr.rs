@@ -1,0 +1,284 @@
+//! ECR reads and writes used by the functions.
+
+use super::Found;
+use crate::WardenError;
+use crate::error::aws_error;
+use crate::policy::{EcrMutability, MutabilitySetting};
+use crate::tags::ImageState;
+use aws_sdk_ecr::Client;
+use aws_sdk_ecr::types::{
+    ImageIdentifier, ImageTagMutability, ImageTagMutabilityExclusionFilter,
+    ImageTagMutabilityExclusionFilterType,
+};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Every manifest type ecr-warden may copy: a re-tag must keep an index an index.
+pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+json",
+];
+
+/// An image manifest as BatchGetImage returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub digest: String,
+    pub body: String,
+    pub media_type: Option<String>,
+}
+
+/// A repository's name and current tag-mutability setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySettings {
+    pub name: String,
+    pub mutability: MutabilitySetting,
+}
+
+fn tag_id(tag: &str) -> ImageIdentifier {
+    ImageIdentifier::builder().image_tag(tag).build()
+}
+
+fn digest_id(digest: &str) -> ImageIdentifier {
+    ImageIdentifier::builder().image_digest(digest).build()
+}
+
+/// The image a tag points at now, with all its tags (DescribeImages by tag).
+pub async fn describe_tag(
+    ecr: &Client,
+    repository: &str,
+    tag: &str,
+) -> Result<Found<ImageState>, WardenError> {
+    let result = ecr
+        .describe_images()
+        .repository_name(repository)
+        .image_ids(tag_id(tag))
+        .send()
+        .await;
+    match result {
+        Ok(output) => Ok(output
+            .image_details()
+            .first()
+            .map_or(Found::NoImage, |detail| {
+                Found::Yes(ImageState {
+                    digest: detail.image_digest().unwrap_or_default().to_owned(),
+                    tags: detail.image_tags().to_vec(),
+                })
+            })),
+        Err(e) => match e.code() {
+            Some("RepositoryNotFoundException") => Ok(Found::NoRepository),
+            Some("ImageNotFoundException") => Ok(Found::NoImage),
+            _ => Err(aws_error("ECR.DescribeImages", e)),
+        },
+    }
+}
+
+/// The manifest of an image by digest (BatchGetImage, every manifest media type accepted).
+pub async fn get_manifest(
+    ecr: &Client,
+    repository: &str,
+    digest: &str,
+) -> Result<Found<Manifest>, WardenError> {
+    let mut request = ecr
+        .batch_get_image()
+        .repository_name(repository)
+        .image_ids(digest_id(digest));
+    for media_type in MANIFEST_MEDIA_TYPES {
+        request = request.accepted_media_types(*media_type);
+    }
+    let output = match request.send().await {
+        Ok(output) => output,
+        Err(e) if e.code() == Some("RepositoryNotFoundException") => {
+            return Ok(Found::NoRepository);
+        }
+        Err(e) => return Err(aws_error("ECR.BatchGetImage", e)),
+    };
+    let image = output
+        .images()
+        .iter()
+        .find(|image| image.image_manifest().is_some());
+    Ok(match image {
+        Some(image) => Found::Yes(Manifest {
+            digest: digest.to_owned(),
+            body: image.image_manifest().unwrap_or_default().to_owned(),
+            media_type: image.image_manifest_media_type().map(str::to_owned),
+        }),
+        None => Found::NoImage,
+    })
+}
+
+/// What a tag write came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagWrite {
+    Done,
+    /// The tag already pointed at this image.
+    AlreadyThere,
+    /// The tag is immutable and points at another image.
+    Immutable {
+        points_at: Option<String>,
+    },
+}
+
+/// Points `tag` at the manifest (PutImage). Safe to repeat: ECR answers `ImageAlreadyExistsException` when the
+/// tag is already there, and for an immutable tag `ImageTagAlreadyExistsException` whatever it points at, so
+/// that case is settled by looking the tag up.
+pub async fn put_tag(
+    ecr: &Client,
+    repository: &str,
+    tag: &str,
+    manifest: &Manifest,
+) -> Result<TagWrite, WardenError> {
+    let mut request = ecr
+        .put_image()
+        .repository_name(repository)
+        .image_tag(tag)
+        .image_manifest(&manifest.body)
+        .image_digest(&manifest.digest);
+    if let Some(media_type) = &manifest.media_type {
+        request = request.image_manifest_media_type(media_type);
+    }
+    match request.send().await {
+        Ok(_) => Ok(TagWrite::Done),
+        Err(e) => match e.code() {
+            Some("ImageAlreadyExistsException") => Ok(TagWrite::AlreadyThere),
+            Some("ImageTagAlreadyExistsException") => {
+                match describe_tag(ecr, repository, tag).await? {
+                    Found::Yes(current) if current.digest == manifest.digest => {
+                        Ok(TagWrite::AlreadyThere)
+                    }
+                    Found::Yes(current) => Ok(TagWrite::Immutable {
+                        points_at: Some(current.digest),
+                    }),
+                    _ => Ok(TagWrite::Immutable { points_at: None }),
+                }
+            }
+            _ => Err(aws_error("ECR.PutImage", e)),
+        },
+    }
+}
+
+/// What removing a tag came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagRemoval {
+    Done,
+    AlreadyGone,
+    Failed { code: String, reason: String },
+}
+
+/// Removes one tag (BatchDeleteImage by tag). The caller has made sure it is not the image's last tag:
+/// removing the last tag deletes the image.
+pub async fn remove_tag(
+    ecr: &Client,
+    repository: &str,
+    tag: &str,
+) -> Result<TagRemoval, WardenError> {
+    let output = ecr
+        .batch_delete_image()
+        .repository_name(repository)
+        .image_ids(tag_id(tag))
+        .send()
+        .await
+        .map_err(|e| aws_error("ECR.BatchDeleteImage", e))?;
+    if let Some(failure) = output.failures().first() {
+        let code = failure
+            .failure_code()
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default();
+        if code == "ImageNotFound" || code == "ImageTagDoesNotMatchDigest" {
+            return Ok(TagRemoval::AlreadyGone);
+        }
+        return Ok(TagRemoval::Failed {
+            code,
+            reason: failure.failure_reason().unwrap_or_default().to_owned(),
+        });
+    }
+    Ok(TagRemoval::Done)
+}
+
+fn setting_from(
+    mode: Option<&ImageTagMutability>,
+    filters: &[ImageTagMutabilityExclusionFilter],
+) -> MutabilitySetting {
+    let mode = match mode {
+        Some(ImageTagMutability::Immutable) => EcrMutability::Immutable,
+        Some(ImageTagMutability::ImmutableWithExclusion) => EcrMutability::ImmutableWithExclusion,
+        Some(ImageTagMutability::MutableWithExclusion) => EcrMutability::MutableWithExclusion,
+        _ => EcrMutability::Mutable,
+    };
+    MutabilitySetting::new(
+        mode,
+        filters.iter().map(|f| f.filter().to_owned()).collect(),
+    )
+}
+
+fn settings_of(repository: &aws_sdk_ecr::types::Repository) -> RepositorySettings {
+    RepositorySettings {
+        name: repository.repository_name().unwrap_or_default().to_owned(),
+        mutability: setting_from(
+            repository.image_tag_mutability(),
+            repository.image_tag_mutability_exclusion_filters(),
+        ),
+    }
+}
+
+/// One repository's settings (DescribeRepositories).
+pub async fn describe_repository(
+    ecr: &Client,
+    repository: &str,
+) -> Result<Found<RepositorySettings>, WardenError> {
+    match ecr
+        .describe_repositories()
+        .repository_names(repository)
+        .send()
+        .await
+    {
+        Ok(output) => Ok(output
+            .repositories()
+            .first()
+            .map_or(Found::NoRepository, |r| Found::Yes(settings_of(r)))),
+        Err(e) if e.code() == Some("RepositoryNotFoundException") => Ok(Found::NoRepository),
+        Err(e) => Err(aws_error("ECR.DescribeRepositories", e)),
+    }
+}
+
+/// Every repository of the registry (DescribeRepositories, all pages).
+pub async fn list_repositories(ecr: &Client) -> Result<Vec<RepositorySettings>, WardenError> {
+    let mut pages = ecr
+        .describe_repositories()
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    let mut repositories = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws_error("ECR.DescribeRepositories", e))?;
+        repositories.extend(page.repositories().iter().map(settings_of));
+    }
+    Ok(repositories)
+}
+
+/// Sets a repository's tag mutability (PutImageTagMutability). `Ok(false)`: the repository is gone.
+pub async fn put_mutability(
+    ecr: &Client,
+    repository: &str,
+    setting: &MutabilitySetting,
+) -> Result<bool, WardenError> {
+    let mode = ImageTagMutability::from(setting.mode.as_str());
+    let mut request = ecr
+        .put_image_tag_mutability()
+        .repository_name(repository)
+        .image_tag_mutability(mode);
+    for filter in &setting.filters {
+        let filter = ImageTagMutabilityExclusionFilter::builder()
+            .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
+            .filter(filter)
+            .build()
+            .map_err(|e| WardenError::Config(format!("exclusion filter `{filter}`: {e}")))?;
+        request = request.image_tag_mutability_exclusion_filters(filter);
+    }
+    match request.send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("RepositoryNotFoundException") => Ok(false),
+        Err(e) => Err(aws_error("ECR.PutImageTagMutability", e)),
+    }
+}

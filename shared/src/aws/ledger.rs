@@ -1,0 +1,365 @@
+//! The ledger: one DynamoDB table (`pk`, `sk` strings; TTL attribute `expires_at`).
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | where a tag points now | `TAG#<repository>:<tag>` | `CURRENT` |
+//! | one change in a tag's history | `TAG#<repository>:<tag>` | `HIST#<time>#<event id>` |
+//! | an image pushed by digest only | `IMAGE#<repository>@<digest>` | `PUSHED` |
+//! | a notification already sent (expires) | `NOTIFY#<event id>` | `<kind>` |
+//!
+//! The current pointer is one conditional UpdateItem (which also returns what was there), a tag's history is
+//! one Query, and conditional writes keep concurrent pushes of the same tag from overwriting each other.
+
+use crate::WardenError;
+use crate::error::aws_error;
+use crate::tags::{LedgerObservation, TagPointer};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// How long notification dedup records live: longer than EventBridge retries an event (24 h).
+const NOTIFY_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn get(item: &Item, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn tag_pk(repository: &str, tag: &str) -> String {
+    format!("TAG#{repository}:{tag}")
+}
+
+fn pointer_of(item: &Item) -> Option<TagPointer> {
+    Some(TagPointer {
+        digest: get(item, "digest")?,
+        since: get(item, "since").unwrap_or_default(),
+        deleted_at: get(item, "deleted_at"),
+    })
+}
+
+/// One row of a tag's history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub at: String,
+    /// `current`, `moved`, `reverted`, `move-reported`, ...
+    pub what: String,
+    pub digest: String,
+    pub detail: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub event_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    client: Client,
+    table: String,
+}
+
+impl Ledger {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Records that `tag` points at `pushed.digest` unless the ledger holds another digest, in which case it
+    /// reports that digest instead (one UpdateItem either way).
+    pub async fn record_push(
+        &self,
+        repository: &str,
+        tag: &str,
+        pushed: &TagPointer,
+        event_id: &str,
+    ) -> Result<LedgerObservation, WardenError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(tag_pk(repository, tag)))
+            .key("sk", s("CURRENT"))
+            .update_expression("SET digest = :d, since = if_not_exists(since, :t), repository = :r, tag = :g, last_event = :e REMOVE deleted_at")
+            .condition_expression("attribute_not_exists(digest) OR digest = :d")
+            .expression_attribute_values(":d", s(&pushed.digest))
+            .expression_attribute_values(":t", s(&pushed.since))
+            .expression_attribute_values(":r", s(repository))
+            .expression_attribute_values(":g", s(tag))
+            .expression_attribute_values(":e", s(event_id))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(match output.attributes() {
+                Some(old) if old.contains_key("digest") => LedgerObservation::Unchanged,
+                _ => LedgerObservation::New,
+            }),
+            Err(e) => {
+                let old = match e.as_service_error() {
+                    Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => c.item().cloned(),
+                    _ => None,
+                };
+                match old.as_ref().and_then(pointer_of) {
+                    Some(current) if current.since.as_str() > pushed.since.as_str() => {
+                        Ok(LedgerObservation::Newer { current })
+                    }
+                    Some(previous) => Ok(LedgerObservation::Moved { previous }),
+                    None => Err(aws_error("DynamoDB.UpdateItem", e)),
+                }
+            }
+        }
+    }
+
+    /// Moves the recorded pointer from `previous` to `pushed` and keeps the old pointer as history, in one
+    /// transaction conditional on the ledger still holding `previous`.
+    pub async fn accept_move(
+        &self,
+        repository: &str,
+        tag: &str,
+        previous: &TagPointer,
+        pushed: &TagPointer,
+        event_id: &str,
+    ) -> Result<(), WardenError> {
+        let pk = tag_pk(repository, tag);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .key("sk", s("CURRENT"))
+            .update_expression("SET digest = :d, since = :t, last_event = :e REMOVE deleted_at")
+            .condition_expression("digest = :prev")
+            .expression_attribute_values(":d", s(&pushed.digest))
+            .expression_attribute_values(":t", s(&pushed.since))
+            .expression_attribute_values(":e", s(event_id))
+            .expression_attribute_values(":prev", s(&previous.digest))
+            .build()
+            .map_err(|e| WardenError::Config(e.to_string()))?;
+        let ended = previous
+            .deleted_at
+            .as_deref()
+            .map_or(String::new(), |at| format!(", tag deleted at {at}"));
+        let entry = HistoryEntry {
+            at: pushed.since.clone(),
+            what: "moved".into(),
+            digest: previous.digest.clone(),
+            detail: format!(
+                "pointed here since {}{ended}; moved to {}",
+                previous.since, pushed.digest
+            ),
+            event_id: event_id.to_owned(),
+        };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.history_item(&pk, &entry)))
+            .build()
+            .map_err(|e| WardenError::Config(e.to_string()))?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                // Another push of the same tag won the race: retrying re-reads the ledger.
+                let mut error = aws_error("DynamoDB.TransactWriteItems", e);
+                if let WardenError::Aws {
+                    retryable, code, ..
+                } = &mut error
+                    && code == "TransactionCanceledException"
+                {
+                    *retryable = true;
+                }
+                error
+            })
+    }
+
+    fn history_item(&self, pk: &str, entry: &HistoryEntry) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), s(pk)),
+            (
+                "sk".to_owned(),
+                s(format!("HIST#{}#{}", entry.at, entry.event_id)),
+            ),
+            ("at".to_owned(), s(&entry.at)),
+            ("what".to_owned(), s(&entry.what)),
+            ("digest".to_owned(), s(&entry.digest)),
+            ("detail".to_owned(), s(&entry.detail)),
+            ("event_id".to_owned(), s(&entry.event_id)),
+        ])
+    }
+
+    /// Adds one history entry (a revert, a reported move). Keyed by time and event id, so a replay rewrites
+    /// the same item.
+    pub async fn record_history(
+        &self,
+        repository: &str,
+        tag: &str,
+        entry: &HistoryEntry,
+    ) -> Result<(), WardenError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.history_item(&tag_pk(repository, tag), entry)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("DynamoDB.PutItem", e))
+    }
+
+    /// Marks a tag deleted if the ledger has it at `digest`. `Ok(false)`: the ledger had nothing to mark.
+    pub async fn record_delete(
+        &self,
+        repository: &str,
+        tag: &str,
+        digest: &str,
+        at: &str,
+    ) -> Result<bool, WardenError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(tag_pk(repository, tag)))
+            .key("sk", s("CURRENT"))
+            .update_expression("SET deleted_at = if_not_exists(deleted_at, :t)")
+            .condition_expression("digest = :d")
+            .expression_attribute_values(":d", s(digest))
+            .expression_attribute_values(":t", s(at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(aws_error("DynamoDB.UpdateItem", e)),
+        }
+    }
+
+    /// Records a push by digest only. `Ok(false)`: already recorded.
+    pub async fn record_untagged_push(
+        &self,
+        repository: &str,
+        digest: &str,
+        at: &str,
+        event_id: &str,
+    ) -> Result<bool, WardenError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("IMAGE#{repository}@{digest}")))
+            .item("sk", s("PUSHED"))
+            .item("repository", s(repository))
+            .item("digest", s(digest))
+            .item("at", s(at))
+            .item("event_id", s(event_id))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(aws_error("DynamoDB.PutItem", e)),
+        }
+    }
+
+    /// Claims the right to send the `kind` notification for an event. `Ok(false)`: already sent.
+    pub async fn claim_notification(
+        &self,
+        event_id: &str,
+        kind: &str,
+        now_epoch: i64,
+    ) -> Result<bool, WardenError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("NOTIFY#{event_id}")))
+            .item("sk", s(kind))
+            .item(
+                "expires_at",
+                AttributeValue::N((now_epoch + NOTIFY_TTL_SECONDS).to_string()),
+            )
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(aws_error("DynamoDB.PutItem", e)),
+        }
+    }
+
+    /// Gives a claim back after a failed publish, so the retried invocation sends it.
+    pub async fn release_notification(
+        &self,
+        event_id: &str,
+        kind: &str,
+    ) -> Result<(), WardenError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("NOTIFY#{event_id}")))
+            .key("sk", s(kind))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("DynamoDB.DeleteItem", e))
+    }
+
+    /// What a tag pointed to over time, oldest first, ending with where it points now (one Query, all pages).
+    pub async fn history(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Vec<HistoryEntry>, WardenError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(tag_pk(repository, tag)))
+            .into_paginator()
+            .send();
+        let mut entries = Vec::new();
+        let mut current = None;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB.Query", e))?;
+            for item in page.items() {
+                if get(item, "sk").as_deref() == Some("CURRENT") {
+                    current = pointer_of(item);
+                } else {
+                    entries.push(HistoryEntry {
+                        at: get(item, "at").unwrap_or_default(),
+                        what: get(item, "what").unwrap_or_default(),
+                        digest: get(item, "digest").unwrap_or_default(),
+                        detail: get(item, "detail").unwrap_or_default(),
+                        event_id: get(item, "event_id").unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        if let Some(current) = current {
+            let detail = match &current.deleted_at {
+                Some(at) => format!("tag deleted at {at}"),
+                None => "where the tag points now".to_owned(),
+            };
+            entries.push(HistoryEntry {
+                at: current.since,
+                what: "current".into(),
+                digest: current.digest,
+                detail,
+                event_id: String::new(),
+            });
+        }
+        Ok(entries)
+    }
+}

@@ -1,0 +1,99 @@
+//! Thin adapters over the real SDK clients: they read state and carry out decided steps, and never decide.
+//! Tests drive them with `aws-smithy-mocks`; integration tests with moto server.
+
+pub mod ecr;
+pub mod ledger;
+pub mod sns;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_types::config_bag::ConfigBag;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Counts AWS operations per `Service.Operation`, so every outcome reports what it cost. Attached to each
+/// client as an interceptor; one Lambda instance handles one event at a time, so a snapshot before and after
+/// a handler is that event's cost.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<Mutex<BTreeMap<String, u32>>>);
+
+impl CallCounter {
+    pub fn snapshot(&self) -> BTreeMap<String, u32> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Calls made since `before` (a snapshot).
+    pub fn since(&self, before: &BTreeMap<String, u32>) -> BTreeMap<String, u32> {
+        self.snapshot()
+            .into_iter()
+            .filter_map(|(op, n)| {
+                let delta = n - before.get(&op).copied().unwrap_or(0);
+                (delta > 0).then_some((op, delta))
+            })
+            .collect()
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg.load::<Metadata>().map_or_else(
+            || "unknown".to_owned(),
+            |m| format!("{}.{}", m.service(), m.name()),
+        );
+        if let Ok(mut counts) = self.0.lock() {
+            *counts.entry(operation).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The SDK clients a function uses, built once at init from one shared config, each counting its calls.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub ecr: aws_sdk_ecr::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub calls: CallCounter,
+}
+
+impl Clients {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        let calls = CallCounter::default();
+        Self {
+            ecr: aws_sdk_ecr::Client::from_conf(
+                aws_sdk_ecr::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            sns: aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            calls,
+        }
+    }
+}
+
+/// The result of looking something up that may have been deleted since the event was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found<T> {
+    Yes(T),
+    NoRepository,
+    NoImage,
+}

@@ -1,0 +1,103 @@
+//! Errors a handler returns. Each maps to a Lambda `Diagnostic` whose type says whether a retry can help:
+//! `Retryable.*` (throttling, 5xx, network) or `NonRetryable.*` (bad event, bad policy, access denied).
+
+use crate::event::EventError;
+use crate::policy::PolicyErrors;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use lambda_runtime::Diagnostic;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WardenError {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("invalid policy:\n{0}")]
+    Policy(#[from] PolicyErrors),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("{operation} failed ({code}): {message}")]
+    Aws {
+        operation: &'static str,
+        code: String,
+        message: String,
+        retryable: bool,
+    },
+}
+
+impl WardenError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Aws {
+                retryable: true,
+                ..
+            }
+        )
+    }
+
+    fn diagnostic_type(&self) -> &'static str {
+        match self {
+            Self::Event(_) => "NonRetryable.InvalidEvent",
+            Self::Policy(_) => "NonRetryable.InvalidPolicy",
+            Self::Config(_) => "NonRetryable.Configuration",
+            Self::Aws {
+                retryable: true, ..
+            } => "Retryable.AwsError",
+            Self::Aws {
+                retryable: false, ..
+            } => "NonRetryable.AwsError",
+        }
+    }
+}
+
+impl From<WardenError> for Diagnostic {
+    fn from(error: WardenError) -> Self {
+        Diagnostic {
+            error_type: error.diagnostic_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// Error codes AWS uses for throttling and transient server trouble.
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "ServiceUnavailable",
+    "ServerException",
+    "InternalServerError",
+    "InternalServerException",
+    "InternalError",
+    "KMSThrottlingException",
+    "TransactionConflictException",
+];
+
+/// Wraps an SDK error (after the SDK's own retries) with whether the invocation should be retried.
+pub fn aws_error<E, R>(operation: &'static str, error: SdkError<E, R>) -> WardenError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let (code, retryable) = match &error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown").to_owned();
+            let retryable = TRANSIENT_CODES.contains(&code.as_str());
+            (code, retryable)
+        }
+        SdkError::TimeoutError(_) => ("Timeout".to_owned(), true),
+        SdkError::DispatchFailure(_) => ("DispatchFailure".to_owned(), true),
+        SdkError::ResponseError(_) => ("ResponseError".to_owned(), true),
+        _ => ("ConstructionFailure".to_owned(), false),
+    };
+    WardenError::Aws {
+        operation,
+        code,
+        message: DisplayErrorContext(&error).to_string(),
+        retryable,
+    }
+}

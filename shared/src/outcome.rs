@@ -1,0 +1,110 @@
+//! What a handler returns for every invocation (and logs): what was decided, what was done, why, and the
+//! AWS calls it cost.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Outcome {
+    pub function: &'static str,
+    pub event_id: String,
+    pub event: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// `skipped`, or the decision's verdict (`conforming`, `not-allowed`, ...).
+    pub decision: String,
+    pub reasons: Vec<String>,
+    /// What was changed (or, in a dry run, would have been).
+    pub actions: Vec<Action>,
+    pub notified: bool,
+    pub dry_run: bool,
+    /// AWS operations made, by `Service.Operation`.
+    pub aws_calls: BTreeMap<String, u32>,
+    /// Sweeps: one entry per repository.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Outcome>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Action {
+    pub action: String,
+    pub result: ActionResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionResult {
+    Done,
+    AlreadyDone,
+    DryRun,
+    Failed,
+}
+
+impl Outcome {
+    pub fn skipped(
+        function: &'static str,
+        event_id: &str,
+        event: &str,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            function,
+            event_id: event_id.to_owned(),
+            event: event.to_owned(),
+            decision: "skipped".into(),
+            reasons: vec![reason.into()],
+            ..Self::default()
+        }
+    }
+
+    pub fn total_aws_calls(&self) -> u32 {
+        self.aws_calls.values().sum()
+    }
+}
+
+/// The answer of a function whose behaviour is not built yet: every event is skipped, saying so.
+pub fn not_implemented(function: &'static str, payload: &serde_json::Value) -> Outcome {
+    let field = |key: &str| {
+        payload
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .to_owned()
+    };
+    Outcome::skipped(
+        function,
+        &field("id"),
+        &field("detail-type"),
+        format!("{function} is not implemented yet: the event was not acted on"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unimplemented_functions_skip_every_event() {
+        let payload = serde_json::json!({"id": "e-1", "detail-type": "ECR Image Scan"});
+        let outcome = not_implemented("scan-gate", &payload);
+        assert_eq!(outcome.decision, "skipped");
+        assert_eq!(outcome.event_id, "e-1");
+        assert_eq!(outcome.event, "ECR Image Scan");
+        assert!(outcome.actions.is_empty() && outcome.aws_calls.is_empty() && !outcome.notified);
+        let odd = not_implemented("notify", &serde_json::json!([1, 2]));
+        assert_eq!(
+            (odd.event_id.as_str(), odd.decision.as_str()),
+            ("unknown", "skipped")
+        );
+    }
+}

@@ -1,0 +1,308 @@
+//! Name patterns used by the policy file: ECR-style wildcards (`*` matches any run of characters, everything
+//! else is literal, the whole name must match: the same semantics as ECR's `tagPatternList` and tag-mutability
+//! exclusion filters), or regular expressions written `regex:<expr>` (also matched against the whole name).
+//!
+//! Wildcards can be reasoned about exactly, which the policy validator uses to reject overlapping and
+//! impossible rules and to derive ECR exclusion filters; regexes are accepted where no such reasoning is needed.
+
+use regex::Regex;
+use std::fmt;
+
+/// The regex prefix in policy files.
+pub const REGEX_PREFIX: &str = "regex:";
+
+#[derive(Clone)]
+pub enum Pattern {
+    Wildcard { source: String, compiled: Regex },
+    Regex { source: String, compiled: Regex },
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pattern({})", self.source())
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source() == other.source()
+    }
+}
+
+impl Pattern {
+    /// Parses `regex:<expr>` as an anchored regex and anything else as a wildcard.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(expr) = text.strip_prefix(REGEX_PREFIX) {
+            if expr.is_empty() {
+                return Err("empty regex".into());
+            }
+            let compiled =
+                Regex::new(&format!("^(?:{expr})$")).map_err(|e| format!("invalid regex: {e}"))?;
+            Ok(Self::Regex {
+                source: text.to_owned(),
+                compiled,
+            })
+        } else {
+            Self::wildcard(text)
+        }
+    }
+
+    /// A wildcard pattern: `*` is the only metacharacter.
+    pub fn wildcard(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("empty pattern".into());
+        }
+        let body = text
+            .split('*')
+            .map(regex::escape)
+            .collect::<Vec<_>>()
+            .join(".*");
+        let compiled =
+            Regex::new(&format!("^{body}$")).map_err(|e| format!("invalid pattern: {e}"))?;
+        Ok(Self::Wildcard {
+            source: text.to_owned(),
+            compiled,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        match self {
+            Self::Wildcard { source, .. } | Self::Regex { source, .. } => source,
+        }
+    }
+
+    pub fn is_match(&self, name: &str) -> bool {
+        match self {
+            Self::Wildcard { compiled, .. } | Self::Regex { compiled, .. } => {
+                compiled.is_match(name)
+            }
+        }
+    }
+
+    /// The wildcard text, when this pattern is one.
+    pub fn as_wildcard(&self) -> Option<&str> {
+        match self {
+            Self::Wildcard { source, .. } => Some(source),
+            Self::Regex { .. } => None,
+        }
+    }
+
+    /// True when every name is matched (`*`, `**`, ...).
+    pub fn matches_everything(&self) -> bool {
+        self.as_wildcard()
+            .is_some_and(|w| w.chars().all(|c| c == '*'))
+    }
+
+    /// Whether some name matches both patterns. Exact for two wildcards; for a regex it is only known
+    /// when the other side is a literal (no `*`), otherwise `None`.
+    pub fn overlaps(&self, other: &Pattern) -> Option<bool> {
+        match (self.as_wildcard(), other.as_wildcard()) {
+            (Some(a), Some(b)) => Some(wildcards_intersect(a.as_bytes(), b.as_bytes())),
+            (Some(literal), None) if !literal.contains('*') => Some(other.is_match(literal)),
+            (None, Some(literal)) if !literal.contains('*') => Some(self.is_match(literal)),
+            _ => None,
+        }
+    }
+
+    /// Whether every name `other` matches is also matched by `self`. Exact for two wildcards; `None` when
+    /// a regex is involved (unless `other` is a literal).
+    pub fn covers(&self, other: &Pattern) -> Option<bool> {
+        match (self.as_wildcard(), other.as_wildcard()) {
+            (Some(a), Some(b)) => Some(wildcard_covers(a.as_bytes(), b.as_bytes())),
+            (_, Some(literal)) if !literal.contains('*') => Some(self.is_match(literal)),
+            _ => None,
+        }
+    }
+}
+
+/// Characters ECR accepts in a tag-mutability exclusion filter (and in `tagPatternList`), besides `*`.
+pub fn is_ecr_wildcard_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*')
+}
+
+/// Why ECR would reject this text as a tag-mutability exclusion filter, if it would.
+pub fn ecr_exclusion_filter_problem(filter: &str) -> Option<String> {
+    if filter.is_empty() || filter.len() > 128 {
+        return Some(format!(
+            "`{filter}`: an exclusion filter has 1 to 128 characters"
+        ));
+    }
+    if let Some(bad) = filter.chars().find(|c| !is_ecr_wildcard_char(*c)) {
+        return Some(format!(
+            "`{filter}`: `{bad}` is not allowed in an ECR exclusion filter (0-9 a-z A-Z . _ - *)"
+        ));
+    }
+    None
+}
+
+/// Whether some string matches both wildcard patterns: a walk over pairs of positions where a `*` on either
+/// side may absorb the other side's next symbol (letter or star) or match nothing.
+fn wildcards_intersect(a: &[u8], b: &[u8]) -> bool {
+    let (n, m) = (a.len(), b.len());
+    // reachable[i][j]: a[..i] and b[..j] can produce a common string.
+    let mut reachable = vec![vec![false; m + 1]; n + 1];
+    reachable[0][0] = true;
+    for i in 0..=n {
+        for j in 0..=m {
+            if !reachable[i][j] {
+                continue;
+            }
+            if i < n && a[i] == b'*' {
+                reachable[i + 1][j] = true; // star matches nothing
+                if j < m {
+                    reachable[i][j + 1] = true; // star absorbs b's next symbol
+                }
+            }
+            if j < m && b[j] == b'*' {
+                reachable[i][j + 1] = true;
+                if i < n {
+                    reachable[i + 1][j] = true;
+                }
+            }
+            if i < n && j < m && a[i] != b'*' && b[j] != b'*' && a[i] == b[j] {
+                reachable[i + 1][j + 1] = true;
+            }
+        }
+    }
+    reachable[n][m]
+}
+
+/// Whether wildcard `a` matches every string wildcard `b` matches: `a` must match `b`'s text with each of
+/// `b`'s stars standing for an arbitrary string, which only a star of `a` can absorb.
+fn wildcard_covers(a: &[u8], b: &[u8]) -> bool {
+    let (n, m) = (a.len(), b.len());
+    let mut reachable = vec![vec![false; m + 1]; n + 1];
+    reachable[0][0] = true;
+    for i in 0..=n {
+        for j in 0..=m {
+            if !reachable[i][j] {
+                continue;
+            }
+            if i < n && a[i] == b'*' {
+                reachable[i + 1][j] = true;
+                if j < m {
+                    reachable[i][j + 1] = true;
+                }
+            }
+            if i < n && j < m && a[i] != b'*' && b[j] != b'*' && a[i] == b[j] {
+                reachable[i + 1][j + 1] = true;
+            }
+        }
+    }
+    reachable[n][m]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(text: &str) -> Pattern {
+        Pattern::parse(text).expect("valid pattern")
+    }
+
+    #[test]
+    fn wildcard_matching_is_anchored_and_literal() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("latest", "latest", true),
+            ("latest", "latest-foo", false),
+            ("v*", "v1.2.3", true),
+            ("v*", "v", true),
+            ("v*", "xv1", false),
+            ("v*.*.*", "v1.2.3", true),
+            ("v*.*.*", "v1.2", false),
+            ("rel.1", "relX1", false),
+            ("*-rc", "1.0-rc", true),
+            ("*", "anything", true),
+            ("sha-*", "sha-", true),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "acb", false),
+        ];
+        for (pattern, name, expected) in cases {
+            assert_eq!(p(pattern).is_match(name), *expected, "{pattern} vs {name}");
+        }
+    }
+
+    #[test]
+    fn regex_patterns_match_the_whole_name() {
+        let pr = p("regex:pr-[0-9]+");
+        assert!(pr.is_match("pr-12"));
+        assert!(!pr.is_match("pr-12x"));
+        assert!(!pr.is_match("xpr-12"));
+        assert!(Pattern::parse("regex:(").is_err());
+        assert!(Pattern::parse("regex:").is_err());
+        assert!(Pattern::parse("").is_err());
+    }
+
+    #[test]
+    fn overlap_and_cover_table() {
+        let cases: &[(&str, &str, Option<bool>, Option<bool>)] = &[
+            // a, b, overlaps, a covers b
+            ("v*", "v1.*", Some(true), Some(true)),
+            ("v1.*", "v*", Some(true), Some(false)),
+            ("v*", "*-rc", Some(true), Some(false)),
+            ("v*", "sha-*", Some(false), Some(false)),
+            ("latest", "latest", Some(true), Some(true)),
+            ("latest", "v*", Some(false), Some(false)),
+            ("*", "anything*", Some(true), Some(true)),
+            ("a*c", "ab*", Some(true), Some(false)),
+            ("*a*", "*a*b*", Some(true), Some(true)),
+            ("regex:pr-[0-9]+", "pr-1", Some(true), Some(true)),
+            ("regex:pr-[0-9]+", "v*", None, None),
+        ];
+        for (a, b, overlaps, covers) in cases {
+            assert_eq!(p(a).overlaps(&p(b)), *overlaps, "{a} overlaps {b}");
+            assert_eq!(p(a).covers(&p(b)), *covers, "{a} covers {b}");
+        }
+    }
+
+    #[test]
+    fn exclusion_filter_rules() {
+        assert_eq!(ecr_exclusion_filter_problem("release-*"), None);
+        assert!(ecr_exclusion_filter_problem("").is_some());
+        assert!(ecr_exclusion_filter_problem(&"a".repeat(129)).is_some());
+        assert!(ecr_exclusion_filter_problem("feat/x").is_some());
+    }
+
+    /// Strings over a tiny alphabet, so random patterns collide often.
+    fn small_wildcard() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[ab*]{1,5}").expect("valid strategy")
+    }
+
+    proptest! {
+        /// `overlaps` agrees with brute force: a witness exists among short strings over the same alphabet.
+        #[test]
+        fn overlap_agrees_with_brute_force(a in small_wildcard(), b in small_wildcard()) {
+            let (pa, pb) = (p(&a), p(&b));
+            let witnesses = all_strings(b"ab", 6);
+            let brute = witnesses.iter().any(|s| pa.is_match(s) && pb.is_match(s));
+            prop_assert_eq!(pa.overlaps(&pb), Some(brute));
+        }
+
+        #[test]
+        fn cover_agrees_with_brute_force(a in small_wildcard(), b in small_wildcard()) {
+            let (pa, pb) = (p(&a), p(&b));
+            let witnesses = all_strings(b"abc", 6);
+            let brute = witnesses.iter().filter(|s| pb.is_match(s)).all(|s| pa.is_match(s));
+            prop_assert_eq!(pa.covers(&pb), Some(brute));
+        }
+    }
+
+    fn all_strings(alphabet: &[u8], max_len: usize) -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut frontier = vec![String::new()];
+        for _ in 0..max_len {
+            let mut next = Vec::new();
+            for s in &frontier {
+                for &c in alphabet {
+                    let mut t = s.clone();
+                    t.push(c as char);
+                    next.push(t);
+                }
+            }
+            out.extend(next.iter().cloned());
+            frontier = next;
+        }
+        out
+    }
+}

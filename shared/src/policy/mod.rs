@@ -1,0 +1,168 @@
+//! The policy file: one TOML document that groups repositories into classes and says, per class, what every
+//! function enforces. Loading is strict: unknown keys, bad patterns, rules ECR would reject and rules that
+//! overlap or can never apply are errors that name the file, line and key.
+//!
+//! Functions load it at init without any network call: the policy is compiled into the binaries
+//! ([`EMBEDDED_POLICY`], the repository's `warden.toml`), and `WARDEN_POLICY_FILE` points local runs at
+//! another file.
+
+mod raw;
+mod tags;
+
+pub use tags::{EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules};
+
+use crate::pattern::Pattern;
+use std::fmt;
+use std::path::Path;
+
+/// The repository's `warden.toml`, compiled in: the policy deployed functions enforce.
+pub const EMBEDDED_POLICY: &str = include_str!("../../../warden.toml");
+/// The name errors in the embedded policy are reported under.
+pub const EMBEDDED_POLICY_NAME: &str = "warden.toml";
+/// Environment variable naming a policy file to use instead of the embedded one.
+pub const POLICY_FILE_ENV: &str = "WARDEN_POLICY_FILE";
+/// The reserved `default-class` value for "leave repositories no class matches alone".
+pub const UNMANAGED: &str = "unmanaged";
+
+/// A validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub source: String,
+    pub classes: Vec<Class>,
+    /// Index into `classes`, or `None` when unmatched repositories are unmanaged.
+    pub default_class: Option<usize>,
+}
+
+/// A class of repositories and its rules.
+#[derive(Debug, Clone)]
+pub struct Class {
+    pub name: String,
+    pub repositories: Vec<Pattern>,
+    /// `false`: ecr-warden never touches these repositories.
+    pub managed: bool,
+    /// Tag conventions; `None` when the class declares none.
+    pub tags: Option<TagRules>,
+}
+
+/// Which class governs a repository.
+#[derive(Debug, Clone, Copy)]
+pub enum Classification<'a> {
+    Managed(&'a Class),
+    /// Matched an unmanaged class (`Some(name)`) or no class with an unmanaged default (`None`).
+    Unmanaged(Option<&'a str>),
+}
+
+impl Policy {
+    /// Parses and validates policy text; `source` names it in errors (a path or `warden.toml`).
+    pub fn from_toml(text: &str, source: &str) -> Result<Self, PolicyErrors> {
+        raw::compile(text, source)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, PolicyErrors> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            PolicyErrors(vec![PolicyError {
+                source: source.clone(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        Self::from_toml(&text, &source)
+    }
+
+    /// The policy the functions enforce: `WARDEN_POLICY_FILE` if set, else the embedded `warden.toml`.
+    pub fn from_env() -> Result<Self, PolicyErrors> {
+        match std::env::var_os(POLICY_FILE_ENV) {
+            Some(path) if !path.is_empty() => Self::load(Path::new(&path)),
+            _ => Self::from_toml(EMBEDDED_POLICY, EMBEDDED_POLICY_NAME),
+        }
+    }
+
+    /// First class whose pattern matches wins; then the default.
+    pub fn classify(&self, repository: &str) -> Classification<'_> {
+        let class = self
+            .classes
+            .iter()
+            .find(|c| c.repositories.iter().any(|p| p.is_match(repository)))
+            .or_else(|| self.default_class.map(|i| &self.classes[i]));
+        match class {
+            Some(class) if class.managed => Classification::Managed(class),
+            Some(class) => Classification::Unmanaged(Some(&class.name)),
+            None => Classification::Unmanaged(None),
+        }
+    }
+
+    /// A human summary of each class, as `warden policy check` prints it.
+    pub fn summary(&self) -> String {
+        let mut out = format!("{}: {} classes, valid\n", self.source, self.classes.len());
+        for (i, class) in self.classes.iter().enumerate() {
+            let default = if self.default_class == Some(i) {
+                " (default)"
+            } else {
+                ""
+            };
+            let repos: Vec<&str> = class.repositories.iter().map(Pattern::source).collect();
+            let repos = if repos.is_empty() {
+                "(none: default class only)".to_owned()
+            } else {
+                repos.join(", ")
+            };
+            out.push_str(&format!(
+                "\nclass {}{default}\n  repositories: {repos}\n",
+                class.name
+            ));
+            if !class.managed {
+                out.push_str("  unmanaged: ecr-warden leaves these repositories alone\n");
+                continue;
+            }
+            match &class.tags {
+                None => out.push_str("  tags: no conventions\n"),
+                Some(tags) => out.push_str(&tags.summary()),
+            }
+        }
+        if self.default_class.is_none() {
+            out.push_str("\nrepositories no class matches: unmanaged\n");
+        }
+        out
+    }
+}
+
+/// One problem in a policy file, located by line and column (1-based; 0 when unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    pub source: String,
+    pub line: usize,
+    pub column: usize,
+    /// The dotted key the problem is about, e.g. `class[1].tags.protected[0]`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.source)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a policy file (validation does not stop at the first).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyErrors(pub Vec<PolicyError>);
+
+impl fmt::Display for PolicyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

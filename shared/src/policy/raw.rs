@@ -1,0 +1,539 @@
+//! The policy file as written (with source spans), and its validation into [`Policy`].
+
+use super::tags::{
+    EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules,
+    derive_mutability,
+};
+use super::{Class, Policy, PolicyError, PolicyErrors, UNMANAGED};
+use crate::pattern::{Pattern, ecr_exclusion_filter_problem};
+use crate::template::TagTemplate;
+use serde::Deserialize;
+use std::ops::Range;
+use toml::Spanned;
+
+const DEFAULT_QUARANTINE: &str = "quarantine-{digest12}";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPolicy {
+    version: Spanned<u32>,
+    default_class: Spanned<String>,
+    #[serde(default, rename = "class")]
+    classes: Vec<Spanned<RawClass>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawClass {
+    name: Spanned<String>,
+    #[serde(default)]
+    repositories: Vec<Spanned<String>>,
+    #[serde(default)]
+    managed: Option<Spanned<bool>>,
+    #[serde(default)]
+    tags: Option<Spanned<RawTags>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTags {
+    #[serde(default)]
+    allowed: Vec<Spanned<String>>,
+    #[serde(default)]
+    protected: Vec<Spanned<String>>,
+    #[serde(default)]
+    mutable: Vec<Spanned<String>>,
+    #[serde(default)]
+    mutability: Option<Spanned<String>>,
+    #[serde(default)]
+    exclusion_filters: Option<Spanned<Vec<Spanned<String>>>>,
+    remediation: Spanned<Remediation>,
+    #[serde(default)]
+    quarantine_tag: Option<Spanned<String>>,
+}
+
+/// Collects errors with their location.
+struct Errors<'a> {
+    text: &'a str,
+    source: &'a str,
+    list: Vec<PolicyError>,
+}
+
+impl Errors<'_> {
+    fn push(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let (line, column) = span.map_or((0, 0), |span| line_column(self.text, span.start));
+        self.list.push(PolicyError {
+            source: self.source.to_owned(),
+            line,
+            column,
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+pub(super) fn compile(text: &str, source: &str) -> Result<Policy, PolicyErrors> {
+    let mut errors = Errors {
+        text,
+        source,
+        list: Vec::new(),
+    };
+    let raw: RawPolicy = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            errors.push(e.span(), "", e.message().trim().to_owned());
+            return Err(PolicyErrors(errors.list));
+        }
+    };
+    if *raw.version.get_ref() != 1 {
+        errors.push(
+            Some(raw.version.span()),
+            "version",
+            "unsupported policy version; this ecr-warden reads version 1",
+        );
+    }
+
+    let mut classes = Vec::with_capacity(raw.classes.len());
+    for (index, spanned) in raw.classes.iter().enumerate() {
+        if let Some(class) = compile_class(index, spanned, &mut errors) {
+            classes.push(class);
+        }
+    }
+    check_class_names_and_shadowing(&raw, &mut errors);
+
+    let default_name = raw.default_class.get_ref();
+    let default_class = if default_name == UNMANAGED {
+        None
+    } else {
+        let found = raw
+            .classes
+            .iter()
+            .position(|c| c.get_ref().name.get_ref() == default_name);
+        if found.is_none() {
+            errors.push(
+                Some(raw.default_class.span()),
+                "default-class",
+                format!(
+                    "`{default_name}` is not a class name; name a class or use \"{UNMANAGED}\""
+                ),
+            );
+        }
+        found
+    };
+    for (index, class) in raw.classes.iter().enumerate() {
+        let class = class.get_ref();
+        if class.repositories.is_empty() && default_class != Some(index) {
+            errors.push(
+                Some(class.name.span()),
+                format!("class[{index}].repositories"),
+                format!("class `{}` matches no repository: give it repository patterns or make it the default-class", class.name.get_ref()),
+            );
+        }
+    }
+
+    if errors.list.is_empty() {
+        Ok(Policy {
+            source: source.to_owned(),
+            classes,
+            default_class,
+        })
+    } else {
+        Err(PolicyErrors(errors.list))
+    }
+}
+
+fn compile_class(
+    index: usize,
+    spanned: &Spanned<RawClass>,
+    errors: &mut Errors<'_>,
+) -> Option<Class> {
+    let raw = spanned.get_ref();
+    let key = format!("class[{index}]");
+    let name = raw.name.get_ref().trim().to_owned();
+    if name.is_empty() || name == UNMANAGED {
+        errors.push(
+            Some(raw.name.span()),
+            format!("{key}.name"),
+            format!("`{name}` is not a usable class name"),
+        );
+    }
+    let repositories = compile_patterns(
+        &raw.repositories,
+        &format!("{key}.repositories"),
+        errors,
+        |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/' | '*')
+        },
+    );
+    let managed = raw.managed.as_ref().is_none_or(|m| *m.get_ref());
+    let tags = match (&raw.tags, managed) {
+        (Some(tags), false) => {
+            errors.push(
+                Some(tags.span()),
+                format!("{key}.tags"),
+                "an unmanaged class cannot declare tag rules",
+            );
+            None
+        }
+        (Some(tags), true) => compile_tags(tags.get_ref(), &format!("{key}.tags"), errors),
+        (None, _) => None,
+    };
+    Some(Class {
+        name,
+        repositories: repositories?,
+        managed,
+        tags,
+    })
+}
+
+/// Parses a pattern list; wildcards may only use characters a matching name can contain.
+fn compile_patterns(
+    raw: &[Spanned<String>],
+    key: &str,
+    errors: &mut Errors<'_>,
+    name_char: impl Fn(char) -> bool,
+) -> Option<Vec<Pattern>> {
+    let before = errors.list.len();
+    let mut patterns: Vec<Pattern> = Vec::with_capacity(raw.len());
+    for (i, text) in raw.iter().enumerate() {
+        let item_key = format!("{key}[{i}]");
+        match Pattern::parse(text.get_ref()) {
+            Ok(pattern) => {
+                if let Some(bad) = pattern
+                    .as_wildcard()
+                    .and_then(|w| w.chars().find(|c| !name_char(*c)))
+                {
+                    errors.push(
+                        Some(text.span()),
+                        item_key,
+                        format!(
+                            "`{}` can never match: names cannot contain `{bad}`",
+                            text.get_ref()
+                        ),
+                    );
+                } else if let Some(earlier) =
+                    patterns.iter().find(|p| p.covers(&pattern) == Some(true))
+                {
+                    errors.push(
+                        Some(text.span()),
+                        item_key,
+                        format!(
+                            "`{}` is redundant: `{}` already matches everything it matches",
+                            text.get_ref(),
+                            earlier.source()
+                        ),
+                    );
+                } else {
+                    patterns.push(pattern);
+                }
+            }
+            Err(message) => errors.push(
+                Some(text.span()),
+                item_key,
+                format!("`{}`: {message}", text.get_ref()),
+            ),
+        }
+    }
+    (errors.list.len() == before).then_some(patterns)
+}
+
+fn is_tag_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*')
+}
+
+fn compile_tags(raw: &RawTags, key: &str, errors: &mut Errors<'_>) -> Option<TagRules> {
+    let allowed = compile_patterns(&raw.allowed, &format!("{key}.allowed"), errors, is_tag_char);
+    let protected = compile_patterns(
+        &raw.protected,
+        &format!("{key}.protected"),
+        errors,
+        is_tag_char,
+    );
+    let mutable = compile_patterns(&raw.mutable, &format!("{key}.mutable"), errors, is_tag_char);
+    let (allowed, protected, mutable) = (allowed?, protected?, mutable?);
+    let before = errors.list.len();
+
+    // Rules that overlap or can never apply.
+    for (list, raw_list, name) in [
+        (&protected, &raw.protected, "protected"),
+        (&mutable, &raw.mutable, "mutable"),
+    ] {
+        for (i, pattern) in list.iter().enumerate() {
+            if !allowed.is_empty() && allowed.iter().all(|a| a.overlaps(pattern) == Some(false)) {
+                errors.push(
+                    Some(raw_list[i].span()),
+                    format!("{key}.{name}[{i}]"),
+                    format!(
+                        "`{}` can never apply: no allowed tag matches it",
+                        pattern.source()
+                    ),
+                );
+            }
+        }
+    }
+    for (i, m) in mutable.iter().enumerate() {
+        if let Some(p) = protected.iter().find(|p| p.overlaps(m) == Some(true)) {
+            errors.push(
+                Some(raw.mutable[i].span()),
+                format!("{key}.mutable[{i}]"),
+                format!(
+                    "`{}` overlaps protected `{}`: a tag cannot be both mutable and protected",
+                    m.source(),
+                    p.source()
+                ),
+            );
+        }
+    }
+
+    let (mutability, enforcement) = resolve_mutability(raw, key, &protected, &mutable, errors)?;
+
+    let quarantine = match &raw.quarantine_tag {
+        Some(text) if text.get_ref().is_empty() => None,
+        Some(text) => match TagTemplate::parse(text.get_ref()) {
+            Ok(template) => Some(template),
+            Err(message) => {
+                errors.push(Some(text.span()), format!("{key}.quarantine-tag"), message);
+                None
+            }
+        },
+        None => TagTemplate::parse(DEFAULT_QUARANTINE).ok(),
+    };
+    (errors.list.len() == before).then_some(TagRules {
+        allowed,
+        protected,
+        mutable,
+        mutability,
+        enforcement,
+        remediation: *raw.remediation.get_ref(),
+        quarantine,
+    })
+}
+
+/// The explicit `mutability` (checked against the rules) or the derived one.
+fn resolve_mutability(
+    raw: &RawTags,
+    key: &str,
+    protected: &[Pattern],
+    mutable: &[Pattern],
+    errors: &mut Errors<'_>,
+) -> Option<(MutabilitySetting, ProtectionEnforcement)> {
+    let explicit = match &raw.mutability {
+        None => None,
+        Some(text) if text.get_ref() == "derive" => None,
+        Some(text) => match EcrMutability::parse(text.get_ref()) {
+            Some(mode) => Some((mode, text.span())),
+            None => {
+                errors.push(Some(text.span()), format!("{key}.mutability"), format!("`{}` is not one of derive, MUTABLE, IMMUTABLE, MUTABLE_WITH_EXCLUSION, IMMUTABLE_WITH_EXCLUSION", text.get_ref()));
+                return None;
+            }
+        },
+    };
+    let filters_key = format!("{key}.exclusion-filters");
+    let Some((mode, mode_span)) = explicit else {
+        if let Some(filters) = &raw.exclusion_filters {
+            errors.push(
+                Some(filters.span()),
+                filters_key,
+                "exclusion-filters are derived unless `mutability` names a *_WITH_EXCLUSION mode",
+            );
+            return None;
+        }
+        return Some(derive_mutability(protected, mutable));
+    };
+
+    let filters: Vec<String> = match (&raw.exclusion_filters, mode.takes_filters()) {
+        (Some(list), true) => {
+            if list.get_ref().is_empty()
+                || list.get_ref().len() > super::tags::MAX_EXCLUSION_FILTERS
+            {
+                errors.push(
+                    Some(list.span()),
+                    filters_key.clone(),
+                    "ECR takes 1 to 5 exclusion filters",
+                );
+            }
+            for (i, filter) in list.get_ref().iter().enumerate() {
+                if let Some(problem) = ecr_exclusion_filter_problem(filter.get_ref()) {
+                    errors.push(Some(filter.span()), format!("{filters_key}[{i}]"), problem);
+                }
+            }
+            list.get_ref().iter().map(|f| f.get_ref().clone()).collect()
+        }
+        (None, true) => {
+            errors.push(
+                Some(mode_span),
+                format!("{key}.mutability"),
+                format!("{} needs `exclusion-filters`", mode.as_str()),
+            );
+            return None;
+        }
+        (Some(list), false) => {
+            errors.push(
+                Some(list.span()),
+                filters_key,
+                format!("{} takes no exclusion filters", mode.as_str()),
+            );
+            return None;
+        }
+        (None, false) => vec![],
+    };
+    let filter_patterns: Vec<Pattern> = filters
+        .iter()
+        .filter_map(|f| Pattern::wildcard(f).ok())
+        .collect();
+    let conflict = |message: String, errors: &mut Errors<'_>| {
+        errors.push(
+            Some(mode_span.clone()),
+            format!("{key}.mutability"),
+            message,
+        );
+    };
+    let before = errors.list.len();
+    match mode {
+        EcrMutability::Immutable => {
+            if let Some(m) = mutable.first() {
+                conflict(
+                    format!(
+                        "IMMUTABLE makes every tag immutable, but `{}` is declared mutable",
+                        m.source()
+                    ),
+                    errors,
+                );
+            }
+        }
+        EcrMutability::ImmutableWithExclusion => {
+            // Filters are the movable tags: no protected tag may be among them, every mutable tag must be.
+            for p in protected {
+                if let Some(f) = filter_patterns
+                    .iter()
+                    .find(|f| f.overlaps(p) != Some(false))
+                {
+                    conflict(
+                        format!(
+                            "exclusion filter `{}` would let protected `{}` move",
+                            f.source(),
+                            p.source()
+                        ),
+                        errors,
+                    );
+                }
+            }
+            for m in mutable {
+                if !filter_patterns.iter().any(|f| f.covers(m) == Some(true)) {
+                    conflict(
+                        format!(
+                            "mutable `{}` is not covered by an exclusion filter, so ECR would refuse to move it",
+                            m.source()
+                        ),
+                        errors,
+                    );
+                }
+            }
+        }
+        EcrMutability::MutableWithExclusion => {
+            // Filters are the immutable tags: they must not touch mutable tags.
+            for m in mutable {
+                if let Some(f) = filter_patterns
+                    .iter()
+                    .find(|f| f.overlaps(m) != Some(false))
+                {
+                    conflict(
+                        format!(
+                            "exclusion filter `{}` would make mutable `{}` immutable",
+                            f.source(),
+                            m.source()
+                        ),
+                        errors,
+                    );
+                }
+            }
+        }
+        EcrMutability::Mutable => {}
+    }
+    if errors.list.len() != before {
+        return None;
+    }
+    let setting = MutabilitySetting::new(mode, filters);
+    let enforcement = if protected.is_empty() {
+        ProtectionEnforcement::None
+    } else if covers_protection(&setting, protected) {
+        ProtectionEnforcement::Ecr
+    } else {
+        ProtectionEnforcement::Ledger(format!(
+            "{setting} does not make every protected tag immutable"
+        ))
+    };
+    Some((setting, enforcement))
+}
+
+/// Whether the ECR setting alone rejects moves of every protected tag.
+fn covers_protection(setting: &MutabilitySetting, protected: &[Pattern]) -> bool {
+    let filters: Vec<Pattern> = setting
+        .filters
+        .iter()
+        .filter_map(|f| Pattern::wildcard(f).ok())
+        .collect();
+    match setting.mode {
+        EcrMutability::Immutable => true,
+        EcrMutability::Mutable => false,
+        EcrMutability::ImmutableWithExclusion => protected
+            .iter()
+            .all(|p| filters.iter().all(|f| f.overlaps(p) == Some(false))),
+        EcrMutability::MutableWithExclusion => protected
+            .iter()
+            .all(|p| filters.iter().any(|f| f.covers(p) == Some(true))),
+    }
+}
+
+/// Duplicate class names, and repository patterns no repository can reach because an earlier class's
+/// pattern already takes every name they match (first match wins).
+fn check_class_names_and_shadowing(raw: &RawPolicy, errors: &mut Errors<'_>) {
+    let mut seen: Vec<(&str, Vec<Pattern>)> = Vec::new();
+    for (index, class) in raw.classes.iter().enumerate() {
+        let class = class.get_ref();
+        let name = class.name.get_ref().as_str();
+        if seen.iter().any(|(n, _)| *n == name) {
+            errors.push(
+                Some(class.name.span()),
+                format!("class[{index}].name"),
+                format!("duplicate class name `{name}`"),
+            );
+        }
+        let patterns: Vec<Pattern> = class
+            .repositories
+            .iter()
+            .filter_map(|p| Pattern::parse(p.get_ref()).ok())
+            .collect();
+        for (i, pattern) in patterns.iter().enumerate() {
+            let shadow = seen.iter().find_map(|(earlier_name, earlier)| {
+                earlier
+                    .iter()
+                    .find(|e| e.covers(pattern) == Some(true))
+                    .map(|e| (*earlier_name, e))
+            });
+            if let Some((earlier_name, earlier)) = shadow {
+                errors.push(
+                    Some(class.repositories[i].span()),
+                    format!("class[{index}].repositories[{i}]"),
+                    format!("`{}` never applies: class `{earlier_name}` comes first and its `{}` matches all of it", pattern.source(), earlier.source()),
+                );
+            }
+        }
+        seen.push((name, patterns));
+    }
+}
