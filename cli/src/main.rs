@@ -13,11 +13,7 @@ use warden::policy::{Classification, EMBEDDED_POLICY, EMBEDDED_POLICY_NAME, Poli
 use warden::tags::{PushCheck, check_push};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "warden",
-    version,
-    about = "Govern Amazon ECR registries: check policies, inspect tag history"
-)]
+#[command(name = "warden", version, about = "Govern Amazon ECR registries: check policies, inspect tag history")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,41 +82,23 @@ async fn run(cli: Cli) -> Result<(), String> {
             print!("{}", policy.summary());
             Ok(())
         }
-        Command::Tags(TagsCommand::Check {
-            repository,
-            tag,
-            policy,
-        }) => {
+        Command::Tags(TagsCommand::Check { repository, tag, policy }) => {
             let policy = load_policy(policy.as_ref()).map_err(|e| e.to_string())?;
             println!("{}", describe_tag_check(&policy, &repository, &tag));
             Ok(())
         }
-        Command::Tags(TagsCommand::History {
-            repository,
-            tag,
-            table,
-            json,
-        }) => {
+        Command::Tags(TagsCommand::History { repository, tag, table, json }) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-            let entries = ledger
-                .history(&repository, &tag)
-                .await
-                .map_err(|e| e.to_string())?;
+            let entries = ledger.history(&repository, &tag).await.map_err(|e| e.to_string())?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?
-                );
+                println!("{}", serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?);
             } else if entries.is_empty() {
                 println!("{repository}:{tag}: no history recorded");
             } else {
                 println!("{repository}:{tag}");
                 for entry in entries {
-                    println!(
-                        "  {:<25} {:<14} {}  {}",
-                        entry.at, entry.what, entry.digest, entry.detail
-                    );
+                    println!("  {:<25} {:<14} {}  {}", entry.at, entry.what, entry.digest, entry.detail);
                 }
             }
             Ok(())
@@ -139,24 +117,16 @@ fn describe_tag_check(policy: &Policy, repository: &str, tag: &str) -> String {
         }
     };
     let Some(rules) = &class.tags else {
-        return format!(
-            "{repository}: class {} declares no tag rules; `{tag}` is recorded only",
-            class.name
-        );
+        return format!("{repository}: class {} declares no tag rules; `{tag}` is recorded only", class.name);
     };
     let verdict = match check_push(rules, tag) {
-        PushCheck::Conforming { protected: true } => {
-            "allowed, protected (may never move)".to_owned()
-        }
-        PushCheck::Conforming { protected: false } if rules.is_mutable(tag) => {
-            "allowed, mutable".to_owned()
-        }
+        PushCheck::Conforming { protected: true } => "allowed, protected (may never move)".to_owned(),
+        PushCheck::Conforming { protected: false } if rules.is_mutable(tag) => "allowed, mutable".to_owned(),
         PushCheck::Conforming { protected: false } => "allowed".to_owned(),
         PushCheck::OwnQuarantineTag => "a tag-guard quarantine tag".to_owned(),
-        PushCheck::NotAllowed { reason } => format!(
-            "NOT allowed: {reason}; remediation `{}`",
-            rules.remediation.as_str()
-        ),
+        PushCheck::NotAllowed { reason } => {
+            format!("NOT allowed: {reason}; remediation `{}`", rules.remediation.as_str())
+        }
     };
     format!("{repository}: class {}\n{tag}: {verdict}", class.name)
 }
@@ -172,11 +142,7 @@ mod tests {
             ("prod/payments-api", "v1.2.3", "allowed, protected"),
             ("prod/payments-api", "latest", "allowed, mutable"),
             ("prod/payments-api", "feature-x", "NOT allowed"),
-            (
-                "prod/payments-api",
-                "quarantine-0123456789ab",
-                "quarantine tag",
-            ),
+            ("prod/payments-api", "quarantine-0123456789ab", "quarantine tag"),
             ("sandbox/mine", "anything", "unmanaged"),
         ];
         for (repository, tag, expected) in cases {
@@ -189,8 +155,7 @@ mod tests {
     fn cli_parses_every_command() {
         Cli::try_parse_from(["warden", "policy", "check", "warden.toml"]).expect("policy check");
         Cli::try_parse_from(["warden", "tags", "check", "prod/a", "v1"]).expect("tags check");
-        Cli::try_parse_from(["warden", "tags", "history", "prod/a", "v1", "--table", "t"])
-            .expect("history");
+        Cli::try_parse_from(["warden", "tags", "history", "prod/a", "v1", "--table", "t"]).expect("history");
         assert!(Cli::try_parse_from(["warden", "tags", "history", "prod/a"]).is_err());
     }
 }

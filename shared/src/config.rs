@@ -19,30 +19,18 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, WardenError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let dry_run = match var(DRY_RUN_ENV)
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
+        let dry_run = match var(DRY_RUN_ENV).as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("false" | "0" | "no") => false,
             Some("true" | "1" | "yes") => true,
             Some(other) => {
-                return Err(WardenError::Config(format!(
-                    "{DRY_RUN_ENV}=`{other}`: use true or false"
-                )));
+                return Err(WardenError::Config(format!("{DRY_RUN_ENV}=`{other}`: use true or false")));
             }
         };
-        Ok(Self {
-            ledger_table: var(LEDGER_TABLE_ENV),
-            topic_arn: var(TOPIC_ARN_ENV),
-            dry_run,
-        })
+        Ok(Self { ledger_table: var(LEDGER_TABLE_ENV), topic_arn: var(TOPIC_ARN_ENV), dry_run })
     }
 
     /// The ledger table, required by functions that keep state.
     pub fn require_ledger_table(&self) -> Result<&str, WardenError> {
-        self.ledger_table
-            .as_deref()
-            .ok_or_else(|| WardenError::Config(format!("{LEDGER_TABLE_ENV} is not set")))
+        self.ledger_table.as_deref().ok_or_else(|| WardenError::Config(format!("{LEDGER_TABLE_ENV} is not set")))
     }
 }

@@ -17,23 +17,12 @@ pub enum WardenError {
     #[error("configuration: {0}")]
     Config(String),
     #[error("{operation} failed ({code}): {message}")]
-    Aws {
-        operation: &'static str,
-        code: String,
-        message: String,
-        retryable: bool,
-    },
+    Aws { operation: &'static str, code: String, message: String, retryable: bool },
 }
 
 impl WardenError {
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::Aws {
-                retryable: true,
-                ..
-            }
-        )
+        matches!(self, Self::Aws { retryable: true, .. })
     }
 
     fn diagnostic_type(&self) -> &'static str {
@@ -41,22 +30,15 @@ impl WardenError {
             Self::Event(_) => "NonRetryable.InvalidEvent",
             Self::Policy(_) => "NonRetryable.InvalidPolicy",
             Self::Config(_) => "NonRetryable.Configuration",
-            Self::Aws {
-                retryable: true, ..
-            } => "Retryable.AwsError",
-            Self::Aws {
-                retryable: false, ..
-            } => "NonRetryable.AwsError",
+            Self::Aws { retryable: true, .. } => "Retryable.AwsError",
+            Self::Aws { retryable: false, .. } => "NonRetryable.AwsError",
         }
     }
 }
 
 impl From<WardenError> for Diagnostic {
     fn from(error: WardenError) -> Self {
-        Diagnostic {
-            error_type: error.diagnostic_type().to_owned(),
-            error_message: error.to_string(),
-        }
+        Diagnostic { error_type: error.diagnostic_type().to_owned(), error_message: error.to_string() }
     }
 }
 
@@ -94,10 +76,5 @@ where
         SdkError::ResponseError(_) => ("ResponseError".to_owned(), true),
         _ => ("ConstructionFailure".to_owned(), false),
     };
-    WardenError::Aws {
-        operation,
-        code,
-        message: DisplayErrorContext(&error).to_string(),
-        retryable,
-    }
+    WardenError::Aws { operation, code, message: DisplayErrorContext(&error).to_string(), retryable }
 }

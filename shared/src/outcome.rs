@@ -51,12 +51,7 @@ pub enum ActionResult {
 }
 
 impl Outcome {
-    pub fn skipped(
-        function: &'static str,
-        event_id: &str,
-        event: &str,
-        reason: impl Into<String>,
-    ) -> Self {
+    pub fn skipped(function: &'static str, event_id: &str, event: &str, reason: impl Into<String>) -> Self {
         Self {
             function,
             event_id: event_id.to_owned(),
@@ -74,13 +69,7 @@ impl Outcome {
 
 /// The answer of a function whose behaviour is not built yet: every event is skipped, saying so.
 pub fn not_implemented(function: &'static str, payload: &serde_json::Value) -> Outcome {
-    let field = |key: &str| {
-        payload
-            .get(key)
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown")
-            .to_owned()
-    };
+    let field = |key: &str| payload.get(key).and_then(|v| v.as_str()).unwrap_or("unknown").to_owned();
     Outcome::skipped(
         function,
         &field("id"),
@@ -102,9 +91,6 @@ mod tests {
         assert_eq!(outcome.event, "ECR Image Scan");
         assert!(outcome.actions.is_empty() && outcome.aws_calls.is_empty() && !outcome.notified);
         let odd = not_implemented("notify", &serde_json::json!([1, 2]));
-        assert_eq!(
-            (odd.event_id.as_str(), odd.decision.as_str()),
-            ("unknown", "skipped")
-        );
+        assert_eq!((odd.event_id.as_str(), odd.decision.as_str()), ("unknown", "skipped"));
     }
 }

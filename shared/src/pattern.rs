@@ -36,12 +36,8 @@ impl Pattern {
             if expr.is_empty() {
                 return Err("empty regex".into());
             }
-            let compiled =
-                Regex::new(&format!("^(?:{expr})$")).map_err(|e| format!("invalid regex: {e}"))?;
-            Ok(Self::Regex {
-                source: text.to_owned(),
-                compiled,
-            })
+            let compiled = Regex::new(&format!("^(?:{expr})$")).map_err(|e| format!("invalid regex: {e}"))?;
+            Ok(Self::Regex { source: text.to_owned(), compiled })
         } else {
             Self::wildcard(text)
         }
@@ -52,17 +48,9 @@ impl Pattern {
         if text.is_empty() {
             return Err("empty pattern".into());
         }
-        let body = text
-            .split('*')
-            .map(regex::escape)
-            .collect::<Vec<_>>()
-            .join(".*");
-        let compiled =
-            Regex::new(&format!("^{body}$")).map_err(|e| format!("invalid pattern: {e}"))?;
-        Ok(Self::Wildcard {
-            source: text.to_owned(),
-            compiled,
-        })
+        let body = text.split('*').map(regex::escape).collect::<Vec<_>>().join(".*");
+        let compiled = Regex::new(&format!("^{body}$")).map_err(|e| format!("invalid pattern: {e}"))?;
+        Ok(Self::Wildcard { source: text.to_owned(), compiled })
     }
 
     pub fn source(&self) -> &str {
@@ -73,9 +61,7 @@ impl Pattern {
 
     pub fn is_match(&self, name: &str) -> bool {
         match self {
-            Self::Wildcard { compiled, .. } | Self::Regex { compiled, .. } => {
-                compiled.is_match(name)
-            }
+            Self::Wildcard { compiled, .. } | Self::Regex { compiled, .. } => compiled.is_match(name),
         }
     }
 
@@ -89,8 +75,7 @@ impl Pattern {
 
     /// True when every name is matched (`*`, `**`, ...).
     pub fn matches_everything(&self) -> bool {
-        self.as_wildcard()
-            .is_some_and(|w| w.chars().all(|c| c == '*'))
+        self.as_wildcard().is_some_and(|w| w.chars().all(|c| c == '*'))
     }
 
     /// Whether some name matches both patterns. Exact for two wildcards; for a regex it is only known
@@ -123,14 +108,10 @@ pub fn is_ecr_wildcard_char(c: char) -> bool {
 /// Why ECR would reject this text as a tag-mutability exclusion filter, if it would.
 pub fn ecr_exclusion_filter_problem(filter: &str) -> Option<String> {
     if filter.is_empty() || filter.len() > 128 {
-        return Some(format!(
-            "`{filter}`: an exclusion filter has 1 to 128 characters"
-        ));
+        return Some(format!("`{filter}`: an exclusion filter has 1 to 128 characters"));
     }
     if let Some(bad) = filter.chars().find(|c| !is_ecr_wildcard_char(*c)) {
-        return Some(format!(
-            "`{filter}`: `{bad}` is not allowed in an ECR exclusion filter (0-9 a-z A-Z . _ - *)"
-        ));
+        return Some(format!("`{filter}`: `{bad}` is not allowed in an ECR exclusion filter (0-9 a-z A-Z . _ - *)"));
     }
     None
 }

@@ -9,11 +9,8 @@ use std::fmt;
 pub const MAX_TAG_LEN: usize = 128;
 
 /// Placeholders a template may use.
-const PLACEHOLDERS: &[(&str, &str)] = &[
-    ("{tag}", "[A-Za-z0-9_.-]+"),
-    ("{digest12}", "[0-9a-f]{12}"),
-    ("{digest}", "[0-9a-f]{64}"),
-];
+const PLACEHOLDERS: &[(&str, &str)] =
+    &[("{tag}", "[A-Za-z0-9_.-]+"), ("{digest12}", "[0-9a-f]{12}"), ("{digest}", "[0-9a-f]{64}")];
 
 #[derive(Clone)]
 pub struct TagTemplate {
@@ -33,18 +30,14 @@ impl TagTemplate {
         let mut rest = source;
         let mut literal_len = 0;
         while !rest.is_empty() {
-            if let Some((placeholder, regex)) =
-                PLACEHOLDERS.iter().find(|(p, _)| rest.starts_with(p))
-            {
+            if let Some((placeholder, regex)) = PLACEHOLDERS.iter().find(|(p, _)| rest.starts_with(p)) {
                 pattern.push_str(regex);
                 rest = &rest[placeholder.len()..];
                 continue;
             }
             let c = rest.chars().next().unwrap_or_default();
             if c == '{' || c == '}' {
-                return Err(format!(
-                    "`{source}`: unknown placeholder; use {{tag}}, {{digest12}} or {{digest}}"
-                ));
+                return Err(format!("`{source}`: unknown placeholder; use {{tag}}, {{digest12}} or {{digest}}"));
             }
             if !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
                 return Err(format!("`{source}`: `{c}` is not allowed in an image tag"));
@@ -55,25 +48,16 @@ impl TagTemplate {
         }
         pattern.push('$');
         if literal_len == 0 && !source.contains("{digest") {
-            return Err(format!(
-                "`{source}`: a template needs literal text or a digest placeholder"
-            ));
+            return Err(format!("`{source}`: a template needs literal text or a digest placeholder"));
         }
         if source == "{tag}" {
-            return Err(format!(
-                "`{source}`: the template would render the original tag itself"
-            ));
+            return Err(format!("`{source}`: the template would render the original tag itself"));
         }
         if source.starts_with('.') || source.starts_with('-') {
-            return Err(format!(
-                "`{source}`: a tag must start with a letter, digit or underscore"
-            ));
+            return Err(format!("`{source}`: a tag must start with a letter, digit or underscore"));
         }
         let recogniser = Regex::new(&pattern).map_err(|e| format!("`{source}`: {e}"))?;
-        let template = Self {
-            source: source.to_owned(),
-            recogniser,
-        };
+        let template = Self { source: source.to_owned(), recogniser };
         // A digest-only template has a fixed length; check it fits.
         if !source.contains("{tag}") {
             let sample = template.render("x", &format!("sha256:{}", "0".repeat(64)))?;
@@ -95,9 +79,7 @@ impl TagTemplate {
             .replace("{digest12}", &hex.chars().take(12).collect::<String>())
             .replace("{digest}", &hex);
         if rendered.len() > MAX_TAG_LEN {
-            return Err(format!(
-                "`{rendered}` is longer than {MAX_TAG_LEN} characters"
-            ));
+            return Err(format!("`{rendered}` is longer than {MAX_TAG_LEN} characters"));
         }
         Ok(rendered)
     }
@@ -112,10 +94,7 @@ impl TagTemplate {
 /// as long as it is made of tag-safe characters.
 pub fn digest_hex(digest: &str) -> String {
     let hex = digest.rsplit_once(':').map_or(digest, |(_, hex)| hex);
-    hex.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+    hex.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
 }
 
 /// Whether a string is a valid image tag (OCI distribution rules, which ECR applies).
@@ -141,39 +120,21 @@ mod tests {
             ("quarantine-{digest12}", "v1", "quarantine-3b5e7a4f9c1d"),
             ("{tag}-approved", "v1.2.3", "v1.2.3-approved"),
             ("approved-{digest12}", "v1", "approved-3b5e7a4f9c1d"),
-            (
-                "q-{digest}",
-                "v1",
-                "q-3b5e7a4f9c1d2e8f0a6b4c2d1e3f5a7b9c8d6e4f2a1b3c5d7e9f0a2b4c6d8e0f",
-            ),
+            ("q-{digest}", "v1", "q-3b5e7a4f9c1d2e8f0a6b4c2d1e3f5a7b9c8d6e4f2a1b3c5d7e9f0a2b4c6d8e0f"),
         ];
         for (source, tag, expected) in cases {
             let template = TagTemplate::parse(source).expect("valid template");
             let rendered = template.render(tag, DIGEST).expect("renders");
             assert_eq!(&rendered, expected);
             assert!(template.matches(&rendered));
-            assert!(
-                !template.matches(tag),
-                "{source} must not recognise the original tag {tag}"
-            );
+            assert!(!template.matches(tag), "{source} must not recognise the original tag {tag}");
         }
     }
 
     #[test]
     fn rejects_bad_templates() {
-        for source in [
-            "",
-            "{tag}",
-            "quarantine/{digest12}",
-            "{sha}",
-            "-x{digest12}",
-            "q{",
-            "{digest12}}",
-        ] {
-            assert!(
-                TagTemplate::parse(source).is_err(),
-                "{source} should be rejected"
-            );
+        for source in ["", "{tag}", "quarantine/{digest12}", "{sha}", "-x{digest12}", "q{", "{digest12}}"] {
+            assert!(TagTemplate::parse(source).is_err(), "{source} should be rejected");
         }
     }
 

@@ -16,15 +16,13 @@ use warden::aws::ledger::{HistoryEntry, Ledger};
 use warden::aws::sns::{Delivery, deliver};
 use warden::aws::{Clients, Found};
 use warden::config::Config;
-use warden::event::{
-    self, Event, EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep,
-};
+use warden::event::{self, Event, EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
 use warden::notify::{Notification, SCHEMA, Severity};
 use warden::outcome::{Action, ActionResult, Outcome};
 use warden::policy::{Class, Classification, Policy, TagRules};
 use warden::tags::{
-    self, Decision, LedgerObservation, PushCheck, Step, TagPointer, Verdict, check_push,
-    decide_recorded_push, decide_settings, plan_revert, remedy_not_allowed,
+    self, Decision, LedgerObservation, PushCheck, Step, TagPointer, Verdict, check_push, decide_recorded_push,
+    decide_settings, plan_revert, remedy_not_allowed,
 };
 
 pub const FUNCTION: &str = "tag-guard";
@@ -47,22 +45,14 @@ struct Context<'a> {
 impl TagGuard {
     pub fn new(policy: Policy, config: Config, clients: Clients) -> Result<Self, WardenError> {
         let ledger = Ledger::new(clients.dynamodb.clone(), config.require_ledger_table()?);
-        Ok(Self {
-            policy,
-            config,
-            clients,
-            ledger,
-        })
+        Ok(Self { policy, config, clients, ledger })
     }
 
     /// Handles one EventBridge event and reports what happened.
     pub async fn handle(&self, payload: Value) -> Result<Outcome, WardenError> {
         let before = self.clients.calls.snapshot();
         let event = event::parse(payload)?;
-        let at = event
-            .time
-            .clone()
-            .unwrap_or_else(|| Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let at = event.time.clone().unwrap_or_else(|| Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         let context = Context { event: &event, at };
         let mut outcome = self.dispatch(&context).await?;
         outcome.dry_run = self.config.dry_run;
@@ -87,28 +77,18 @@ impl TagGuard {
             EventKind::ImageAction(action) => match action.action_type {
                 ImageActionType::Push => self.on_push(cx, action).await,
                 ImageActionType::Delete => self.on_delete(cx, action).await,
-                _ => Ok(self.skipped(
-                    cx,
-                    format!("`{}` does not change tags", action.action_type.as_str()),
-                )),
+                _ => Ok(self.skipped(cx, format!("`{}` does not change tags", action.action_type.as_str()))),
             },
             EventKind::CreateRepository(call) => self.on_create_repository(cx, call).await,
             EventKind::Scheduled(sweep) => self.on_sweep(cx, sweep).await,
             EventKind::DeleteRepository(call) => Ok(self.skipped(
                 cx,
-                format!(
-                    "repository {} was deleted; its tag history stays in the ledger",
-                    call.repository_name
-                ),
+                format!("repository {} was deleted; its tag history stays in the ledger", call.repository_name),
             )),
-            EventKind::Unsupported => Ok(self.skipped(
-                cx,
-                format!("unknown event `{}` / `{}`", event.source, event.detail_type),
-            )),
-            other => Ok(self.skipped(
-                cx,
-                format!("tag-guard does not handle {} events", other.name()),
-            )),
+            EventKind::Unsupported => {
+                Ok(self.skipped(cx, format!("unknown event `{}` / `{}`", event.source, event.detail_type)))
+            }
+            other => Ok(self.skipped(cx, format!("tag-guard does not handle {} events", other.name()))),
         }
     }
 
@@ -119,21 +99,15 @@ impl TagGuard {
     }
 
     /// The managed class of a repository, or the outcome explaining why it is left alone.
-    fn managed_class<'p>(
-        &'p self,
-        cx: &Context<'_>,
-        repository: &str,
-    ) -> Result<&'p Class, Outcome> {
+    fn managed_class<'p>(&'p self, cx: &Context<'_>, repository: &str) -> Result<&'p Class, Outcome> {
         match self.policy.classify(repository) {
             Classification::Managed(class) => Ok(class),
-            Classification::Unmanaged(Some(class)) => Err(self.skipped(
-                cx,
-                format!("{repository} belongs to unmanaged class `{class}`"),
-            )),
-            Classification::Unmanaged(None) => Err(self.skipped(
-                cx,
-                format!("{repository} matches no class and the default is unmanaged"),
-            )),
+            Classification::Unmanaged(Some(class)) => {
+                Err(self.skipped(cx, format!("{repository} belongs to unmanaged class `{class}`")))
+            }
+            Classification::Unmanaged(None) => {
+                Err(self.skipped(cx, format!("{repository} matches no class and the default is unmanaged")))
+            }
         }
     }
 
@@ -147,28 +121,12 @@ impl TagGuard {
             Err(skipped) => return Ok(skipped),
         };
         let rules = class.tags.as_ref();
-        let mut outcome = self.outcome_for(
-            cx,
-            class,
-            repository,
-            Some(&push.image_digest),
-            push.image_tag.as_deref(),
-        );
-        let pushed = TagPointer {
-            digest: push.image_digest.clone(),
-            since: cx.at.clone(),
-            deleted_at: None,
-        };
+        let mut outcome = self.outcome_for(cx, class, repository, Some(&push.image_digest), push.image_tag.as_deref());
+        let pushed = TagPointer { digest: push.image_digest.clone(), since: cx.at.clone(), deleted_at: None };
         let Some(tag) = push.image_tag.as_deref() else {
-            let new = self
-                .ledger
-                .record_untagged_push(repository, &push.image_digest, &cx.at, &cx.event.id)
-                .await?;
+            let new = self.ledger.record_untagged_push(repository, &push.image_digest, &cx.at, &cx.event.id).await?;
             outcome.decision = "recorded".into();
-            outcome.reasons.push(format!(
-                "pushed by digest only{}",
-                if new { "" } else { " (already recorded)" }
-            ));
+            outcome.reasons.push(format!("pushed by digest only{}", if new { "" } else { " (already recorded)" }));
             return Ok(outcome);
         };
         if let Some(rules) = rules {
@@ -176,82 +134,45 @@ impl TagGuard {
                 PushCheck::Conforming { .. } => {}
                 PushCheck::OwnQuarantineTag => {
                     outcome.decision = "recorded".into();
-                    outcome
-                        .reasons
-                        .push(format!("`{tag}` is a quarantine tag made by tag-guard"));
+                    outcome.reasons.push(format!("`{tag}` is a quarantine tag made by tag-guard"));
                     return Ok(outcome);
                 }
                 PushCheck::NotAllowed { reason } => {
-                    let current =
-                        match found(ecr::describe_tag(&self.clients.ecr, repository, tag).await?) {
-                            Ok(current) => current,
-                            Err(gone) => return Ok(self.skipped(cx, gone)),
-                        };
-                    let decision = remedy_not_allowed(
-                        rules,
-                        tag,
-                        &push.image_digest,
-                        &reason,
-                        current.as_ref(),
-                    );
-                    self.carry_out(cx, &mut outcome, repository, decision, "tag-not-allowed")
-                        .await?;
+                    let current = match found(ecr::describe_tag(&self.clients.ecr, repository, tag).await?) {
+                        Ok(current) => current,
+                        Err(gone) => return Ok(self.skipped(cx, gone)),
+                    };
+                    let decision = remedy_not_allowed(rules, tag, &push.image_digest, &reason, current.as_ref());
+                    self.carry_out(cx, &mut outcome, repository, decision, "tag-not-allowed").await?;
                     return Ok(outcome);
                 }
             }
         }
 
-        let observation = self
-            .ledger
-            .record_push(repository, tag, &pushed, &cx.event.id)
-            .await?;
+        let observation = self.ledger.record_push(repository, tag, &pushed, &cx.event.id).await?;
         let decision = decide_recorded_push(rules, tag, &pushed, &observation);
         match (&decision.verdict, &observation, rules) {
             (Verdict::TagMoved, LedgerObservation::Moved { previous }, _) => {
-                self.ledger
-                    .accept_move(repository, tag, previous, &pushed, &cx.event.id)
-                    .await?;
+                self.ledger.accept_move(repository, tag, previous, &pushed, &cx.event.id).await?;
             }
             (Verdict::ProtectedTagMoved, _, Some(rules)) if !decision.steps.is_empty() => {
                 let (moved_to, restore) = match &observation {
-                    LedgerObservation::Newer { current } => {
-                        (current.digest.clone(), pushed.digest.clone())
-                    }
-                    LedgerObservation::Moved { previous } => {
-                        (pushed.digest.clone(), previous.digest.clone())
-                    }
+                    LedgerObservation::Newer { current } => (current.digest.clone(), pushed.digest.clone()),
+                    LedgerObservation::Moved { previous } => (pushed.digest.clone(), previous.digest.clone()),
                     _ => (pushed.digest.clone(), pushed.digest.clone()),
                 };
                 return self
-                    .revert(
-                        cx,
-                        &mut outcome,
-                        rules,
-                        tag,
-                        decision,
-                        &moved_to,
-                        &restore,
-                        &observation,
-                    )
+                    .revert(cx, &mut outcome, rules, tag, decision, &moved_to, &restore, &observation)
                     .await
                     .map(|()| outcome);
             }
             (Verdict::ProtectedTagMoved, LedgerObservation::Moved { previous }, _) => {
                 // Reported, not reverted: the ledger follows what ECR now holds.
-                self.ledger
-                    .accept_move(repository, tag, previous, &pushed, &cx.event.id)
-                    .await?;
+                self.ledger.accept_move(repository, tag, previous, &pushed, &cx.event.id).await?;
             }
             _ => {}
         }
-        self.carry_out(
-            cx,
-            &mut outcome,
-            repository,
-            decision,
-            "protected-tag-moved",
-        )
-        .await?;
+        self.carry_out(cx, &mut outcome, repository, decision, "protected-tag-moved").await?;
         Ok(outcome)
     }
 
@@ -287,22 +208,13 @@ impl TagGuard {
             outcome.reasons.push(reason);
             return Ok(());
         }
-        self.carry_out(cx, outcome, &repository, decision, "protected-tag-moved")
-            .await?;
-        let reverted = outcome
-            .actions
-            .iter()
-            .all(|a| matches!(a.result, ActionResult::Done | ActionResult::AlreadyDone));
+        self.carry_out(cx, outcome, &repository, decision, "protected-tag-moved").await?;
+        let reverted =
+            outcome.actions.iter().all(|a| matches!(a.result, ActionResult::Done | ActionResult::AlreadyDone));
         if reverted && !self.config.dry_run {
             if let LedgerObservation::Newer { current } = observation {
-                let restored = TagPointer {
-                    digest: restore.to_owned(),
-                    since: cx.at.clone(),
-                    deleted_at: None,
-                };
-                self.ledger
-                    .accept_move(&repository, tag, current, &restored, &cx.event.id)
-                    .await?;
+                let restored = TagPointer { digest: restore.to_owned(), since: cx.at.clone(), deleted_at: None };
+                self.ledger.accept_move(&repository, tag, current, &restored, &cx.event.id).await?;
             }
             let entry = HistoryEntry {
                 at: cx.at.clone(),
@@ -325,11 +237,7 @@ impl TagGuard {
         Ok(())
     }
 
-    async fn on_delete(
-        &self,
-        cx: &Context<'_>,
-        delete: &ImageAction,
-    ) -> Result<Outcome, WardenError> {
+    async fn on_delete(&self, cx: &Context<'_>, delete: &ImageAction) -> Result<Outcome, WardenError> {
         let repository = delete.repository_name.as_str();
         let class = match self.managed_class(cx, repository) {
             Ok(class) => class,
@@ -338,34 +246,20 @@ impl TagGuard {
         let Some(tag) = delete.image_tag.as_deref() else {
             return Ok(self.skipped(cx, "image deleted by digest: no tag to record"));
         };
-        let mut outcome =
-            self.outcome_for(cx, class, repository, Some(&delete.image_digest), Some(tag));
-        let marked = self
-            .ledger
-            .record_delete(repository, tag, &delete.image_digest, &cx.at)
-            .await?;
+        let mut outcome = self.outcome_for(cx, class, repository, Some(&delete.image_digest), Some(tag));
+        let marked = self.ledger.record_delete(repository, tag, &delete.image_digest, &cx.at).await?;
         outcome.decision = "recorded".into();
         outcome.reasons.push(if marked {
             format!("`{tag}` marked deleted in the ledger")
         } else {
-            format!(
-                "the ledger does not hold `{tag}` at {}; nothing to mark",
-                delete.image_digest
-            )
+            format!("the ledger does not hold `{tag}` at {}; nothing to mark", delete.image_digest)
         });
         Ok(outcome)
     }
 
-    async fn on_create_repository(
-        &self,
-        cx: &Context<'_>,
-        call: &RepositoryApiCall,
-    ) -> Result<Outcome, WardenError> {
+    async fn on_create_repository(&self, cx: &Context<'_>, call: &RepositoryApiCall) -> Result<Outcome, WardenError> {
         if let Some(code) = &call.error_code {
-            return Ok(self.skipped(
-                cx,
-                format!("CreateRepository failed ({code}): no repository was created"),
-            ));
+            return Ok(self.skipped(cx, format!("CreateRepository failed ({code}): no repository was created")));
         }
         let repository = call.repository_name.as_str();
         let class = match self.managed_class(cx, repository) {
@@ -381,22 +275,11 @@ impl TagGuard {
         };
         let mut outcome = self.outcome_for(cx, class, repository, None, None);
         let decision = decide_settings(&rules.mutability, &observed, rules.remediation);
-        self.carry_out(
-            cx,
-            &mut outcome,
-            repository,
-            decision,
-            "tag-mutability-drift",
-        )
-        .await?;
+        self.carry_out(cx, &mut outcome, repository, decision, "tag-mutability-drift").await?;
         Ok(outcome)
     }
 
-    async fn on_sweep(
-        &self,
-        cx: &Context<'_>,
-        sweep: &ScheduledSweep,
-    ) -> Result<Outcome, WardenError> {
+    async fn on_sweep(&self, cx: &Context<'_>, sweep: &ScheduledSweep) -> Result<Outcome, WardenError> {
         let mut outcome = Outcome {
             function: FUNCTION,
             event_id: cx.event.id.clone(),
@@ -406,17 +289,15 @@ impl TagGuard {
         let repositories = ecr::list_repositories(&self.clients.ecr).await?;
         let mut drifted = Vec::new();
         let mut checked = 0;
-        for repository in repositories
-            .iter()
-            .filter(|r| sweep.repositories.is_empty() || sweep.repositories.contains(&r.name))
+        for repository in
+            repositories.iter().filter(|r| sweep.repositories.is_empty() || sweep.repositories.contains(&r.name))
         {
             let Classification::Managed(class) = self.policy.classify(&repository.name) else {
                 continue;
             };
             let Some(rules) = &class.tags else { continue };
             checked += 1;
-            let decision =
-                decide_settings(&rules.mutability, &repository.mutability, rules.remediation);
+            let decision = decide_settings(&rules.mutability, &repository.mutability, rules.remediation);
             if decision.verdict == Verdict::SettingsOk {
                 continue;
             }
@@ -424,17 +305,14 @@ impl TagGuard {
             item.decision = verdict_name(decision.verdict);
             item.reasons = decision.reasons.clone();
             item.actions = self.execute(&repository.name, &decision.steps).await?;
-            outcome.actions.extend(item.actions.iter().map(|a| Action {
-                action: format!("{}: {}", repository.name, a.action),
-                ..a.clone()
-            }));
+            outcome.actions.extend(
+                item.actions
+                    .iter()
+                    .map(|a| Action { action: format!("{}: {}", repository.name, a.action), ..a.clone() }),
+            );
             drifted.push(item);
         }
-        outcome.decision = if drifted.is_empty() {
-            "settings-ok".into()
-        } else {
-            "settings-drift".into()
-        };
+        outcome.decision = if drifted.is_empty() { "settings-ok".into() } else { "settings-drift".into() };
         outcome.reasons.push(format!(
             "{} repositories listed, {checked} with tag rules checked, {} drifted",
             repositories.len(),
@@ -444,21 +322,9 @@ impl TagGuard {
             // One summary per sweep, not one message per repository.
             let reasons = drifted
                 .iter()
-                .map(|d| {
-                    format!(
-                        "{}: {}",
-                        d.repository.as_deref().unwrap_or_default(),
-                        d.reasons.join("; ")
-                    )
-                })
+                .map(|d| format!("{}: {}", d.repository.as_deref().unwrap_or_default(), d.reasons.join("; ")))
                 .collect();
-            let notification = self.notification(
-                cx,
-                "tag-mutability-drift",
-                &outcome,
-                reasons,
-                Severity::Warning,
-            );
+            let notification = self.notification(cx, "tag-mutability-drift", &outcome, reasons, Severity::Warning);
             outcome.notified = self.send(&notification).await?;
         }
         outcome.items = drifted;
@@ -480,17 +346,10 @@ impl TagGuard {
         if decision.notify {
             let severity = match decision.verdict {
                 Verdict::ProtectedTagMoved => Severity::Critical,
-                _ if outcome
-                    .actions
-                    .iter()
-                    .any(|a| a.result == ActionResult::Failed) =>
-                {
-                    Severity::Critical
-                }
+                _ if outcome.actions.iter().any(|a| a.result == ActionResult::Failed) => Severity::Critical,
                 _ => Severity::Warning,
             };
-            let notification =
-                self.notification(cx, kind, outcome, outcome.reasons.clone(), severity);
+            let notification = self.notification(cx, kind, outcome, outcome.reasons.clone(), severity);
             outcome.notified = self.send(&notification).await?;
         }
         Ok(())
@@ -503,20 +362,12 @@ impl TagGuard {
         for step in steps {
             let name = step_name(step);
             if self.config.dry_run {
-                actions.push(Action {
-                    action: name,
-                    result: ActionResult::DryRun,
-                    detail: None,
-                });
+                actions.push(Action { action: name, result: ActionResult::DryRun, detail: None });
                 continue;
             }
             let (result, detail) = self.execute_step(repository, step).await?;
             let failed = result == ActionResult::Failed;
-            actions.push(Action {
-                action: name,
-                result,
-                detail,
-            });
+            actions.push(Action { action: name, result, detail });
             if failed {
                 break;
             }
@@ -524,21 +375,14 @@ impl TagGuard {
         Ok(actions)
     }
 
-    async fn execute_step(
-        &self,
-        repository: &str,
-        step: &Step,
-    ) -> Result<(ActionResult, Option<String>), WardenError> {
+    async fn execute_step(&self, repository: &str, step: &Step) -> Result<(ActionResult, Option<String>), WardenError> {
         let ecr = &self.clients.ecr;
         Ok(match step {
             Step::AddTag { tag, digest } | Step::PointTag { tag, digest } => {
                 let manifest = match ecr::get_manifest(ecr, repository, digest).await? {
                     Found::Yes(manifest) => manifest,
                     _ => {
-                        return Ok((
-                            ActionResult::Failed,
-                            Some(format!("image {digest} no longer exists")),
-                        ));
+                        return Ok((ActionResult::Failed, Some(format!("image {digest} no longer exists"))));
                     }
                 };
                 match ecr::put_tag(ecr, repository, tag, &manifest).await? {
@@ -556,18 +400,13 @@ impl TagGuard {
             Step::RemoveTag { tag, .. } => match ecr::remove_tag(ecr, repository, tag).await? {
                 TagRemoval::Done => (ActionResult::Done, None),
                 TagRemoval::AlreadyGone => (ActionResult::AlreadyDone, None),
-                TagRemoval::Failed { code, reason } => {
-                    (ActionResult::Failed, Some(format!("{code}: {reason}")))
-                }
+                TagRemoval::Failed { code, reason } => (ActionResult::Failed, Some(format!("{code}: {reason}"))),
             },
             Step::SetMutability { setting } => {
                 if ecr::put_mutability(ecr, repository, setting).await? {
                     (ActionResult::Done, None)
                 } else {
-                    (
-                        ActionResult::Failed,
-                        Some("repository no longer exists".into()),
-                    )
+                    (ActionResult::Failed, Some("repository no longer exists".into()))
                 }
             }
         })
@@ -656,10 +495,7 @@ fn describe(event: &Event) -> String {
 }
 
 fn verdict_name(verdict: Verdict) -> String {
-    serde_json::to_value(verdict)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    serde_json::to_value(verdict).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 fn step_name(step: &Step) -> String {
@@ -675,11 +511,7 @@ fn step_name(step: &Step) -> String {
 fn summarise(outcome: &Outcome, dry_run: bool) -> String {
     let word = if dry_run {
         "dry-run"
-    } else if outcome
-        .actions
-        .iter()
-        .any(|a| a.result == ActionResult::Failed)
-    {
+    } else if outcome.actions.iter().any(|a| a.result == ActionResult::Failed) {
         "failed"
     } else if outcome.actions.is_empty() {
         "reported"

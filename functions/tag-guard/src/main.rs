@@ -15,8 +15,5 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let guard = TagGuard::new(policy, config, Clients::new(&sdk))?;
     let guard = &guard;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        guard.handle(event.payload).await
-    }))
-    .await
+    run(service_fn(move |event: LambdaEvent<Value>| async move { guard.handle(event.payload).await })).await
 }

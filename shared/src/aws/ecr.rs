@@ -7,8 +7,7 @@ use crate::policy::{EcrMutability, MutabilitySetting};
 use crate::tags::ImageState;
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::types::{
-    ImageIdentifier, ImageTagMutability, ImageTagMutabilityExclusionFilter,
-    ImageTagMutabilityExclusionFilterType,
+    ImageIdentifier, ImageTagMutability, ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -45,27 +44,15 @@ fn digest_id(digest: &str) -> ImageIdentifier {
 }
 
 /// The image a tag points at now, with all its tags (DescribeImages by tag).
-pub async fn describe_tag(
-    ecr: &Client,
-    repository: &str,
-    tag: &str,
-) -> Result<Found<ImageState>, WardenError> {
-    let result = ecr
-        .describe_images()
-        .repository_name(repository)
-        .image_ids(tag_id(tag))
-        .send()
-        .await;
+pub async fn describe_tag(ecr: &Client, repository: &str, tag: &str) -> Result<Found<ImageState>, WardenError> {
+    let result = ecr.describe_images().repository_name(repository).image_ids(tag_id(tag)).send().await;
     match result {
-        Ok(output) => Ok(output
-            .image_details()
-            .first()
-            .map_or(Found::NoImage, |detail| {
-                Found::Yes(ImageState {
-                    digest: detail.image_digest().unwrap_or_default().to_owned(),
-                    tags: detail.image_tags().to_vec(),
-                })
-            })),
+        Ok(output) => Ok(output.image_details().first().map_or(Found::NoImage, |detail| {
+            Found::Yes(ImageState {
+                digest: detail.image_digest().unwrap_or_default().to_owned(),
+                tags: detail.image_tags().to_vec(),
+            })
+        })),
         Err(e) => match e.code() {
             Some("RepositoryNotFoundException") => Ok(Found::NoRepository),
             Some("ImageNotFoundException") => Ok(Found::NoImage),
@@ -75,15 +62,8 @@ pub async fn describe_tag(
 }
 
 /// The manifest of an image by digest (BatchGetImage, every manifest media type accepted).
-pub async fn get_manifest(
-    ecr: &Client,
-    repository: &str,
-    digest: &str,
-) -> Result<Found<Manifest>, WardenError> {
-    let mut request = ecr
-        .batch_get_image()
-        .repository_name(repository)
-        .image_ids(digest_id(digest));
+pub async fn get_manifest(ecr: &Client, repository: &str, digest: &str) -> Result<Found<Manifest>, WardenError> {
+    let mut request = ecr.batch_get_image().repository_name(repository).image_ids(digest_id(digest));
     for media_type in MANIFEST_MEDIA_TYPES {
         request = request.accepted_media_types(*media_type);
     }
@@ -94,10 +74,7 @@ pub async fn get_manifest(
         }
         Err(e) => return Err(aws_error("ECR.BatchGetImage", e)),
     };
-    let image = output
-        .images()
-        .iter()
-        .find(|image| image.image_manifest().is_some());
+    let image = output.images().iter().find(|image| image.image_manifest().is_some());
     Ok(match image {
         Some(image) => Found::Yes(Manifest {
             digest: digest.to_owned(),
@@ -123,12 +100,7 @@ pub enum TagWrite {
 /// Points `tag` at the manifest (PutImage). Safe to repeat: ECR answers `ImageAlreadyExistsException` when the
 /// tag is already there, and for an immutable tag `ImageTagAlreadyExistsException` whatever it points at, so
 /// that case is settled by looking the tag up.
-pub async fn put_tag(
-    ecr: &Client,
-    repository: &str,
-    tag: &str,
-    manifest: &Manifest,
-) -> Result<TagWrite, WardenError> {
+pub async fn put_tag(ecr: &Client, repository: &str, tag: &str, manifest: &Manifest) -> Result<TagWrite, WardenError> {
     let mut request = ecr
         .put_image()
         .repository_name(repository)
@@ -142,17 +114,11 @@ pub async fn put_tag(
         Ok(_) => Ok(TagWrite::Done),
         Err(e) => match e.code() {
             Some("ImageAlreadyExistsException") => Ok(TagWrite::AlreadyThere),
-            Some("ImageTagAlreadyExistsException") => {
-                match describe_tag(ecr, repository, tag).await? {
-                    Found::Yes(current) if current.digest == manifest.digest => {
-                        Ok(TagWrite::AlreadyThere)
-                    }
-                    Found::Yes(current) => Ok(TagWrite::Immutable {
-                        points_at: Some(current.digest),
-                    }),
-                    _ => Ok(TagWrite::Immutable { points_at: None }),
-                }
-            }
+            Some("ImageTagAlreadyExistsException") => match describe_tag(ecr, repository, tag).await? {
+                Found::Yes(current) if current.digest == manifest.digest => Ok(TagWrite::AlreadyThere),
+                Found::Yes(current) => Ok(TagWrite::Immutable { points_at: Some(current.digest) }),
+                _ => Ok(TagWrite::Immutable { points_at: None }),
+            },
             _ => Err(aws_error("ECR.PutImage", e)),
         },
     }
@@ -168,11 +134,7 @@ pub enum TagRemoval {
 
 /// Removes one tag (BatchDeleteImage by tag). The caller has made sure it is not the image's last tag:
 /// removing the last tag deletes the image.
-pub async fn remove_tag(
-    ecr: &Client,
-    repository: &str,
-    tag: &str,
-) -> Result<TagRemoval, WardenError> {
+pub async fn remove_tag(ecr: &Client, repository: &str, tag: &str) -> Result<TagRemoval, WardenError> {
     let output = ecr
         .batch_delete_image()
         .repository_name(repository)
@@ -181,35 +143,23 @@ pub async fn remove_tag(
         .await
         .map_err(|e| aws_error("ECR.BatchDeleteImage", e))?;
     if let Some(failure) = output.failures().first() {
-        let code = failure
-            .failure_code()
-            .map(|c| c.as_str().to_owned())
-            .unwrap_or_default();
+        let code = failure.failure_code().map(|c| c.as_str().to_owned()).unwrap_or_default();
         if code == "ImageNotFound" || code == "ImageTagDoesNotMatchDigest" {
             return Ok(TagRemoval::AlreadyGone);
         }
-        return Ok(TagRemoval::Failed {
-            code,
-            reason: failure.failure_reason().unwrap_or_default().to_owned(),
-        });
+        return Ok(TagRemoval::Failed { code, reason: failure.failure_reason().unwrap_or_default().to_owned() });
     }
     Ok(TagRemoval::Done)
 }
 
-fn setting_from(
-    mode: Option<&ImageTagMutability>,
-    filters: &[ImageTagMutabilityExclusionFilter],
-) -> MutabilitySetting {
+fn setting_from(mode: Option<&ImageTagMutability>, filters: &[ImageTagMutabilityExclusionFilter]) -> MutabilitySetting {
     let mode = match mode {
         Some(ImageTagMutability::Immutable) => EcrMutability::Immutable,
         Some(ImageTagMutability::ImmutableWithExclusion) => EcrMutability::ImmutableWithExclusion,
         Some(ImageTagMutability::MutableWithExclusion) => EcrMutability::MutableWithExclusion,
         _ => EcrMutability::Mutable,
     };
-    MutabilitySetting::new(
-        mode,
-        filters.iter().map(|f| f.filter().to_owned()).collect(),
-    )
+    MutabilitySetting::new(mode, filters.iter().map(|f| f.filter().to_owned()).collect())
 }
 
 fn settings_of(repository: &aws_sdk_ecr::types::Repository) -> RepositorySettings {
@@ -223,20 +173,9 @@ fn settings_of(repository: &aws_sdk_ecr::types::Repository) -> RepositorySetting
 }
 
 /// One repository's settings (DescribeRepositories).
-pub async fn describe_repository(
-    ecr: &Client,
-    repository: &str,
-) -> Result<Found<RepositorySettings>, WardenError> {
-    match ecr
-        .describe_repositories()
-        .repository_names(repository)
-        .send()
-        .await
-    {
-        Ok(output) => Ok(output
-            .repositories()
-            .first()
-            .map_or(Found::NoRepository, |r| Found::Yes(settings_of(r)))),
+pub async fn describe_repository(ecr: &Client, repository: &str) -> Result<Found<RepositorySettings>, WardenError> {
+    match ecr.describe_repositories().repository_names(repository).send().await {
+        Ok(output) => Ok(output.repositories().first().map_or(Found::NoRepository, |r| Found::Yes(settings_of(r)))),
         Err(e) if e.code() == Some("RepositoryNotFoundException") => Ok(Found::NoRepository),
         Err(e) => Err(aws_error("ECR.DescribeRepositories", e)),
     }
@@ -244,11 +183,7 @@ pub async fn describe_repository(
 
 /// Every repository of the registry (DescribeRepositories, all pages).
 pub async fn list_repositories(ecr: &Client) -> Result<Vec<RepositorySettings>, WardenError> {
-    let mut pages = ecr
-        .describe_repositories()
-        .max_results(1000)
-        .into_paginator()
-        .send();
+    let mut pages = ecr.describe_repositories().max_results(1000).into_paginator().send();
     let mut repositories = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws_error("ECR.DescribeRepositories", e))?;
@@ -258,16 +193,9 @@ pub async fn list_repositories(ecr: &Client) -> Result<Vec<RepositorySettings>, 
 }
 
 /// Sets a repository's tag mutability (PutImageTagMutability). `Ok(false)`: the repository is gone.
-pub async fn put_mutability(
-    ecr: &Client,
-    repository: &str,
-    setting: &MutabilitySetting,
-) -> Result<bool, WardenError> {
+pub async fn put_mutability(ecr: &Client, repository: &str, setting: &MutabilitySetting) -> Result<bool, WardenError> {
     let mode = ImageTagMutability::from(setting.mode.as_str());
-    let mut request = ecr
-        .put_image_tag_mutability()
-        .repository_name(repository)
-        .image_tag_mutability(mode);
+    let mut request = ecr.put_image_tag_mutability().repository_name(repository).image_tag_mutability(mode);
     for filter in &setting.filters {
         let filter = ImageTagMutabilityExclusionFilter::builder()
             .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)

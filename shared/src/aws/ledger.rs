@@ -15,8 +15,7 @@ use crate::error::aws_error;
 use crate::tags::{LedgerObservation, TagPointer};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
@@ -67,10 +66,7 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 
     /// Records that `tag` points at `pushed.digest` unless the ledger holds another digest, in which case it
@@ -106,7 +102,9 @@ impl Ledger {
             }),
             Err(e) => {
                 let old = match e.as_service_error() {
-                    Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => c.item().cloned(),
+                    Some(
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c),
+                    ) => c.item().cloned(),
                     _ => None,
                 };
                 match old.as_ref().and_then(pointer_of) {
@@ -143,18 +141,12 @@ impl Ledger {
             .expression_attribute_values(":prev", s(&previous.digest))
             .build()
             .map_err(|e| WardenError::Config(e.to_string()))?;
-        let ended = previous
-            .deleted_at
-            .as_deref()
-            .map_or(String::new(), |at| format!(", tag deleted at {at}"));
+        let ended = previous.deleted_at.as_deref().map_or(String::new(), |at| format!(", tag deleted at {at}"));
         let entry = HistoryEntry {
             at: pushed.since.clone(),
             what: "moved".into(),
             digest: previous.digest.clone(),
-            detail: format!(
-                "pointed here since {}{ended}; moved to {}",
-                previous.since, pushed.digest
-            ),
+            detail: format!("pointed here since {}{ended}; moved to {}", previous.since, pushed.digest),
             event_id: event_id.to_owned(),
         };
         let put = Put::builder()
@@ -172,9 +164,7 @@ impl Ledger {
             .map_err(|e| {
                 // Another push of the same tag won the race: retrying re-reads the ledger.
                 let mut error = aws_error("DynamoDB.TransactWriteItems", e);
-                if let WardenError::Aws {
-                    retryable, code, ..
-                } = &mut error
+                if let WardenError::Aws { retryable, code, .. } = &mut error
                     && code == "TransactionCanceledException"
                 {
                     *retryable = true;
@@ -186,10 +176,7 @@ impl Ledger {
     fn history_item(&self, pk: &str, entry: &HistoryEntry) -> Item {
         HashMap::from([
             ("pk".to_owned(), s(pk)),
-            (
-                "sk".to_owned(),
-                s(format!("HIST#{}#{}", entry.at, entry.event_id)),
-            ),
+            ("sk".to_owned(), s(format!("HIST#{}#{}", entry.at, entry.event_id))),
             ("at".to_owned(), s(&entry.at)),
             ("what".to_owned(), s(&entry.what)),
             ("digest".to_owned(), s(&entry.digest)),
@@ -200,12 +187,7 @@ impl Ledger {
 
     /// Adds one history entry (a revert, a reported move). Keyed by time and event id, so a replay rewrites
     /// the same item.
-    pub async fn record_history(
-        &self,
-        repository: &str,
-        tag: &str,
-        entry: &HistoryEntry,
-    ) -> Result<(), WardenError> {
+    pub async fn record_history(&self, repository: &str, tag: &str, entry: &HistoryEntry) -> Result<(), WardenError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -272,22 +254,14 @@ impl Ledger {
     }
 
     /// Claims the right to send the `kind` notification for an event. `Ok(false)`: already sent.
-    pub async fn claim_notification(
-        &self,
-        event_id: &str,
-        kind: &str,
-        now_epoch: i64,
-    ) -> Result<bool, WardenError> {
+    pub async fn claim_notification(&self, event_id: &str, kind: &str, now_epoch: i64) -> Result<bool, WardenError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(format!("NOTIFY#{event_id}")))
             .item("sk", s(kind))
-            .item(
-                "expires_at",
-                AttributeValue::N((now_epoch + NOTIFY_TTL_SECONDS).to_string()),
-            )
+            .item("expires_at", AttributeValue::N((now_epoch + NOTIFY_TTL_SECONDS).to_string()))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -299,11 +273,7 @@ impl Ledger {
     }
 
     /// Gives a claim back after a failed publish, so the retried invocation sends it.
-    pub async fn release_notification(
-        &self,
-        event_id: &str,
-        kind: &str,
-    ) -> Result<(), WardenError> {
+    pub async fn release_notification(&self, event_id: &str, kind: &str) -> Result<(), WardenError> {
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -316,11 +286,7 @@ impl Ledger {
     }
 
     /// What a tag pointed to over time, oldest first, ending with where it points now (one Query, all pages).
-    pub async fn history(
-        &self,
-        repository: &str,
-        tag: &str,
-    ) -> Result<Vec<HistoryEntry>, WardenError> {
+    pub async fn history(&self, repository: &str, tag: &str) -> Result<Vec<HistoryEntry>, WardenError> {
         let mut pages = self
             .client
             .query()

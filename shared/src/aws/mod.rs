@@ -46,10 +46,8 @@ impl Intercept for CallCounter {
         _context: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let operation = cfg.load::<Metadata>().map_or_else(
-            || "unknown".to_owned(),
-            |m| format!("{}.{}", m.service(), m.name()),
-        );
+        let operation =
+            cfg.load::<Metadata>().map_or_else(|| "unknown".to_owned(), |m| format!("{}.{}", m.service(), m.name()));
         if let Ok(mut counts) = self.0.lock() {
             *counts.entry(operation).or_default() += 1;
         }
@@ -71,19 +69,13 @@ impl Clients {
         let calls = CallCounter::default();
         Self {
             ecr: aws_sdk_ecr::Client::from_conf(
-                aws_sdk_ecr::config::Builder::from(sdk)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_ecr::config::Builder::from(sdk).interceptor(calls.clone()).build(),
             ),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(sdk)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(calls.clone()).build(),
             ),
             sns: aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(sdk)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_sns::config::Builder::from(sdk).interceptor(calls.clone()).build(),
             ),
             calls,
         }

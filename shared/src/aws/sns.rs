@@ -8,11 +8,7 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 
 /// Publishes one rendered notification (SNS `Publish`, `MessageStructure=json`). Returns the message id.
-pub async fn publish(
-    sns: &Client,
-    topic_arn: &str,
-    notification: &Notification,
-) -> Result<String, WardenError> {
+pub async fn publish(sns: &Client, topic_arn: &str, notification: &Notification) -> Result<String, WardenError> {
     let rendered = notification.render();
     let mut request = sns
         .publish()
@@ -28,10 +24,7 @@ pub async fn publish(
             .map_err(|e| WardenError::Config(e.to_string()))?;
         request = request.message_attributes(name, attribute);
     }
-    let output = request
-        .send()
-        .await
-        .map_err(|e| aws_error("SNS.Publish", e))?;
+    let output = request.send().await.map_err(|e| aws_error("SNS.Publish", e))?;
     Ok(output.message_id().unwrap_or_default().to_owned())
 }
 
@@ -64,19 +57,13 @@ pub async fn deliver(
     let Some(topic_arn) = topic_arn else {
         return Ok(Delivery::NoTopic);
     };
-    if !ledger
-        .claim_notification(&notification.event_id, &notification.kind, now_epoch)
-        .await?
-    {
+    if !ledger.claim_notification(&notification.event_id, &notification.kind, now_epoch).await? {
         return Ok(Delivery::AlreadySent);
     }
     match publish(sns, topic_arn, notification).await {
         Ok(id) => Ok(Delivery::Sent(id)),
         Err(error) => {
-            if let Err(release) = ledger
-                .release_notification(&notification.event_id, &notification.kind)
-                .await
-            {
+            if let Err(release) = ledger.release_notification(&notification.event_id, &notification.kind).await {
                 tracing::error!(error = %release, "could not release the notification claim; this notification may be lost");
             }
             Err(error)

@@ -56,20 +56,14 @@ pub(super) fn classify(call: ApiCall) -> Result<EventKind, (String, String)> {
             .and_then(|p| p.get("repositoryName"))
             .and_then(|n| n.as_str())
             .ok_or_else(|| (path.clone(), "missing field `repositoryName`".to_owned()))?;
-        let repository_name =
-            RepositoryName::from_name_or_arn(raw).map_err(|message| (path, message))?;
+        let repository_name = RepositoryName::from_name_or_arn(raw).map_err(|message| (path, message))?;
         let repository_arn = call
             .response_elements
             .as_ref()
             .and_then(|r| r.pointer("/repository/repositoryArn"))
             .and_then(|a| a.as_str())
             .map(str::to_owned);
-        Ok(RepositoryApiCall {
-            repository_name,
-            repository_arn,
-            error_code: call.error_code.clone(),
-            call,
-        })
+        Ok(RepositoryApiCall { repository_name, repository_arn, error_code: call.error_code.clone(), call })
     };
     Ok(match call.event_name.as_str() {
         "CreateRepository" => EventKind::CreateRepository(repository_call(call)?),

@@ -12,16 +12,16 @@ mod inspector;
 mod schedule;
 
 pub use cloudtrail::{
-    ApiCall, LifecycleEventImage, LifecycleEventPolicy, LifecycleImageAction,
-    LifecyclePolicyExecution, LifecycleRuleSummary, RepositoryApiCall, ServiceEventDetails,
+    ApiCall, LifecycleEventImage, LifecycleEventPolicy, LifecycleImageAction, LifecyclePolicyExecution,
+    LifecycleRuleSummary, RepositoryApiCall, ServiceEventDetails,
 };
 pub use ecr::{
-    BasicScan, ImageAction, ImageActionType, PullThroughCacheAction, ReplicationAction,
-    ScanFrequencyChange, ScanResourceChange, SeverityCounts,
+    BasicScan, ImageAction, ImageActionType, PullThroughCacheAction, ReplicationAction, ScanFrequencyChange,
+    ScanResourceChange, SeverityCounts,
 };
 pub use inspector::{
-    EcrImageDetails, InspectorCoverage, InspectorFinding, InspectorScan, PackageVulnerability,
-    ScanStatus, VulnerablePackage,
+    EcrImageDetails, InspectorCoverage, InspectorFinding, InspectorScan, PackageVulnerability, ScanStatus,
+    VulnerablePackage,
 };
 pub use schedule::ScheduledSweep;
 
@@ -180,29 +180,21 @@ pub enum EventError {
     #[error("event is not an EventBridge event: {0}")]
     Envelope(String),
     #[error("invalid `{detail_type}` event: {path}: {message}")]
-    Detail {
-        detail_type: String,
-        path: String,
-        message: String,
-    },
+    Detail { detail_type: String, path: String, message: String },
 }
 
 /// Parses raw event text (as `cargo lambda invoke --data-file` or a test fixture provides it).
 pub fn parse_str(text: &str) -> Result<Event, EventError> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| EventError::Json(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| EventError::Json(e.to_string()))?;
     parse(value)
 }
 
 /// Parses an event the Lambda runtime has already decoded into JSON.
 pub fn parse(value: serde_json::Value) -> Result<Event, EventError> {
-    let envelope: Envelope = serde_path_to_error::deserialize(value)
-        .map_err(|e| EventError::Envelope(describe_path_error(&e)))?;
+    let envelope: Envelope =
+        serde_path_to_error::deserialize(value).map_err(|e| EventError::Envelope(describe_path_error(&e)))?;
     if envelope.version.as_deref().is_some_and(|v| v != "0") {
-        tracing::warn!(
-            version = envelope.version.as_deref(),
-            "unexpected envelope version; parsing anyway"
-        );
+        tracing::warn!(version = envelope.version.as_deref(), "unexpected envelope version; parsing anyway");
     }
     let kind = parse_detail(&envelope)?;
     Ok(Event {
@@ -219,27 +211,17 @@ pub fn parse(value: serde_json::Value) -> Result<Event, EventError> {
 
 fn parse_detail(envelope: &Envelope) -> Result<EventKind, EventError> {
     let kind = match (envelope.source.as_str(), envelope.detail_type.as_str()) {
-        ("aws.ecr", "ECR Image Action") => {
-            EventKind::ImageAction(typed(envelope, envelope.detail.clone())?)
-        }
-        ("aws.ecr", "ECR Referrer Action") => {
-            EventKind::ReferrerAction(typed(envelope, envelope.detail.clone())?)
-        }
-        ("aws.ecr", "ECR Image Scan") => {
-            EventKind::BasicScan(typed(envelope, envelope.detail.clone())?)
-        }
+        ("aws.ecr", "ECR Image Action") => EventKind::ImageAction(typed(envelope, envelope.detail.clone())?),
+        ("aws.ecr", "ECR Referrer Action") => EventKind::ReferrerAction(typed(envelope, envelope.detail.clone())?),
+        ("aws.ecr", "ECR Image Scan") => EventKind::BasicScan(typed(envelope, envelope.detail.clone())?),
         ("aws.ecr", "ECR Scan Resource Change") => {
             EventKind::ScanResourceChange(typed(envelope, envelope.detail.clone())?)
         }
-        ("aws.ecr", "ECR Replication Action") => {
-            EventKind::Replication(typed(envelope, envelope.detail.clone())?)
-        }
+        ("aws.ecr", "ECR Replication Action") => EventKind::Replication(typed(envelope, envelope.detail.clone())?),
         ("aws.ecr", "ECR Pull Through Cache Action") => {
             EventKind::PullThroughCache(typed(envelope, envelope.detail.clone())?)
         }
-        ("aws.inspector2", "Inspector2 Scan") => {
-            EventKind::InspectorScan(typed(envelope, envelope.detail.clone())?)
-        }
+        ("aws.inspector2", "Inspector2 Scan") => EventKind::InspectorScan(typed(envelope, envelope.detail.clone())?),
         ("aws.inspector2", "Inspector2 Finding") => {
             EventKind::InspectorFinding(Box::new(typed(envelope, envelope.detail.clone())?))
         }
@@ -248,8 +230,7 @@ fn parse_detail(envelope: &Envelope) -> Result<EventKind, EventError> {
         }
         ("aws.ecr", "AWS API Call via CloudTrail") => {
             let call: ApiCall = typed(envelope, envelope.detail.clone())?;
-            cloudtrail::classify(call)
-                .map_err(|(path, message)| detail_error(envelope, path, message))?
+            cloudtrail::classify(call).map_err(|(path, message)| detail_error(envelope, path, message))?
         }
         ("aws.ecr", "AWS Service Event via CloudTrail") => {
             let value = envelope.detail.clone();
@@ -260,8 +241,7 @@ fn parse_detail(envelope: &Envelope) -> Result<EventKind, EventError> {
             }
         }
         ("aws.events" | "aws.scheduler", "Scheduled Event") => {
-            let mut sweep: ScheduledSweep =
-                typed(envelope, schedule::normalise_detail(&envelope.detail))?;
+            let mut sweep: ScheduledSweep = typed(envelope, schedule::normalise_detail(&envelope.detail))?;
             sweep.schedule_arn = envelope.resources.first().cloned();
             EventKind::Scheduled(sweep)
         }
@@ -270,10 +250,7 @@ fn parse_detail(envelope: &Envelope) -> Result<EventKind, EventError> {
     Ok(kind)
 }
 
-fn typed<T: DeserializeOwned>(
-    envelope: &Envelope,
-    detail: serde_json::Value,
-) -> Result<T, EventError> {
+fn typed<T: DeserializeOwned>(envelope: &Envelope, detail: serde_json::Value) -> Result<T, EventError> {
     serde_path_to_error::deserialize(detail).map_err(|e| {
         let path = e.path().to_string();
         detail_error(envelope, path, e.into_inner().to_string())
@@ -281,25 +258,13 @@ fn typed<T: DeserializeOwned>(
 }
 
 fn detail_error(envelope: &Envelope, path: String, message: String) -> EventError {
-    let path = if path == "." || path.is_empty() {
-        "detail".to_owned()
-    } else {
-        format!("detail.{path}")
-    };
-    EventError::Detail {
-        detail_type: envelope.detail_type.clone(),
-        path,
-        message,
-    }
+    let path = if path == "." || path.is_empty() { "detail".to_owned() } else { format!("detail.{path}") };
+    EventError::Detail { detail_type: envelope.detail_type.clone(), path, message }
 }
 
 fn describe_path_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
     let path = e.path().to_string();
-    if path == "." {
-        e.inner().to_string()
-    } else {
-        format!("{path}: {}", e.inner())
-    }
+    if path == "." { e.inner().to_string() } else { format!("{path}: {}", e.inner()) }
 }
 
 /// Deserialises a string field into an enum that keeps unknown spellings (`Other`), so a new AWS value is

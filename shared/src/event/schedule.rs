@@ -19,9 +19,7 @@ pub struct ScheduledSweep {
 pub(super) fn normalise_detail(detail: &serde_json::Value) -> serde_json::Value {
     match detail {
         serde_json::Value::String(text) if text.trim().is_empty() => serde_json::json!({}),
-        serde_json::Value::String(text) => {
-            serde_json::from_str(text).unwrap_or_else(|_| detail.clone())
-        }
+        serde_json::Value::String(text) => serde_json::from_str(text).unwrap_or_else(|_| detail.clone()),
         serde_json::Value::Null => serde_json::json!({}),
         other => other.clone(),
     }

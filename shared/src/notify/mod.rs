@@ -84,60 +84,29 @@ impl Notification {
             (Some(repo), None) => repo.clone(),
             _ => String::new(),
         };
-        let raw = format!(
-            "ecr-warden {}: {} {}",
-            self.function,
-            self.kind.replace('-', " "),
-            target
-        );
-        let clean: String = raw
-            .trim()
-            .chars()
-            .map(|c| {
-                if c.is_ascii() && !c.is_ascii_control() {
-                    c
-                } else {
-                    '?'
-                }
-            })
-            .collect();
+        let raw = format!("ecr-warden {}: {} {}", self.function, self.kind.replace('-', " "), target);
+        let clean: String =
+            raw.trim().chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' }).collect();
         if clean.chars().count() <= MAX_SUBJECT_CHARS {
             clean
         } else {
-            format!(
-                "{}...",
-                clean
-                    .chars()
-                    .take(MAX_SUBJECT_CHARS - 3)
-                    .collect::<String>()
-            )
+            format!("{}...", clean.chars().take(MAX_SUBJECT_CHARS - 3).collect::<String>())
         }
     }
 
     /// The plain-text body, for email.
     pub fn text(&self) -> String {
-        let mut out = format!(
-            "ecr-warden {}: {} ({})\n\n",
-            self.function,
-            self.kind.replace('-', " "),
-            self.severity.as_str()
-        );
+        let mut out =
+            format!("ecr-warden {}: {} ({})\n\n", self.function, self.kind.replace('-', " "), self.severity.as_str());
         if let Some(repo) = &self.repository {
-            let class = self
-                .class
-                .as_deref()
-                .map_or(String::new(), |c| format!(" (class {c})"));
+            let class = self.class.as_deref().map_or(String::new(), |c| format!(" (class {c})"));
             out.push_str(&format!("Repository: {repo}{class}\n"));
         }
         if let Some(digest) = &self.digest {
             out.push_str(&format!("Image:      {digest}\n"));
         }
         if !self.tags.is_empty() {
-            out.push_str(&format!(
-                "Tags:       {}{}\n",
-                self.tags.join(", "),
-                more(self.tags_omitted)
-            ));
+            out.push_str(&format!("Tags:       {}{}\n", self.tags.join(", "), more(self.tags_omitted)));
         }
         out.push_str(&format!("Outcome:    {}\n", self.outcome));
         if !self.reasons.is_empty() {
@@ -156,25 +125,15 @@ impl Notification {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
-                let detail = action
-                    .detail
-                    .as_deref()
-                    .map_or(String::new(), |d| format!(" ({d})"));
+                let detail = action.detail.as_deref().map_or(String::new(), |d| format!(" ({d})"));
                 out.push_str(&format!("  - {}: {result}{detail}\n", action.action));
             }
             if self.actions_omitted > 0 {
                 out.push_str(&format!("  - ... and {} more\n", self.actions_omitted));
             }
         }
-        let dry_run = if self.dry_run {
-            " Dry run: nothing was changed."
-        } else {
-            ""
-        };
-        out.push_str(&format!(
-            "\nEvent {} at {}.{dry_run}\n",
-            self.event_id, self.time
-        ));
+        let dry_run = if self.dry_run { " Dry run: nothing was changed." } else { "" };
+        out.push_str(&format!("\nEvent {} at {}.{dry_run}\n", self.event_id, self.time));
         out
     }
 
@@ -204,10 +163,7 @@ impl Notification {
         let max_text = 2048;
         for reason in &mut copy.reasons {
             if reason.len() > max_text {
-                let end = (0..=max_text)
-                    .rev()
-                    .find(|i| reason.is_char_boundary(*i))
-                    .unwrap_or(0);
+                let end = (0..=max_text).rev().find(|i| reason.is_char_boundary(*i)).unwrap_or(0);
                 reason.truncate(end);
                 reason.push_str("...");
             }
@@ -222,11 +178,7 @@ impl Notification {
             let rendered = self.truncated(limit).render_whole();
             let size = rendered.message.len()
                 + rendered.subject.len()
-                + rendered
-                    .attributes
-                    .iter()
-                    .map(|(k, v)| k.len() + v.len() + "String".len())
-                    .sum::<usize>();
+                + rendered.attributes.iter().map(|(k, v)| k.len() + v.len() + "String".len()).sum::<usize>();
             if size <= MAX_MESSAGE_BYTES || limit == 0 {
                 return rendered;
             }
@@ -259,11 +211,7 @@ fn cut<T>(list: &mut Vec<T>, limit: usize) -> usize {
 }
 
 fn more(omitted: usize) -> String {
-    if omitted > 0 {
-        format!(" (+{omitted} more)")
-    } else {
-        String::new()
-    }
+    if omitted > 0 { format!(" (+{omitted} more)") } else { String::new() }
 }
 
 #[cfg(test)]

@@ -98,21 +98,10 @@ impl Policy {
     pub fn summary(&self) -> String {
         let mut out = format!("{}: {} classes, valid\n", self.source, self.classes.len());
         for (i, class) in self.classes.iter().enumerate() {
-            let default = if self.default_class == Some(i) {
-                " (default)"
-            } else {
-                ""
-            };
+            let default = if self.default_class == Some(i) { " (default)" } else { "" };
             let repos: Vec<&str> = class.repositories.iter().map(Pattern::source).collect();
-            let repos = if repos.is_empty() {
-                "(none: default class only)".to_owned()
-            } else {
-                repos.join(", ")
-            };
-            out.push_str(&format!(
-                "\nclass {}{default}\n  repositories: {repos}\n",
-                class.name
-            ));
+            let repos = if repos.is_empty() { "(none: default class only)".to_owned() } else { repos.join(", ") };
+            out.push_str(&format!("\nclass {}{default}\n  repositories: {repos}\n", class.name));
             if !class.managed {
                 out.push_str("  unmanaged: ecr-warden leaves these repositories alone\n");
                 continue;

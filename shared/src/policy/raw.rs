@@ -1,9 +1,6 @@
 //! The policy file as written (with source spans), and its validation into [`Policy`].
 
-use super::tags::{
-    EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules,
-    derive_mutability,
-};
+use super::tags::{EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules, derive_mutability};
 use super::{Class, Policy, PolicyError, PolicyErrors, UNMANAGED};
 use crate::pattern::{Pattern, ecr_exclusion_filter_problem};
 use crate::template::TagTemplate;
@@ -60,12 +57,7 @@ struct Errors<'a> {
 }
 
 impl Errors<'_> {
-    fn push(
-        &mut self,
-        span: Option<Range<usize>>,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) {
+    fn push(&mut self, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>) {
         let (line, column) = span.map_or((0, 0), |span| line_column(self.text, span.start));
         self.list.push(PolicyError {
             source: self.source.to_owned(),
@@ -80,19 +72,12 @@ impl Errors<'_> {
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
+    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
     (line, column)
 }
 
 pub(super) fn compile(text: &str, source: &str) -> Result<Policy, PolicyErrors> {
-    let mut errors = Errors {
-        text,
-        source,
-        list: Vec::new(),
-    };
+    let mut errors = Errors { text, source, list: Vec::new() };
     let raw: RawPolicy = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -101,11 +86,7 @@ pub(super) fn compile(text: &str, source: &str) -> Result<Policy, PolicyErrors> 
         }
     };
     if *raw.version.get_ref() != 1 {
-        errors.push(
-            Some(raw.version.span()),
-            "version",
-            "unsupported policy version; this ecr-warden reads version 1",
-        );
+        errors.push(Some(raw.version.span()), "version", "unsupported policy version; this ecr-warden reads version 1");
     }
 
     let mut classes = Vec::with_capacity(raw.classes.len());
@@ -120,17 +101,12 @@ pub(super) fn compile(text: &str, source: &str) -> Result<Policy, PolicyErrors> 
     let default_class = if default_name == UNMANAGED {
         None
     } else {
-        let found = raw
-            .classes
-            .iter()
-            .position(|c| c.get_ref().name.get_ref() == default_name);
+        let found = raw.classes.iter().position(|c| c.get_ref().name.get_ref() == default_name);
         if found.is_none() {
             errors.push(
                 Some(raw.default_class.span()),
                 "default-class",
-                format!(
-                    "`{default_name}` is not a class name; name a class or use \"{UNMANAGED}\""
-                ),
+                format!("`{default_name}` is not a class name; name a class or use \"{UNMANAGED}\""),
             );
         }
         found
@@ -141,64 +117,41 @@ pub(super) fn compile(text: &str, source: &str) -> Result<Policy, PolicyErrors> 
             errors.push(
                 Some(class.name.span()),
                 format!("class[{index}].repositories"),
-                format!("class `{}` matches no repository: give it repository patterns or make it the default-class", class.name.get_ref()),
+                format!(
+                    "class `{}` matches no repository: give it repository patterns or make it the default-class",
+                    class.name.get_ref()
+                ),
             );
         }
     }
 
     if errors.list.is_empty() {
-        Ok(Policy {
-            source: source.to_owned(),
-            classes,
-            default_class,
-        })
+        Ok(Policy { source: source.to_owned(), classes, default_class })
     } else {
         Err(PolicyErrors(errors.list))
     }
 }
 
-fn compile_class(
-    index: usize,
-    spanned: &Spanned<RawClass>,
-    errors: &mut Errors<'_>,
-) -> Option<Class> {
+fn compile_class(index: usize, spanned: &Spanned<RawClass>, errors: &mut Errors<'_>) -> Option<Class> {
     let raw = spanned.get_ref();
     let key = format!("class[{index}]");
     let name = raw.name.get_ref().trim().to_owned();
     if name.is_empty() || name == UNMANAGED {
-        errors.push(
-            Some(raw.name.span()),
-            format!("{key}.name"),
-            format!("`{name}` is not a usable class name"),
-        );
+        errors.push(Some(raw.name.span()), format!("{key}.name"), format!("`{name}` is not a usable class name"));
     }
-    let repositories = compile_patterns(
-        &raw.repositories,
-        &format!("{key}.repositories"),
-        errors,
-        |c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/' | '*')
-        },
-    );
+    let repositories = compile_patterns(&raw.repositories, &format!("{key}.repositories"), errors, |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/' | '*')
+    });
     let managed = raw.managed.as_ref().is_none_or(|m| *m.get_ref());
     let tags = match (&raw.tags, managed) {
         (Some(tags), false) => {
-            errors.push(
-                Some(tags.span()),
-                format!("{key}.tags"),
-                "an unmanaged class cannot declare tag rules",
-            );
+            errors.push(Some(tags.span()), format!("{key}.tags"), "an unmanaged class cannot declare tag rules");
             None
         }
         (Some(tags), true) => compile_tags(tags.get_ref(), &format!("{key}.tags"), errors),
         (None, _) => None,
     };
-    Some(Class {
-        name,
-        repositories: repositories?,
-        managed,
-        tags,
-    })
+    Some(Class { name, repositories: repositories?, managed, tags })
 }
 
 /// Parses a pattern list; wildcards may only use characters a matching name can contain.
@@ -214,21 +167,13 @@ fn compile_patterns(
         let item_key = format!("{key}[{i}]");
         match Pattern::parse(text.get_ref()) {
             Ok(pattern) => {
-                if let Some(bad) = pattern
-                    .as_wildcard()
-                    .and_then(|w| w.chars().find(|c| !name_char(*c)))
-                {
+                if let Some(bad) = pattern.as_wildcard().and_then(|w| w.chars().find(|c| !name_char(*c))) {
                     errors.push(
                         Some(text.span()),
                         item_key,
-                        format!(
-                            "`{}` can never match: names cannot contain `{bad}`",
-                            text.get_ref()
-                        ),
+                        format!("`{}` can never match: names cannot contain `{bad}`", text.get_ref()),
                     );
-                } else if let Some(earlier) =
-                    patterns.iter().find(|p| p.covers(&pattern) == Some(true))
-                {
+                } else if let Some(earlier) = patterns.iter().find(|p| p.covers(&pattern) == Some(true)) {
                     errors.push(
                         Some(text.span()),
                         item_key,
@@ -242,11 +187,7 @@ fn compile_patterns(
                     patterns.push(pattern);
                 }
             }
-            Err(message) => errors.push(
-                Some(text.span()),
-                item_key,
-                format!("`{}`: {message}", text.get_ref()),
-            ),
+            Err(message) => errors.push(Some(text.span()), item_key, format!("`{}`: {message}", text.get_ref())),
         }
     }
     (errors.list.len() == before).then_some(patterns)
@@ -258,30 +199,19 @@ fn is_tag_char(c: char) -> bool {
 
 fn compile_tags(raw: &RawTags, key: &str, errors: &mut Errors<'_>) -> Option<TagRules> {
     let allowed = compile_patterns(&raw.allowed, &format!("{key}.allowed"), errors, is_tag_char);
-    let protected = compile_patterns(
-        &raw.protected,
-        &format!("{key}.protected"),
-        errors,
-        is_tag_char,
-    );
+    let protected = compile_patterns(&raw.protected, &format!("{key}.protected"), errors, is_tag_char);
     let mutable = compile_patterns(&raw.mutable, &format!("{key}.mutable"), errors, is_tag_char);
     let (allowed, protected, mutable) = (allowed?, protected?, mutable?);
     let before = errors.list.len();
 
     // Rules that overlap or can never apply.
-    for (list, raw_list, name) in [
-        (&protected, &raw.protected, "protected"),
-        (&mutable, &raw.mutable, "mutable"),
-    ] {
+    for (list, raw_list, name) in [(&protected, &raw.protected, "protected"), (&mutable, &raw.mutable, "mutable")] {
         for (i, pattern) in list.iter().enumerate() {
             if !allowed.is_empty() && allowed.iter().all(|a| a.overlaps(pattern) == Some(false)) {
                 errors.push(
                     Some(raw_list[i].span()),
                     format!("{key}.{name}[{i}]"),
-                    format!(
-                        "`{}` can never apply: no allowed tag matches it",
-                        pattern.source()
-                    ),
+                    format!("`{}` can never apply: no allowed tag matches it", pattern.source()),
                 );
             }
         }
@@ -358,14 +288,8 @@ fn resolve_mutability(
 
     let filters: Vec<String> = match (&raw.exclusion_filters, mode.takes_filters()) {
         (Some(list), true) => {
-            if list.get_ref().is_empty()
-                || list.get_ref().len() > super::tags::MAX_EXCLUSION_FILTERS
-            {
-                errors.push(
-                    Some(list.span()),
-                    filters_key.clone(),
-                    "ECR takes 1 to 5 exclusion filters",
-                );
+            if list.get_ref().is_empty() || list.get_ref().len() > super::tags::MAX_EXCLUSION_FILTERS {
+                errors.push(Some(list.span()), filters_key.clone(), "ECR takes 1 to 5 exclusion filters");
             }
             for (i, filter) in list.get_ref().iter().enumerate() {
                 if let Some(problem) = ecr_exclusion_filter_problem(filter.get_ref()) {
@@ -383,35 +307,21 @@ fn resolve_mutability(
             return None;
         }
         (Some(list), false) => {
-            errors.push(
-                Some(list.span()),
-                filters_key,
-                format!("{} takes no exclusion filters", mode.as_str()),
-            );
+            errors.push(Some(list.span()), filters_key, format!("{} takes no exclusion filters", mode.as_str()));
             return None;
         }
         (None, false) => vec![],
     };
-    let filter_patterns: Vec<Pattern> = filters
-        .iter()
-        .filter_map(|f| Pattern::wildcard(f).ok())
-        .collect();
+    let filter_patterns: Vec<Pattern> = filters.iter().filter_map(|f| Pattern::wildcard(f).ok()).collect();
     let conflict = |message: String, errors: &mut Errors<'_>| {
-        errors.push(
-            Some(mode_span.clone()),
-            format!("{key}.mutability"),
-            message,
-        );
+        errors.push(Some(mode_span.clone()), format!("{key}.mutability"), message);
     };
     let before = errors.list.len();
     match mode {
         EcrMutability::Immutable => {
             if let Some(m) = mutable.first() {
                 conflict(
-                    format!(
-                        "IMMUTABLE makes every tag immutable, but `{}` is declared mutable",
-                        m.source()
-                    ),
+                    format!("IMMUTABLE makes every tag immutable, but `{}` is declared mutable", m.source()),
                     errors,
                 );
             }
@@ -419,16 +329,9 @@ fn resolve_mutability(
         EcrMutability::ImmutableWithExclusion => {
             // Filters are the movable tags: no protected tag may be among them, every mutable tag must be.
             for p in protected {
-                if let Some(f) = filter_patterns
-                    .iter()
-                    .find(|f| f.overlaps(p) != Some(false))
-                {
+                if let Some(f) = filter_patterns.iter().find(|f| f.overlaps(p) != Some(false)) {
                     conflict(
-                        format!(
-                            "exclusion filter `{}` would let protected `{}` move",
-                            f.source(),
-                            p.source()
-                        ),
+                        format!("exclusion filter `{}` would let protected `{}` move", f.source(), p.source()),
                         errors,
                     );
                 }
@@ -448,16 +351,9 @@ fn resolve_mutability(
         EcrMutability::MutableWithExclusion => {
             // Filters are the immutable tags: they must not touch mutable tags.
             for m in mutable {
-                if let Some(f) = filter_patterns
-                    .iter()
-                    .find(|f| f.overlaps(m) != Some(false))
-                {
+                if let Some(f) = filter_patterns.iter().find(|f| f.overlaps(m) != Some(false)) {
                     conflict(
-                        format!(
-                            "exclusion filter `{}` would make mutable `{}` immutable",
-                            f.source(),
-                            m.source()
-                        ),
+                        format!("exclusion filter `{}` would make mutable `{}` immutable", f.source(), m.source()),
                         errors,
                     );
                 }
@@ -474,29 +370,23 @@ fn resolve_mutability(
     } else if covers_protection(&setting, protected) {
         ProtectionEnforcement::Ecr
     } else {
-        ProtectionEnforcement::Ledger(format!(
-            "{setting} does not make every protected tag immutable"
-        ))
+        ProtectionEnforcement::Ledger(format!("{setting} does not make every protected tag immutable"))
     };
     Some((setting, enforcement))
 }
 
 /// Whether the ECR setting alone rejects moves of every protected tag.
 fn covers_protection(setting: &MutabilitySetting, protected: &[Pattern]) -> bool {
-    let filters: Vec<Pattern> = setting
-        .filters
-        .iter()
-        .filter_map(|f| Pattern::wildcard(f).ok())
-        .collect();
+    let filters: Vec<Pattern> = setting.filters.iter().filter_map(|f| Pattern::wildcard(f).ok()).collect();
     match setting.mode {
         EcrMutability::Immutable => true,
         EcrMutability::Mutable => false,
-        EcrMutability::ImmutableWithExclusion => protected
-            .iter()
-            .all(|p| filters.iter().all(|f| f.overlaps(p) == Some(false))),
-        EcrMutability::MutableWithExclusion => protected
-            .iter()
-            .all(|p| filters.iter().any(|f| f.covers(p) == Some(true))),
+        EcrMutability::ImmutableWithExclusion => {
+            protected.iter().all(|p| filters.iter().all(|f| f.overlaps(p) == Some(false)))
+        }
+        EcrMutability::MutableWithExclusion => {
+            protected.iter().all(|p| filters.iter().any(|f| f.covers(p) == Some(true)))
+        }
     }
 }
 
@@ -514,23 +404,21 @@ fn check_class_names_and_shadowing(raw: &RawPolicy, errors: &mut Errors<'_>) {
                 format!("duplicate class name `{name}`"),
             );
         }
-        let patterns: Vec<Pattern> = class
-            .repositories
-            .iter()
-            .filter_map(|p| Pattern::parse(p.get_ref()).ok())
-            .collect();
+        let patterns: Vec<Pattern> =
+            class.repositories.iter().filter_map(|p| Pattern::parse(p.get_ref()).ok()).collect();
         for (i, pattern) in patterns.iter().enumerate() {
             let shadow = seen.iter().find_map(|(earlier_name, earlier)| {
-                earlier
-                    .iter()
-                    .find(|e| e.covers(pattern) == Some(true))
-                    .map(|e| (*earlier_name, e))
+                earlier.iter().find(|e| e.covers(pattern) == Some(true)).map(|e| (*earlier_name, e))
             });
             if let Some((earlier_name, earlier)) = shadow {
                 errors.push(
                     Some(class.repositories[i].span()),
                     format!("class[{index}].repositories[{i}]"),
-                    format!("`{}` never applies: class `{earlier_name}` comes first and its `{}` matches all of it", pattern.source(), earlier.source()),
+                    format!(
+                        "`{}` never applies: class `{earlier_name}` comes first and its `{}` matches all of it",
+                        pattern.source(),
+                        earlier.source()
+                    ),
                 );
             }
         }

@@ -55,21 +55,13 @@ impl EcrMutability {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Mutable,
-            Self::Immutable,
-            Self::MutableWithExclusion,
-            Self::ImmutableWithExclusion,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == text)
+        [Self::Mutable, Self::Immutable, Self::MutableWithExclusion, Self::ImmutableWithExclusion]
+            .into_iter()
+            .find(|m| m.as_str() == text)
     }
 
     pub fn takes_filters(self) -> bool {
-        matches!(
-            self,
-            Self::MutableWithExclusion | Self::ImmutableWithExclusion
-        )
+        matches!(self, Self::MutableWithExclusion | Self::ImmutableWithExclusion)
     }
 }
 
@@ -149,27 +141,16 @@ impl TagRules {
             if patterns.is_empty() {
                 "-".into()
             } else {
-                patterns
-                    .iter()
-                    .map(Pattern::source)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                patterns.iter().map(Pattern::source).collect::<Vec<_>>().join(", ")
             }
         };
-        let allowed = if self.allowed.is_empty() {
-            "any tag".to_owned()
-        } else {
-            list(&self.allowed)
-        };
+        let allowed = if self.allowed.is_empty() { "any tag".to_owned() } else { list(&self.allowed) };
         let enforcement = match &self.enforcement {
             ProtectionEnforcement::None => "no protected tags".to_owned(),
             ProtectionEnforcement::Ecr => "ECR rejects moves of protected tags".to_owned(),
             ProtectionEnforcement::Ledger(why) => format!("tag-guard ledger detects moves ({why})"),
         };
-        let quarantine = self
-            .quarantine
-            .as_ref()
-            .map_or("none (a last tag is never removed)", TagTemplate::source);
+        let quarantine = self.quarantine.as_ref().map_or("none (a last tag is never removed)", TagTemplate::source);
         format!(
             "  tags allowed: {allowed}\n  protected: {}\n  mutable: {}\n  ECR tag mutability: {}\n  protection: {enforcement}\n  remediation: {}\n  quarantine tag: {quarantine}\n",
             list(&self.protected),
@@ -182,41 +163,27 @@ impl TagRules {
 
 /// The setting ECR must carry for these rules, when the user did not set one, and who enforces protection.
 /// Pure: used at policy load and in tests.
-pub fn derive_mutability(
-    protected: &[Pattern],
-    mutable: &[Pattern],
-) -> (MutabilitySetting, ProtectionEnforcement) {
+pub fn derive_mutability(protected: &[Pattern], mutable: &[Pattern]) -> (MutabilitySetting, ProtectionEnforcement) {
     let mutable_setting = MutabilitySetting::new(EcrMutability::Mutable, vec![]);
     if protected.is_empty() {
         return (mutable_setting, ProtectionEnforcement::None);
     }
     if protected.iter().any(Pattern::matches_everything) {
         if mutable.is_empty() {
-            return (
-                MutabilitySetting::new(EcrMutability::Immutable, vec![]),
-                ProtectionEnforcement::Ecr,
-            );
+            return (MutabilitySetting::new(EcrMutability::Immutable, vec![]), ProtectionEnforcement::Ecr);
         }
         return match as_exclusion_filters(mutable) {
-            Ok(filters) => (
-                MutabilitySetting::new(EcrMutability::ImmutableWithExclusion, filters),
-                ProtectionEnforcement::Ecr,
-            ),
-            Err(why) => (
-                mutable_setting,
-                ProtectionEnforcement::Ledger(format!("mutable tags: {why}")),
-            ),
+            Ok(filters) => {
+                (MutabilitySetting::new(EcrMutability::ImmutableWithExclusion, filters), ProtectionEnforcement::Ecr)
+            }
+            Err(why) => (mutable_setting, ProtectionEnforcement::Ledger(format!("mutable tags: {why}"))),
         };
     }
     match as_exclusion_filters(protected) {
-        Ok(filters) => (
-            MutabilitySetting::new(EcrMutability::MutableWithExclusion, filters),
-            ProtectionEnforcement::Ecr,
-        ),
-        Err(why) => (
-            mutable_setting,
-            ProtectionEnforcement::Ledger(format!("protected tags: {why}")),
-        ),
+        Ok(filters) => {
+            (MutabilitySetting::new(EcrMutability::MutableWithExclusion, filters), ProtectionEnforcement::Ecr)
+        }
+        Err(why) => (mutable_setting, ProtectionEnforcement::Ledger(format!("protected tags: {why}"))),
     }
 }
 
@@ -232,10 +199,7 @@ pub fn as_exclusion_filters(patterns: &[Pattern]) -> Result<Vec<String>, String>
         .iter()
         .map(|p| match p.as_wildcard() {
             Some(w) => ecr_exclusion_filter_problem(w).map_or_else(|| Ok(w.to_owned()), Err),
-            None => Err(format!(
-                "`{}` is a regex, ECR exclusion filters are wildcards",
-                p.source()
-            )),
+            None => Err(format!("`{}` is a regex, ECR exclusion filters are wildcards", p.source())),
         })
         .collect()
 }

@@ -51,12 +51,7 @@ pub struct Decision {
 
 impl Decision {
     fn new(verdict: Verdict, reason: impl Into<String>) -> Self {
-        Self {
-            verdict,
-            reasons: vec![reason.into()],
-            steps: vec![],
-            notify: false,
-        }
+        Self { verdict, reasons: vec![reason.into()], steps: vec![], notify: false }
     }
 
     fn notifying(mut self) -> Self {
@@ -93,16 +88,11 @@ pub fn check_push(rules: &TagRules, tag: &str) -> PushCheck {
         return PushCheck::OwnQuarantineTag;
     }
     if rules.is_allowed(tag) {
-        return PushCheck::Conforming {
-            protected: rules.is_protected(tag),
-        };
+        return PushCheck::Conforming { protected: rules.is_protected(tag) };
     }
     let allowed: Vec<&str> = rules.allowed.iter().map(|p| p.source()).collect();
     PushCheck::NotAllowed {
-        reason: format!(
-            "tag `{tag}` matches none of the allowed patterns: {}",
-            allowed.join(", ")
-        ),
+        reason: format!("tag `{tag}` matches none of the allowed patterns: {}", allowed.join(", ")),
     }
 }
 
@@ -123,28 +113,19 @@ pub fn remedy_not_allowed(
     current: Option<&ImageState>,
 ) -> Decision {
     let Some(current) = current else {
-        return Decision::new(
-            Verdict::Skipped,
-            format!("tag `{tag}` no longer exists (already removed)"),
-        );
+        return Decision::new(Verdict::Skipped, format!("tag `{tag}` no longer exists (already removed)"));
     };
     if current.digest != pushed_digest {
         return Decision::new(
             Verdict::Skipped,
-            format!(
-                "tag `{tag}` has moved on to {} since this push; that push is checked on its own",
-                current.digest
-            ),
+            format!("tag `{tag}` has moved on to {} since this push; that push is checked on its own", current.digest),
         );
     }
     let decision = Decision::new(Verdict::NotAllowed, reason).notifying();
     if rules.remediation == Remediation::Report {
         return decision.because("remediation is `report`: the tag is left in place");
     }
-    let remove = Step::RemoveTag {
-        tag: tag.to_owned(),
-        digest: pushed_digest.to_owned(),
-    };
+    let remove = Step::RemoveTag { tag: tag.to_owned(), digest: pushed_digest.to_owned() };
     if current.tags.iter().any(|t| t != tag) {
         return decision.with_steps(vec![remove]);
     }
@@ -153,8 +134,11 @@ pub fn remedy_not_allowed(
         Some(Ok(quarantine)) => decision
             .because(format!("`{tag}` is the image's only tag: it stays reachable as `{quarantine}`"))
             .with_steps(vec![Step::AddTag { tag: quarantine, digest: pushed_digest.to_owned() }, remove]),
-        Some(Err(why)) => decision.because(format!("`{tag}` is the image's only tag and no quarantine tag can be made ({why}): the tag is left in place")),
-        None => decision.because(format!("`{tag}` is the image's only tag and quarantine is disabled: the tag is left in place")),
+        Some(Err(why)) => decision.because(format!(
+            "`{tag}` is the image's only tag and no quarantine tag can be made ({why}): the tag is left in place"
+        )),
+        None => decision
+            .because(format!("`{tag}` is the image's only tag and quarantine is disabled: the tag is left in place")),
     }
 }
 
@@ -191,24 +175,16 @@ pub fn decide_recorded_push(
 ) -> Decision {
     let protected = rules.is_some_and(|r| r.is_protected(tag));
     match observation {
-        LedgerObservation::New => Decision::new(
-            Verdict::Conforming,
-            format!("`{tag}` recorded at {}", pushed.digest),
-        ),
-        LedgerObservation::Unchanged => Decision::new(
-            Verdict::Conforming,
-            format!("`{tag}` already recorded at {}", pushed.digest),
-        ),
+        LedgerObservation::New => Decision::new(Verdict::Conforming, format!("`{tag}` recorded at {}", pushed.digest)),
+        LedgerObservation::Unchanged => {
+            Decision::new(Verdict::Conforming, format!("`{tag}` already recorded at {}", pushed.digest))
+        }
         LedgerObservation::Moved { previous } if protected => {
             protected_move(rules, tag, &previous.digest, &pushed.digest)
         }
-        LedgerObservation::Moved { previous } => Decision::new(
-            Verdict::TagMoved,
-            format!(
-                "`{tag}` moved from {} to {}",
-                previous.digest, pushed.digest
-            ),
-        ),
+        LedgerObservation::Moved { previous } => {
+            Decision::new(Verdict::TagMoved, format!("`{tag}` moved from {} to {}", previous.digest, pushed.digest))
+        }
         // Out of order: this older push of a protected tag means the tag moved later, to the ledger's digest.
         LedgerObservation::Newer { current } if protected && current.digest != pushed.digest => {
             protected_move(rules, tag, &pushed.digest, &current.digest)
@@ -216,29 +192,22 @@ pub fn decide_recorded_push(
         }
         LedgerObservation::Newer { current } => Decision::new(
             Verdict::Skipped,
-            format!(
-                "the ledger already holds a later push of `{tag}` ({} at {})",
-                current.digest, current.since
-            ),
+            format!("the ledger already holds a later push of `{tag}` ({} at {})", current.digest, current.since),
         ),
     }
 }
 
 fn protected_move(rules: Option<&TagRules>, tag: &str, from: &str, to: &str) -> Decision {
-    let decision = Decision::new(
-        Verdict::ProtectedTagMoved,
-        format!("protected tag `{tag}` moved from {from} to {to}"),
-    )
-    .notifying();
+    let decision =
+        Decision::new(Verdict::ProtectedTagMoved, format!("protected tag `{tag}` moved from {from} to {to}"))
+            .notifying();
     match rules.map(|r| r.remediation) {
-        Some(Remediation::Revert) => decision.with_steps(vec![Step::PointTag {
-            tag: tag.to_owned(),
-            digest: from.to_owned(),
-        }]),
-        Some(mode) => decision.because(format!(
-            "remediation is `{}`: the move is reported, not reverted",
-            mode.as_str()
-        )),
+        Some(Remediation::Revert) => {
+            decision.with_steps(vec![Step::PointTag { tag: tag.to_owned(), digest: from.to_owned() }])
+        }
+        Some(mode) => {
+            decision.because(format!("remediation is `{}`: the move is reported, not reverted", mode.as_str()))
+        }
         None => decision,
     }
 }
@@ -260,24 +229,14 @@ pub fn plan_revert(
             let mut steps = Vec::new();
             // The pushed image keeps a tag so it can still be inspected (and is not expired as untagged).
             if !current.tags.iter().any(|t| t != tag)
-                && let Some(Ok(quarantine)) =
-                    rules.quarantine.as_ref().map(|q| q.render(tag, moved_to))
+                && let Some(Ok(quarantine)) = rules.quarantine.as_ref().map(|q| q.render(tag, moved_to))
             {
-                steps.push(Step::AddTag {
-                    tag: quarantine,
-                    digest: moved_to.to_owned(),
-                });
+                steps.push(Step::AddTag { tag: quarantine, digest: moved_to.to_owned() });
             }
-            steps.push(Step::PointTag {
-                tag: tag.to_owned(),
-                digest: restore.to_owned(),
-            });
+            steps.push(Step::PointTag { tag: tag.to_owned(), digest: restore.to_owned() });
             steps
         }
-        None => vec![Step::PointTag {
-            tag: tag.to_owned(),
-            digest: restore.to_owned(),
-        }],
+        None => vec![Step::PointTag { tag: tag.to_owned(), digest: restore.to_owned() }],
     }
 }
 
@@ -290,15 +249,11 @@ pub fn decide_settings(
     if desired == observed {
         return Decision::new(Verdict::SettingsOk, format!("tag mutability is {desired}"));
     }
-    let decision = Decision::new(
-        Verdict::SettingsDrift,
-        format!("tag mutability is {observed}, class requires {desired}"),
-    )
-    .notifying();
+    let decision =
+        Decision::new(Verdict::SettingsDrift, format!("tag mutability is {observed}, class requires {desired}"))
+            .notifying();
     if remediation.writes() {
-        decision.with_steps(vec![Step::SetMutability {
-            setting: desired.clone(),
-        }])
+        decision.with_steps(vec![Step::SetMutability { setting: desired.clone() }])
     } else {
         decision.because("remediation is `report`: the setting is left as it is")
     }
