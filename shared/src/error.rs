@@ -3,6 +3,7 @@
 
 use crate::event::EventError;
 use crate::policy::PolicyErrors;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -60,15 +61,14 @@ const TRANSIENT_CODES: &[&str] = &[
 ];
 
 /// Wraps an SDK error (after the SDK's own retries) with whether the invocation should be retried.
-pub fn aws_error<E, R>(operation: &'static str, error: SdkError<E, R>) -> WardenError
+pub fn aws_error<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> WardenError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let (code, retryable) = match &error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("Unknown").to_owned();
-            let retryable = TRANSIENT_CODES.contains(&code.as_str());
+            let retryable = TRANSIENT_CODES.contains(&code.as_str()) || service.raw().status().as_u16() >= 500;
             (code, retryable)
         }
         SdkError::TimeoutError(_) => ("Timeout".to_owned(), true),

@@ -1,1 +1,433 @@
+//! tag-guard against exact AWS responses (aws-smithy-mocks): the calls it makes, in which order, with which
+//! arguments, and what it does with AWS's errors.
+
+use super::*;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
+use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
+use aws_sdk_ecr::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
+use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
+use aws_sdk_ecr::operation::put_image::{PutImageError, PutImageOutput};
+use aws_sdk_ecr::operation::put_image_tag_mutability::PutImageTagMutabilityOutput;
+use aws_sdk_ecr::types::error::{ImageAlreadyExistsException, ImageTagAlreadyExistsException, RepositoryNotFoundException};
+use aws_sdk_ecr::types::{Image, ImageDetail, ImageTagMutability, Repository};
+use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_types::error::ErrorMetadata;
+use warden::aws::CallCounter;
+
+const REPO: &str = "prod/payments-api";
+const A: &str = "sha256:7a6a95028731dbae7ab5e36a95ae1087234d240b81be3464060d7314b4c74d26";
+const B: &str = "sha256:9879c546333f36f5d34063ebf385952ed69a10aac53e0e1c1da5066edd05012b";
+const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ecr-warden";
+
+fn sample(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("sample exists")).expect("sample is JSON")
+}
+
+/// A push event for `tag` at `digest` (based on the ecr-image-push.json sample).
+fn push(repository: &str, tag: &str, digest: &str) -> Value {
+    let mut event = sample("ecr-image-push.json");
+    event["detail"]["repository-name"] = repository.into();
+    event["detail"]["image-tag"] = tag.into();
+    event["detail"]["image-digest"] = digest.into();
+    event
+}
+
+fn guard(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule]) -> TagGuard {
+    let calls = CallCounter::default();
+    let (c1, c2, c3) = (calls.clone(), calls.clone(), calls.clone());
+    let clients = Clients {
+        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, ecr, move |c| c.interceptor(c1.clone())),
+        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c.interceptor(c2.clone())),
+        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c.interceptor(c3.clone())),
+        calls,
+    };
+    let config = Config { ledger_table: Some("ledger".into()), topic_arn: Some(TOPIC.into()), dry_run: false };
+    let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("valid policy");
+    TagGuard::new(policy, config, clients).expect("guard")
+}
+
+fn ledger_new() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| UpdateItemOutput::builder().build())
+}
+
+/// The ledger holds `digest` since `since` for the tag: the conditional write fails and returns it.
+fn ledger_holds(digest: &'static str, since: &'static str) -> Rule {
+    mock!(aws_sdk_dynamodb::Client::update_item).then_error(move || {
+        UpdateItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder()
+                .item("digest", AttributeValue::S(digest.into()))
+                .item("since", AttributeValue::S(since.into()))
+                .build(),
+        )
+    })
+}
+
+fn any_put_item() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build())
+}
+
+fn publish_ok() -> Rule {
+    mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m-1").build())
+}
+
+fn tag_points_at(tag: &'static str, digest: &'static str, tags: &'static [&'static str]) -> Rule {
+    mock!(aws_sdk_ecr::Client::describe_images)
+        .match_requests(move |r| r.image_ids().first().and_then(|id| id.image_tag()) == Some(tag))
+        .then_output(move || {
+            let detail = ImageDetail::builder()
+                .image_digest(digest)
+                .set_image_tags(Some(tags.iter().map(|t| (*t).to_owned()).collect()))
+                .build();
+            DescribeImagesOutput::builder().image_details(detail).build()
+        })
+}
+
+fn manifest_of(digest: &'static str) -> Rule {
+    mock!(aws_sdk_ecr::Client::batch_get_image)
+        .match_requests(move |r| r.image_ids().first().and_then(|id| id.image_digest()) == Some(digest))
+        .then_output(move || {
+            BatchGetImageOutput::builder()
+                .images(
+                    Image::builder()
+                        .image_manifest(MANIFEST)
+                        .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
+                        .build(),
+                )
+                .build()
+        })
+}
+
+fn put_image_ok(tag: &'static str, digest: &'static str) -> Rule {
+    mock!(aws_sdk_ecr::Client::put_image)
+        .match_requests(move |r| r.image_tag() == Some(tag) && r.image_digest() == Some(digest))
+        .then_output(|| PutImageOutput::builder().build())
+}
+
+fn remove_ok(tag: &'static str) -> Rule {
+    mock!(aws_sdk_ecr::Client::batch_delete_image)
+        .match_requests(move |r| {
+            // Only ever by tag: a digest would delete the image with all its tags.
+            r.image_ids().len() == 1
+                && r.image_ids()[0].image_tag() == Some(tag)
+                && r.image_ids()[0].image_digest().is_none()
+        })
+        .then_output(|| BatchDeleteImageOutput::builder().build())
+}
+
+fn calls(outcome: &Outcome) -> Vec<(&str, u32)> {
+    outcome.aws_calls.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+}
+
+#[tokio::test]
+async fn conforming_push_costs_one_ledger_write() {
+    let ledger = ledger_new();
+    let guard = guard(&[], &[&ledger], &[]);
+    let outcome = guard.handle(push(REPO, "v1.4.2", A)).await.expect("handled");
+    assert_eq!(outcome.decision, "conforming");
+    assert_eq!(calls(&outcome), vec![("DynamoDB.UpdateItem", 1)]);
+    assert!(!outcome.notified && outcome.actions.is_empty());
+    assert_eq!(outcome.class.as_deref(), Some("production"));
+}
+
+#[tokio::test]
+async fn digest_only_push_is_recorded_not_a_violation() {
+    let put = any_put_item();
+    let guard = guard(&[], &[&put], &[]);
+    let outcome = guard.handle(sample("ecr-image-push-digest-only.json")).await.expect("handled");
+    assert_eq!(outcome.decision, "recorded");
+    assert_eq!(calls(&outcome), vec![("DynamoDB.PutItem", 1)]);
+}
+
+#[tokio::test]
+async fn last_tag_not_allowed_is_quarantined_then_removed() {
+    let describe = tag_points_at("feature-x", A, &["feature-x"]);
+    let manifest = manifest_of(A);
+    let quarantine = put_image_ok("quarantine-7a6a95028731", A);
+    let remove = remove_ok("feature-x");
+    let claim = any_put_item();
+    let publish = publish_ok();
+    let guard = guard(&[&describe, &manifest, &quarantine, &remove], &[&claim], &[&publish]);
+
+    let outcome = guard.handle(push(REPO, "feature-x", A)).await.expect("handled");
+
+    assert_eq!(outcome.decision, "not-allowed");
+    assert_eq!(outcome.actions.len(), 2, "{:?}", outcome.actions);
+    assert!(outcome.actions.iter().all(|a| a.result == ActionResult::Done));
+    assert!(outcome.actions[0].action.contains("quarantine-7a6a95028731"), "quarantine before removal");
+    assert_eq!((quarantine.num_calls(), remove.num_calls(), publish.num_calls()), (1, 1, 1));
+    assert!(outcome.notified);
+    assert_eq!(
+        calls(&outcome),
+        vec![
+            ("DynamoDB.PutItem", 1),
+            ("ECR.BatchDeleteImage", 1),
+            ("ECR.BatchGetImage", 1),
+            ("ECR.DescribeImages", 1),
+            ("ECR.PutImage", 1),
+            ("SNS.Publish", 1)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn tag_not_allowed_with_other_tags_is_just_removed() {
+    let describe = tag_points_at("feature-x", A, &["feature-x", "v1.4.2"]);
+    let remove = remove_ok("feature-x");
+    let (claim, publish) = (any_put_item(), publish_ok());
+    let guard = guard(&[&describe, &remove], &[&claim], &[&publish]);
+    let outcome = guard.handle(push(REPO, "feature-x", A)).await.expect("handled");
+    assert_eq!(outcome.actions.len(), 1);
+    assert_eq!(remove.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn failed_quarantine_never_removes_the_last_tag() {
+    let describe = tag_points_at("feature-x", A, &["feature-x"]);
+    let manifest = manifest_of(A);
+    // The quarantine tag exists, immutable, on another image.
+    let taken = mock!(aws_sdk_ecr::Client::put_image).then_error(|| {
+        PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build())
+    });
+    let quarantine_elsewhere = tag_points_at("quarantine-7a6a95028731", B, &["quarantine-7a6a95028731"]);
+    let remove = remove_ok("feature-x");
+    let (claim, publish) = (any_put_item(), publish_ok());
+    let guard = guard(&[&describe, &quarantine_elsewhere, &manifest, &taken, &remove], &[&claim], &[&publish]);
+
+    let outcome = guard.handle(push(REPO, "feature-x", A)).await.expect("handled");
+
+    assert_eq!(remove.num_calls(), 0, "the last tag must stay when the quarantine tag could not be added");
+    assert_eq!(outcome.actions.len(), 1);
+    assert_eq!(outcome.actions[0].result, ActionResult::Failed);
+    assert!(outcome.notified);
+}
+
+#[tokio::test]
+async fn protected_tag_move_is_reverted() {
+    let ledger = ledger_holds(A, "2026-11-20T09:12:04Z");
+    let describe = tag_points_at("v1.4.2", B, &["v1.4.2"]);
+    let (manifest_a, manifest_b) = (manifest_of(A), manifest_of(B));
+    let quarantine = put_image_ok("quarantine-9879c546333f", B);
+    let point_back = put_image_ok("v1.4.2", A);
+    let (history_and_claim, publish) = (any_put_item(), publish_ok());
+    let guard = guard(
+        &[&describe, &manifest_a, &manifest_b, &quarantine, &point_back],
+        &[&ledger, &history_and_claim],
+        &[&publish],
+    );
+
+    let mut event = push(REPO, "v1.4.2", B);
+    event["time"] = "2026-11-20T11:00:00Z".into();
+    let outcome = guard.handle(event).await.expect("handled");
+
+    assert_eq!(outcome.decision, "protected-tag-moved");
+    assert_eq!((quarantine.num_calls(), point_back.num_calls()), (1, 1));
+    assert!(outcome.actions.iter().all(|a| a.result == ActionResult::Done), "{:?}", outcome.actions);
+    assert_eq!(history_and_claim.num_calls(), 2, "history entry + notification claim");
+    assert!(outcome.notified);
+}
+
+#[tokio::test]
+async fn replayed_revert_is_a_no_op() {
+    // The ledger still holds A (a revert never moves the ledger) and ECR already points the tag at A again.
+    let ledger = ledger_holds(A, "2026-11-20T09:12:04Z");
+    let describe = tag_points_at("v1.4.2", A, &["v1.4.2"]);
+    let put = mock!(aws_sdk_ecr::Client::put_image).then_output(|| PutImageOutput::builder().build());
+    let publish = publish_ok();
+    let guard = guard(&[&describe, &put], &[&ledger], &[&publish]);
+    let outcome = guard.handle(push(REPO, "v1.4.2", B)).await.expect("handled");
+    assert_eq!(outcome.decision, "skipped");
+    assert!(outcome.reasons.iter().any(|r| r.contains("reverted before")), "{:?}", outcome.reasons);
+    assert_eq!((put.num_calls(), publish.num_calls()), (0, 0));
+}
+
+#[tokio::test]
+async fn revert_answered_image_already_exists_is_success() {
+    let ledger = ledger_holds(A, "2026-11-20T09:12:04Z");
+    let describe = tag_points_at("v1.4.2", B, &["v1.4.2", "sha-9879c54"]);
+    let manifest = manifest_of(A);
+    let exists = mock!(aws_sdk_ecr::Client::put_image)
+        .then_error(|| PutImageError::ImageAlreadyExistsException(ImageAlreadyExistsException::builder().build()));
+    let (puts, publish) = (any_put_item(), publish_ok());
+    let guard = guard(&[&describe, &manifest, &exists], &[&ledger, &puts], &[&publish]);
+    let outcome = guard.handle(push(REPO, "v1.4.2", B)).await.expect("handled");
+    assert_eq!(outcome.actions.len(), 1, "other tags: no quarantine needed");
+    assert_eq!(outcome.actions[0].result, ActionResult::AlreadyDone);
+}
+
+#[tokio::test]
+async fn mutable_tag_move_updates_the_ledger_quietly() {
+    let ledger = ledger_holds(A, "2026-11-20T09:12:04Z");
+    let transact =
+        mock!(aws_sdk_dynamodb::Client::transact_write_items).then_output(|| TransactWriteItemsOutput::builder().build());
+    let guard = guard(&[], &[&ledger, &transact], &[]);
+    let outcome = guard.handle(push(REPO, "latest", B)).await.expect("handled");
+    assert_eq!(outcome.decision, "tag-moved");
+    assert_eq!(transact.num_calls(), 1);
+    assert!(!outcome.notified);
+}
+
+#[tokio::test]
+async fn replayed_report_is_not_notified_twice() {
+    // `standard` class, report mode: the tag stays, so a replay would report again without the claim.
+    let describe = tag_points_at("weird", A, &["weird"]);
+    let claimed = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+        PutItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build())
+    });
+    let publish = publish_ok();
+    let guard = guard(&[&describe], &[&claimed], &[&publish]);
+    let outcome = guard.handle(push("misc/tool", "weird", A)).await.expect("handled");
+    assert_eq!(outcome.decision, "not-allowed");
+    assert!(outcome.actions.is_empty());
+    assert_eq!(publish.num_calls(), 0);
+    assert!(!outcome.notified);
+}
+
+#[tokio::test]
+async fn deleted_repository_is_skipped() {
+    let gone = mock!(aws_sdk_ecr::Client::describe_images).then_error(|| {
+        DescribeImagesError::RepositoryNotFoundException(RepositoryNotFoundException::builder().build())
+    });
+    let guard = guard(&[&gone], &[], &[]);
+    let outcome = guard.handle(push(REPO, "feature-x", A)).await.expect("handled");
+    assert_eq!(outcome.decision, "skipped");
+    assert!(outcome.reasons[0].contains("no longer exists"));
+}
+
+#[tokio::test]
+async fn throttled_publish_fails_the_invocation_and_releases_the_claim() {
+    let describe = tag_points_at("weird", A, &["weird"]);
+    let claim = any_put_item();
+    let release = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
+    let throttled = mock!(aws_sdk_sns::Client::publish).then_error(|| {
+        PublishError::generic(ErrorMetadata::builder().code("Throttling").message("Rate exceeded").build())
+    });
+    let guard = guard(&[&describe], &[&claim, &release], &[&throttled]);
+    let error = guard.handle(push("misc/tool", "weird", A)).await.expect_err("publish failed");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(release.num_calls(), 1, "the retry must be able to send it");
+    let diagnostic = lambda_runtime::Diagnostic::from(error);
+    assert_eq!(diagnostic.error_type, "Retryable.AwsError");
+}
+
+#[tokio::test]
+async fn throttled_ledger_is_retryable() {
+    let throttled = mock!(aws_sdk_dynamodb::Client::update_item).then_error(|| {
+        UpdateItemError::generic(ErrorMetadata::builder().code("ProvisionedThroughputExceededException").build())
+    });
+    let guard = guard(&[], &[&throttled], &[]);
+    let error = guard.handle(push(REPO, "v1.4.2", A)).await.expect_err("throttled");
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn create_repository_fixes_tag_mutability() {
+    let describe = mock!(aws_sdk_ecr::Client::describe_repositories).then_output(|| {
+        DescribeRepositoriesOutput::builder()
+            .repositories(
+                Repository::builder()
+                    .repository_name("prod/billing-worker")
+                    .image_tag_mutability(ImageTagMutability::Mutable)
+                    .build(),
+            )
+            .build()
+    });
+    let fix = mock!(aws_sdk_ecr::Client::put_image_tag_mutability)
+        .match_requests(|r| {
+            r.image_tag_mutability() == Some(&ImageTagMutability::MutableWithExclusion)
+                && r.image_tag_mutability_exclusion_filters().len() == 1
+                && r.image_tag_mutability_exclusion_filters()[0].filter() == "v*.*.*"
+        })
+        .then_output(|| PutImageTagMutabilityOutput::builder().build());
+    let (claim, publish) = (any_put_item(), publish_ok());
+    let guard = guard(&[&describe, &fix], &[&claim], &[&publish]);
+    let outcome = guard.handle(sample("cloudtrail-create-repository.json")).await.expect("handled");
+    assert_eq!(outcome.decision, "settings-drift");
+    assert_eq!(fix.num_calls(), 1);
+    assert!(outcome.notified);
+}
+
+#[tokio::test]
+async fn sweep_reads_every_page_and_sends_one_summary() {
+    let repo = |name: &str, mode: ImageTagMutability| {
+        Repository::builder().repository_name(name).image_tag_mutability(mode).build()
+    };
+    let page1 = repo("prod/a", ImageTagMutability::Mutable);
+    let page1b = repo("sandbox/x", ImageTagMutability::Mutable);
+    let page2 = repo("prod/b", ImageTagMutability::Immutable);
+    let first = mock!(aws_sdk_ecr::Client::describe_repositories)
+        .match_requests(|r| r.next_token().is_none())
+        .then_output(move || {
+            DescribeRepositoriesOutput::builder()
+                .repositories(page1.clone())
+                .repositories(page1b.clone())
+                .next_token("page-2")
+                .build()
+        });
+    let second = mock!(aws_sdk_ecr::Client::describe_repositories)
+        .match_requests(|r| r.next_token() == Some("page-2"))
+        .then_output(move || DescribeRepositoriesOutput::builder().repositories(page2.clone()).build());
+    let fix = mock!(aws_sdk_ecr::Client::put_image_tag_mutability)
+        .then_output(|| PutImageTagMutabilityOutput::builder().build());
+    let (claim, publish) = (any_put_item(), publish_ok());
+    let guard = guard(&[&first, &second, &fix], &[&claim], &[&publish]);
+    let outcome = guard.handle(sample("scheduled-rule.json")).await.expect("handled");
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    assert_eq!(fix.num_calls(), 2, "both prod repositories drifted; sandbox is unmanaged");
+    assert_eq!(publish.num_calls(), 1, "one summary per sweep");
+    assert_eq!(outcome.items.len(), 2);
+}
+
+#[tokio::test]
+async fn irrelevant_and_unknown_events_are_skipped_without_calls() {
+    let guard = guard(&[], &[], &[]);
+    for name in [
+        "ecr-image-scan.json",
+        "unknown-detail-type.json",
+        "other-source.json",
+        "ecr-image-archive.json",
+        "ecr-image-push-failed.json",
+        "cloudtrail-delete-repository.json",
+        "cloudtrail-create-repository-failed.json",
+        "inspector2-finding.json",
+    ] {
+        let outcome = guard.handle(sample(name)).await.expect("skipped, not an error");
+        assert_eq!(outcome.decision, "skipped", "{name}");
+        assert!(outcome.aws_calls.is_empty(), "{name}: {:?}", outcome.aws_calls);
+    }
+    let mut sandbox = push("sandbox/experiments", "whatever", A);
+    sandbox["id"] = "x".into();
+    assert_eq!(guard.handle(sandbox).await.expect("skipped").decision, "skipped");
+}
+
+#[tokio::test]
+async fn malformed_events_are_non_retryable_errors() {
+    let guard = guard(&[], &[], &[]);
+    let error = guard.handle(sample("invalid/ecr-image-push-missing-repository.json")).await.expect_err("invalid");
+    assert!(!error.is_retryable());
+    assert!(error.to_string().contains("repository-name"), "{error}");
+    assert_eq!(lambda_runtime::Diagnostic::from(error).error_type, "NonRetryable.InvalidEvent");
+}
+
+#[tokio::test]
+async fn dry_run_decides_but_changes_nothing() {
+    let describe = tag_points_at("feature-x", A, &["feature-x"]);
+    let (claim, publish) = (any_put_item(), publish_ok());
+    let mut guard = guard(&[&describe], &[&claim], &[&publish]);
+    guard.config.dry_run = true;
+    let outcome = guard.handle(push(REPO, "feature-x", A)).await.expect("handled");
+    assert!(outcome.dry_run);
+    assert_eq!(outcome.actions.len(), 2);
+    assert!(outcome.actions.iter().all(|a| a.result == ActionResult::DryRun));
+    assert!(!outcome.aws_calls.keys().any(|op| op.contains("Put") && op.starts_with("ECR")));
+    assert!(outcome.notified, "a dry run still tells operators what it would do");
+}
 

@@ -7,9 +7,8 @@ use crate::policy::{EcrMutability, MutabilitySetting};
 use crate::tags::ImageState;
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::types::{
-    ImageIdentifier, ImageTagMutability, ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
+    ImageFailureCode, ImageIdentifier, ImageTagMutability, ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
 };
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Every manifest type ecr-warden may copy: a re-tag must keep an index an index.
 pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
@@ -53,9 +52,9 @@ pub async fn describe_tag(ecr: &Client, repository: &str, tag: &str) -> Result<F
                 tags: detail.image_tags().to_vec(),
             })
         })),
-        Err(e) => match e.code() {
-            Some("RepositoryNotFoundException") => Ok(Found::NoRepository),
-            Some("ImageNotFoundException") => Ok(Found::NoImage),
+        Err(e) => match e.as_service_error() {
+            Some(se) if se.is_repository_not_found_exception() => Ok(Found::NoRepository),
+            Some(se) if se.is_image_not_found_exception() => Ok(Found::NoImage),
             _ => Err(aws_error("ECR.DescribeImages", e)),
         },
     }
@@ -69,7 +68,7 @@ pub async fn get_manifest(ecr: &Client, repository: &str, digest: &str) -> Resul
     }
     let output = match request.send().await {
         Ok(output) => output,
-        Err(e) if e.code() == Some("RepositoryNotFoundException") => {
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_repository_not_found_exception()) => {
             return Ok(Found::NoRepository);
         }
         Err(e) => return Err(aws_error("ECR.BatchGetImage", e)),
@@ -112,9 +111,9 @@ pub async fn put_tag(ecr: &Client, repository: &str, tag: &str, manifest: &Manif
     }
     match request.send().await {
         Ok(_) => Ok(TagWrite::Done),
-        Err(e) => match e.code() {
-            Some("ImageAlreadyExistsException") => Ok(TagWrite::AlreadyThere),
-            Some("ImageTagAlreadyExistsException") => match describe_tag(ecr, repository, tag).await? {
+        Err(e) => match e.as_service_error() {
+            Some(se) if se.is_image_already_exists_exception() => Ok(TagWrite::AlreadyThere),
+            Some(se) if se.is_image_tag_already_exists_exception() => match describe_tag(ecr, repository, tag).await? {
                 Found::Yes(current) if current.digest == manifest.digest => Ok(TagWrite::AlreadyThere),
                 Found::Yes(current) => Ok(TagWrite::Immutable { points_at: Some(current.digest) }),
                 _ => Ok(TagWrite::Immutable { points_at: None }),
@@ -143,10 +142,13 @@ pub async fn remove_tag(ecr: &Client, repository: &str, tag: &str) -> Result<Tag
         .await
         .map_err(|e| aws_error("ECR.BatchDeleteImage", e))?;
     if let Some(failure) = output.failures().first() {
-        let code = failure.failure_code().map(|c| c.as_str().to_owned()).unwrap_or_default();
-        if code == "ImageNotFound" || code == "ImageTagDoesNotMatchDigest" {
+        if matches!(
+            failure.failure_code(),
+            Some(ImageFailureCode::ImageNotFound | ImageFailureCode::ImageTagDoesNotMatchDigest)
+        ) {
             return Ok(TagRemoval::AlreadyGone);
         }
+        let code = failure.failure_code().map(|c| c.as_str().to_owned()).unwrap_or_default();
         return Ok(TagRemoval::Failed { code, reason: failure.failure_reason().unwrap_or_default().to_owned() });
     }
     Ok(TagRemoval::Done)
@@ -176,7 +178,7 @@ fn settings_of(repository: &aws_sdk_ecr::types::Repository) -> RepositorySetting
 pub async fn describe_repository(ecr: &Client, repository: &str) -> Result<Found<RepositorySettings>, WardenError> {
     match ecr.describe_repositories().repository_names(repository).send().await {
         Ok(output) => Ok(output.repositories().first().map_or(Found::NoRepository, |r| Found::Yes(settings_of(r)))),
-        Err(e) if e.code() == Some("RepositoryNotFoundException") => Ok(Found::NoRepository),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_repository_not_found_exception()) => Ok(Found::NoRepository),
         Err(e) => Err(aws_error("ECR.DescribeRepositories", e)),
     }
 }
@@ -206,7 +208,7 @@ pub async fn put_mutability(ecr: &Client, repository: &str, setting: &Mutability
     }
     match request.send().await {
         Ok(_) => Ok(true),
-        Err(e) if e.code() == Some("RepositoryNotFoundException") => Ok(false),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_repository_not_found_exception()) => Ok(false),
         Err(e) => Err(aws_error("ECR.PutImageTagMutability", e)),
     }
 }

@@ -17,7 +17,6 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -220,7 +219,7 @@ impl Ledger {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(aws_error("DynamoDB.UpdateItem", e)),
         }
     }
@@ -248,7 +247,7 @@ impl Ledger {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(aws_error("DynamoDB.PutItem", e)),
         }
     }
@@ -267,7 +266,7 @@ impl Ledger {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(aws_error("DynamoDB.PutItem", e)),
         }
     }

@@ -9,11 +9,12 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// Counts AWS operations per `Service.Operation`, so every outcome reports what it cost. Attached to each
+/// Counts AWS operations per `Service.Operation` (once per operation, whatever its retries), so every outcome reports what it cost. Attached to each
 /// client as an interceptor; one Lambda instance handles one event at a time, so a snapshot before and after
 /// a handler is that event's cost.
 #[derive(Debug, Clone, Default)]
@@ -41,9 +42,10 @@ impl Intercept for CallCounter {
         "CallCounter"
     }
 
-    fn read_before_execution(
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let operation =
