@@ -14,7 +14,9 @@ use aws_sdk_ecr::operation::describe_images::{DescribeImagesError, DescribeImage
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
 use aws_sdk_ecr::operation::put_image::{PutImageError, PutImageOutput};
 use aws_sdk_ecr::operation::put_image_tag_mutability::PutImageTagMutabilityOutput;
-use aws_sdk_ecr::types::error::{ImageAlreadyExistsException, ImageTagAlreadyExistsException, RepositoryNotFoundException};
+use aws_sdk_ecr::types::error::{
+    ImageAlreadyExistsException, ImageTagAlreadyExistsException, RepositoryNotFoundException,
+};
 use aws_sdk_ecr::types::{Image, ImageDetail, ImageTagMutability, Repository};
 use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
@@ -266,8 +268,8 @@ async fn revert_answered_image_already_exists_is_success() {
 #[tokio::test]
 async fn mutable_tag_move_updates_the_ledger_quietly() {
     let ledger = ledger_holds(A, "2026-11-20T09:12:04Z");
-    let transact =
-        mock!(aws_sdk_dynamodb::Client::transact_write_items).then_output(|| TransactWriteItemsOutput::builder().build());
+    let transact = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .then_output(|| TransactWriteItemsOutput::builder().build());
     let guard = guard(&[], &[&ledger, &transact], &[]);
     let outcome = guard.handle(push(REPO, "latest", B)).await.expect("handled");
     assert_eq!(outcome.decision, "tag-moved");
@@ -430,4 +432,3 @@ async fn dry_run_decides_but_changes_nothing() {
     assert!(!outcome.aws_calls.keys().any(|op| op.contains("Put") && op.starts_with("ECR")));
     assert!(outcome.notified, "a dry run still tells operators what it would do");
 }
-

@@ -7,7 +7,8 @@ use crate::policy::{EcrMutability, MutabilitySetting};
 use crate::tags::ImageState;
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::types::{
-    ImageFailureCode, ImageIdentifier, ImageTagMutability, ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
+    ImageFailureCode, ImageIdentifier, ImageTagMutability, ImageTagMutabilityExclusionFilter,
+    ImageTagMutabilityExclusionFilterType,
 };
 
 /// Every manifest type ecr-warden may copy: a re-tag must keep an index an index.
@@ -178,7 +179,9 @@ fn settings_of(repository: &aws_sdk_ecr::types::Repository) -> RepositorySetting
 pub async fn describe_repository(ecr: &Client, repository: &str) -> Result<Found<RepositorySettings>, WardenError> {
     match ecr.describe_repositories().repository_names(repository).send().await {
         Ok(output) => Ok(output.repositories().first().map_or(Found::NoRepository, |r| Found::Yes(settings_of(r)))),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_repository_not_found_exception()) => Ok(Found::NoRepository),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_repository_not_found_exception()) => {
+            Ok(Found::NoRepository)
+        }
         Err(e) => Err(aws_error("ECR.DescribeRepositories", e)),
     }
 }

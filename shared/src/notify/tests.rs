@@ -14,7 +14,11 @@ fn sample() -> Notification {
         outcome: "untagged".into(),
         reasons: vec!["tag `feature-login-fix` matches none of the allowed patterns: v*.*.*, sha-*, latest".into()],
         reasons_omitted: 0,
-        actions: vec![Action { action: "remove tag `feature-login-fix`".into(), result: ActionResult::Done, detail: None }],
+        actions: vec![Action {
+            action: "remove tag `feature-login-fix`".into(),
+            result: ActionResult::Done,
+            detail: None,
+        }],
         actions_omitted: 0,
         class: Some("production".into()),
         dry_run: false,
@@ -117,7 +121,10 @@ fn oversized_content_is_truncated_with_counts() {
     let inner: serde_json::Value = serde_json::from_str(body["sqs"].as_str().expect("string")).expect("inner");
     let kept = inner["reasons"].as_array().expect("reasons").len();
     assert_eq!(kept as u64 + inner["reasons-omitted"].as_u64().expect("count"), 20_000);
-    assert_eq!(inner["tags"].as_array().expect("tags").len() as u64 + inner["tags-omitted"].as_u64().expect("count"), 3_000);
+    assert_eq!(
+        inner["tags"].as_array().expect("tags").len() as u64 + inner["tags-omitted"].as_u64().expect("count"),
+        3_000
+    );
     assert!(body["email"].as_str().expect("text").contains("more"));
 }
 

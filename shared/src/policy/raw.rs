@@ -101,7 +101,7 @@ pub(super) fn compile(text: &str, source: &str) -> Result<Policy, PolicyErrors> 
     let default_class = if default_name == UNMANAGED {
         None
     } else {
-        let found = raw.classes.iter().position(|c| c.get_ref().name.get_ref() == default_name);
+        let found = raw.classes.iter().position(|c| c.get_ref().name.get_ref().trim() == default_name);
         if found.is_none() {
             errors.push(
                 Some(raw.default_class.span()),
@@ -163,6 +163,8 @@ fn compile_patterns(
 ) -> Option<Vec<Pattern>> {
     let before = errors.list.len();
     let mut patterns: Vec<Pattern> = Vec::with_capacity(raw.len());
+    // Index in `raw` of each kept pattern.
+    let mut kept: Vec<usize> = Vec::with_capacity(raw.len());
     for (i, text) in raw.iter().enumerate() {
         let item_key = format!("{key}[{i}]");
         match Pattern::parse(text.get_ref()) {
@@ -184,7 +186,22 @@ fn compile_patterns(
                         ),
                     );
                 } else {
+                    // Order does not matter within a list: a broader pattern also makes earlier ones redundant.
+                    for (earlier, &j) in patterns.iter().zip(&kept) {
+                        if pattern.covers(earlier) == Some(true) {
+                            errors.push(
+                                Some(raw[j].span()),
+                                format!("{key}[{j}]"),
+                                format!(
+                                    "`{}` is redundant: `{}` already matches everything it matches",
+                                    earlier.source(),
+                                    text.get_ref()
+                                ),
+                            );
+                        }
+                    }
                     patterns.push(pattern);
+                    kept.push(i);
                 }
             }
             Err(message) => errors.push(Some(text.span()), item_key, format!("`{}`: {message}", text.get_ref())),
@@ -396,7 +413,7 @@ fn check_class_names_and_shadowing(raw: &RawPolicy, errors: &mut Errors<'_>) {
     let mut seen: Vec<(&str, Vec<Pattern>)> = Vec::new();
     for (index, class) in raw.classes.iter().enumerate() {
         let class = class.get_ref();
-        let name = class.name.get_ref().as_str();
+        let name = class.name.get_ref().trim();
         if seen.iter().any(|(n, _)| *n == name) {
             errors.push(
                 Some(class.name.span()),

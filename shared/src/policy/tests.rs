@@ -1,1 +1,1241 @@
+//! Policy loading and validation: the embedded policy, classification, every rejection (with its line and
+//! key), the ECR tag-mutability derivation and the error format.
+//!
+//! Test policies start at line 1 (`version = 1`), so the line numbers in the tables are the lines of the
+//! text as written; [`tags_policy`] puts the first line of its body on line [`TAGS_BODY_LINE`].
 
+use super::*;
+use crate::pattern::Pattern;
+
+const SOURCE: &str = "test.toml";
+
+/// The line of the first body line in [`tags_policy`].
+const TAGS_BODY_LINE: usize = 6;
+
+/// A one-class policy (class `c`, the default, no repository patterns) whose `[class.tags]` table has these
+/// lines; the first one is on line [`TAGS_BODY_LINE`].
+fn tags_policy(body: &[&str]) -> String {
+    format!("version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\n[class.tags]\n{}\n", body.join("\n"))
+}
+
+fn valid(case: &str, text: &str) -> Policy {
+    Policy::from_toml(text, SOURCE).unwrap_or_else(|e| panic!("{case}: policy should be valid, got:\n{e}\n---\n{text}"))
+}
+
+fn invalid(case: &str, text: &str) -> Vec<PolicyError> {
+    match Policy::from_toml(text, SOURCE) {
+        Ok(_) => panic!("{case}: policy should be rejected\n---\n{text}"),
+        Err(errors) => {
+            assert!(!errors.0.is_empty(), "{case}: rejected without an error");
+            assert!(errors.0.iter().all(|e| e.source == SOURCE), "{case}: errors must name the file: {errors}");
+            errors.0
+        }
+    }
+}
+
+fn tag_rules(case: &str, body: &[&str]) -> TagRules {
+    let policy = valid(case, &tags_policy(body));
+    policy.classes[0].tags.clone().unwrap_or_else(|| panic!("{case}: class has no tag rules"))
+}
+
+fn patterns(texts: &[&str]) -> Vec<Pattern> {
+    texts.iter().map(|t| Pattern::parse(t).unwrap_or_else(|e| panic!("pattern {t}: {e}"))).collect()
+}
+
+fn strings(texts: &[&str]) -> Vec<String> {
+    texts.iter().map(|t| (*t).to_owned()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 1. The embedded policy
+
+/// The test that keeps an invalid `warden.toml` from ever being deployed.
+#[test]
+fn embedded_policy_is_valid() {
+    let policy = Policy::from_toml(EMBEDDED_POLICY, EMBEDDED_POLICY_NAME)
+        .unwrap_or_else(|e| panic!("the embedded warden.toml is invalid:\n{e}"));
+    assert!(!policy.classes.is_empty(), "warden.toml declares no class");
+    let summary = policy.summary();
+    assert!(summary.starts_with("warden.toml: "), "summary names the file:\n{summary}");
+    for class in &policy.classes {
+        assert!(
+            summary.contains(&format!("\nclass {}", class.name)),
+            "summary misses class `{}`:\n{summary}",
+            class.name
+        );
+    }
+    // Every repository pattern of the file classifies to its own class (none is shadowed).
+    for class in &policy.classes {
+        for pattern in class.repositories.iter().filter_map(Pattern::as_wildcard) {
+            let repository = pattern.replace('*', "x");
+            let got = match policy.classify(&repository) {
+                Classification::Managed(c) => Some(c.name.as_str()),
+                Classification::Unmanaged(name) => name,
+            };
+            assert_eq!(got, Some(class.name.as_str()), "warden.toml: `{repository}` (from `{pattern}`)");
+        }
+    }
+}
+
+#[test]
+fn summary_marks_default_and_unmanaged_classes() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "managed default",
+            "version = 1\ndefault-class = \"std\"\n[[class]]\nname = \"ext\"\nrepositories = [\"ext/*\"]\nmanaged = false\n[[class]]\nname = \"std\"\n",
+            &[
+                "test.toml: 2 classes, valid\n",
+                "class ext\n  repositories: ext/*\n  unmanaged: ecr-warden leaves these repositories alone\n",
+                "class std (default)\n  repositories: (none: default class only)\n  tags: no conventions\n",
+            ],
+        ),
+        (
+            "unmanaged default",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"p\"\nrepositories = [\"p/*\", \"regex:q-.+\"]\n[class.tags]\nprotected = [\"v*\"]\nremediation = \"untag\"\n",
+            &[
+                "class p\n  repositories: p/*, regex:q-.+\n",
+                "  protected: v*\n",
+                "  ECR tag mutability: MUTABLE_WITH_EXCLUSION [v*]\n",
+                "  protection: ECR rejects moves of protected tags\n",
+                "  remediation: untag\n",
+                "  quarantine tag: quarantine-{digest12}\n",
+                "\nrepositories no class matches: unmanaged\n",
+            ],
+        ),
+    ];
+    for (case, text, expected) in cases {
+        let summary = valid(case, text).summary();
+        for part in *expected {
+            assert!(summary.contains(part), "{case}: summary lacks {part:?}:\n{summary}");
+        }
+        assert_eq!(summary.contains("(default)"), !case.starts_with("unmanaged"), "{case}:\n{summary}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 2. Classification
+
+/// What a repository should classify as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Managed(&'static str),
+    Unmanaged(Option<&'static str>),
+}
+
+impl Expect {
+    /// Whether the class is managed, and its name.
+    fn parts(self) -> (bool, Option<&'static str>) {
+        match self {
+            Self::Managed(name) => (true, Some(name)),
+            Self::Unmanaged(name) => (false, name),
+        }
+    }
+}
+
+fn classify<'a>(policy: &'a Policy, repository: &str) -> (bool, Option<&'a str>) {
+    match policy.classify(repository) {
+        Classification::Managed(class) => (true, Some(class.name.as_str())),
+        Classification::Unmanaged(name) => (false, name),
+    }
+}
+
+#[test]
+fn classification_table() {
+    let layered = "\
+version = 1
+default-class = \"standard\"
+[[class]]
+name = \"api\"
+repositories = [\"prod/api\"]
+[[class]]
+name = \"caches\"
+repositories = [\"*-cache\"]
+[[class]]
+name = \"production\"
+repositories = [\"prod/*\"]
+[[class]]
+name = \"teams\"
+repositories = [\"regex:team-[a-z]+/.+\"]
+[[class]]
+name = \"external\"
+repositories = [\"ecr-public/*\"]
+managed = false
+[[class]]
+name = \"standard\"
+";
+    let unmanaged_default = "\
+version = 1
+default-class = \"unmanaged\"
+[[class]]
+name = \"prod\"
+repositories = [\"prod/*\"]
+";
+    let unmanaged_default_class = "\
+version = 1
+default-class = \"legacy\"
+[[class]]
+name = \"prod\"
+repositories = [\"prod/*\"]
+[[class]]
+name = \"legacy\"
+managed = false
+";
+    let no_classes = "version = 1\ndefault-class = \"unmanaged\"\n";
+
+    let cases: &[(&str, &str, &str, Expect)] = &[
+        // (case, policy, repository, expected)
+        ("exact pattern listed first", layered, "prod/api", Expect::Managed("api")),
+        ("first match wins over a later class", layered, "prod/x-cache", Expect::Managed("caches")),
+        ("later class when the first does not match", layered, "prod/web", Expect::Managed("production")),
+        ("* crosses /", layered, "prod/a/b", Expect::Managed("production")),
+        ("* matches the empty string", layered, "prod/", Expect::Managed("production")),
+        ("wildcards are anchored", layered, "prod", Expect::Managed("standard")),
+        ("wildcards are anchored at the start", layered, "x-prod/api", Expect::Managed("standard")),
+        ("leading * matches a prefix with /", layered, "a/b/redis-cache", Expect::Managed("caches")),
+        ("regex pattern", layered, "team-blue/svc", Expect::Managed("teams")),
+        ("regex . crosses /", layered, "team-blue/a/b", Expect::Managed("teams")),
+        ("regex is anchored at the end", layered, "team-blue", Expect::Managed("standard")),
+        ("regex is anchored at the start", layered, "xteam-blue/svc", Expect::Managed("standard")),
+        ("regex character class", layered, "team-42/svc", Expect::Managed("standard")),
+        ("unmanaged class", layered, "ecr-public/nginx", Expect::Unmanaged(Some("external"))),
+        ("managed default class", layered, "something/else", Expect::Managed("standard")),
+        ("unmanaged default", unmanaged_default, "other", Expect::Unmanaged(None)),
+        ("unmanaged default, matching class", unmanaged_default, "prod/a", Expect::Managed("prod")),
+        ("default class that is unmanaged", unmanaged_default_class, "other", Expect::Unmanaged(Some("legacy"))),
+        ("no classes at all", no_classes, "prod/a", Expect::Unmanaged(None)),
+    ];
+    for (case, text, repository, expected) in cases {
+        let policy = valid(case, text);
+        assert_eq!(classify(&policy, repository), expected.parts(), "{case}: `{repository}`");
+    }
+}
+
+#[test]
+fn default_class_index() {
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        (
+            "named default",
+            "version = 1\ndefault-class = \"b\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\"]\n[[class]]\nname = \"b\"\n",
+            Some("b"),
+        ),
+        (
+            "default with its own patterns",
+            "version = 1\ndefault-class = \"a\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\"]\n",
+            Some("a"),
+        ),
+        (
+            "unmanaged default",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\"]\n",
+            None,
+        ),
+    ];
+    for (case, text, expected) in cases {
+        let policy = valid(case, text);
+        let got = policy.default_class.map(|i| policy.classes[i].name.as_str());
+        assert_eq!(got, *expected, "{case}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 3. Rejections
+
+/// One invalid policy and an error it must produce.
+struct Rejection {
+    case: &'static str,
+    text: String,
+    line: usize,
+    /// The exact key (empty for errors the TOML deserializer reports, which name the key in the message).
+    key: &'static str,
+    message: &'static str,
+}
+
+fn rejection(case: &'static str, text: &str, line: usize, key: &'static str, message: &'static str) -> Rejection {
+    Rejection { case, text: text.to_owned(), line, key, message }
+}
+
+fn tags_rejection(
+    case: &'static str,
+    body: &[&str],
+    line: usize,
+    key: &'static str,
+    message: &'static str,
+) -> Rejection {
+    Rejection { case, text: tags_policy(body), line, key, message }
+}
+
+#[test]
+fn invalid_policies_are_rejected_with_line_and_key() {
+    let cases = [
+        // --- TOML and structure
+        rejection("syntax: unclosed table header", "version = 1\ndefault-class = \"a\"\n[[class]\n", 3, "", "unclosed"),
+        rejection("syntax: unterminated string", "version = 1\ndefault-class = \"a\n", 2, "", "string"),
+        rejection("syntax: duplicate key", "version = 1\nversion = 1\ndefault-class = \"a\"\n", 2, "", "duplicate key"),
+        rejection(
+            "unknown top-level key",
+            "version = 1\ndefault-class = \"unmanaged\"\nowner = \"platform\"\n",
+            3,
+            "",
+            "unknown field `owner`",
+        ),
+        rejection(
+            "unknown class key",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepos = [\"a/*\"]\n",
+            5,
+            "",
+            "unknown field `repos`",
+        ),
+        tags_rejection(
+            "unknown tags key (typo)",
+            &["allowed = [\"v*\"]", "protect = [\"v*\"]", "remediation = \"report\""],
+            TAGS_BODY_LINE + 1,
+            "",
+            "unknown field `protect`",
+        ),
+        rejection("missing default-class", "version = 1\n", 1, "", "missing field `default-class`"),
+        rejection("missing version", "default-class = \"unmanaged\"\n", 1, "", "missing field `version`"),
+        tags_rejection("missing remediation", &["allowed = [\"v*\"]"], 5, "", "missing field `remediation`"),
+        rejection("version is not a number", "version = \"1\"\ndefault-class = \"unmanaged\"\n", 1, "", "invalid type"),
+        rejection(
+            "version 2",
+            "version = 2\ndefault-class = \"unmanaged\"\n",
+            1,
+            "version",
+            "unsupported policy version",
+        ),
+        rejection(
+            "version 0",
+            "default-class = \"unmanaged\"\nversion = 0\n",
+            2,
+            "version",
+            "unsupported policy version",
+        ),
+        // --- classes
+        rejection(
+            "default-class names no class",
+            "version = 1\ndefault-class = \"prod\"\n[[class]]\nname = \"production\"\nrepositories = [\"prod/*\"]\n",
+            2,
+            "default-class",
+            "`prod` is not a class name",
+        ),
+        rejection(
+            "duplicate class names",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\"]\n[[class]]\nname = \"a\"\nrepositories = [\"b/*\"]\n",
+            7,
+            "class[1].name",
+            "duplicate class name `a`",
+        ),
+        rejection(
+            "duplicate class names up to surrounding spaces",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\"]\n[[class]]\nname = \"a \"\nrepositories = [\"b/*\"]\n",
+            7,
+            "class[1].name",
+            "duplicate class name `a`",
+        ),
+        rejection(
+            "class named unmanaged",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"unmanaged\"\nrepositories = [\"a/*\"]\n",
+            4,
+            "class[0].name",
+            "is not a usable class name",
+        ),
+        rejection(
+            "class named unmanaged, padded",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \" unmanaged \"\nrepositories = [\"a/*\"]\n",
+            4,
+            "class[0].name",
+            "is not a usable class name",
+        ),
+        rejection(
+            "blank class name",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"  \"\nrepositories = [\"a/*\"]\n",
+            4,
+            "class[0].name",
+            "is not a usable class name",
+        ),
+        rejection(
+            "non-default class without repositories",
+            "version = 1\ndefault-class = \"b\"\n[[class]]\nname = \"a\"\n[[class]]\nname = \"b\"\n",
+            4,
+            "class[0].repositories",
+            "class `a` matches no repository",
+        ),
+        rejection(
+            "empty repositories with an unmanaged default",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = []\n",
+            4,
+            "class[0].repositories",
+            "matches no repository",
+        ),
+        // --- repository patterns
+        rejection(
+            "bad regex",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\", \"regex:(\"]\n",
+            5,
+            "class[0].repositories[1]",
+            "`regex:(`: invalid regex",
+        ),
+        rejection(
+            "empty regex",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"regex:\"]\n",
+            5,
+            "class[0].repositories[0]",
+            "empty regex",
+        ),
+        rejection(
+            "empty pattern",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"\"]\n",
+            5,
+            "class[0].repositories[0]",
+            "empty pattern",
+        ),
+        rejection(
+            "uppercase repository wildcard",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"Prod/*\"]\n",
+            5,
+            "class[0].repositories[0]",
+            "`Prod/*` can never match: names cannot contain `P`",
+        ),
+        rejection(
+            "repository literal with a space",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"my repo\"]\n",
+            5,
+            "class[0].repositories[0]",
+            "names cannot contain ` `",
+        ),
+        rejection(
+            "redundant repository pattern",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"prod/*\", \"prod/api\"]\n",
+            5,
+            "class[0].repositories[1]",
+            "`prod/api` is redundant: `prod/*` already matches",
+        ),
+        rejection(
+            "redundant repository pattern, broader one listed second",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"prod/api\", \"prod/*\"]\n",
+            5,
+            "class[0].repositories[0]",
+            "`prod/api` is redundant: `prod/*` already matches",
+        ),
+        rejection(
+            "shadowed by an earlier *",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"all\"\nrepositories = [\"*\"]\n[[class]]\nname = \"api\"\nrepositories = [\"prod/api\"]\n",
+            8,
+            "class[1].repositories[0]",
+            "`prod/api` never applies: class `all` comes first and its `*` matches all of it",
+        ),
+        rejection(
+            "shadowed by an earlier prod/*",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"prod\"\nrepositories = [\"prod/*\"]\n[[class]]\nname = \"api\"\nrepositories = [\"dev/api\",\n  \"prod/api-*\"]\n",
+            9,
+            "class[1].repositories[1]",
+            "class `prod` comes first",
+        ),
+        rejection(
+            "literal shadowed by an earlier regex",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"teams\"\nrepositories = [\"regex:team-.+\"]\n[[class]]\nname = \"blue\"\nrepositories = [\"team-blue\"]\n",
+            8,
+            "class[1].repositories[0]",
+            "class `teams` comes first",
+        ),
+        rejection(
+            "shadowed by an earlier unmanaged class",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"ext\"\nrepositories = [\"ext/*\"]\nmanaged = false\n[[class]]\nname = \"x\"\nrepositories = [\"ext/x\"]\n",
+            9,
+            "class[1].repositories[0]",
+            "class `ext` comes first",
+        ),
+        rejection(
+            "unmanaged class with tags",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"ext\"\nrepositories = [\"ext/*\"]\nmanaged = false\n[class.tags]\nremediation = \"report\"\n",
+            7,
+            "class[0].tags",
+            "an unmanaged class cannot declare tag rules",
+        ),
+        // --- tag patterns
+        tags_rejection(
+            "tag wildcard with /",
+            &["allowed = [\"feat/*\"]", "remediation = \"report\""],
+            TAGS_BODY_LINE,
+            "class[0].tags.allowed[0]",
+            "`feat/*` can never match: names cannot contain `/`",
+        ),
+        tags_rejection(
+            "bad tag regex",
+            &["remediation = \"report\"", "protected = [\"regex:v[\"]"],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.protected[0]",
+            "invalid regex",
+        ),
+        tags_rejection(
+            "redundant tag pattern",
+            &["allowed = [\"v*\", \"v1*\"]", "remediation = \"report\""],
+            TAGS_BODY_LINE,
+            "class[0].tags.allowed[1]",
+            "`v1*` is redundant: `v*` already matches everything it matches",
+        ),
+        tags_rejection(
+            "redundant tag pattern, broader one listed second",
+            &["remediation = \"report\"", "allowed = [\"v1*\", \"sha-*\", \"v*\"]"],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.allowed[0]",
+            "`v1*` is redundant: `v*` already matches everything it matches",
+        ),
+        tags_rejection(
+            "literal made redundant by a later regex",
+            &["remediation = \"report\"", "allowed = [\"pr-1\", \"regex:pr-[0-9]+\"]"],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.allowed[0]",
+            "`pr-1` is redundant: `regex:pr-[0-9]+`",
+        ),
+        tags_rejection(
+            "duplicate tag pattern",
+            &["mutable = [\"latest\", \"main\", \"latest\"]", "remediation = \"report\""],
+            TAGS_BODY_LINE,
+            "class[0].tags.mutable[2]",
+            "`latest` is redundant",
+        ),
+        tags_rejection(
+            "remediation not report/untag/revert",
+            &["remediation = \"fix\""],
+            TAGS_BODY_LINE,
+            "",
+            "unknown variant `fix`",
+        ),
+        tags_rejection(
+            "protected tag no allowed tag matches",
+            &["allowed = [\"v*\", \"latest\"]", "protected = [\"sha-*\"]", "remediation = \"report\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.protected[0]",
+            "`sha-*` can never apply: no allowed tag matches it",
+        ),
+        tags_rejection(
+            "mutable tag no allowed tag matches",
+            &["allowed = [\"v*\"]", "remediation = \"report\"", "mutable = [\"main\"]"],
+            TAGS_BODY_LINE + 2,
+            "class[0].tags.mutable[0]",
+            "`main` can never apply",
+        ),
+        tags_rejection(
+            "mutable overlaps protected",
+            &["protected = [\"v*\"]", "mutable = [\"latest\", \"v-next\"]", "remediation = \"report\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.mutable[1]",
+            "`v-next` overlaps protected `v*`: a tag cannot be both mutable and protected",
+        ),
+        tags_rejection(
+            "mutable partly overlaps protected",
+            &["protected = [\"*-rc\"]", "mutable = [\"v*\"]", "remediation = \"report\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.mutable[0]",
+            "overlaps protected `*-rc`",
+        ),
+        // --- mutability
+        tags_rejection(
+            "unknown mutability",
+            &["mutability = \"SOMETIMES\"", "remediation = \"report\""],
+            TAGS_BODY_LINE,
+            "class[0].tags.mutability",
+            "`SOMETIMES` is not one of derive, MUTABLE, IMMUTABLE",
+        ),
+        tags_rejection(
+            "mutability is case-sensitive",
+            &["remediation = \"report\"", "mutability = \"immutable\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.mutability",
+            "`immutable` is not one of",
+        ),
+        tags_rejection(
+            "IMMUTABLE with mutable tags",
+            &["mutable = [\"latest\"]", "mutability = \"IMMUTABLE\"", "remediation = \"report\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.mutability",
+            "IMMUTABLE makes every tag immutable, but `latest` is declared mutable",
+        ),
+        tags_rejection(
+            "MUTABLE_WITH_EXCLUSION without exclusion-filters",
+            &["protected = [\"v*\"]", "mutability = \"MUTABLE_WITH_EXCLUSION\"", "remediation = \"report\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.mutability",
+            "MUTABLE_WITH_EXCLUSION needs `exclusion-filters`",
+        ),
+        tags_rejection(
+            "IMMUTABLE_WITH_EXCLUSION without exclusion-filters",
+            &["remediation = \"report\"", "mutability = \"IMMUTABLE_WITH_EXCLUSION\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.mutability",
+            "IMMUTABLE_WITH_EXCLUSION needs `exclusion-filters`",
+        ),
+        tags_rejection(
+            "exclusion-filters with mutability = derive",
+            &[
+                "protected = [\"v*\"]",
+                "mutability = \"derive\"",
+                "exclusion-filters = [\"v*\"]",
+                "remediation = \"report\"",
+            ],
+            TAGS_BODY_LINE + 2,
+            "class[0].tags.exclusion-filters",
+            "exclusion-filters are derived unless `mutability` names a *_WITH_EXCLUSION mode",
+        ),
+        tags_rejection(
+            "exclusion-filters with mutability omitted",
+            &["protected = [\"v*\"]", "exclusion-filters = [\"v*\"]", "remediation = \"report\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.exclusion-filters",
+            "exclusion-filters are derived",
+        ),
+        tags_rejection(
+            "exclusion-filters with IMMUTABLE",
+            &["mutability = \"IMMUTABLE\"", "exclusion-filters = [\"latest\"]", "remediation = \"report\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.exclusion-filters",
+            "IMMUTABLE takes no exclusion filters",
+        ),
+        tags_rejection(
+            "exclusion-filters with MUTABLE",
+            &["mutability = \"MUTABLE\"", "exclusion-filters = [\"latest\"]", "remediation = \"report\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.exclusion-filters",
+            "MUTABLE takes no exclusion filters",
+        ),
+        tags_rejection(
+            "more than 5 exclusion filters",
+            &[
+                "remediation = \"report\"",
+                "mutability = \"MUTABLE_WITH_EXCLUSION\"",
+                "exclusion-filters = [\"a*\", \"b*\", \"c*\", \"d*\", \"e*\", \"f*\"]",
+            ],
+            TAGS_BODY_LINE + 2,
+            "class[0].tags.exclusion-filters",
+            "ECR takes 1 to 5 exclusion filters",
+        ),
+        tags_rejection(
+            "empty exclusion-filters",
+            &["mutability = \"MUTABLE_WITH_EXCLUSION\"", "exclusion-filters = []", "remediation = \"report\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.exclusion-filters",
+            "ECR takes 1 to 5 exclusion filters",
+        ),
+        tags_rejection(
+            "exclusion filter with an invalid character",
+            &[
+                "mutability = \"MUTABLE_WITH_EXCLUSION\"",
+                "remediation = \"report\"",
+                "exclusion-filters = [\"v*\", \"feat/*\"]",
+            ],
+            TAGS_BODY_LINE + 2,
+            "class[0].tags.exclusion-filters[1]",
+            "`feat/*`: `/` is not allowed in an ECR exclusion filter",
+        ),
+        tags_rejection(
+            "empty exclusion filter",
+            &["mutability = \"MUTABLE_WITH_EXCLUSION\"", "exclusion-filters = [\"\"]", "remediation = \"report\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.exclusion-filters[0]",
+            "an exclusion filter has 1 to 128 characters",
+        ),
+        tags_rejection(
+            "IMMUTABLE_WITH_EXCLUSION filter overlaps a protected tag",
+            &[
+                "protected = [\"v*\"]",
+                "mutable = [\"latest\"]",
+                "mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
+                "exclusion-filters = [\"latest\", \"v1*\"]",
+                "remediation = \"report\"",
+            ],
+            TAGS_BODY_LINE + 2,
+            "class[0].tags.mutability",
+            "exclusion filter `v1*` would let protected `v*` move",
+        ),
+        tags_rejection(
+            "IMMUTABLE_WITH_EXCLUSION filter may overlap a protected regex",
+            &[
+                "protected = [\"regex:v[0-9]+\"]",
+                "mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
+                "exclusion-filters = [\"v*\"]",
+                "remediation = \"report\"",
+            ],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.mutability",
+            "exclusion filter `v*` would let protected `regex:v[0-9]+` move",
+        ),
+        tags_rejection(
+            "IMMUTABLE_WITH_EXCLUSION leaves a mutable tag immutable",
+            &[
+                "mutable = [\"latest\", \"main\"]",
+                "mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
+                "exclusion-filters = [\"latest\"]",
+                "remediation = \"report\"",
+            ],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.mutability",
+            "mutable `main` is not covered by an exclusion filter",
+        ),
+        tags_rejection(
+            "MUTABLE_WITH_EXCLUSION filter freezes a mutable tag",
+            &[
+                "mutable = [\"latest\"]",
+                "mutability = \"MUTABLE_WITH_EXCLUSION\"",
+                "exclusion-filters = [\"*\"]",
+                "remediation = \"report\"",
+            ],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.mutability",
+            "exclusion filter `*` would make mutable `latest` immutable",
+        ),
+        // --- quarantine
+        tags_rejection(
+            "quarantine tag with /",
+            &["remediation = \"untag\"", "quarantine-tag = \"quarantine/{digest12}\""],
+            TAGS_BODY_LINE + 1,
+            "class[0].tags.quarantine-tag",
+            "`/` is not allowed in an image tag",
+        ),
+        tags_rejection(
+            "quarantine tag with an unknown placeholder",
+            &["quarantine-tag = \"held-{sha}\"", "remediation = \"untag\""],
+            TAGS_BODY_LINE,
+            "class[0].tags.quarantine-tag",
+            "unknown placeholder",
+        ),
+        tags_rejection(
+            "quarantine tag that is the original tag",
+            &["quarantine-tag = \"{tag}\"", "remediation = \"untag\""],
+            TAGS_BODY_LINE,
+            "class[0].tags.quarantine-tag",
+            "`{tag}`: a template needs literal text or a digest placeholder",
+        ),
+        // --- errors in a later class are keyed by its index
+        rejection(
+            "error in the second class",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\"]\n[[class]]\nname = \"b\"\nrepositories = [\"b/*\"]\n[class.tags]\nremediation = \"report\"\nprotected = [\"v*\"]\nmutable = [\"v2\"]\n",
+            12,
+            "class[1].tags.mutable[0]",
+            "overlaps protected `v*`",
+        ),
+    ];
+
+    for c in &cases {
+        let errors = invalid(c.case, &c.text);
+        let all = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        assert!(
+            errors.iter().any(|e| e.line == c.line && e.key == c.key && e.message.contains(c.message)),
+            "{}: expected an error on line {} for key `{}` containing {:?}, got:\n{all}\n---\n{}",
+            c.case,
+            c.line,
+            c.key,
+            c.message,
+            c.text
+        );
+        assert!(errors.iter().all(|e| e.line > 0 && e.column > 0), "{}: every error is located:\n{all}", c.case);
+    }
+}
+
+#[test]
+fn every_error_in_a_file_is_reported() {
+    let cases: &[(&str, &str, &[(usize, &str)])] = &[
+        (
+            "errors across the file",
+            "\
+version = 2
+default-class = \"nope\"
+[[class]]
+name = \"a\"
+repositories = [\"regex:(\"]
+[class.tags]
+allowed = [\"feat/*\"]
+remediation = \"report\"
+[[class]]
+name = \"a\"
+repositories = [\"b/*\"]
+",
+            &[
+                (1, "version"),
+                (2, "default-class"),
+                (5, "class[0].repositories[0]"),
+                (7, "class[0].tags.allowed[0]"),
+                (10, "class[1].name"),
+            ],
+        ),
+        (
+            "several errors in one tags table",
+            "\
+version = 1
+default-class = \"c\"
+[[class]]
+name = \"c\"
+[class.tags]
+allowed = [\"v*\", \"v1*\"]
+protected = [\"a/b\"]
+mutable = [\"Latest\", \"x*\", \"x1\"]
+remediation = \"report\"
+",
+            &[(6, "class[0].tags.allowed[1]"), (7, "class[0].tags.protected[0]"), (8, "class[0].tags.mutable[2]")],
+        ),
+        (
+            "one error per shadowed pattern",
+            "\
+version = 1
+default-class = \"unmanaged\"
+[[class]]
+name = \"all\"
+repositories = [\"*\"]
+[[class]]
+name = \"b\"
+repositories = [\"b/*\"]
+[[class]]
+name = \"c\"
+repositories = [\"c\"]
+",
+            &[(8, "class[1].repositories[0]"), (11, "class[2].repositories[0]")],
+        ),
+    ];
+    for (case, text, expected) in cases {
+        let errors = invalid(case, text);
+        // Reported in validation order, not file order.
+        let mut got: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.key.as_str())).collect();
+        got.sort_unstable();
+        assert_eq!(&got, expected, "{case}:\n{}", PolicyErrors(errors.clone()));
+    }
+}
+
+/// Policies close to a rejection that must still load (guards against over-eager validation).
+#[test]
+fn near_misses_are_accepted() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "specific class before a general one",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"api\"\nrepositories = [\"prod/api\"]\n[[class]]\nname = \"prod\"\nrepositories = [\"prod/*\"]\n",
+        ),
+        (
+            "overlapping but not covering repository patterns in two classes",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"caches\"\nrepositories = [\"*-cache\"]\n[[class]]\nname = \"prod\"\nrepositories = [\"prod/*\"]\n",
+        ),
+        (
+            "a later regex is not checked against an earlier wildcard",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"prod\"\nrepositories = [\"prod/*\"]\n[[class]]\nname = \"teams\"\nrepositories = [\"regex:prod/team-.+\"]\n",
+        ),
+        (
+            "class name with surrounding spaces is the default",
+            "version = 1\ndefault-class = \"a\"\n[[class]]\nname = \" a \"\n",
+        ),
+        (
+            "a default class may also have patterns, and an unmanaged class no tags",
+            "version = 1\ndefault-class = \"std\"\n[[class]]\nname = \"ext\"\nrepositories = [\"ext/*\"]\nmanaged = false\n[[class]]\nname = \"std\"\nrepositories = [\"std/*\"]\nmanaged = true\n",
+        ),
+        (
+            "disjoint and partly overlapping tag patterns in one list",
+            &tags_policy(&["allowed = [\"v*\", \"*-rc\", \"sha-*\", \"regex:[0-9]+\"]", "remediation = \"report\""]),
+        ),
+        (
+            "protected and mutable patterns that only touch allowed tags in part",
+            &tags_policy(&[
+                "allowed = [\"v*\", \"latest\"]",
+                "protected = [\"*.*.*\"]",
+                "mutable = [\"latest\"]",
+                "remediation = \"revert\"",
+            ]),
+        ),
+        (
+            "mutable regex beside a protected wildcard (overlap unknown)",
+            &tags_policy(&["protected = [\"v*\"]", "mutable = [\"regex:pr-[0-9]+\"]", "remediation = \"report\""]),
+        ),
+        (
+            "5 exclusion filters",
+            &tags_policy(&[
+                "mutability = \"MUTABLE_WITH_EXCLUSION\"",
+                "exclusion-filters = [\"a*\", \"b*\", \"c*\", \"d*\", \"e*\"]",
+                "remediation = \"report\"",
+            ]),
+        ),
+    ];
+    for (case, text) in cases {
+        valid(case, text);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 4. Tag mutability
+
+/// Expected protection enforcement; `Ledger` holds a fragment of the reason.
+#[derive(Debug, Clone, Copy)]
+enum Enforced {
+    Nothing,
+    Ecr,
+    Ledger(&'static str),
+}
+
+fn assert_enforcement(case: &str, got: &ProtectionEnforcement, expected: Enforced) {
+    let ok = match (got, expected) {
+        (ProtectionEnforcement::None, Enforced::Nothing) | (ProtectionEnforcement::Ecr, Enforced::Ecr) => true,
+        (ProtectionEnforcement::Ledger(why), Enforced::Ledger(fragment)) => why.contains(fragment),
+        _ => false,
+    };
+    assert!(ok, "{case}: enforcement {got:?}, expected {expected:?}");
+}
+
+#[test]
+fn derive_mutability_table() {
+    let six = ["a*", "b*", "c*", "d*", "e*", "f*"];
+    let long = format!("v{}*", "1".repeat(128));
+    let cases: &[(&str, &[&str], &[&str], EcrMutability, &[&str], Enforced)] = &[
+        // (case, protected, mutable, mode, filters, enforcement)
+        ("nothing protected", &[], &[], EcrMutability::Mutable, &[], Enforced::Nothing),
+        ("nothing protected, mutable tags", &[], &["latest"], EcrMutability::Mutable, &[], Enforced::Nothing),
+        ("everything protected", &["*"], &[], EcrMutability::Immutable, &[], Enforced::Ecr),
+        ("** protects everything too", &["**"], &[], EcrMutability::Immutable, &[], Enforced::Ecr),
+        (
+            "everything protected but latest",
+            &["*"],
+            &["latest"],
+            EcrMutability::ImmutableWithExclusion,
+            &["latest"],
+            Enforced::Ecr,
+        ),
+        (
+            "everything protected but some, sorted and deduplicated",
+            &["*"],
+            &["main", "latest", "main"],
+            EcrMutability::ImmutableWithExclusion,
+            &["latest", "main"],
+            Enforced::Ecr,
+        ),
+        (
+            "everything protected, mutable regex",
+            &["*"],
+            &["regex:pr-[0-9]+"],
+            EcrMutability::Mutable,
+            &[],
+            Enforced::Ledger("mutable tags: `regex:pr-[0-9]+` is a regex"),
+        ),
+        (
+            "everything protected, 6 mutable wildcards",
+            &["*"],
+            &six,
+            EcrMutability::Mutable,
+            &[],
+            Enforced::Ledger("mutable tags: 6 patterns, ECR allows at most 5"),
+        ),
+        (
+            "release tags protected",
+            &["v*.*.*"],
+            &["latest"],
+            EcrMutability::MutableWithExclusion,
+            &["v*.*.*"],
+            Enforced::Ecr,
+        ),
+        (
+            "protected filters are sorted",
+            &["v*", "release-*"],
+            &[],
+            EcrMutability::MutableWithExclusion,
+            &["release-*", "v*"],
+            Enforced::Ecr,
+        ),
+        ("5 protected wildcards fit", &six[..5], &[], EcrMutability::MutableWithExclusion, &six[..5], Enforced::Ecr),
+        (
+            "protected regex",
+            &["regex:v[0-9]+"],
+            &[],
+            EcrMutability::Mutable,
+            &[],
+            Enforced::Ledger("protected tags: `regex:v[0-9]+` is a regex, ECR exclusion filters are wildcards"),
+        ),
+        (
+            "6 protected wildcards",
+            &six,
+            &[],
+            EcrMutability::Mutable,
+            &[],
+            Enforced::Ledger("protected tags: 6 patterns, ECR allows at most 5 exclusion filters"),
+        ),
+        (
+            "protected wildcard longer than an ECR filter",
+            &[long.as_str()],
+            &[],
+            EcrMutability::Mutable,
+            &[],
+            Enforced::Ledger("1 to 128 characters"),
+        ),
+    ];
+    for (case, protected, mutable, mode, filters, enforced) in cases {
+        let (setting, enforcement) = tags::derive_mutability(&patterns(protected), &patterns(mutable));
+        assert_eq!(setting, MutabilitySetting { mode: *mode, filters: strings(filters) }, "{case}");
+        assert_enforcement(case, &enforcement, *enforced);
+    }
+}
+
+#[test]
+fn policy_mutability_table() {
+    let cases: &[(&str, &[&str], EcrMutability, &[&str], Enforced)] = &[
+        // (case, [class.tags] body, mode, filters, enforcement)
+        ("no tag rules but remediation", &["remediation = \"report\""], EcrMutability::Mutable, &[], Enforced::Nothing),
+        (
+            "no protected tags",
+            &["allowed = [\"latest\", \"sha-*\"]", "mutable = [\"latest\"]", "remediation = \"untag\""],
+            EcrMutability::Mutable,
+            &[],
+            Enforced::Nothing,
+        ),
+        (
+            "everything protected",
+            &["protected = [\"*\"]", "remediation = \"revert\""],
+            EcrMutability::Immutable,
+            &[],
+            Enforced::Ecr,
+        ),
+        (
+            "release tags protected (the production class)",
+            &[
+                "allowed = [\"v*.*.*\", \"sha-*\", \"latest\"]",
+                "protected = [\"v*.*.*\"]",
+                "mutable = [\"latest\"]",
+                "remediation = \"revert\"",
+            ],
+            EcrMutability::MutableWithExclusion,
+            &["v*.*.*"],
+            Enforced::Ecr,
+        ),
+        (
+            "mutability = derive is the default",
+            &["protected = [\"v*.*.*\"]", "mutability = \"derive\"", "remediation = \"revert\""],
+            EcrMutability::MutableWithExclusion,
+            &["v*.*.*"],
+            Enforced::Ecr,
+        ),
+        (
+            "protected regex",
+            &["protected = [\"regex:v[0-9]+\"]", "remediation = \"revert\""],
+            EcrMutability::Mutable,
+            &[],
+            Enforced::Ledger("is a regex"),
+        ),
+        (
+            "6 protected wildcards",
+            &["protected = [\"a*\", \"b*\", \"c*\", \"d*\", \"e*\", \"f*\"]", "remediation = \"revert\""],
+            EcrMutability::Mutable,
+            &[],
+            Enforced::Ledger("6 patterns"),
+        ),
+        (
+            "everything protected, mutable regex",
+            &["protected = [\"*\"]", "mutable = [\"regex:pr-[0-9]+\"]", "remediation = \"revert\""],
+            EcrMutability::Mutable,
+            &[],
+            Enforced::Ledger("mutable tags"),
+        ),
+        (
+            "explicit MUTABLE with protected tags",
+            &["protected = [\"v*\"]", "mutability = \"MUTABLE\"", "remediation = \"revert\""],
+            EcrMutability::Mutable,
+            &[],
+            Enforced::Ledger("MUTABLE does not make every protected tag immutable"),
+        ),
+        (
+            "explicit MUTABLE, nothing protected",
+            &["mutability = \"MUTABLE\"", "remediation = \"report\""],
+            EcrMutability::Mutable,
+            &[],
+            Enforced::Nothing,
+        ),
+        (
+            "explicit IMMUTABLE with protected tags",
+            &["protected = [\"v*\"]", "mutability = \"IMMUTABLE\"", "remediation = \"report\""],
+            EcrMutability::Immutable,
+            &[],
+            Enforced::Ecr,
+        ),
+        (
+            "explicit IMMUTABLE, nothing protected",
+            &["mutability = \"IMMUTABLE\"", "remediation = \"report\""],
+            EcrMutability::Immutable,
+            &[],
+            Enforced::Nothing,
+        ),
+        (
+            "explicit IMMUTABLE_WITH_EXCLUSION consistent with the rules (sorted, deduplicated)",
+            &[
+                "protected = [\"v*\"]",
+                "mutable = [\"latest\", \"main\"]",
+                "mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
+                "exclusion-filters = [\"main\", \"latest\", \"main\"]",
+                "remediation = \"revert\"",
+            ],
+            EcrMutability::ImmutableWithExclusion,
+            &["latest", "main"],
+            Enforced::Ecr,
+        ),
+        (
+            "explicit IMMUTABLE_WITH_EXCLUSION, a filter covers the mutable tags",
+            &[
+                "protected = [\"v*\"]",
+                "mutable = [\"latest\", \"latest-*\"]",
+                "mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
+                "exclusion-filters = [\"latest*\"]",
+                "remediation = \"revert\"",
+            ],
+            EcrMutability::ImmutableWithExclusion,
+            &["latest*"],
+            Enforced::Ecr,
+        ),
+        (
+            "explicit IMMUTABLE_WITH_EXCLUSION, literal filter beside a protected regex",
+            &[
+                "protected = [\"regex:v[0-9]+\"]",
+                "mutable = [\"latest\"]",
+                "mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
+                "exclusion-filters = [\"latest\"]",
+                "remediation = \"revert\"",
+            ],
+            EcrMutability::ImmutableWithExclusion,
+            &["latest"],
+            Enforced::Ecr,
+        ),
+        (
+            "explicit MUTABLE_WITH_EXCLUSION covering the protected tags",
+            &[
+                "protected = [\"v*.*.*\", \"release-*\"]",
+                "mutable = [\"latest\"]",
+                "mutability = \"MUTABLE_WITH_EXCLUSION\"",
+                "exclusion-filters = [\"v*\", \"release-*\"]",
+                "remediation = \"revert\"",
+            ],
+            EcrMutability::MutableWithExclusion,
+            &["release-*", "v*"],
+            Enforced::Ecr,
+        ),
+        (
+            "explicit MUTABLE_WITH_EXCLUSION missing a protected tag",
+            &[
+                "protected = [\"v*\"]",
+                "mutability = \"MUTABLE_WITH_EXCLUSION\"",
+                "exclusion-filters = [\"v1*\"]",
+                "remediation = \"revert\"",
+            ],
+            EcrMutability::MutableWithExclusion,
+            &["v1*"],
+            Enforced::Ledger("MUTABLE_WITH_EXCLUSION [v1*] does not make every protected tag immutable"),
+        ),
+    ];
+    for (case, body, mode, filters, enforced) in cases {
+        let rules = tag_rules(case, body);
+        assert_eq!(rules.mutability, MutabilitySetting { mode: *mode, filters: strings(filters) }, "{case}");
+        assert_enforcement(case, &rules.enforcement, *enforced);
+    }
+}
+
+/// `protected = ["*"]` with wildcard mutable tags derives IMMUTABLE_WITH_EXCLUSION (see
+/// [`derive_mutability_table`]), but a policy cannot say it: every wildcard overlaps `*`, which the loader
+/// rejects. Pinned so that a change to either side is deliberate.
+#[test]
+fn everything_protected_with_wildcard_mutable_tags_is_rejected() {
+    let errors = invalid(
+        "protected * with mutable latest",
+        &tags_policy(&["protected = [\"*\"]", "mutable = [\"latest\"]", "remediation = \"revert\""]),
+    );
+    assert!(
+        errors.iter().any(|e| e.line == TAGS_BODY_LINE + 1
+            && e.key == "class[0].tags.mutable[0]"
+            && e.message.contains("overlaps protected `*`")),
+        "{}",
+        PolicyErrors(errors.clone())
+    );
+}
+
+#[test]
+fn mutability_setting_is_sorted_and_deduplicated() {
+    let cases: &[(&str, EcrMutability, &[&str], &[&str], &str)] = &[
+        ("no filters", EcrMutability::Mutable, &[], &[], "MUTABLE"),
+        ("one filter", EcrMutability::MutableWithExclusion, &["v*"], &["v*"], "MUTABLE_WITH_EXCLUSION [v*]"),
+        (
+            "unsorted with duplicates",
+            EcrMutability::ImmutableWithExclusion,
+            &["main", "latest", "main", "dev-*"],
+            &["dev-*", "latest", "main"],
+            "IMMUTABLE_WITH_EXCLUSION [dev-*, latest, main]",
+        ),
+    ];
+    for (case, mode, given, sorted, display) in cases {
+        let setting = MutabilitySetting::new(*mode, strings(given));
+        assert_eq!(setting.filters, strings(sorted), "{case}");
+        assert_eq!(setting.to_string(), *display, "{case}");
+        let mut reversed = strings(given);
+        reversed.reverse();
+        assert_eq!(MutabilitySetting::new(*mode, reversed), setting, "{case}: order must not matter");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 5. Quarantine tag
+
+#[test]
+fn quarantine_tag_table() {
+    let cases: &[(&str, Option<&str>, Option<&str>)] = &[
+        // (case, quarantine-tag value, resulting template)
+        ("omitted: the default", None, Some("quarantine-{digest12}")),
+        ("empty: disabled", Some(""), None),
+        ("custom", Some("held-{digest12}"), Some("held-{digest12}")),
+        ("full digest", Some("q-{digest}"), Some("q-{digest}")),
+    ];
+    for (case, value, expected) in cases {
+        let line = value.map(|v| format!("quarantine-tag = \"{v}\""));
+        let mut body = vec!["remediation = \"untag\""];
+        body.extend(line.as_deref());
+        let rules = tag_rules(case, &body);
+        assert_eq!(rules.quarantine.as_ref().map(|q| q.source()), *expected, "{case}");
+        assert_eq!(
+            rules.is_quarantine_tag("quarantine-0123456789ab"),
+            expected.is_some_and(|e| e.starts_with("quarantine-")),
+            "{case}"
+        );
+        assert!(!rules.is_quarantine_tag("v1.2.3"), "{case}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 6. Error format
+
+#[test]
+fn error_display_table() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "semantic error",
+            "version = 2\ndefault-class = \"unmanaged\"\n",
+            "test.toml:1:11: version: unsupported policy version; this ecr-warden reads version 1",
+        ),
+        (
+            "error in an array",
+            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\", \"Ab\"]\n",
+            "test.toml:5:24: class[0].repositories[1]: `Ab` can never match: names cannot contain `A`",
+        ),
+        (
+            "deserializer error: no key",
+            "version = 1\ndefault-class = \"unmanaged\"\n  owner = 1\n",
+            "test.toml:3:3: unknown field `owner`",
+        ),
+    ];
+    for (case, text, expected) in cases {
+        let errors = invalid(case, text);
+        let first = errors[0].to_string();
+        assert!(first.starts_with(expected), "{case}: got `{first}`, expected it to start with `{expected}`");
+    }
+
+    let two = PolicyErrors(vec![
+        PolicyError { source: "a.toml".into(), line: 3, column: 7, key: "k".into(), message: "m1".into() },
+        PolicyError { source: "a.toml".into(), line: 0, column: 0, key: String::new(), message: "m2".into() },
+    ]);
+    assert_eq!(two.to_string(), "a.toml:3:7: k: m1\na.toml: m2", "errors are listed one a line; 0 lines are omitted");
+}
+
+#[test]
+fn unreadable_policy_file() {
+    let path = Path::new("/nonexistent/ecr-warden/policy.toml");
+    let errors = match Policy::load(path) {
+        Ok(_) => panic!("a missing file loads"),
+        Err(errors) => errors,
+    };
+    assert_eq!(errors.0.len(), 1);
+    let e = &errors.0[0];
+    assert_eq!((e.source.as_str(), e.line, e.column, e.key.as_str()), (path.to_str().unwrap_or_default(), 0, 0, ""));
+    assert!(e.to_string().starts_with("/nonexistent/ecr-warden/policy.toml: cannot read: "), "{e}");
+}

@@ -1,0 +1,214 @@
+//! tag-guard end to end against moto: real repositories, images, ledger table and SNS → SQS delivery,
+//! driven through the real handler with EventBridge events.
+
+mod common;
+
+use aws_sdk_ecr::types::ImageTagMutability;
+use common::{Stack, image_action, unique};
+use tag_guard::TagGuard;
+use warden::aws::Clients;
+use warden::aws::ledger::Ledger;
+use warden::config::Config;
+use warden::outcome::ActionResult;
+use warden::policy::{EMBEDDED_POLICY, Policy};
+
+const T1: &str = "2026-11-20T09:00:00Z";
+const T2: &str = "2026-11-20T10:00:00Z";
+
+fn guard(stack: &Stack) -> TagGuard {
+    let policy = Policy::from_toml(EMBEDDED_POLICY, "warden.toml").expect("valid policy");
+    let config =
+        Config { ledger_table: Some(stack.table.clone()), topic_arn: Some(stack.topic_arn.clone()), dry_run: false };
+    TagGuard::new(policy, config, Clients::new(&stack.sdk)).expect("guard")
+}
+
+fn attribute<'a>(message: &'a serde_json::Value, name: &str) -> &'a str {
+    message["MessageAttributes"][name]["Value"].as_str().unwrap_or_default()
+}
+
+fn body(message: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(message["Message"].as_str().expect("Message")).expect("schema JSON")
+}
+
+#[tokio::test]
+async fn conforming_push_is_recorded_quietly() {
+    let stack = Stack::new().await;
+    let guard = guard(&stack);
+    let repo = unique("prod/api-");
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    let digest = stack.push(&repo, "conforming", Some("v1.0.0")).await;
+
+    let outcome = guard.handle(image_action("PUSH", &repo, &digest, Some("v1.0.0"), T1)).await.expect("handled");
+
+    assert_eq!(outcome.decision, "conforming");
+    assert_eq!(outcome.total_aws_calls(), 1, "{:?}", outcome.aws_calls);
+    let history = Ledger::new(aws_sdk_dynamodb::Client::new(&stack.sdk), &stack.table)
+        .history(&repo, "v1.0.0")
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!((history[0].what.as_str(), history[0].digest.as_str()), ("current", digest.as_str()));
+    assert!(stack.messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn tag_not_allowed_is_removed_but_the_image_stays_reachable() {
+    let stack = Stack::new().await;
+    let guard = guard(&stack);
+    let repo = unique("dev/web-");
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    let digest = stack.push(&repo, "feature", Some("feature-x")).await;
+    let event = image_action("PUSH", &repo, &digest, Some("feature-x"), T1);
+
+    let outcome = guard.handle(event.clone()).await.expect("handled");
+
+    assert_eq!(outcome.decision, "not-allowed");
+    assert!(outcome.actions.iter().all(|a| a.result == ActionResult::Done), "{:?}", outcome.actions);
+    let quarantine = format!("quarantine-{}", &digest[7..19]);
+    assert_eq!(
+        stack.tags_of(&repo, &digest).await,
+        Some(vec![quarantine.clone()]),
+        "image kept, only under quarantine"
+    );
+    let messages = stack.messages().await;
+    assert_eq!(messages.len(), 1);
+    let message = &messages[0];
+    assert_eq!(attribute(message, "kind"), "tag-not-allowed");
+    assert_eq!(attribute(message, "repository"), repo);
+    assert_eq!(attribute(message, "outcome"), "untagged");
+    assert_eq!(attribute(message, "severity"), "warning");
+    assert!(message["Subject"].as_str().is_some_and(|s| s.len() < 100 && s.contains("tag not allowed")));
+    let schema = body(message);
+    assert_eq!(schema["schema"], warden::notify::SCHEMA);
+    assert_eq!(schema["tags"][0], "feature-x");
+    assert_eq!(schema["digest"], digest);
+
+    // EventBridge delivers again: same state, no second message.
+    let replay = guard.handle(event).await.expect("replayed");
+    assert_eq!(replay.decision, "skipped");
+    assert_eq!(stack.tags_of(&repo, &digest).await, Some(vec![quarantine]));
+    assert!(stack.messages().await.is_empty(), "no duplicate notification");
+}
+
+#[tokio::test]
+async fn protected_tag_move_in_a_mutable_repository_is_reverted() {
+    let stack = Stack::new().await;
+    let guard = guard(&stack);
+    let repo = unique("prod/payments-");
+    // Created before ecr-warden was deployed: mutable, so ECR lets the tag move.
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    let original = stack.push(&repo, "release", Some("v1.4.2")).await;
+    // CI tags releases with the commit too. (It also keeps moto from deleting the image when `v1.4.2` moves:
+    // moto drops an image whose only tag moves away, where ECR keeps it untagged. The untagged case against
+    // real ECR behaviour is tag-guard's aws-smithy-mocks test `protected_tag_move_is_reverted`.)
+    stack.push(&repo, "release", Some("sha-1a2b3c4")).await;
+    guard.handle(image_action("PUSH", &repo, &original, Some("v1.4.2"), T1)).await.expect("first push");
+    let moved = stack.push(&repo, "hotfix", Some("v1.4.2")).await;
+    assert_eq!(stack.tag_digest(&repo, "v1.4.2").await.as_deref(), Some(moved.as_str()), "moto let the tag move");
+    let event = image_action("PUSH", &repo, &moved, Some("v1.4.2"), T2);
+
+    let outcome = guard.handle(event.clone()).await.expect("handled");
+
+    assert_eq!(outcome.decision, "protected-tag-moved");
+    assert!(outcome.actions.iter().all(|a| a.result == ActionResult::Done), "{:?}", outcome.actions);
+    assert_eq!(stack.tag_digest(&repo, "v1.4.2").await.as_deref(), Some(original.as_str()), "tag moved back");
+    let quarantine = format!("quarantine-{}", &moved[7..19]);
+    assert_eq!(stack.tags_of(&repo, &moved).await, Some(vec![quarantine]), "pushed image kept for inspection");
+    let messages = stack.messages().await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(attribute(&messages[0], "kind"), "protected-tag-moved");
+    assert_eq!(attribute(&messages[0], "severity"), "critical");
+    assert_eq!(attribute(&messages[0], "outcome"), "reverted");
+
+    let history = Ledger::new(aws_sdk_dynamodb::Client::new(&stack.sdk), &stack.table)
+        .history(&repo, "v1.4.2")
+        .await
+        .expect("history");
+    let kinds: Vec<&str> = history.iter().map(|h| h.what.as_str()).collect();
+    assert_eq!(kinds, vec!["reverted", "current"]);
+    assert_eq!(history[1].digest, original);
+
+    // The revert's own PUSH event, and a replay of the move, change nothing and say nothing.
+    let echo = guard
+        .handle(image_action("PUSH", &repo, &original, Some("v1.4.2"), "2026-11-20T10:00:01Z"))
+        .await
+        .expect("echo");
+    assert_eq!(echo.decision, "conforming");
+    let replay = guard.handle(event).await.expect("replay");
+    assert_eq!(replay.decision, "skipped");
+    assert_eq!(stack.tag_digest(&repo, "v1.4.2").await.as_deref(), Some(original.as_str()));
+    assert!(stack.messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn new_repository_gets_its_class_tag_mutability() {
+    let stack = Stack::new().await;
+    let guard = guard(&stack);
+    let repo = unique("prod/worker-");
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    let mut event: serde_json::Value =
+        serde_json::from_str(include_str!("../../events/cloudtrail-create-repository.json")).expect("sample");
+    event["detail"]["requestParameters"]["repositoryName"] = repo.clone().into();
+    event["id"] = unique("event-").into();
+
+    let outcome = guard.handle(event.clone()).await.expect("handled");
+
+    assert_eq!(outcome.decision, "settings-drift");
+    let described = stack.ecr.describe_repositories().repository_names(&repo).send().await.expect("describe");
+    let repository = &described.repositories()[0];
+    assert_eq!(repository.image_tag_mutability(), Some(&ImageTagMutability::MutableWithExclusion));
+    let filters: Vec<&str> = repository.image_tag_mutability_exclusion_filters().iter().map(|f| f.filter()).collect();
+    assert_eq!(filters, vec!["v*.*.*"]);
+    assert_eq!(stack.messages().await.len(), 1);
+
+    let again = guard.handle(event).await.expect("replay");
+    assert_eq!(again.decision, "settings-ok");
+    assert!(stack.messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn sweep_fixes_drift_with_one_summary() {
+    let stack = Stack::new().await;
+    let guard = guard(&stack);
+    let (a, b, sandbox) = (unique("prod/a-"), unique("misc/b-"), unique("sandbox/c-"));
+    for repo in [&a, &b, &sandbox] {
+        stack.create_repository(repo, ImageTagMutability::Mutable).await;
+    }
+    let sweep = serde_json::json!({
+        "version": "0", "id": unique("sweep-"), "detail-type": "Scheduled Event", "source": "aws.scheduler",
+        "account": common::ACCOUNT, "time": T1, "region": "us-east-1",
+        "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/ecr-warden-sweep"],
+        "detail": serde_json::json!({"repositories": [a, b, sandbox]}).to_string()
+    });
+
+    let outcome = guard.handle(sweep).await.expect("handled");
+
+    assert_eq!(outcome.decision, "settings-drift");
+    assert_eq!(outcome.items.len(), 2, "{:?}", outcome.items);
+    assert_eq!(outcome.actions.len(), 1, "only the `revert` class is fixed: {:?}", outcome.actions);
+    let mode = |repo: String| {
+        let ecr = stack.ecr.clone();
+        async move {
+            let out = ecr.describe_repositories().repository_names(repo).send().await.expect("describe");
+            out.repositories()[0].image_tag_mutability().cloned()
+        }
+    };
+    assert_eq!(mode(a).await, Some(ImageTagMutability::MutableWithExclusion));
+    assert_eq!(mode(b).await, Some(ImageTagMutability::Mutable), "default class `standard` only reports");
+    assert_eq!(mode(sandbox).await, Some(ImageTagMutability::Mutable), "unmanaged: untouched");
+    let messages = stack.messages().await;
+    assert_eq!(messages.len(), 1, "one summary, not one message per repository");
+    assert_eq!(body(&messages[0])["reasons"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn events_for_deleted_repositories_are_skipped() {
+    let stack = Stack::new().await;
+    let guard = guard(&stack);
+    let repo = unique("dev/gone-");
+    let digest = common::digest_of(&common::manifest("gone"));
+    let outcome = guard.handle(image_action("PUSH", &repo, &digest, Some("bad-tag"), T1)).await.expect("handled");
+    assert_eq!(outcome.decision, "skipped");
+    assert!(outcome.reasons[0].contains("no longer exists"), "{:?}", outcome.reasons);
+    assert!(stack.messages().await.is_empty());
+}
