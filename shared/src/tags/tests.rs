@@ -6,14 +6,14 @@ const B: &str = "sha256:bbbbbbbbbbbb22222222222222222222222222222222222222222222
 const C: &str = "sha256:cccccccccccc3333333333333333333333333333333333333333333333333333";
 
 /// Tag rules of a one-class policy with the given `[class.tags]` body.
-fn rules(tags: &str) -> TagRules {
+fn tag_rules(tags: &str) -> TagRules {
     let text = format!("version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\n[class.tags]\n{tags}\n");
     let policy = Policy::from_toml(&text, "test.toml").unwrap_or_else(|e| panic!("test policy invalid: {e}"));
     policy.classes[0].tags.clone().expect("class has tag rules")
 }
 
 fn prod(remediation: &str) -> TagRules {
-    rules(&format!(
+    tag_rules(&format!(
         "allowed = [\"v*.*.*\", \"sha-*\", \"latest\"]\nprotected = [\"v*.*.*\"]\nmutable = [\"latest\"]\nremediation = \"{remediation}\""
     ))
 }
@@ -48,7 +48,7 @@ fn check_push_table() {
         }
     }
     // No allowed list: every tag is allowed.
-    let open = rules("remediation = \"report\"");
+    let open = tag_rules("remediation = \"report\"");
     assert_eq!(check_push(&open, "anything"), PushCheck::Conforming { protected: false });
 }
 
@@ -140,7 +140,7 @@ fn remedy_for_tags_not_allowed() {
     ];
     for case in cases {
         let quarantine = case.quarantine.map_or(String::new(), |q| format!("\nquarantine-tag = \"{q}\""));
-        let rules = rules(&format!("allowed = [\"v*\"]\nremediation = \"{}\"{quarantine}", case.remediation));
+        let rules = tag_rules(&format!("allowed = [\"v*\"]\nremediation = \"{}\"{quarantine}", case.remediation));
         let decision = remedy_not_allowed(&rules, "bad", A, "not allowed", case.current.as_ref());
         assert_eq!(decision.verdict, case.verdict, "{}", case.name);
         assert_eq!(decision.steps, case.steps, "{}", case.name);
@@ -151,7 +151,7 @@ fn remedy_for_tags_not_allowed() {
 
 #[test]
 fn quarantine_that_cannot_render_falls_back_to_report() {
-    let rules = rules("allowed = [\"v*\"]\nremediation = \"untag\"\nquarantine-tag = \"{tag}-held\"");
+    let rules = tag_rules("allowed = [\"v*\"]\nremediation = \"untag\"\nquarantine-tag = \"{tag}-held\"");
     let long = "x".repeat(125);
     let decision = remedy_not_allowed(&rules, &long, A, "not allowed", Some(&image(A, &[&long])));
     assert_eq!(decision.verdict, Verdict::NotAllowed);
@@ -316,7 +316,7 @@ mod properties {
         #[test]
         fn never_removes_a_last_tag(pushed in tag(), others in proptest::collection::vec(tag(), 0..4), quarantine in any::<bool>()) {
             let q = if quarantine { "" } else { "\nquarantine-tag = \"\"" };
-            let rules = rules(&format!("allowed = [\"v*\"]\nremediation = \"untag\"{q}"));
+            let rules = tag_rules(&format!("allowed = [\"v*\"]\nremediation = \"untag\"{q}"));
             let mut tags: Vec<&str> = others.iter().map(String::as_str).collect();
             tags.push(&pushed);
             let state = image(A, &tags);
