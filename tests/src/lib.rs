@@ -1,1 +1,209 @@
-//! Integration tests live in `tests/`; this crate has no library code.
+//! The test kit shared by the integration tests and the demo: real SDK clients against the moto server that
+//! scripts/test or scripts/demo starts (`WARDEN_TEST_ENDPOINT`), with a fresh ledger table, topic and SQS
+//! subscriber per stack, and helpers that push images the way a registry client does.
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_ecr::types::ImageTagMutability;
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const ACCOUNT: &str = "123456789012";
+
+/// A name no other test (or earlier run against the same server) uses.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}{}-{:x}-{}", std::process::id(), nanos, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("WARDEN_TEST_ENDPOINT").expect(
+        "integration tests need a moto server: run scripts/test (it sets WARDEN_TEST_ENDPOINT), \
+         or start one and export WARDEN_TEST_ENDPOINT=http://127.0.0.1:<port>",
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecr::config::Credentials::new("test", "test", None, None, "moto"))
+        // moto answers unimplemented calls with HTML 500s; retrying them only slows tests down.
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await
+}
+
+/// One test's AWS resources.
+#[derive(Debug)]
+pub struct Stack {
+    pub sdk: aws_config::SdkConfig,
+    pub ecr: aws_sdk_ecr::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub table: String,
+    pub topic_arn: String,
+    pub queue_url: String,
+}
+
+impl Stack {
+    /// A stack of its own: table and topic names no other test uses.
+    pub async fn new() -> Self {
+        Self::with_names(&unique("ledger-"), &unique("topic-")).await
+    }
+
+    /// A stack with the given ledger table and topic names (the demo configures the functions with them).
+    pub async fn with_names(table: &str, topic: &str) -> Self {
+        let sdk = sdk_config().await;
+        let (ecr, dynamodb) = (aws_sdk_ecr::Client::new(&sdk), aws_sdk_dynamodb::Client::new(&sdk));
+        let (sns, sqs) = (aws_sdk_sns::Client::new(&sdk), aws_sdk_sqs::Client::new(&sdk));
+        let table = table.to_owned();
+        create_ledger_table(&dynamodb, &table).await;
+        let topic_arn = sns.create_topic().name(topic).send().await.expect("topic").topic_arn.expect("arn");
+        let queue_url =
+            sqs.create_queue().queue_name(unique("queue-")).send().await.expect("queue").queue_url.expect("url");
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .expect("queue arn");
+        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
+        Self { sdk, ecr, dynamodb, sqs, table, topic_arn, queue_url }
+    }
+
+    pub async fn create_repository(&self, name: &str, mutability: ImageTagMutability) {
+        self.ecr.create_repository().repository_name(name).image_tag_mutability(mutability).send().await.expect("repo");
+    }
+
+    /// Pushes an image manifest under `tag` (or by digest only) the way a registry client does, and returns
+    /// its digest (sha256 of the manifest bytes, as ECR computes it).
+    pub async fn push(&self, repository: &str, seed: &str, tag: Option<&str>) -> String {
+        let manifest = manifest(seed);
+        let digest = digest_of(&manifest);
+        let mut request = self
+            .ecr
+            .put_image()
+            .repository_name(repository)
+            .image_manifest(&manifest)
+            .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
+            .image_digest(&digest);
+        if let Some(tag) = tag {
+            request = request.image_tag(tag);
+        }
+        request.send().await.expect("push");
+        digest
+    }
+
+    /// The digest a tag points at, or None.
+    pub async fn tag_digest(&self, repository: &str, tag: &str) -> Option<String> {
+        let images = self.ecr.list_images().repository_name(repository).send().await.expect("list images");
+        images
+            .image_ids()
+            .iter()
+            .find(|id| id.image_tag() == Some(tag))
+            .and_then(|id| id.image_digest().map(str::to_owned))
+    }
+
+    /// All tags of an image; None when the image is gone.
+    pub async fn tags_of(&self, repository: &str, digest: &str) -> Option<Vec<String>> {
+        let images = self.ecr.list_images().repository_name(repository).send().await.expect("list images");
+        let ids: Vec<_> = images.image_ids().iter().filter(|id| id.image_digest() == Some(digest)).collect();
+        if ids.is_empty() {
+            return None;
+        }
+        let mut tags: Vec<String> = ids.iter().filter_map(|id| id.image_tag().map(str::to_owned)).collect();
+        tags.sort();
+        Some(tags)
+    }
+
+    /// Every SNS message that reached the queue so far (the SNS JSON envelopes).
+    pub async fn messages(&self) -> Vec<serde_json::Value> {
+        let mut all = Vec::new();
+        for _ in 0..3 {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("receive");
+            let batch = received.messages();
+            if batch.is_empty() {
+                break;
+            }
+            for message in batch {
+                all.push(serde_json::from_str(message.body().unwrap_or("{}")).expect("SNS envelope"));
+                if let Some(handle) = message.receipt_handle() {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+            }
+        }
+        all
+    }
+}
+
+pub async fn create_ledger_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
+    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let attribute =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+    dynamodb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash).expect("key"))
+        .key_schema(key("sk", KeyType::Range).expect("key"))
+        .attribute_definitions(attribute("pk").expect("attr"))
+        .attribute_definitions(attribute("sk").expect("attr"))
+        .send()
+        .await
+        .expect("create table");
+}
+
+/// A small but real OCI image manifest; `seed` makes its digest unique.
+pub fn manifest(seed: &str) -> String {
+    let config = format!("sha256:{}", hex(&Sha256::digest(format!("config-{seed}").as_bytes())));
+    let layer = format!("sha256:{}", hex(&Sha256::digest(format!("layer-{seed}").as_bytes())));
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 1469},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 3_623_807}]
+    })
+    .to_string()
+}
+
+pub fn digest_of(manifest: &str) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(manifest.as_bytes())))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An `ECR Image Action` event as EventBridge delivers it.
+pub fn image_action(action: &str, repository: &str, digest: &str, tag: Option<&str>, time: &str) -> serde_json::Value {
+    let mut detail = serde_json::json!({
+        "action-type": action,
+        "result": "SUCCESS",
+        "repository-name": repository,
+        "image-digest": digest,
+        "manifest-media-type": "application/vnd.oci.image.manifest.v1+json",
+    });
+    if let Some(tag) = tag {
+        detail["image-tag"] = tag.into();
+    }
+    serde_json::json!({
+        "version": "0", "id": unique("event-"), "detail-type": "ECR Image Action", "source": "aws.ecr",
+        "account": ACCOUNT, "time": time, "region": "us-east-1", "resources": [], "detail": detail
+    })
+}

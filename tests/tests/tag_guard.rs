@@ -1,10 +1,8 @@
 //! tag-guard end to end against moto: real repositories, images, ledger table and SNS → SQS delivery,
 //! driven through the real handler with EventBridge events.
 
-mod common;
-
 use aws_sdk_ecr::types::ImageTagMutability;
-use common::{Stack, image_action, unique};
+use integration_tests::{self as common, Stack, image_action, unique};
 use tag_guard::TagGuard;
 use warden::aws::Clients;
 use warden::aws::ledger::Ledger;

@@ -45,10 +45,6 @@ fn json_files_in(dir: &std::path::Path) -> BTreeSet<String> {
         .collect()
 }
 
-fn parse_sample(file: &str) -> Event {
-    parse_str(&read_sample(file)).unwrap_or_else(|e| panic!("{file} should parse: {e}"))
-}
-
 fn parse_ok(value: Value) -> Event {
     parse(value.clone()).unwrap_or_else(|e| panic!("should parse: {e}\n{value:#}"))
 }

@@ -64,17 +64,6 @@ fn embedded_policy_is_valid() {
             class.name
         );
     }
-    // Every repository pattern of the file classifies to its own class (none is shadowed).
-    for class in &policy.classes {
-        for pattern in class.repositories.iter().filter_map(Pattern::as_wildcard) {
-            let repository = pattern.replace('*', "x");
-            let got = match policy.classify(&repository) {
-                Classification::Managed(c) => Some(c.name.as_str()),
-                Classification::Unmanaged(name) => name,
-            };
-            assert_eq!(got, Some(class.name.as_str()), "warden.toml: `{repository}` (from `{pattern}`)");
-        }
-    }
 }
 
 #[test]
@@ -82,7 +71,15 @@ fn summary_marks_default_and_unmanaged_classes() {
     let cases: &[(&str, &str, &[&str])] = &[
         (
             "managed default",
-            "version = 1\ndefault-class = \"std\"\n[[class]]\nname = \"ext\"\nrepositories = [\"ext/*\"]\nmanaged = false\n[[class]]\nname = \"std\"\n",
+            r#"version = 1
+default-class = "std"
+[[class]]
+name = "ext"
+repositories = ["ext/*"]
+managed = false
+[[class]]
+name = "std"
+"#,
             &[
                 "test.toml: 2 classes, valid\n",
                 "class ext\n  repositories: ext/*\n  unmanaged: ecr-warden leaves these repositories alone\n",
@@ -91,7 +88,15 @@ fn summary_marks_default_and_unmanaged_classes() {
         ),
         (
             "unmanaged default",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"p\"\nrepositories = [\"p/*\", \"regex:q-.+\"]\n[class.tags]\nprotected = [\"v*\"]\nremediation = \"untag\"\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "p"
+repositories = ["p/*", "regex:q-.+"]
+[class.tags]
+protected = ["v*"]
+remediation = "untag"
+"#,
             &[
                 "class p\n  repositories: p/*, regex:q-.+\n",
                 "  protected: v*\n",
@@ -141,46 +146,45 @@ fn classify<'a>(policy: &'a Policy, repository: &str) -> (bool, Option<&'a str>)
 
 #[test]
 fn classification_table() {
-    let layered = "\
-version = 1
-default-class = \"standard\"
+    let layered = r#"version = 1
+default-class = "standard"
 [[class]]
-name = \"api\"
-repositories = [\"prod/api\"]
+name = "api"
+repositories = ["prod/api"]
 [[class]]
-name = \"caches\"
-repositories = [\"*-cache\"]
+name = "caches"
+repositories = ["*-cache"]
 [[class]]
-name = \"production\"
-repositories = [\"prod/*\"]
+name = "production"
+repositories = ["prod/*"]
 [[class]]
-name = \"teams\"
-repositories = [\"regex:team-[a-z]+/.+\"]
+name = "teams"
+repositories = ["regex:team-[a-z]+/.+"]
 [[class]]
-name = \"external\"
-repositories = [\"ecr-public/*\"]
+name = "external"
+repositories = ["ecr-public/*"]
 managed = false
 [[class]]
-name = \"standard\"
-";
-    let unmanaged_default = "\
-version = 1
-default-class = \"unmanaged\"
+name = "standard"
+"#;
+    let unmanaged_default = r#"version = 1
+default-class = "unmanaged"
 [[class]]
-name = \"prod\"
-repositories = [\"prod/*\"]
-";
-    let unmanaged_default_class = "\
-version = 1
-default-class = \"legacy\"
+name = "prod"
+repositories = ["prod/*"]
+"#;
+    let unmanaged_default_class = r#"version = 1
+default-class = "legacy"
 [[class]]
-name = \"prod\"
-repositories = [\"prod/*\"]
+name = "prod"
+repositories = ["prod/*"]
 [[class]]
-name = \"legacy\"
+name = "legacy"
 managed = false
-";
-    let no_classes = "version = 1\ndefault-class = \"unmanaged\"\n";
+"#;
+    let no_classes = r#"version = 1
+default-class = "unmanaged"
+"#;
 
     let cases: &[(&str, &str, &str, Expect)] = &[
         // (case, policy, repository, expected)
@@ -215,17 +219,34 @@ fn default_class_index() {
     let cases: &[(&str, &str, Option<&str>)] = &[
         (
             "named default",
-            "version = 1\ndefault-class = \"b\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\"]\n[[class]]\nname = \"b\"\n",
+            r#"version = 1
+default-class = "b"
+[[class]]
+name = "a"
+repositories = ["a/*"]
+[[class]]
+name = "b"
+"#,
             Some("b"),
         ),
         (
             "default with its own patterns",
-            "version = 1\ndefault-class = \"a\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\"]\n",
+            r#"version = 1
+default-class = "a"
+[[class]]
+name = "a"
+repositories = ["a/*"]
+"#,
             Some("a"),
         ),
         (
             "unmanaged default",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = ["a/*"]
+"#,
             None,
         ),
     ];
@@ -267,44 +288,97 @@ fn tags_rejection(
 fn invalid_policies_are_rejected_with_line_and_key() {
     let cases = [
         // --- TOML and structure
-        rejection("syntax: unclosed table header", "version = 1\ndefault-class = \"a\"\n[[class]\n", 3, "", "unclosed"),
-        rejection("syntax: unterminated string", "version = 1\ndefault-class = \"a\n", 2, "", "string"),
-        rejection("syntax: duplicate key", "version = 1\nversion = 1\ndefault-class = \"a\"\n", 2, "", "duplicate key"),
+        rejection(
+            "syntax: unclosed table header",
+            r#"version = 1
+default-class = "a"
+[[class]
+"#,
+            3,
+            "",
+            "unclosed",
+        ),
+        rejection(
+            "syntax: unterminated string",
+            r#"version = 1
+default-class = "a
+"#,
+            2,
+            "",
+            "string",
+        ),
+        rejection(
+            "syntax: duplicate key",
+            r#"version = 1
+version = 1
+default-class = "a"
+"#,
+            2,
+            "",
+            "duplicate key",
+        ),
         rejection(
             "unknown top-level key",
-            "version = 1\ndefault-class = \"unmanaged\"\nowner = \"platform\"\n",
+            r#"version = 1
+default-class = "unmanaged"
+owner = "platform"
+"#,
             3,
             "",
             "unknown field `owner`",
         ),
         rejection(
             "unknown class key",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepos = [\"a/*\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repos = ["a/*"]
+"#,
             5,
             "",
             "unknown field `repos`",
         ),
         tags_rejection(
             "unknown tags key (typo)",
-            &["allowed = [\"v*\"]", "protect = [\"v*\"]", "remediation = \"report\""],
+            &[r#"allowed = ["v*"]"#, r#"protect = ["v*"]"#, r#"remediation = "report""#],
             TAGS_BODY_LINE + 1,
             "",
             "unknown field `protect`",
         ),
         rejection("missing default-class", "version = 1\n", 1, "", "missing field `default-class`"),
-        rejection("missing version", "default-class = \"unmanaged\"\n", 1, "", "missing field `version`"),
-        tags_rejection("missing remediation", &["allowed = [\"v*\"]"], 5, "", "missing field `remediation`"),
-        rejection("version is not a number", "version = \"1\"\ndefault-class = \"unmanaged\"\n", 1, "", "invalid type"),
+        rejection(
+            "missing version",
+            r#"default-class = "unmanaged"
+"#,
+            1,
+            "",
+            "missing field `version`",
+        ),
+        tags_rejection("missing remediation", &[r#"allowed = ["v*"]"#], 5, "", "missing field `remediation`"),
+        rejection(
+            "version is not a number",
+            r#"version = "1"
+default-class = "unmanaged"
+"#,
+            1,
+            "",
+            "invalid type",
+        ),
         rejection(
             "version 2",
-            "version = 2\ndefault-class = \"unmanaged\"\n",
+            r#"version = 2
+default-class = "unmanaged"
+"#,
             1,
             "version",
             "unsupported policy version",
         ),
         rejection(
             "version 0",
-            "default-class = \"unmanaged\"\nversion = 0\n",
+            r#"default-class = "unmanaged"
+version = 0
+"#,
             2,
             "version",
             "unsupported policy version",
@@ -312,56 +386,103 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         // --- classes
         rejection(
             "default-class names no class",
-            "version = 1\ndefault-class = \"prod\"\n[[class]]\nname = \"production\"\nrepositories = [\"prod/*\"]\n",
+            r#"version = 1
+default-class = "prod"
+[[class]]
+name = "production"
+repositories = ["prod/*"]
+"#,
             2,
             "default-class",
             "`prod` is not a class name",
         ),
         rejection(
             "duplicate class names",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\"]\n[[class]]\nname = \"a\"\nrepositories = [\"b/*\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = ["a/*"]
+[[class]]
+name = "a"
+repositories = ["b/*"]
+"#,
             7,
             "class[1].name",
             "duplicate class name `a`",
         ),
         rejection(
             "duplicate class names up to surrounding spaces",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\"]\n[[class]]\nname = \"a \"\nrepositories = [\"b/*\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = ["a/*"]
+[[class]]
+name = "a "
+repositories = ["b/*"]
+"#,
             7,
             "class[1].name",
             "duplicate class name `a`",
         ),
         rejection(
             "class named unmanaged",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"unmanaged\"\nrepositories = [\"a/*\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "unmanaged"
+repositories = ["a/*"]
+"#,
             4,
             "class[0].name",
             "is not a usable class name",
         ),
         rejection(
             "class named unmanaged, padded",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \" unmanaged \"\nrepositories = [\"a/*\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = " unmanaged "
+repositories = ["a/*"]
+"#,
             4,
             "class[0].name",
             "is not a usable class name",
         ),
         rejection(
             "blank class name",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"  \"\nrepositories = [\"a/*\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "  "
+repositories = ["a/*"]
+"#,
             4,
             "class[0].name",
             "is not a usable class name",
         ),
         rejection(
             "non-default class without repositories",
-            "version = 1\ndefault-class = \"b\"\n[[class]]\nname = \"a\"\n[[class]]\nname = \"b\"\n",
+            r#"version = 1
+default-class = "b"
+[[class]]
+name = "a"
+[[class]]
+name = "b"
+"#,
             4,
             "class[0].repositories",
             "class `a` matches no repository",
         ),
         rejection(
             "empty repositories with an unmanaged default",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = []\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = []
+"#,
             4,
             "class[0].repositories",
             "matches no repository",
@@ -369,84 +490,161 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         // --- repository patterns
         rejection(
             "bad regex",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\", \"regex:(\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = ["a/*", "regex:("]
+"#,
             5,
             "class[0].repositories[1]",
             "`regex:(`: invalid regex",
         ),
         rejection(
             "empty regex",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"regex:\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = ["regex:"]
+"#,
             5,
             "class[0].repositories[0]",
             "empty regex",
         ),
         rejection(
             "empty pattern",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = [""]
+"#,
             5,
             "class[0].repositories[0]",
             "empty pattern",
         ),
         rejection(
             "uppercase repository wildcard",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"Prod/*\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = ["Prod/*"]
+"#,
             5,
             "class[0].repositories[0]",
             "`Prod/*` can never match: names cannot contain `P`",
         ),
         rejection(
             "repository literal with a space",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"my repo\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = ["my repo"]
+"#,
             5,
             "class[0].repositories[0]",
             "names cannot contain ` `",
         ),
         rejection(
             "redundant repository pattern",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"prod/*\", \"prod/api\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = ["prod/*", "prod/api"]
+"#,
             5,
             "class[0].repositories[1]",
             "`prod/api` is redundant: `prod/*` already matches",
         ),
         rejection(
             "redundant repository pattern, broader one listed second",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"prod/api\", \"prod/*\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = ["prod/api", "prod/*"]
+"#,
             5,
             "class[0].repositories[0]",
             "`prod/api` is redundant: `prod/*` already matches",
         ),
         rejection(
             "shadowed by an earlier *",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"all\"\nrepositories = [\"*\"]\n[[class]]\nname = \"api\"\nrepositories = [\"prod/api\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "all"
+repositories = ["*"]
+[[class]]
+name = "api"
+repositories = ["prod/api"]
+"#,
             8,
             "class[1].repositories[0]",
             "`prod/api` never applies: class `all` comes first and its `*` matches all of it",
         ),
         rejection(
             "shadowed by an earlier prod/*",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"prod\"\nrepositories = [\"prod/*\"]\n[[class]]\nname = \"api\"\nrepositories = [\"dev/api\",\n  \"prod/api-*\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "prod"
+repositories = ["prod/*"]
+[[class]]
+name = "api"
+repositories = ["dev/api",
+  "prod/api-*"]
+"#,
             9,
             "class[1].repositories[1]",
             "class `prod` comes first",
         ),
         rejection(
             "literal shadowed by an earlier regex",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"teams\"\nrepositories = [\"regex:team-.+\"]\n[[class]]\nname = \"blue\"\nrepositories = [\"team-blue\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "teams"
+repositories = ["regex:team-.+"]
+[[class]]
+name = "blue"
+repositories = ["team-blue"]
+"#,
             8,
             "class[1].repositories[0]",
             "class `teams` comes first",
         ),
         rejection(
             "shadowed by an earlier unmanaged class",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"ext\"\nrepositories = [\"ext/*\"]\nmanaged = false\n[[class]]\nname = \"x\"\nrepositories = [\"ext/x\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "ext"
+repositories = ["ext/*"]
+managed = false
+[[class]]
+name = "x"
+repositories = ["ext/x"]
+"#,
             9,
             "class[1].repositories[0]",
             "class `ext` comes first",
         ),
         rejection(
             "unmanaged class with tags",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"ext\"\nrepositories = [\"ext/*\"]\nmanaged = false\n[class.tags]\nremediation = \"report\"\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "ext"
+repositories = ["ext/*"]
+managed = false
+[class.tags]
+remediation = "report"
+"#,
             7,
             "class[0].tags",
             "an unmanaged class cannot declare tag rules",
@@ -454,77 +652,77 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         // --- tag patterns
         tags_rejection(
             "tag wildcard with /",
-            &["allowed = [\"feat/*\"]", "remediation = \"report\""],
+            &[r#"allowed = ["feat/*"]"#, r#"remediation = "report""#],
             TAGS_BODY_LINE,
             "class[0].tags.allowed[0]",
             "`feat/*` can never match: names cannot contain `/`",
         ),
         tags_rejection(
             "bad tag regex",
-            &["remediation = \"report\"", "protected = [\"regex:v[\"]"],
+            &[r#"remediation = "report""#, r#"protected = ["regex:v["]"#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.protected[0]",
             "invalid regex",
         ),
         tags_rejection(
             "redundant tag pattern",
-            &["allowed = [\"v*\", \"v1*\"]", "remediation = \"report\""],
+            &[r#"allowed = ["v*", "v1*"]"#, r#"remediation = "report""#],
             TAGS_BODY_LINE,
             "class[0].tags.allowed[1]",
             "`v1*` is redundant: `v*` already matches everything it matches",
         ),
         tags_rejection(
             "redundant tag pattern, broader one listed second",
-            &["remediation = \"report\"", "allowed = [\"v1*\", \"sha-*\", \"v*\"]"],
+            &[r#"remediation = "report""#, r#"allowed = ["v1*", "sha-*", "v*"]"#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.allowed[0]",
             "`v1*` is redundant: `v*` already matches everything it matches",
         ),
         tags_rejection(
             "literal made redundant by a later regex",
-            &["remediation = \"report\"", "allowed = [\"pr-1\", \"regex:pr-[0-9]+\"]"],
+            &[r#"remediation = "report""#, r#"allowed = ["pr-1", "regex:pr-[0-9]+"]"#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.allowed[0]",
             "`pr-1` is redundant: `regex:pr-[0-9]+`",
         ),
         tags_rejection(
             "duplicate tag pattern",
-            &["mutable = [\"latest\", \"main\", \"latest\"]", "remediation = \"report\""],
+            &[r#"mutable = ["latest", "main", "latest"]"#, r#"remediation = "report""#],
             TAGS_BODY_LINE,
             "class[0].tags.mutable[2]",
             "`latest` is redundant",
         ),
         tags_rejection(
             "remediation not report/untag/revert",
-            &["remediation = \"fix\""],
+            &[r#"remediation = "fix""#],
             TAGS_BODY_LINE,
             "",
             "unknown variant `fix`",
         ),
         tags_rejection(
             "protected tag no allowed tag matches",
-            &["allowed = [\"v*\", \"latest\"]", "protected = [\"sha-*\"]", "remediation = \"report\""],
+            &[r#"allowed = ["v*", "latest"]"#, r#"protected = ["sha-*"]"#, r#"remediation = "report""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.protected[0]",
             "`sha-*` can never apply: no allowed tag matches it",
         ),
         tags_rejection(
             "mutable tag no allowed tag matches",
-            &["allowed = [\"v*\"]", "remediation = \"report\"", "mutable = [\"main\"]"],
+            &[r#"allowed = ["v*"]"#, r#"remediation = "report""#, r#"mutable = ["main"]"#],
             TAGS_BODY_LINE + 2,
             "class[0].tags.mutable[0]",
             "`main` can never apply",
         ),
         tags_rejection(
             "mutable overlaps protected",
-            &["protected = [\"v*\"]", "mutable = [\"latest\", \"v-next\"]", "remediation = \"report\""],
+            &[r#"protected = ["v*"]"#, r#"mutable = ["latest", "v-next"]"#, r#"remediation = "report""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.mutable[1]",
             "`v-next` overlaps protected `v*`: a tag cannot be both mutable and protected",
         ),
         tags_rejection(
             "mutable partly overlaps protected",
-            &["protected = [\"*-rc\"]", "mutable = [\"v*\"]", "remediation = \"report\""],
+            &[r#"protected = ["*-rc"]"#, r#"mutable = ["v*"]"#, r#"remediation = "report""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.mutable[0]",
             "overlaps protected `*-rc`",
@@ -532,35 +730,35 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         // --- mutability
         tags_rejection(
             "unknown mutability",
-            &["mutability = \"SOMETIMES\"", "remediation = \"report\""],
+            &[r#"mutability = "SOMETIMES""#, r#"remediation = "report""#],
             TAGS_BODY_LINE,
             "class[0].tags.mutability",
             "`SOMETIMES` is not one of derive, MUTABLE, IMMUTABLE",
         ),
         tags_rejection(
             "mutability is case-sensitive",
-            &["remediation = \"report\"", "mutability = \"immutable\""],
+            &[r#"remediation = "report""#, r#"mutability = "immutable""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.mutability",
             "`immutable` is not one of",
         ),
         tags_rejection(
             "IMMUTABLE with mutable tags",
-            &["mutable = [\"latest\"]", "mutability = \"IMMUTABLE\"", "remediation = \"report\""],
+            &[r#"mutable = ["latest"]"#, r#"mutability = "IMMUTABLE""#, r#"remediation = "report""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.mutability",
             "IMMUTABLE makes every tag immutable, but `latest` is declared mutable",
         ),
         tags_rejection(
             "MUTABLE_WITH_EXCLUSION without exclusion-filters",
-            &["protected = [\"v*\"]", "mutability = \"MUTABLE_WITH_EXCLUSION\"", "remediation = \"report\""],
+            &[r#"protected = ["v*"]"#, r#"mutability = "MUTABLE_WITH_EXCLUSION""#, r#"remediation = "report""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.mutability",
             "MUTABLE_WITH_EXCLUSION needs `exclusion-filters`",
         ),
         tags_rejection(
             "IMMUTABLE_WITH_EXCLUSION without exclusion-filters",
-            &["remediation = \"report\"", "mutability = \"IMMUTABLE_WITH_EXCLUSION\""],
+            &[r#"remediation = "report""#, r#"mutability = "IMMUTABLE_WITH_EXCLUSION""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.mutability",
             "IMMUTABLE_WITH_EXCLUSION needs `exclusion-filters`",
@@ -568,10 +766,10 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         tags_rejection(
             "exclusion-filters with mutability = derive",
             &[
-                "protected = [\"v*\"]",
-                "mutability = \"derive\"",
-                "exclusion-filters = [\"v*\"]",
-                "remediation = \"report\"",
+                r#"protected = ["v*"]"#,
+                r#"mutability = "derive""#,
+                r#"exclusion-filters = ["v*"]"#,
+                r#"remediation = "report""#,
             ],
             TAGS_BODY_LINE + 2,
             "class[0].tags.exclusion-filters",
@@ -579,21 +777,21 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         ),
         tags_rejection(
             "exclusion-filters with mutability omitted",
-            &["protected = [\"v*\"]", "exclusion-filters = [\"v*\"]", "remediation = \"report\""],
+            &[r#"protected = ["v*"]"#, r#"exclusion-filters = ["v*"]"#, r#"remediation = "report""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.exclusion-filters",
             "exclusion-filters are derived",
         ),
         tags_rejection(
             "exclusion-filters with IMMUTABLE",
-            &["mutability = \"IMMUTABLE\"", "exclusion-filters = [\"latest\"]", "remediation = \"report\""],
+            &[r#"mutability = "IMMUTABLE""#, r#"exclusion-filters = ["latest"]"#, r#"remediation = "report""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.exclusion-filters",
             "IMMUTABLE takes no exclusion filters",
         ),
         tags_rejection(
             "exclusion-filters with MUTABLE",
-            &["mutability = \"MUTABLE\"", "exclusion-filters = [\"latest\"]", "remediation = \"report\""],
+            &[r#"mutability = "MUTABLE""#, r#"exclusion-filters = ["latest"]"#, r#"remediation = "report""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.exclusion-filters",
             "MUTABLE takes no exclusion filters",
@@ -601,9 +799,9 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         tags_rejection(
             "more than 5 exclusion filters",
             &[
-                "remediation = \"report\"",
-                "mutability = \"MUTABLE_WITH_EXCLUSION\"",
-                "exclusion-filters = [\"a*\", \"b*\", \"c*\", \"d*\", \"e*\", \"f*\"]",
+                r#"remediation = "report""#,
+                r#"mutability = "MUTABLE_WITH_EXCLUSION""#,
+                r#"exclusion-filters = ["a*", "b*", "c*", "d*", "e*", "f*"]"#,
             ],
             TAGS_BODY_LINE + 2,
             "class[0].tags.exclusion-filters",
@@ -611,7 +809,7 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         ),
         tags_rejection(
             "empty exclusion-filters",
-            &["mutability = \"MUTABLE_WITH_EXCLUSION\"", "exclusion-filters = []", "remediation = \"report\""],
+            &[r#"mutability = "MUTABLE_WITH_EXCLUSION""#, "exclusion-filters = []", r#"remediation = "report""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.exclusion-filters",
             "ECR takes 1 to 5 exclusion filters",
@@ -619,9 +817,9 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         tags_rejection(
             "exclusion filter with an invalid character",
             &[
-                "mutability = \"MUTABLE_WITH_EXCLUSION\"",
-                "remediation = \"report\"",
-                "exclusion-filters = [\"v*\", \"feat/*\"]",
+                r#"mutability = "MUTABLE_WITH_EXCLUSION""#,
+                r#"remediation = "report""#,
+                r#"exclusion-filters = ["v*", "feat/*"]"#,
             ],
             TAGS_BODY_LINE + 2,
             "class[0].tags.exclusion-filters[1]",
@@ -629,7 +827,7 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         ),
         tags_rejection(
             "empty exclusion filter",
-            &["mutability = \"MUTABLE_WITH_EXCLUSION\"", "exclusion-filters = [\"\"]", "remediation = \"report\""],
+            &[r#"mutability = "MUTABLE_WITH_EXCLUSION""#, r#"exclusion-filters = [""]"#, r#"remediation = "report""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.exclusion-filters[0]",
             "an exclusion filter has 1 to 128 characters",
@@ -637,11 +835,11 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         tags_rejection(
             "IMMUTABLE_WITH_EXCLUSION filter overlaps a protected tag",
             &[
-                "protected = [\"v*\"]",
-                "mutable = [\"latest\"]",
-                "mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
-                "exclusion-filters = [\"latest\", \"v1*\"]",
-                "remediation = \"report\"",
+                r#"protected = ["v*"]"#,
+                r#"mutable = ["latest"]"#,
+                r#"mutability = "IMMUTABLE_WITH_EXCLUSION""#,
+                r#"exclusion-filters = ["latest", "v1*"]"#,
+                r#"remediation = "report""#,
             ],
             TAGS_BODY_LINE + 2,
             "class[0].tags.mutability",
@@ -650,10 +848,10 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         tags_rejection(
             "IMMUTABLE_WITH_EXCLUSION filter may overlap a protected regex",
             &[
-                "protected = [\"regex:v[0-9]+\"]",
-                "mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
-                "exclusion-filters = [\"v*\"]",
-                "remediation = \"report\"",
+                r#"protected = ["regex:v[0-9]+"]"#,
+                r#"mutability = "IMMUTABLE_WITH_EXCLUSION""#,
+                r#"exclusion-filters = ["v*"]"#,
+                r#"remediation = "report""#,
             ],
             TAGS_BODY_LINE + 1,
             "class[0].tags.mutability",
@@ -662,10 +860,10 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         tags_rejection(
             "IMMUTABLE_WITH_EXCLUSION leaves a mutable tag immutable",
             &[
-                "mutable = [\"latest\", \"main\"]",
-                "mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
-                "exclusion-filters = [\"latest\"]",
-                "remediation = \"report\"",
+                r#"mutable = ["latest", "main"]"#,
+                r#"mutability = "IMMUTABLE_WITH_EXCLUSION""#,
+                r#"exclusion-filters = ["latest"]"#,
+                r#"remediation = "report""#,
             ],
             TAGS_BODY_LINE + 1,
             "class[0].tags.mutability",
@@ -674,10 +872,10 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         tags_rejection(
             "MUTABLE_WITH_EXCLUSION filter freezes a mutable tag",
             &[
-                "mutable = [\"latest\"]",
-                "mutability = \"MUTABLE_WITH_EXCLUSION\"",
-                "exclusion-filters = [\"*\"]",
-                "remediation = \"report\"",
+                r#"mutable = ["latest"]"#,
+                r#"mutability = "MUTABLE_WITH_EXCLUSION""#,
+                r#"exclusion-filters = ["*"]"#,
+                r#"remediation = "report""#,
             ],
             TAGS_BODY_LINE + 1,
             "class[0].tags.mutability",
@@ -686,21 +884,21 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         // --- quarantine
         tags_rejection(
             "quarantine tag with /",
-            &["remediation = \"untag\"", "quarantine-tag = \"quarantine/{digest12}\""],
+            &[r#"remediation = "untag""#, r#"quarantine-tag = "quarantine/{digest12}""#],
             TAGS_BODY_LINE + 1,
             "class[0].tags.quarantine-tag",
             "`/` is not allowed in an image tag",
         ),
         tags_rejection(
             "quarantine tag with an unknown placeholder",
-            &["quarantine-tag = \"held-{sha}\"", "remediation = \"untag\""],
+            &[r#"quarantine-tag = "held-{sha}""#, r#"remediation = "untag""#],
             TAGS_BODY_LINE,
             "class[0].tags.quarantine-tag",
             "unknown placeholder",
         ),
         tags_rejection(
             "quarantine tag that is the original tag",
-            &["quarantine-tag = \"{tag}\"", "remediation = \"untag\""],
+            &[r#"quarantine-tag = "{tag}""#, r#"remediation = "untag""#],
             TAGS_BODY_LINE,
             "class[0].tags.quarantine-tag",
             "`{tag}`: a template needs literal text or a digest placeholder",
@@ -708,7 +906,19 @@ fn invalid_policies_are_rejected_with_line_and_key() {
         // --- errors in a later class are keyed by its index
         rejection(
             "error in the second class",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\"]\n[[class]]\nname = \"b\"\nrepositories = [\"b/*\"]\n[class.tags]\nremediation = \"report\"\nprotected = [\"v*\"]\nmutable = [\"v2\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = ["a/*"]
+[[class]]
+name = "b"
+repositories = ["b/*"]
+[class.tags]
+remediation = "report"
+protected = ["v*"]
+mutable = ["v2"]
+"#,
             12,
             "class[1].tags.mutable[0]",
             "overlaps protected `v*`",
@@ -733,22 +943,23 @@ fn invalid_policies_are_rejected_with_line_and_key() {
 
 #[test]
 fn every_error_in_a_file_is_reported() {
-    let cases: &[(&str, &str, &[(usize, &str)])] = &[
+    // (case, policy, every (line, key) reported)
+    type Case<'a> = (&'a str, &'a str, &'a [(usize, &'a str)]);
+    let cases: &[Case<'_>] = &[
         (
             "errors across the file",
-            "\
-version = 2
-default-class = \"nope\"
+            r#"version = 2
+default-class = "nope"
 [[class]]
-name = \"a\"
-repositories = [\"regex:(\"]
+name = "a"
+repositories = ["regex:("]
 [class.tags]
-allowed = [\"feat/*\"]
-remediation = \"report\"
+allowed = ["feat/*"]
+remediation = "report"
 [[class]]
-name = \"a\"
-repositories = [\"b/*\"]
-",
+name = "a"
+repositories = ["b/*"]
+"#,
             &[
                 (1, "version"),
                 (2, "default-class"),
@@ -759,34 +970,32 @@ repositories = [\"b/*\"]
         ),
         (
             "several errors in one tags table",
-            "\
-version = 1
-default-class = \"c\"
+            r#"version = 1
+default-class = "c"
 [[class]]
-name = \"c\"
+name = "c"
 [class.tags]
-allowed = [\"v*\", \"v1*\"]
-protected = [\"a/b\"]
-mutable = [\"Latest\", \"x*\", \"x1\"]
-remediation = \"report\"
-",
+allowed = ["v*", "v1*"]
+protected = ["a/b"]
+mutable = ["Latest", "x*", "x1"]
+remediation = "report"
+"#,
             &[(6, "class[0].tags.allowed[1]"), (7, "class[0].tags.protected[0]"), (8, "class[0].tags.mutable[2]")],
         ),
         (
             "one error per shadowed pattern",
-            "\
-version = 1
-default-class = \"unmanaged\"
+            r#"version = 1
+default-class = "unmanaged"
 [[class]]
-name = \"all\"
-repositories = [\"*\"]
+name = "all"
+repositories = ["*"]
 [[class]]
-name = \"b\"
-repositories = [\"b/*\"]
+name = "b"
+repositories = ["b/*"]
 [[class]]
-name = \"c\"
-repositories = [\"c\"]
-",
+name = "c"
+repositories = ["c"]
+"#,
             &[(8, "class[1].repositories[0]"), (11, "class[2].repositories[0]")],
         ),
     ];
@@ -805,47 +1014,85 @@ fn near_misses_are_accepted() {
     let cases: &[(&str, &str)] = &[
         (
             "specific class before a general one",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"api\"\nrepositories = [\"prod/api\"]\n[[class]]\nname = \"prod\"\nrepositories = [\"prod/*\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "api"
+repositories = ["prod/api"]
+[[class]]
+name = "prod"
+repositories = ["prod/*"]
+"#,
         ),
         (
             "overlapping but not covering repository patterns in two classes",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"caches\"\nrepositories = [\"*-cache\"]\n[[class]]\nname = \"prod\"\nrepositories = [\"prod/*\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "caches"
+repositories = ["*-cache"]
+[[class]]
+name = "prod"
+repositories = ["prod/*"]
+"#,
         ),
         (
             "a later regex is not checked against an earlier wildcard",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"prod\"\nrepositories = [\"prod/*\"]\n[[class]]\nname = \"teams\"\nrepositories = [\"regex:prod/team-.+\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "prod"
+repositories = ["prod/*"]
+[[class]]
+name = "teams"
+repositories = ["regex:prod/team-.+"]
+"#,
         ),
         (
             "class name with surrounding spaces is the default",
-            "version = 1\ndefault-class = \"a\"\n[[class]]\nname = \" a \"\n",
+            r#"version = 1
+default-class = "a"
+[[class]]
+name = " a "
+"#,
         ),
         (
             "a default class may also have patterns, and an unmanaged class no tags",
-            "version = 1\ndefault-class = \"std\"\n[[class]]\nname = \"ext\"\nrepositories = [\"ext/*\"]\nmanaged = false\n[[class]]\nname = \"std\"\nrepositories = [\"std/*\"]\nmanaged = true\n",
+            r#"version = 1
+default-class = "std"
+[[class]]
+name = "ext"
+repositories = ["ext/*"]
+managed = false
+[[class]]
+name = "std"
+repositories = ["std/*"]
+managed = true
+"#,
         ),
         (
             "disjoint and partly overlapping tag patterns in one list",
-            &tags_policy(&["allowed = [\"v*\", \"*-rc\", \"sha-*\", \"regex:[0-9]+\"]", "remediation = \"report\""]),
+            &tags_policy(&[r#"allowed = ["v*", "*-rc", "sha-*", "regex:[0-9]+"]"#, r#"remediation = "report""#]),
         ),
         (
             "protected and mutable patterns that only touch allowed tags in part",
             &tags_policy(&[
-                "allowed = [\"v*\", \"latest\"]",
-                "protected = [\"*.*.*\"]",
-                "mutable = [\"latest\"]",
-                "remediation = \"revert\"",
+                r#"allowed = ["v*", "latest"]"#,
+                r#"protected = ["*.*.*"]"#,
+                r#"mutable = ["latest"]"#,
+                r#"remediation = "revert""#,
             ]),
         ),
         (
             "mutable regex beside a protected wildcard (overlap unknown)",
-            &tags_policy(&["protected = [\"v*\"]", "mutable = [\"regex:pr-[0-9]+\"]", "remediation = \"report\""]),
+            &tags_policy(&[r#"protected = ["v*"]"#, r#"mutable = ["regex:pr-[0-9]+"]"#, r#"remediation = "report""#]),
         ),
         (
             "5 exclusion filters",
             &tags_policy(&[
-                "mutability = \"MUTABLE_WITH_EXCLUSION\"",
-                "exclusion-filters = [\"a*\", \"b*\", \"c*\", \"d*\", \"e*\"]",
-                "remediation = \"report\"",
+                r#"mutability = "MUTABLE_WITH_EXCLUSION""#,
+                r#"exclusion-filters = ["a*", "b*", "c*", "d*", "e*"]"#,
+                r#"remediation = "report""#,
             ]),
         ),
     ];
@@ -878,7 +1125,8 @@ fn assert_enforcement(case: &str, got: &ProtectionEnforcement, expected: Enforce
 fn derive_mutability_table() {
     let six = ["a*", "b*", "c*", "d*", "e*", "f*"];
     let long = format!("v{}*", "1".repeat(128));
-    let cases: &[(&str, &[&str], &[&str], EcrMutability, &[&str], Enforced)] = &[
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], EcrMutability, &'a [&'a str], Enforced);
+    let cases: &[Case<'_>] = &[
         // (case, protected, mutable, mode, filters, enforcement)
         ("nothing protected", &[], &[], EcrMutability::Mutable, &[], Enforced::Nothing),
         ("nothing protected, mutable tags", &[], &["latest"], EcrMutability::Mutable, &[], Enforced::Nothing),
@@ -967,19 +1215,26 @@ fn derive_mutability_table() {
 
 #[test]
 fn policy_mutability_table() {
-    let cases: &[(&str, &[&str], EcrMutability, &[&str], Enforced)] = &[
+    type Case<'a> = (&'a str, &'a [&'a str], EcrMutability, &'a [&'a str], Enforced);
+    let cases: &[Case<'_>] = &[
         // (case, [class.tags] body, mode, filters, enforcement)
-        ("no tag rules but remediation", &["remediation = \"report\""], EcrMutability::Mutable, &[], Enforced::Nothing),
+        (
+            "no tag rules but remediation",
+            &[r#"remediation = "report""#],
+            EcrMutability::Mutable,
+            &[],
+            Enforced::Nothing,
+        ),
         (
             "no protected tags",
-            &["allowed = [\"latest\", \"sha-*\"]", "mutable = [\"latest\"]", "remediation = \"untag\""],
+            &[r#"allowed = ["latest", "sha-*"]"#, r#"mutable = ["latest"]"#, r#"remediation = "untag""#],
             EcrMutability::Mutable,
             &[],
             Enforced::Nothing,
         ),
         (
             "everything protected",
-            &["protected = [\"*\"]", "remediation = \"revert\""],
+            &[r#"protected = ["*"]"#, r#"remediation = "revert""#],
             EcrMutability::Immutable,
             &[],
             Enforced::Ecr,
@@ -987,10 +1242,10 @@ fn policy_mutability_table() {
         (
             "release tags protected (the production class)",
             &[
-                "allowed = [\"v*.*.*\", \"sha-*\", \"latest\"]",
-                "protected = [\"v*.*.*\"]",
-                "mutable = [\"latest\"]",
-                "remediation = \"revert\"",
+                r#"allowed = ["v*.*.*", "sha-*", "latest"]"#,
+                r#"protected = ["v*.*.*"]"#,
+                r#"mutable = ["latest"]"#,
+                r#"remediation = "revert""#,
             ],
             EcrMutability::MutableWithExclusion,
             &["v*.*.*"],
@@ -998,56 +1253,56 @@ fn policy_mutability_table() {
         ),
         (
             "mutability = derive is the default",
-            &["protected = [\"v*.*.*\"]", "mutability = \"derive\"", "remediation = \"revert\""],
+            &[r#"protected = ["v*.*.*"]"#, r#"mutability = "derive""#, r#"remediation = "revert""#],
             EcrMutability::MutableWithExclusion,
             &["v*.*.*"],
             Enforced::Ecr,
         ),
         (
             "protected regex",
-            &["protected = [\"regex:v[0-9]+\"]", "remediation = \"revert\""],
+            &[r#"protected = ["regex:v[0-9]+"]"#, r#"remediation = "revert""#],
             EcrMutability::Mutable,
             &[],
             Enforced::Ledger("is a regex"),
         ),
         (
             "6 protected wildcards",
-            &["protected = [\"a*\", \"b*\", \"c*\", \"d*\", \"e*\", \"f*\"]", "remediation = \"revert\""],
+            &[r#"protected = ["a*", "b*", "c*", "d*", "e*", "f*"]"#, r#"remediation = "revert""#],
             EcrMutability::Mutable,
             &[],
             Enforced::Ledger("6 patterns"),
         ),
         (
             "everything protected, mutable regex",
-            &["protected = [\"*\"]", "mutable = [\"regex:pr-[0-9]+\"]", "remediation = \"revert\""],
+            &[r#"protected = ["*"]"#, r#"mutable = ["regex:pr-[0-9]+"]"#, r#"remediation = "revert""#],
             EcrMutability::Mutable,
             &[],
             Enforced::Ledger("mutable tags"),
         ),
         (
             "explicit MUTABLE with protected tags",
-            &["protected = [\"v*\"]", "mutability = \"MUTABLE\"", "remediation = \"revert\""],
+            &[r#"protected = ["v*"]"#, r#"mutability = "MUTABLE""#, r#"remediation = "revert""#],
             EcrMutability::Mutable,
             &[],
             Enforced::Ledger("MUTABLE does not make every protected tag immutable"),
         ),
         (
             "explicit MUTABLE, nothing protected",
-            &["mutability = \"MUTABLE\"", "remediation = \"report\""],
+            &[r#"mutability = "MUTABLE""#, r#"remediation = "report""#],
             EcrMutability::Mutable,
             &[],
             Enforced::Nothing,
         ),
         (
             "explicit IMMUTABLE with protected tags",
-            &["protected = [\"v*\"]", "mutability = \"IMMUTABLE\"", "remediation = \"report\""],
+            &[r#"protected = ["v*"]"#, r#"mutability = "IMMUTABLE""#, r#"remediation = "report""#],
             EcrMutability::Immutable,
             &[],
             Enforced::Ecr,
         ),
         (
             "explicit IMMUTABLE, nothing protected",
-            &["mutability = \"IMMUTABLE\"", "remediation = \"report\""],
+            &[r#"mutability = "IMMUTABLE""#, r#"remediation = "report""#],
             EcrMutability::Immutable,
             &[],
             Enforced::Nothing,
@@ -1055,11 +1310,11 @@ fn policy_mutability_table() {
         (
             "explicit IMMUTABLE_WITH_EXCLUSION consistent with the rules (sorted, deduplicated)",
             &[
-                "protected = [\"v*\"]",
-                "mutable = [\"latest\", \"main\"]",
-                "mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
-                "exclusion-filters = [\"main\", \"latest\", \"main\"]",
-                "remediation = \"revert\"",
+                r#"protected = ["v*"]"#,
+                r#"mutable = ["latest", "main"]"#,
+                r#"mutability = "IMMUTABLE_WITH_EXCLUSION""#,
+                r#"exclusion-filters = ["main", "latest", "main"]"#,
+                r#"remediation = "revert""#,
             ],
             EcrMutability::ImmutableWithExclusion,
             &["latest", "main"],
@@ -1068,11 +1323,11 @@ fn policy_mutability_table() {
         (
             "explicit IMMUTABLE_WITH_EXCLUSION, a filter covers the mutable tags",
             &[
-                "protected = [\"v*\"]",
-                "mutable = [\"latest\", \"latest-*\"]",
-                "mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
-                "exclusion-filters = [\"latest*\"]",
-                "remediation = \"revert\"",
+                r#"protected = ["v*"]"#,
+                r#"mutable = ["latest", "latest-*"]"#,
+                r#"mutability = "IMMUTABLE_WITH_EXCLUSION""#,
+                r#"exclusion-filters = ["latest*"]"#,
+                r#"remediation = "revert""#,
             ],
             EcrMutability::ImmutableWithExclusion,
             &["latest*"],
@@ -1081,11 +1336,11 @@ fn policy_mutability_table() {
         (
             "explicit IMMUTABLE_WITH_EXCLUSION, literal filter beside a protected regex",
             &[
-                "protected = [\"regex:v[0-9]+\"]",
-                "mutable = [\"latest\"]",
-                "mutability = \"IMMUTABLE_WITH_EXCLUSION\"",
-                "exclusion-filters = [\"latest\"]",
-                "remediation = \"revert\"",
+                r#"protected = ["regex:v[0-9]+"]"#,
+                r#"mutable = ["latest"]"#,
+                r#"mutability = "IMMUTABLE_WITH_EXCLUSION""#,
+                r#"exclusion-filters = ["latest"]"#,
+                r#"remediation = "revert""#,
             ],
             EcrMutability::ImmutableWithExclusion,
             &["latest"],
@@ -1094,11 +1349,11 @@ fn policy_mutability_table() {
         (
             "explicit MUTABLE_WITH_EXCLUSION covering the protected tags",
             &[
-                "protected = [\"v*.*.*\", \"release-*\"]",
-                "mutable = [\"latest\"]",
-                "mutability = \"MUTABLE_WITH_EXCLUSION\"",
-                "exclusion-filters = [\"v*\", \"release-*\"]",
-                "remediation = \"revert\"",
+                r#"protected = ["v*.*.*", "release-*"]"#,
+                r#"mutable = ["latest"]"#,
+                r#"mutability = "MUTABLE_WITH_EXCLUSION""#,
+                r#"exclusion-filters = ["v*", "release-*"]"#,
+                r#"remediation = "revert""#,
             ],
             EcrMutability::MutableWithExclusion,
             &["release-*", "v*"],
@@ -1107,10 +1362,10 @@ fn policy_mutability_table() {
         (
             "explicit MUTABLE_WITH_EXCLUSION missing a protected tag",
             &[
-                "protected = [\"v*\"]",
-                "mutability = \"MUTABLE_WITH_EXCLUSION\"",
-                "exclusion-filters = [\"v1*\"]",
-                "remediation = \"revert\"",
+                r#"protected = ["v*"]"#,
+                r#"mutability = "MUTABLE_WITH_EXCLUSION""#,
+                r#"exclusion-filters = ["v1*"]"#,
+                r#"remediation = "revert""#,
             ],
             EcrMutability::MutableWithExclusion,
             &["v1*"],
@@ -1131,7 +1386,7 @@ fn policy_mutability_table() {
 fn everything_protected_with_wildcard_mutable_tags_is_rejected() {
     let errors = invalid(
         "protected * with mutable latest",
-        &tags_policy(&["protected = [\"*\"]", "mutable = [\"latest\"]", "remediation = \"revert\""]),
+        &tags_policy(&[r#"protected = ["*"]"#, r#"mutable = ["latest"]"#, r#"remediation = "revert""#]),
     );
     assert!(
         errors.iter().any(|e| e.line == TAGS_BODY_LINE + 1
@@ -1144,7 +1399,9 @@ fn everything_protected_with_wildcard_mutable_tags_is_rejected() {
 
 #[test]
 fn mutability_setting_is_sorted_and_deduplicated() {
-    let cases: &[(&str, EcrMutability, &[&str], &[&str], &str)] = &[
+    // (case, mode, filters given, filters kept, display)
+    type Case<'a> = (&'a str, EcrMutability, &'a [&'a str], &'a [&'a str], &'a str);
+    let cases: &[Case<'_>] = &[
         ("no filters", EcrMutability::Mutable, &[], &[], "MUTABLE"),
         ("one filter", EcrMutability::MutableWithExclusion, &["v*"], &["v*"], "MUTABLE_WITH_EXCLUSION [v*]"),
         (
@@ -1179,7 +1436,7 @@ fn quarantine_tag_table() {
     ];
     for (case, value, expected) in cases {
         let line = value.map(|v| format!("quarantine-tag = \"{v}\""));
-        let mut body = vec!["remediation = \"untag\""];
+        let mut body = vec![r#"remediation = "untag""#];
         body.extend(line.as_deref());
         let rules = tag_rules(case, &body);
         assert_eq!(rules.quarantine.as_ref().map(|q| q.source()), *expected, "{case}");
@@ -1200,17 +1457,27 @@ fn error_display_table() {
     let cases: &[(&str, &str, &str)] = &[
         (
             "semantic error",
-            "version = 2\ndefault-class = \"unmanaged\"\n",
+            r#"version = 2
+default-class = "unmanaged"
+"#,
             "test.toml:1:11: version: unsupported policy version; this ecr-warden reads version 1",
         ),
         (
             "error in an array",
-            "version = 1\ndefault-class = \"unmanaged\"\n[[class]]\nname = \"a\"\nrepositories = [\"a/*\", \"Ab\"]\n",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "a"
+repositories = ["a/*", "Ab"]
+"#,
             "test.toml:5:24: class[0].repositories[1]: `Ab` can never match: names cannot contain `A`",
         ),
         (
             "deserializer error: no key",
-            "version = 1\ndefault-class = \"unmanaged\"\n  owner = 1\n",
+            r#"version = 1
+default-class = "unmanaged"
+  owner = 1
+"#,
             "test.toml:3:3: unknown field `owner`",
         ),
     ];
@@ -1224,7 +1491,7 @@ fn error_display_table() {
         PolicyError { source: "a.toml".into(), line: 3, column: 7, key: "k".into(), message: "m1".into() },
         PolicyError { source: "a.toml".into(), line: 0, column: 0, key: String::new(), message: "m2".into() },
     ]);
-    assert_eq!(two.to_string(), "a.toml:3:7: k: m1\na.toml: m2", "errors are listed one a line; 0 lines are omitted");
+    assert_eq!(two.to_string(), "a.toml:3:7: k: m1\na.toml: m2", "one error per line; line 0 is omitted");
 }
 
 #[test]
