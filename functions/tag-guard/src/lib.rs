@@ -98,15 +98,13 @@ impl TagGuard {
         outcome
     }
 
-    /// The managed class of a repository, or the outcome explaining why it is left alone.
-    fn managed_class<'p>(&'p self, cx: &Context<'_>, repository: &str) -> Result<&'p Class, Outcome> {
+    /// The managed class of a repository, or why it is left alone.
+    fn managed_class(&self, repository: &str) -> Result<&Class, String> {
         match self.policy.classify(repository) {
             Classification::Managed(class) => Ok(class),
-            Classification::Unmanaged(Some(class)) => {
-                Err(self.skipped(cx, format!("{repository} belongs to unmanaged class `{class}`")))
-            }
+            Classification::Unmanaged(Some(class)) => Err(format!("{repository} belongs to unmanaged class `{class}`")),
             Classification::Unmanaged(None) => {
-                Err(self.skipped(cx, format!("{repository} matches no class and the default is unmanaged")))
+                Err(format!("{repository} matches no class and the default is unmanaged"))
             }
         }
     }
@@ -116,9 +114,9 @@ impl TagGuard {
             return Ok(self.skipped(cx, format!("push result is `{}`, not SUCCESS", push.result)));
         }
         let repository = push.repository_name.as_str();
-        let class = match self.managed_class(cx, repository) {
+        let class = match self.managed_class(repository) {
             Ok(class) => class,
-            Err(skipped) => return Ok(skipped),
+            Err(reason) => return Ok(self.skipped(cx, reason)),
         };
         let rules = class.tags.as_ref();
         let mut outcome = self.outcome_for(cx, class, repository, Some(&push.image_digest), push.image_tag.as_deref());
@@ -239,9 +237,9 @@ impl TagGuard {
 
     async fn on_delete(&self, cx: &Context<'_>, delete: &ImageAction) -> Result<Outcome, WardenError> {
         let repository = delete.repository_name.as_str();
-        let class = match self.managed_class(cx, repository) {
+        let class = match self.managed_class(repository) {
             Ok(class) => class,
-            Err(skipped) => return Ok(skipped),
+            Err(reason) => return Ok(self.skipped(cx, reason)),
         };
         let Some(tag) = delete.image_tag.as_deref() else {
             return Ok(self.skipped(cx, "image deleted by digest: no tag to record"));
@@ -262,9 +260,9 @@ impl TagGuard {
             return Ok(self.skipped(cx, format!("CreateRepository failed ({code}): no repository was created")));
         }
         let repository = call.repository_name.as_str();
-        let class = match self.managed_class(cx, repository) {
+        let class = match self.managed_class(repository) {
             Ok(class) => class,
-            Err(skipped) => return Ok(skipped),
+            Err(reason) => return Ok(self.skipped(cx, reason)),
         };
         let Some(rules) = &class.tags else {
             return Ok(self.skipped(cx, format!("class `{}` declares no tag rules", class.name)));

@@ -234,7 +234,8 @@ fn compile_tags(raw: &RawTags, key: &str, errors: &mut Errors<'_>) -> Option<Tag
         }
     }
     for (i, m) in mutable.iter().enumerate() {
-        if let Some(p) = protected.iter().find(|p| p.overlaps(m) == Some(true)) {
+        // `protected = ["*"]` means "everything but the mutable tags"; narrower patterns must not overlap.
+        if let Some(p) = protected.iter().find(|p| !p.matches_everything() && p.overlaps(m) == Some(true)) {
             errors.push(
                 Some(raw.mutable[i].span()),
                 format!("{key}.mutable[{i}]"),

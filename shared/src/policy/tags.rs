@@ -124,8 +124,9 @@ impl TagRules {
         self.allowed.is_empty() || self.allowed.iter().any(|p| p.is_match(tag))
     }
 
+    /// Protected unless declared mutable: `protected = ["*"]` with `mutable = ["latest"]` protects all but `latest`.
     pub fn is_protected(&self, tag: &str) -> bool {
-        self.protected.iter().any(|p| p.is_match(tag))
+        self.protected.iter().any(|p| p.is_match(tag)) && !self.is_mutable(tag)
     }
 
     pub fn is_mutable(&self, tag: &str) -> bool {

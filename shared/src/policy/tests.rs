@@ -1379,21 +1379,28 @@ fn policy_mutability_table() {
     }
 }
 
-/// `protected = ["*"]` with wildcard mutable tags derives IMMUTABLE_WITH_EXCLUSION (see
-/// [`derive_mutability_table`]), but a policy cannot say it: every wildcard overlaps `*`, which the loader
-/// rejects. Pinned so that a change to either side is deliberate.
+/// `protected = ["*"]` with mutable tags reads "every tag is protected except these": it loads, derives
+/// IMMUTABLE_WITH_EXCLUSION with the mutable tags as exclusion filters, and the mutable tags are not protected.
 #[test]
-fn everything_protected_with_wildcard_mutable_tags_is_rejected() {
-    let errors = invalid(
+fn everything_protected_except_mutable_tags() {
+    let rules = tag_rules(
         "protected * with mutable latest",
-        &tags_policy(&[r#"protected = ["*"]"#, r#"mutable = ["latest"]"#, r#"remediation = "revert""#]),
+        &[r#"protected = ["*"]"#, r#"mutable = ["latest", "main"]"#, r#"remediation = "revert""#],
+    );
+    assert_eq!(
+        rules.mutability,
+        MutabilitySetting { mode: EcrMutability::ImmutableWithExclusion, filters: strings(&["latest", "main"]) }
+    );
+    assert_enforcement("protected * with mutable latest", &rules.enforcement, Enforced::Ecr);
+    assert!(rules.is_protected("v1.0.0") && rules.is_protected("anything"));
+    assert!(!rules.is_protected("latest") && !rules.is_protected("main"));
+    // A narrower protected pattern still may not overlap a mutable one.
+    let errors = invalid(
+        "protected v* with mutable v-latest",
+        &tags_policy(&[r#"protected = ["v*"]"#, r#"mutable = ["v-latest"]"#, r#"remediation = "revert""#]),
     );
     assert!(
-        errors.iter().any(|e| e.line == TAGS_BODY_LINE + 1
-            && e.key == "class[0].tags.mutable[0]"
-            && e.message.contains("overlaps protected `*`")),
-        "{}",
-        PolicyErrors(errors.clone())
+        errors.iter().any(|e| e.key == "class[0].tags.mutable[0]" && e.message.contains("overlaps protected `v*`"))
     );
 }
 

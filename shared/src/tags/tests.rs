@@ -163,7 +163,9 @@ fn quarantine_that_cannot_render_falls_back_to_report() {
 fn recorded_push_decisions() {
     let t1 = "2026-11-20T09:00:00Z";
     let t2 = "2026-11-20T10:00:00Z";
-    let cases: Vec<(&str, &str, &str, LedgerObservation, Verdict, Vec<Step>, bool)> = vec![
+    // (case, remediation, tag, what the ledger held, verdict, steps, notify)
+    type Case = (&'static str, &'static str, &'static str, LedgerObservation, Verdict, Vec<Step>, bool);
+    let cases: Vec<Case> = vec![
         ("new protected tag", "revert", "v1.0.0", LedgerObservation::New, Verdict::Conforming, vec![], false),
         ("replay", "revert", "v1.0.0", LedgerObservation::Unchanged, Verdict::Conforming, vec![], false),
         (
