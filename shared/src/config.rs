@@ -18,7 +18,12 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, WardenError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a table in tests).
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, WardenError> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let dry_run = match var(DRY_RUN_ENV).as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("false" | "0" | "no") => false,
             Some("true" | "1" | "yes") => true,
@@ -32,5 +37,29 @@ impl Config {
     /// The ledger table, required by functions that keep state.
     pub fn require_ledger_table(&self) -> Result<&str, WardenError> {
         self.ledger_table.as_deref().ok_or_else(|| WardenError::Config(format!("{LEDGER_TABLE_ENV} is not set")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, WardenError> {
+        Config::from_vars(|name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+    }
+
+    #[test]
+    fn reads_variables_and_rejects_a_bad_dry_run() {
+        let full = config(&[(LEDGER_TABLE_ENV, "ledger"), (DRY_RUN_ENV, "TRUE"), (TOPIC_ARN_ENV, " ")]).expect("valid");
+        assert_eq!(full.ledger_table.as_deref(), Some("ledger"));
+        assert!(full.dry_run);
+        assert_eq!(full.topic_arn, None, "blank means unset");
+        for (value, dry_run) in [("false", false), ("0", false), ("no", false), ("yes", true), ("1", true)] {
+            assert_eq!(config(&[(DRY_RUN_ENV, value)]).expect("valid").dry_run, dry_run, "{value}");
+        }
+        let error = config(&[(DRY_RUN_ENV, "maybe")]).expect_err("invalid");
+        assert!(error.to_string().contains(DRY_RUN_ENV));
+        let empty = config(&[]).expect("valid");
+        assert!(empty.require_ledger_table().expect_err("required").to_string().contains(LEDGER_TABLE_ENV));
     }
 }

@@ -116,42 +116,22 @@ pub fn ecr_exclusion_filter_problem(filter: &str) -> Option<String> {
     None
 }
 
-/// Whether some string matches both wildcard patterns: a walk over pairs of positions where a `*` on either
-/// side may absorb the other side's next symbol (letter or star) or match nothing.
+/// Whether some string matches both wildcard patterns.
 fn wildcards_intersect(a: &[u8], b: &[u8]) -> bool {
-    let (n, m) = (a.len(), b.len());
-    // reachable[i][j]: a[..i] and b[..j] can produce a common string.
-    let mut reachable = vec![vec![false; m + 1]; n + 1];
-    reachable[0][0] = true;
-    for i in 0..=n {
-        for j in 0..=m {
-            if !reachable[i][j] {
-                continue;
-            }
-            if i < n && a[i] == b'*' {
-                reachable[i + 1][j] = true; // star matches nothing
-                if j < m {
-                    reachable[i][j + 1] = true; // star absorbs b's next symbol
-                }
-            }
-            if j < m && b[j] == b'*' {
-                reachable[i][j + 1] = true;
-                if i < n {
-                    reachable[i + 1][j] = true;
-                }
-            }
-            if i < n && j < m && a[i] != b'*' && b[j] != b'*' && a[i] == b[j] {
-                reachable[i + 1][j + 1] = true;
-            }
-        }
-    }
-    reachable[n][m]
+    align_wildcards(a, b, true)
 }
 
 /// Whether wildcard `a` matches every string wildcard `b` matches: `a` must match `b`'s text with each of
 /// `b`'s stars standing for an arbitrary string, which only a star of `a` can absorb.
 fn wildcard_covers(a: &[u8], b: &[u8]) -> bool {
+    align_wildcards(a, b, false)
+}
+
+/// Walks pairs of positions (i in `a`, j in `b`): a star of `a` may match nothing or absorb `b`'s next symbol
+/// (letter or star), literals must be equal, and, when `b_stars_free`, a star of `b` may do the same with `a`.
+fn align_wildcards(a: &[u8], b: &[u8], b_stars_free: bool) -> bool {
     let (n, m) = (a.len(), b.len());
+    // reachable[i][j]: a[..i] and b[..j] can be aligned.
     let mut reachable = vec![vec![false; m + 1]; n + 1];
     reachable[0][0] = true;
     for i in 0..=n {
@@ -163,6 +143,12 @@ fn wildcard_covers(a: &[u8], b: &[u8]) -> bool {
                 reachable[i + 1][j] = true;
                 if j < m {
                     reachable[i][j + 1] = true;
+                }
+            }
+            if b_stars_free && j < m && b[j] == b'*' {
+                reachable[i][j + 1] = true;
+                if i < n {
+                    reachable[i + 1][j] = true;
                 }
             }
             if i < n && j < m && a[i] != b'*' && b[j] != b'*' && a[i] == b[j] {

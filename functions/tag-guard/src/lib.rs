@@ -207,31 +207,28 @@ impl TagGuard {
             return Ok(());
         }
         self.carry_out(cx, outcome, &repository, decision, "protected-tag-moved").await?;
+        if self.config.dry_run {
+            return Ok(());
+        }
         let reverted =
             outcome.actions.iter().all(|a| matches!(a.result, ActionResult::Done | ActionResult::AlreadyDone));
-        if reverted && !self.config.dry_run {
-            if let LedgerObservation::Newer { current } = observation {
-                let restored = TagPointer { digest: restore.to_owned(), since: cx.at.clone(), deleted_at: None };
-                self.ledger.accept_move(&repository, tag, current, &restored, &cx.event.id).await?;
-            }
-            let entry = HistoryEntry {
-                at: cx.at.clone(),
-                what: "reverted".into(),
-                digest: moved_to.to_owned(),
-                detail: format!("pushed here, moved back to {restore} by tag-guard"),
-                event_id: cx.event.id.clone(),
-            };
-            self.ledger.record_history(&repository, tag, &entry).await?;
-        } else if !self.config.dry_run {
-            let entry = HistoryEntry {
-                at: cx.at.clone(),
-                what: "revert-failed".into(),
-                digest: moved_to.to_owned(),
-                detail: format!("pushed here; moving back to {restore} failed"),
-                event_id: cx.event.id.clone(),
-            };
-            self.ledger.record_history(&repository, tag, &entry).await?;
+        if reverted && let LedgerObservation::Newer { current } = observation {
+            let restored = TagPointer { digest: restore.to_owned(), since: cx.at.clone(), deleted_at: None };
+            self.ledger.accept_move(&repository, tag, current, &restored, &cx.event.id).await?;
         }
+        let (what, detail) = if reverted {
+            ("reverted", format!("pushed here, moved back to {restore} by tag-guard"))
+        } else {
+            ("revert-failed", format!("pushed here; moving back to {restore} failed"))
+        };
+        let entry = HistoryEntry {
+            at: cx.at.clone(),
+            what: what.into(),
+            digest: moved_to.to_owned(),
+            detail,
+            event_id: cx.event.id.clone(),
+        };
+        self.ledger.record_history(&repository, tag, &entry).await?;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use crate::WardenError;
 use crate::error::aws_error;
 use crate::tags::{LedgerObservation, TagPointer};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -68,6 +69,11 @@ impl Ledger {
         Self { client, table: table.into() }
     }
 
+    /// An UpdateItem on a tag's current pointer.
+    fn update_current(&self, repository: &str, tag: &str) -> UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).key("pk", s(tag_pk(repository, tag))).key("sk", s("CURRENT"))
+    }
+
     /// Records that `tag` points at `pushed.digest` unless the ledger holds another digest, in which case it
     /// reports that digest instead (one UpdateItem either way).
     pub async fn record_push(
@@ -78,11 +84,7 @@ impl Ledger {
         event_id: &str,
     ) -> Result<LedgerObservation, WardenError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(tag_pk(repository, tag)))
-            .key("sk", s("CURRENT"))
+            .update_current(repository, tag)
             .update_expression("SET digest = :d, since = if_not_exists(since, :t), repository = :r, tag = :g, last_event = :e REMOVE deleted_at")
             .condition_expression("attribute_not_exists(digest) OR digest = :d")
             .expression_attribute_values(":d", s(&pushed.digest))
@@ -206,11 +208,7 @@ impl Ledger {
         at: &str,
     ) -> Result<bool, WardenError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(tag_pk(repository, tag)))
-            .key("sk", s("CURRENT"))
+            .update_current(repository, tag)
             .update_expression("SET deleted_at = if_not_exists(deleted_at, :t)")
             .condition_expression("digest = :d")
             .expression_attribute_values(":d", s(digest))

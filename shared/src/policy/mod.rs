@@ -74,8 +74,13 @@ impl Policy {
 
     /// The policy the functions enforce: `WARDEN_POLICY_FILE` if set, else the embedded `warden.toml`.
     pub fn from_env() -> Result<Self, PolicyErrors> {
-        match std::env::var_os(POLICY_FILE_ENV) {
-            Some(path) if !path.is_empty() => Self::load(Path::new(&path)),
+        Self::from_override(std::env::var_os(POLICY_FILE_ENV).as_deref())
+    }
+
+    /// The policy file at `path` when one is given (and not empty), else the embedded one.
+    pub fn from_override(path: Option<&std::ffi::OsStr>) -> Result<Self, PolicyErrors> {
+        match path {
+            Some(path) if !path.is_empty() => Self::load(Path::new(path)),
             _ => Self::from_toml(EMBEDDED_POLICY, EMBEDDED_POLICY_NAME),
         }
     }

@@ -1513,3 +1513,18 @@ fn unreadable_policy_file() {
     assert_eq!((e.source.as_str(), e.line, e.column, e.key.as_str()), (path.to_str().unwrap_or_default(), 0, 0, ""));
     assert!(e.to_string().starts_with("/nonexistent/ecr-warden/policy.toml: cannot read: "), "{e}");
 }
+
+#[test]
+fn a_policy_file_overrides_the_embedded_one() {
+    let embedded = Policy::from_override(None).expect("embedded");
+    assert_eq!(embedded.source, EMBEDDED_POLICY_NAME);
+    assert_eq!(Policy::from_override(Some(std::ffi::OsStr::new(""))).expect("embedded").source, EMBEDDED_POLICY_NAME);
+    let path = std::env::temp_dir().join(format!("warden-override-{}.toml", std::process::id()));
+    std::fs::write(&path, "version = 1\ndefault-class = \"unmanaged\"\n").expect("write");
+    let file = Policy::from_override(Some(path.as_os_str())).expect("file policy");
+    assert_eq!(file.source, path.display().to_string());
+    assert!(file.classes.is_empty());
+    std::fs::remove_file(&path).expect("cleanup");
+    let missing = Policy::from_override(Some(std::ffi::OsStr::new("/nonexistent/warden.toml"))).expect_err("missing");
+    assert!(missing.to_string().contains("cannot read"));
+}
