@@ -42,9 +42,8 @@ class RuntimeApi:
                 if api.first_next is None:
                     api.first_next = now
                 if not api.events:
-                    # Nothing more to hand out: hold the request until the process is killed.
-                    api.done.wait(30)
-                    self.send_error(503)
+                    # Nothing more to hand out: the process is killed once its response is in.
+                    self.close_connection = True
                     return
                 body = json.dumps(api.events.pop(0)).encode()
                 self.send_response(200)
@@ -85,18 +84,25 @@ def peak_rss_kib(pid):
     return 0
 
 
-def sample(api, binary, env, event):
+def sample(binary, env, event):
+    # A Runtime API of its own per process: a killed process's last `next` must not take the next event.
+    api = RuntimeApi()
     api.reset(event)
+    env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.port}")
     started = time.perf_counter()
-    process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(os.environ.get("BENCH_LOG", os.devnull), "ab")
+    process = subprocess.Popen([binary], env=env, stdout=log, stderr=log)
     try:
         if not api.done.wait(30):
-            raise RuntimeError("no response within 30 s")
+            raise RuntimeError(f"no response within 30 s to {json.dumps(event)[:300]}")
         finished, ok, outcome = api.result
         rss = peak_rss_kib(process.pid)
     finally:
         process.kill()
         process.wait()
+        log.close()
+        api.server.shutdown()
+        api.server.server_close()
     if not ok:
         raise RuntimeError(f"invocation failed: {outcome}")
     calls = sum((outcome or {}).get("aws-calls", {}).values())
@@ -113,10 +119,8 @@ def main():
     binary, cases_file, samples, out_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     with open(cases_file) as f:
         cases = json.load(f)
-    api = RuntimeApi()
     env = dict(os.environ)
     env.update({
-        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.port}",
         "AWS_LAMBDA_FUNCTION_NAME": "bench",
         "AWS_LAMBDA_FUNCTION_VERSION": "1",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
@@ -129,7 +133,7 @@ def main():
         runs = []
         for i in range(samples):
             event = case["event_for"](i) if callable(case.get("event_for")) else case["events"][i % len(case["events"])]
-            runs.append(sample(api, binary, env, event))
+            runs.append(sample(binary, env, event))
         results[case["name"]] = runs
         decisions = sorted({r["decision"] for r in runs})
         calls = sorted({r["aws_calls"] for r in runs})
@@ -139,7 +143,6 @@ def main():
             f"| {statistics.median(r['event_ms'] for r in runs):.1f} "
             f"| {max(r['peak_rss_mib'] for r in runs):.1f} |"
         )
-    api.server.shutdown()
     with open(out_file, "w") as f:
         json.dump(results, f, indent=1)
 
