@@ -13,7 +13,9 @@ pub const REGEX_PREFIX: &str = "regex:";
 
 #[derive(Clone)]
 pub enum Pattern {
-    Wildcard { source: String, compiled: Regex },
+    /// `parts` is the text split at each `*`: matched without a regex (compiling one per pattern dominated
+    /// policy load time), by the same rule ECR applies.
+    Wildcard { source: String, parts: Vec<String> },
     Regex { source: String, compiled: Regex },
 }
 
@@ -48,9 +50,7 @@ impl Pattern {
         if text.is_empty() {
             return Err("empty pattern".into());
         }
-        let body = text.split('*').map(regex::escape).collect::<Vec<_>>().join(".*");
-        let compiled = Regex::new(&format!("^{body}$")).map_err(|e| format!("invalid pattern: {e}"))?;
-        Ok(Self::Wildcard { source: text.to_owned(), compiled })
+        Ok(Self::Wildcard { source: text.to_owned(), parts: text.split('*').map(str::to_owned).collect() })
     }
 
     pub fn source(&self) -> &str {
@@ -61,7 +61,8 @@ impl Pattern {
 
     pub fn is_match(&self, name: &str) -> bool {
         match self {
-            Self::Wildcard { compiled, .. } | Self::Regex { compiled, .. } => compiled.is_match(name),
+            Self::Wildcard { parts, .. } => wildcard_match(parts, name),
+            Self::Regex { compiled, .. } => compiled.is_match(name),
         }
     }
 
@@ -98,6 +99,25 @@ impl Pattern {
             _ => None,
         }
     }
+}
+
+/// Whole-name match of a wildcard split at its stars: the first part is a prefix, the last a suffix, and the
+/// parts between occur in order (leftmost occurrence is always a safe choice when `*` is the only wildcard).
+fn wildcard_match(parts: &[String], name: &str) -> bool {
+    let [first, middle @ .., last] = parts else {
+        return parts.first().is_some_and(|only| only == name);
+    };
+    if name.len() < first.len() + last.len() || !name.starts_with(first.as_str()) || !name.ends_with(last.as_str()) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for part in middle {
+        match rest.find(part.as_str()) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Characters ECR accepts in a tag-mutability exclusion filter (and in `tagPatternList`), besides `*`.
@@ -239,6 +259,14 @@ mod tests {
     }
 
     proptest! {
+        /// Wildcard matching agrees with the equivalent anchored regex.
+        #[test]
+        fn wildcard_match_agrees_with_regex(pattern in "[ab.*]{1,6}", name in "[ab.]{0,8}") {
+            let body = pattern.split('*').map(regex::escape).collect::<Vec<_>>().join(".*");
+            let oracle = Regex::new(&format!("^{body}$")).expect("valid regex");
+            prop_assert_eq!(p(&pattern).is_match(&name), oracle.is_match(&name), "{} vs {}", pattern, name);
+        }
+
         /// `overlaps` agrees with brute force: a witness exists among short strings over the same alphabet.
         #[test]
         fn overlap_agrees_with_brute_force(a in small_wildcard(), b in small_wildcard()) {
