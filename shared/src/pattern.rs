@@ -15,8 +15,14 @@ pub const REGEX_PREFIX: &str = "regex:";
 pub enum Pattern {
     /// `parts` is the text split at each `*`: matched without a regex (compiling one per pattern dominated
     /// policy load time), by the same rule ECR applies.
-    Wildcard { source: String, parts: Vec<String> },
-    Regex { source: String, compiled: Regex },
+    Wildcard {
+        source: String,
+        parts: Vec<String>,
+    },
+    Regex {
+        source: String,
+        compiled: Regex,
+    },
 }
 
 impl fmt::Debug for Pattern {
