@@ -123,7 +123,7 @@ fn describe_tag_check(policy: &Policy, repository: &str, tag: &str) -> String {
         PushCheck::Conforming { protected: true } => "allowed, protected (may never move)".to_owned(),
         PushCheck::Conforming { protected: false } if rules.is_mutable(tag) => "allowed, mutable".to_owned(),
         PushCheck::Conforming { protected: false } => "allowed".to_owned(),
-        PushCheck::OwnQuarantineTag => "a tag-guard quarantine tag".to_owned(),
+        PushCheck::OwnTag => "a tag ecr-warden adds itself (quarantine or promotion)".to_owned(),
         PushCheck::NotAllowed { reason } => {
             format!("NOT allowed: {reason}; remediation `{}`", rules.remediation.as_str())
         }
@@ -142,7 +142,7 @@ mod tests {
             ("prod/payments-api", "v1.2.3", "allowed, protected"),
             ("prod/payments-api", "latest", "allowed, mutable"),
             ("prod/payments-api", "feature-x", "NOT allowed"),
-            ("prod/payments-api", "quarantine-0123456789ab", "quarantine tag"),
+            ("prod/payments-api", "quarantine-0123456789ab", "adds itself"),
             ("sandbox/mine", "anything", "unmanaged"),
         ];
         for (repository, tag, expected) in cases {

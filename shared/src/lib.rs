@@ -5,6 +5,7 @@ pub mod aws;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod gate;
 pub mod notify;
 pub mod outcome;
 pub mod pattern;

@@ -130,9 +130,9 @@ impl TagGuard {
         if let Some(rules) = rules {
             match check_push(rules, tag) {
                 PushCheck::Conforming { .. } => {}
-                PushCheck::OwnQuarantineTag => {
+                PushCheck::OwnTag => {
                     outcome.decision = "recorded".into();
-                    outcome.reasons.push(format!("`{tag}` is a quarantine tag made by tag-guard"));
+                    outcome.reasons.push(format!("`{tag}` is a quarantine or promotion tag ecr-warden adds itself"));
                     return Ok(outcome);
                 }
                 PushCheck::NotAllowed { reason } => {

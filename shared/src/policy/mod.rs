@@ -6,9 +6,11 @@
 //! ([`EMBEDDED_POLICY`], the repository's `warden.toml`), and `WARDEN_POLICY_FILE` points local runs at
 //! another file.
 
+mod gate;
 mod raw;
 mod tags;
 
+pub use gate::{AllowEntry, GateRules, OnFailure, Severity};
 pub use tags::{EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules};
 
 use crate::pattern::Pattern;
@@ -42,6 +44,8 @@ pub struct Class {
     pub managed: bool,
     /// Tag conventions; `None` when the class declares none.
     pub tags: Option<TagRules>,
+    /// Scan gate; `None` when the class declares none.
+    pub gate: Option<GateRules>,
 }
 
 /// Which class governs a repository.
@@ -114,6 +118,10 @@ impl Policy {
             match &class.tags {
                 None => out.push_str("  tags: no conventions\n"),
                 Some(tags) => out.push_str(&tags.summary()),
+            }
+            match &class.gate {
+                None => out.push_str("  gate: none\n"),
+                Some(gate) => out.push_str(&gate.summary()),
             }
         }
         if self.default_class.is_none() {

@@ -1,7 +1,10 @@
 //! The policy file as written (with source spans), and its validation into [`Policy`].
 
 use super::tags::{EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules, derive_mutability};
+use super::gate::{AllowEntry, GateRules, OnFailure, Severity};
 use super::{Class, Policy, PolicyError, PolicyErrors, UNMANAGED};
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
 use crate::pattern::{Pattern, ecr_exclusion_filter_problem};
 use crate::template::TagTemplate;
 use serde::Deserialize;
@@ -29,6 +32,47 @@ struct RawClass {
     managed: Option<Spanned<bool>>,
     #[serde(default)]
     tags: Option<Spanned<RawTags>>,
+    #[serde(default)]
+    gate: Option<Spanned<RawGate>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawGate {
+    #[serde(default)]
+    max: Option<Spanned<RawMax>>,
+    #[serde(default)]
+    fixable_only: bool,
+    #[serde(default)]
+    min_epss: Option<Spanned<f64>>,
+    #[serde(default)]
+    exploitable_only: bool,
+    promote: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    on_failure: Option<OnFailure>,
+    #[serde(default)]
+    allow: Vec<Spanned<RawAllow>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMax {
+    critical: Option<u64>,
+    high: Option<u64>,
+    medium: Option<u64>,
+    low: Option<u64>,
+    informational: Option<u64>,
+    undefined: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAllow {
+    id: Spanned<String>,
+    reason: Spanned<String>,
+    expires: Spanned<toml::value::Datetime>,
+    #[serde(default)]
+    repositories: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,7 +195,20 @@ fn compile_class(index: usize, spanned: &Spanned<RawClass>, errors: &mut Errors<
         (Some(tags), true) => compile_tags(tags.get_ref(), &format!("{key}.tags"), errors),
         (None, _) => None,
     };
-    Some(Class { name, repositories: repositories?, managed, tags })
+    let gate = match (&raw.gate, managed) {
+        (Some(gate), false) => {
+            errors.push(Some(gate.span()), format!("{key}.gate"), "an unmanaged class cannot declare a gate");
+            None
+        }
+        (Some(gate), true) => compile_gate(gate.get_ref(), &format!("{key}.gate"), errors),
+        (None, _) => None,
+    };
+    // tag-guard must recognise the tags scan-gate adds as ecr-warden's own.
+    let tags = tags.map(|mut tags| {
+        tags.promotion = gate.as_ref().map(|g| g.promote.clone()).unwrap_or_default();
+        tags
+    });
+    Some(Class { name, repositories: repositories?, managed, tags, gate })
 }
 
 /// Parses a pattern list; wildcards may only use characters a matching name can contain.
@@ -262,6 +319,7 @@ fn compile_tags(raw: &RawTags, key: &str, errors: &mut Errors<'_>) -> Option<Tag
         None => TagTemplate::parse(DEFAULT_QUARANTINE).ok(),
     };
     (errors.list.len() == before).then_some(TagRules {
+        promotion: Vec::new(),
         allowed,
         protected,
         mutable,
@@ -269,6 +327,82 @@ fn compile_tags(raw: &RawTags, key: &str, errors: &mut Errors<'_>) -> Option<Tag
         enforcement,
         remediation: *raw.remediation.get_ref(),
         quarantine,
+    })
+}
+
+fn compile_gate(raw: &RawGate, key: &str, errors: &mut Errors<'_>) -> Option<GateRules> {
+    let before = errors.list.len();
+    let mut max = BTreeMap::new();
+    if let Some(limits) = &raw.max {
+        let l = limits.get_ref();
+        let pairs = [
+            (Severity::Critical, l.critical),
+            (Severity::High, l.high),
+            (Severity::Medium, l.medium),
+            (Severity::Low, l.low),
+            (Severity::Informational, l.informational),
+            (Severity::Undefined, l.undefined),
+        ];
+        max.extend(pairs.into_iter().filter_map(|(severity, limit)| Some((severity, limit?))));
+    }
+    if max.is_empty() {
+        let span = raw.max.as_ref().map_or_else(|| raw.promote.span(), Spanned::span);
+        errors.push(Some(span), format!("{key}.max"), "a gate needs at least one severity limit, e.g. max = { critical = 0 }");
+    }
+    if let Some(epss) = &raw.min_epss
+        && !(0.0..=1.0).contains(epss.get_ref())
+    {
+        errors.push(Some(epss.span()), format!("{key}.min-epss"), "an EPSS score is a probability between 0 and 1");
+    }
+    if raw.promote.get_ref().is_empty() {
+        errors.push(Some(raw.promote.span()), format!("{key}.promote"), "name at least one promotion tag template");
+    }
+    let mut promote: Vec<TagTemplate> = Vec::new();
+    for (i, text) in raw.promote.get_ref().iter().enumerate() {
+        match TagTemplate::parse(text.get_ref()) {
+            Ok(template) if promote.iter().any(|t| t.source() == template.source()) => {
+                errors.push(Some(text.span()), format!("{key}.promote[{i}]"), format!("`{}` is listed twice", text.get_ref()));
+            }
+            Ok(template) => promote.push(template),
+            Err(message) => errors.push(Some(text.span()), format!("{key}.promote[{i}]"), message),
+        }
+    }
+    let mut allow: Vec<AllowEntry> = Vec::new();
+    for (i, entry) in raw.allow.iter().enumerate() {
+        let item = format!("{key}.allow[{i}]");
+        let raw_entry = entry.get_ref();
+        let id = raw_entry.id.get_ref().trim().to_owned();
+        if id.is_empty() {
+            errors.push(Some(raw_entry.id.span()), format!("{item}.id"), "empty vulnerability id");
+        }
+        if raw_entry.reason.get_ref().trim().is_empty() {
+            errors.push(Some(raw_entry.reason.span()), format!("{item}.reason"), "say why this vulnerability is accepted");
+        }
+        let expires = raw_entry.expires.get_ref().date.and_then(|d| {
+            NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+        });
+        if expires.is_none() {
+            errors.push(Some(raw_entry.expires.span()), format!("{item}.expires"), "give a date, e.g. expires = 2027-01-31");
+        }
+        let repositories = compile_patterns(&raw_entry.repositories, &format!("{item}.repositories"), errors, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/' | '*')
+        });
+        if let (Some(expires), Some(repositories)) = (expires, repositories) {
+            let scope = |r: &[Pattern]| r.iter().map(|p| p.source().to_owned()).collect::<Vec<_>>();
+            if allow.iter().any(|a| a.id.eq_ignore_ascii_case(&id) && scope(&a.repositories) == scope(&repositories)) {
+                errors.push(Some(raw_entry.id.span()), format!("{item}.id"), format!("`{id}` is allowlisted twice for the same repositories"));
+            }
+            allow.push(AllowEntry { id, reason: raw_entry.reason.get_ref().trim().to_owned(), expires, repositories });
+        }
+    }
+    (errors.list.len() == before).then(|| GateRules {
+        max,
+        fixable_only: raw.fixable_only,
+        min_epss: raw.min_epss.as_ref().map(|e| *e.get_ref()),
+        exploitable_only: raw.exploitable_only,
+        promote,
+        on_failure: raw.on_failure.unwrap_or(OnFailure::Notify),
+        allow,
     })
 }
 

@@ -117,6 +117,8 @@ pub struct TagRules {
     pub remediation: Remediation,
     /// Tag that keeps an image reachable before its last tag is removed; `None`: never remove a last tag.
     pub quarantine: Option<TagTemplate>,
+    /// The class's scan-gate promotion tags: ecr-warden's own, never checked against `allowed`.
+    pub promotion: Vec<TagTemplate>,
 }
 
 impl TagRules {
@@ -133,8 +135,9 @@ impl TagRules {
         self.mutable.iter().any(|p| p.is_match(tag))
     }
 
-    pub fn is_quarantine_tag(&self, tag: &str) -> bool {
-        self.quarantine.as_ref().is_some_and(|q| q.matches(tag))
+    /// A quarantine or promotion tag that ecr-warden itself adds.
+    pub fn is_own_tag(&self, tag: &str) -> bool {
+        self.quarantine.as_ref().is_some_and(|q| q.matches(tag)) || self.promotion.iter().any(|p| p.matches(tag))
     }
 
     pub(super) fn summary(&self) -> String {

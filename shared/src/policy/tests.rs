@@ -1448,11 +1448,11 @@ fn quarantine_tag_table() {
         let rules = tag_rules(case, &body);
         assert_eq!(rules.quarantine.as_ref().map(|q| q.source()), *expected, "{case}");
         assert_eq!(
-            rules.is_quarantine_tag("quarantine-0123456789ab"),
+            rules.is_own_tag("quarantine-0123456789ab"),
             expected.is_some_and(|e| e.starts_with("quarantine-")),
             "{case}"
         );
-        assert!(!rules.is_quarantine_tag("v1.2.3"), "{case}");
+        assert!(!rules.is_own_tag("v1.2.3"), "{case}");
     }
 }
 

@@ -73,8 +73,8 @@ impl Decision {
 /// The first look at a pushed tag: no state needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushCheck {
-    /// A quarantine tag rendered by tag-guard itself.
-    OwnQuarantineTag,
+    /// A quarantine or promotion tag ecr-warden itself adds.
+    OwnTag,
     Conforming {
         protected: bool,
     },
@@ -84,8 +84,8 @@ pub enum PushCheck {
 }
 
 pub fn check_push(rules: &TagRules, tag: &str) -> PushCheck {
-    if rules.is_quarantine_tag(tag) {
-        return PushCheck::OwnQuarantineTag;
+    if rules.is_own_tag(tag) {
+        return PushCheck::OwnTag;
     }
     if rules.is_allowed(tag) {
         return PushCheck::Conforming { protected: rules.is_protected(tag) };

@@ -33,7 +33,7 @@ fn check_push_table() {
         ("v1.2.3", PushCheck::Conforming { protected: true }),
         ("sha-abc123", PushCheck::Conforming { protected: false }),
         ("latest", PushCheck::Conforming { protected: false }),
-        ("quarantine-0123456789ab", PushCheck::OwnQuarantineTag),
+        ("quarantine-0123456789ab", PushCheck::OwnTag),
         ("v1.2", PushCheck::NotAllowed { reason: String::new() }),
         ("feature-x", PushCheck::NotAllowed { reason: String::new() }),
         ("quarantine-xyz", PushCheck::NotAllowed { reason: String::new() }),

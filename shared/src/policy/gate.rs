@@ -1,0 +1,138 @@
+//! A class's scan gate: severity limits, finding filters, the allowlist and the promotion tags.
+
+use crate::pattern::Pattern;
+use crate::template::TagTemplate;
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Finding severities, most severe first (ECR basic scanning and Amazon Inspector use the same names;
+/// Inspector's `UNTRIAGED` is `Undefined`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+    Informational,
+    Undefined,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 6] =
+        [Self::Critical, Self::High, Self::Medium, Self::Low, Self::Informational, Self::Undefined];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Critical => "CRITICAL",
+            Self::High => "HIGH",
+            Self::Medium => "MEDIUM",
+            Self::Low => "LOW",
+            Self::Informational => "INFORMATIONAL",
+            Self::Undefined => "UNDEFINED",
+        }
+    }
+
+    /// Parses AWS's spelling (any case); unknown values are `Undefined` so they are never silently dropped.
+    pub fn parse(text: &str) -> Self {
+        match text.to_ascii_uppercase().as_str() {
+            "CRITICAL" => Self::Critical,
+            "HIGH" => Self::High,
+            "MEDIUM" => Self::Medium,
+            "LOW" => Self::Low,
+            "INFORMATIONAL" => Self::Informational,
+            _ => Self::Undefined,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a failed gate does to an image that is already promoted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Notify; the promotion tags stay.
+    Notify,
+    /// Remove the promotion tags (never deleting the image) and notify.
+    Demote,
+}
+
+/// One allowlisted vulnerability.
+#[derive(Debug, Clone)]
+pub struct AllowEntry {
+    pub id: String,
+    pub reason: String,
+    /// The last day the entry applies.
+    pub expires: NaiveDate,
+    /// Repositories it applies to; empty: every repository of the class.
+    pub repositories: Vec<Pattern>,
+}
+
+impl AllowEntry {
+    pub fn in_scope(&self, repository: &str) -> bool {
+        self.repositories.is_empty() || self.repositories.iter().any(|p| p.is_match(repository))
+    }
+
+    pub fn expired(&self, today: NaiveDate) -> bool {
+        today > self.expires
+    }
+}
+
+/// A class's gate, validated.
+#[derive(Debug, Clone)]
+pub struct GateRules {
+    /// Maximum allowed findings per severity; severities without a limit never block.
+    pub max: BTreeMap<Severity, u64>,
+    /// Findings without an available fix do not count (unknown fix status counts).
+    pub fixable_only: bool,
+    /// Enhanced findings with an EPSS score below this do not count (findings without a score count).
+    pub min_epss: Option<f64>,
+    /// Only findings with a known exploit count (unknown counts).
+    pub exploitable_only: bool,
+    pub promote: Vec<TagTemplate>,
+    pub on_failure: OnFailure,
+    pub allow: Vec<AllowEntry>,
+}
+
+impl GateRules {
+    /// Whether the decision needs the findings themselves, not just the counts.
+    pub fn needs_findings(&self) -> bool {
+        !self.allow.is_empty() || self.fixable_only || self.min_epss.is_some() || self.exploitable_only
+    }
+
+    pub fn is_promotion_tag(&self, tag: &str) -> bool {
+        self.promote.iter().any(|t| t.matches(tag))
+    }
+
+    pub(super) fn summary(&self) -> String {
+        let limits: Vec<String> = self.max.iter().map(|(s, n)| format!("{} ≤ {n}", s.as_str().to_lowercase())).collect();
+        let mut filters = Vec::new();
+        if self.fixable_only {
+            filters.push("fixable only".to_owned());
+        }
+        if let Some(epss) = self.min_epss {
+            filters.push(format!("EPSS ≥ {epss}"));
+        }
+        if self.exploitable_only {
+            filters.push("exploitable only".to_owned());
+        }
+        let promote: Vec<&str> = self.promote.iter().map(TagTemplate::source).collect();
+        format!(
+            "  gate: {}{}\n  promotion tags: {}\n  on failure: {}\n  allowlist: {} entries\n",
+            limits.join(", "),
+            if filters.is_empty() { String::new() } else { format!(" ({})", filters.join(", ")) },
+            promote.join(", "),
+            match self.on_failure {
+                OnFailure::Notify => "notify",
+                OnFailure::Demote => "demote and notify",
+            },
+            self.allow.len()
+        )
+    }
+}
