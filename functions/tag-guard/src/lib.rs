@@ -11,7 +11,8 @@
 use chrono::Utc;
 use serde_json::Value;
 use warden::WardenError;
-use warden::aws::ecr::{self, TagRemoval, TagWrite};
+use warden::aws::ecr;
+use warden::aws::steps;
 use warden::aws::ledger::{HistoryEntry, Ledger};
 use warden::aws::sns::{Delivery, deliver};
 use warden::aws::{Clients, Found};
@@ -350,61 +351,8 @@ impl TagGuard {
         Ok(())
     }
 
-    /// Runs steps in order and stops at the first failure: a later step may only be safe because an earlier
-    /// one succeeded (a tag is removed only once the quarantine tag is in place).
     async fn execute(&self, repository: &str, steps: &[Step]) -> Result<Vec<Action>, WardenError> {
-        let mut actions = Vec::with_capacity(steps.len());
-        for step in steps {
-            let name = step_name(step);
-            if self.config.dry_run {
-                actions.push(Action { action: name, result: ActionResult::DryRun, detail: None });
-                continue;
-            }
-            let (result, detail) = self.execute_step(repository, step).await?;
-            let failed = result == ActionResult::Failed;
-            actions.push(Action { action: name, result, detail });
-            if failed {
-                break;
-            }
-        }
-        Ok(actions)
-    }
-
-    async fn execute_step(&self, repository: &str, step: &Step) -> Result<(ActionResult, Option<String>), WardenError> {
-        let ecr = &self.clients.ecr;
-        Ok(match step {
-            Step::AddTag { tag, digest } | Step::PointTag { tag, digest } => {
-                let manifest = match ecr::get_manifest(ecr, repository, digest).await? {
-                    Found::Yes(manifest) => manifest,
-                    _ => {
-                        return Ok((ActionResult::Failed, Some(format!("image {digest} no longer exists"))));
-                    }
-                };
-                match ecr::put_tag(ecr, repository, tag, &manifest).await? {
-                    TagWrite::Done => (ActionResult::Done, None),
-                    TagWrite::AlreadyThere => (ActionResult::AlreadyDone, None),
-                    TagWrite::Immutable { points_at } => (
-                        ActionResult::Failed,
-                        Some(format!(
-                            "`{tag}` is immutable and points at {}",
-                            points_at.as_deref().unwrap_or("another image")
-                        )),
-                    ),
-                }
-            }
-            Step::RemoveTag { tag, .. } => match ecr::remove_tag(ecr, repository, tag).await? {
-                TagRemoval::Done => (ActionResult::Done, None),
-                TagRemoval::AlreadyGone => (ActionResult::AlreadyDone, None),
-                TagRemoval::Failed { code, reason } => (ActionResult::Failed, Some(format!("{code}: {reason}"))),
-            },
-            Step::SetMutability { setting } => {
-                if ecr::put_mutability(ecr, repository, setting).await? {
-                    (ActionResult::Done, None)
-                } else {
-                    (ActionResult::Failed, Some("repository no longer exists".into()))
-                }
-            }
-        })
+        steps::execute(&self.clients.ecr, repository, steps, self.config.dry_run).await
     }
 
     fn outcome_for(
@@ -491,15 +439,6 @@ fn describe(event: &Event) -> String {
 
 fn verdict_name(verdict: Verdict) -> String {
     serde_json::to_value(verdict).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
-fn step_name(step: &Step) -> String {
-    match step {
-        Step::AddTag { tag, digest } => format!("add tag `{tag}` to {digest}"),
-        Step::RemoveTag { tag, .. } => format!("remove tag `{tag}`"),
-        Step::PointTag { tag, digest } => format!("point tag `{tag}` back at {digest}"),
-        Step::SetMutability { setting } => format!("set tag mutability to {setting}"),
-    }
 }
 
 /// One word for what was done, as notifications carry it.

@@ -2,8 +2,10 @@
 //! Tests drive them with `aws-smithy-mocks`; integration tests with moto server.
 
 pub mod ecr;
+pub mod findings;
 pub mod ledger;
 pub mod sns;
+pub mod steps;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -81,6 +83,13 @@ impl Clients {
             ),
             calls,
         }
+    }
+
+    /// An Amazon Inspector client from the same config, counting into the same counter (scan-gate only).
+    pub fn inspector(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_inspector2::Client {
+        aws_sdk_inspector2::Client::from_conf(
+            aws_sdk_inspector2::config::Builder::from(sdk).interceptor(self.calls.clone()).build(),
+        )
     }
 }
 

@@ -1,0 +1,144 @@
+//! Reading scan findings: ECR `DescribeImageScanFindings` (basic, and enhanced as ECR reports it) and
+//! Amazon Inspector `ListFindings` (enhanced). Both read every page.
+
+use super::Found;
+use crate::WardenError;
+use crate::error::aws_error;
+use crate::gate::Finding;
+use crate::policy::Severity;
+use aws_sdk_ecr::types::{EnhancedImageScanFinding, ImageIdentifier, ImageScanFinding};
+use aws_sdk_inspector2::types::{ExploitAvailable, FilterCriteria, FixAvailable, StringComparison, StringFilter};
+
+/// A scan's status and all its findings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanResults {
+    pub status: String,
+    pub description: Option<String>,
+    pub findings: Vec<Finding>,
+}
+
+/// What `DescribeImageScanFindings` came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScanLookup {
+    Results(ScanResults),
+    /// No scan exists for the image (scanning off, filter not matched, not scanned yet).
+    NotScanned,
+    Gone(Found<()>),
+}
+
+fn yes_no(value: Option<&str>) -> Option<bool> {
+    match value? {
+        "YES" | "PARTIAL" => Some(true),
+        "NO" => Some(false),
+        _ => None,
+    }
+}
+
+fn from_basic(finding: &ImageScanFinding) -> Finding {
+    let attribute = |key: &str| finding.attributes().iter().find(|a| a.key() == key).and_then(|a| a.value()).map(str::to_owned);
+    let mut out = Finding::new(
+        finding.name().unwrap_or("unnamed finding"),
+        finding.severity().map_or(Severity::Undefined, |s| Severity::parse(s.as_str())),
+    );
+    out.package = attribute("package_name");
+    out.installed_version = attribute("package_version");
+    out.link = finding.uri().map(str::to_owned);
+    out
+}
+
+fn from_enhanced(finding: &EnhancedImageScanFinding) -> Finding {
+    let details = finding.package_vulnerability_details();
+    let package = details.and_then(|d| d.vulnerable_packages().first());
+    let mut out = Finding::new(
+        details.and_then(|d| d.vulnerability_id()).or(finding.title()).unwrap_or("unnamed finding"),
+        Severity::parse(finding.severity().unwrap_or("UNDEFINED")),
+    );
+    out.package = package.and_then(|p| p.name()).map(str::to_owned);
+    out.installed_version = package.and_then(|p| p.version()).map(str::to_owned);
+    out.fixed_version = package.and_then(|p| p.fixed_in_version()).map(str::to_owned);
+    out.fix_available = yes_no(finding.fix_available());
+    out.exploit_available = yes_no(finding.exploit_available());
+    out.link = details.and_then(|d| d.source_url()).map(str::to_owned);
+    out
+}
+
+/// An image's scan status and findings from ECR (all pages).
+pub async fn scan_findings(ecr: &aws_sdk_ecr::Client, repository: &str, digest: &str) -> Result<ScanLookup, WardenError> {
+    let mut pages = ecr
+        .describe_image_scan_findings()
+        .repository_name(repository)
+        .image_id(ImageIdentifier::builder().image_digest(digest).build())
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    let mut results = ScanResults { status: String::new(), description: None, findings: Vec::new() };
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => {
+                return match e.as_service_error() {
+                    Some(se) if se.is_scan_not_found_exception() => Ok(ScanLookup::NotScanned),
+                    Some(se) if se.is_repository_not_found_exception() => Ok(ScanLookup::Gone(Found::NoRepository)),
+                    Some(se) if se.is_image_not_found_exception() => Ok(ScanLookup::Gone(Found::NoImage)),
+                    _ => Err(aws_error("ECR.DescribeImageScanFindings", e)),
+                };
+            }
+        };
+        if let Some(status) = page.image_scan_status() {
+            results.status = status.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+            results.description = status.description().map(str::to_owned);
+        }
+        if let Some(findings) = page.image_scan_findings() {
+            results.findings.extend(findings.findings().iter().map(from_basic));
+            results.findings.extend(findings.enhanced_findings().iter().map(from_enhanced));
+        }
+    }
+    Ok(ScanLookup::Results(results))
+}
+
+fn equals(value: &str) -> Result<StringFilter, WardenError> {
+    StringFilter::builder()
+        .comparison(StringComparison::Equals)
+        .value(value)
+        .build()
+        .map_err(|e| WardenError::Config(e.to_string()))
+}
+
+fn from_inspector(finding: &aws_sdk_inspector2::types::Finding) -> Finding {
+    let details = finding.package_vulnerability_details();
+    let package = details.and_then(|d| d.vulnerable_packages().first());
+    let severity = finding.severity().as_str();
+    let mut out = Finding::new(
+        details.map(|d| d.vulnerability_id()).or(finding.title()).unwrap_or(finding.finding_arn()),
+        if severity == "UNTRIAGED" { Severity::Undefined } else { Severity::parse(severity) },
+    );
+    out.package = package.map(|p| p.name().to_owned());
+    out.installed_version = package.map(|p| p.version().to_owned()).filter(|v| !v.is_empty());
+    out.fixed_version = package.and_then(|p| p.fixed_in_version()).map(str::to_owned).filter(|v| !v.is_empty());
+    out.fix_available = finding.fix_available().map(|f| !matches!(f, FixAvailable::No));
+    out.exploit_available = finding.exploit_available().map(|e| matches!(e, ExploitAvailable::Yes));
+    out.epss = finding.epss().map(|e| e.score());
+    out.link = details.and_then(|d| d.source_url()).map(str::to_owned);
+    out
+}
+
+/// An image's ACTIVE Amazon Inspector findings (ListFindings filtered by repository name, image digest and
+/// status, all pages: Inspector pages hold at most 25 findings whatever `maxResults` says).
+pub async fn inspector_findings(
+    inspector: &aws_sdk_inspector2::Client,
+    repository: &str,
+    digest: &str,
+) -> Result<Vec<Finding>, WardenError> {
+    let criteria = FilterCriteria::builder()
+        .ecr_image_repository_name(equals(repository)?)
+        .ecr_image_hash(equals(digest)?)
+        .finding_status(equals("ACTIVE")?)
+        .build();
+    let mut pages = inspector.list_findings().filter_criteria(criteria).max_results(100).into_paginator().send();
+    let mut findings = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws_error("Inspector2.ListFindings", e))?;
+        findings.extend(page.findings().iter().map(from_inspector));
+    }
+    Ok(findings)
+}
