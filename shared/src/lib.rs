@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod gate;
+pub mod handler;
 pub mod notify;
 pub mod outcome;
 pub mod pattern;

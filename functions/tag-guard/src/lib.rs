@@ -8,19 +8,18 @@
 //!
 //! Each path observes what it needs, asks a pure decision in `warden::tags`, then carries out its steps.
 
-use chrono::Utc;
 use serde_json::Value;
 use warden::WardenError;
 use warden::aws::ecr;
+use warden::aws::ledger::HistoryEntry;
 use warden::aws::steps;
-use warden::aws::ledger::{HistoryEntry, Ledger};
-use warden::aws::sns::{Delivery, deliver};
 use warden::aws::{Clients, Found};
 use warden::config::Config;
-use warden::event::{self, Event, EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
-use warden::notify::{Notification, SCHEMA, Severity};
+use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
+use warden::handler::{Base, Context, describe};
+use warden::notify::{Notification, Severity};
 use warden::outcome::{Action, ActionResult, Outcome};
-use warden::policy::{Class, Classification, Policy, TagRules};
+use warden::policy::{Classification, Policy, TagRules};
 use warden::tags::{
     self, Decision, LedgerObservation, PushCheck, Step, TagPointer, Verdict, check_push, decide_recorded_push,
     decide_settings, plan_revert, remedy_not_allowed,
@@ -30,46 +29,20 @@ pub const FUNCTION: &str = "tag-guard";
 
 #[derive(Debug)]
 pub struct TagGuard {
-    policy: Policy,
-    config: Config,
-    clients: Clients,
-    ledger: Ledger,
-}
-
-/// The facts about one event every step needs.
-struct Context<'a> {
-    event: &'a Event,
-    /// The event's time, or now when it has none: when the tag started pointing where it does.
-    at: String,
+    pub(crate) base: Base,
 }
 
 impl TagGuard {
     pub fn new(policy: Policy, config: Config, clients: Clients) -> Result<Self, WardenError> {
-        let ledger = Ledger::new(clients.dynamodb.clone(), config.require_ledger_table()?);
-        Ok(Self { policy, config, clients, ledger })
+        Ok(Self { base: Base::new(FUNCTION, policy, config, clients)? })
     }
 
     /// Handles one EventBridge event and reports what happened.
     pub async fn handle(&self, payload: Value) -> Result<Outcome, WardenError> {
-        let before = self.clients.calls.snapshot();
-        let event = event::parse(payload)?;
-        let at = event.time.clone().unwrap_or_else(|| Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        let context = Context { event: &event, at };
-        let mut outcome = self.dispatch(&context).await?;
-        outcome.dry_run = self.config.dry_run;
-        outcome.aws_calls = self.clients.calls.since(&before);
-        tracing::info!(
-            event_id = %outcome.event_id,
-            event = %outcome.event,
-            repository = outcome.repository.as_deref(),
-            decision = %outcome.decision,
-            actions = outcome.actions.len(),
-            notified = outcome.notified,
-            aws_calls = outcome.total_aws_calls(),
-            reasons = ?outcome.reasons,
-            "tag-guard outcome"
-        );
-        Ok(outcome)
+        let started = self.base.start();
+        let event = warden::event::parse(payload)?;
+        let outcome = self.dispatch(&self.base.context(&event)).await?;
+        Ok(self.base.finish(outcome, started))
     }
 
     async fn dispatch(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {
@@ -78,52 +51,33 @@ impl TagGuard {
             EventKind::ImageAction(action) => match action.action_type {
                 ImageActionType::Push => self.on_push(cx, action).await,
                 ImageActionType::Delete => self.on_delete(cx, action).await,
-                _ => Ok(self.skipped(cx, format!("`{}` does not change tags", action.action_type.as_str()))),
+                _ => Ok(self.base.skipped(cx, format!("`{}` does not change tags", action.action_type.as_str()))),
             },
             EventKind::CreateRepository(call) => self.on_create_repository(cx, call).await,
             EventKind::Scheduled(sweep) => self.on_sweep(cx, sweep).await,
-            EventKind::DeleteRepository(call) => Ok(self.skipped(
+            EventKind::DeleteRepository(call) => Ok(self.base.skipped(
                 cx,
                 format!("repository {} was deleted; its tag history stays in the ledger", call.repository_name),
             )),
-            EventKind::Unsupported => {
-                Ok(self.skipped(cx, format!("unknown event `{}` / `{}`", event.source, event.detail_type)))
-            }
-            other => Ok(self.skipped(cx, format!("tag-guard does not handle {} events", other.name()))),
-        }
-    }
-
-    fn skipped(&self, cx: &Context<'_>, reason: impl Into<String>) -> Outcome {
-        let mut outcome = Outcome::skipped(FUNCTION, &cx.event.id, &describe(cx.event), reason);
-        outcome.repository = cx.event.kind.repository().map(ToString::to_string);
-        outcome
-    }
-
-    /// The managed class of a repository, or why it is left alone.
-    fn managed_class(&self, repository: &str) -> Result<&Class, String> {
-        match self.policy.classify(repository) {
-            Classification::Managed(class) => Ok(class),
-            Classification::Unmanaged(Some(class)) => Err(format!("{repository} belongs to unmanaged class `{class}`")),
-            Classification::Unmanaged(None) => {
-                Err(format!("{repository} matches no class and the default is unmanaged"))
-            }
+            _ => Ok(self.base.not_handled(cx)),
         }
     }
 
     async fn on_push(&self, cx: &Context<'_>, push: &ImageAction) -> Result<Outcome, WardenError> {
         if !push.succeeded() {
-            return Ok(self.skipped(cx, format!("push result is `{}`, not SUCCESS", push.result)));
+            return Ok(self.base.skipped(cx, format!("push result is `{}`, not SUCCESS", push.result)));
         }
         let repository = push.repository_name.as_str();
-        let class = match self.managed_class(repository) {
+        let class = match self.base.managed_class(repository) {
             Ok(class) => class,
-            Err(reason) => return Ok(self.skipped(cx, reason)),
+            Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
         let rules = class.tags.as_ref();
-        let mut outcome = self.outcome_for(cx, class, repository, Some(&push.image_digest), push.image_tag.as_deref());
+        let mut outcome = self.base.outcome_for(cx, class, repository, Some(&push.image_digest), &tags_of(push));
         let pushed = TagPointer { digest: push.image_digest.clone(), since: cx.at.clone(), deleted_at: None };
         let Some(tag) = push.image_tag.as_deref() else {
-            let new = self.ledger.record_untagged_push(repository, &push.image_digest, &cx.at, &cx.event.id).await?;
+            let new =
+                self.base.ledger.record_untagged_push(repository, &push.image_digest, &cx.at, &cx.event.id).await?;
             outcome.decision = "recorded".into();
             outcome.reasons.push(format!("pushed by digest only{}", if new { "" } else { " (already recorded)" }));
             return Ok(outcome);
@@ -137,9 +91,9 @@ impl TagGuard {
                     return Ok(outcome);
                 }
                 PushCheck::NotAllowed { reason } => {
-                    let current = match found(ecr::describe_tag(&self.clients.ecr, repository, tag).await?) {
+                    let current = match found(ecr::describe_tag(&self.base.clients.ecr, repository, tag).await?) {
                         Ok(current) => current,
-                        Err(gone) => return Ok(self.skipped(cx, gone)),
+                        Err(gone) => return Ok(self.base.skipped(cx, gone)),
                     };
                     let decision = remedy_not_allowed(rules, tag, &push.image_digest, &reason, current.as_ref());
                     self.carry_out(cx, &mut outcome, repository, decision, "tag-not-allowed").await?;
@@ -148,11 +102,11 @@ impl TagGuard {
             }
         }
 
-        let observation = self.ledger.record_push(repository, tag, &pushed, &cx.event.id).await?;
+        let observation = self.base.ledger.record_push(repository, tag, &pushed, &cx.event.id).await?;
         let decision = decide_recorded_push(rules, tag, &pushed, &observation);
         match (&decision.verdict, &observation, rules) {
             (Verdict::TagMoved, LedgerObservation::Moved { previous }, _) => {
-                self.ledger.accept_move(repository, tag, previous, &pushed, &cx.event.id).await?;
+                self.base.ledger.accept_move(repository, tag, previous, &pushed, &cx.event.id).await?;
             }
             (Verdict::ProtectedTagMoved, _, Some(rules)) if !decision.steps.is_empty() => {
                 let (moved_to, restore) = match &observation {
@@ -167,7 +121,7 @@ impl TagGuard {
             }
             (Verdict::ProtectedTagMoved, LedgerObservation::Moved { previous }, _) => {
                 // Reported, not reverted: the ledger follows what ECR now holds.
-                self.ledger.accept_move(repository, tag, previous, &pushed, &cx.event.id).await?;
+                self.base.ledger.accept_move(repository, tag, previous, &pushed, &cx.event.id).await?;
             }
             _ => {}
         }
@@ -188,10 +142,10 @@ impl TagGuard {
         observation: &LedgerObservation,
     ) -> Result<(), WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
-        let current = match found(ecr::describe_tag(&self.clients.ecr, &repository, tag).await?) {
+        let current = match found(ecr::describe_tag(&self.base.clients.ecr, &repository, tag).await?) {
             Ok(current) => current,
             Err(gone) => {
-                *outcome = self.skipped(cx, gone);
+                *outcome = self.base.skipped(cx, gone);
                 return Ok(());
             }
         };
@@ -208,14 +162,14 @@ impl TagGuard {
             return Ok(());
         }
         self.carry_out(cx, outcome, &repository, decision, "protected-tag-moved").await?;
-        if self.config.dry_run {
+        if self.base.config.dry_run {
             return Ok(());
         }
         let reverted =
             outcome.actions.iter().all(|a| matches!(a.result, ActionResult::Done | ActionResult::AlreadyDone));
         if reverted && let LedgerObservation::Newer { current } = observation {
             let restored = TagPointer { digest: restore.to_owned(), since: cx.at.clone(), deleted_at: None };
-            self.ledger.accept_move(&repository, tag, current, &restored, &cx.event.id).await?;
+            self.base.ledger.accept_move(&repository, tag, current, &restored, &cx.event.id).await?;
         }
         let (what, detail) = if reverted {
             ("reverted", format!("pushed here, moved back to {restore} by tag-guard"))
@@ -229,21 +183,21 @@ impl TagGuard {
             detail,
             event_id: cx.event.id.clone(),
         };
-        self.ledger.record_history(&repository, tag, &entry).await?;
+        self.base.ledger.record_history(&repository, tag, &entry).await?;
         Ok(())
     }
 
     async fn on_delete(&self, cx: &Context<'_>, delete: &ImageAction) -> Result<Outcome, WardenError> {
         let repository = delete.repository_name.as_str();
-        let class = match self.managed_class(repository) {
+        let class = match self.base.managed_class(repository) {
             Ok(class) => class,
-            Err(reason) => return Ok(self.skipped(cx, reason)),
+            Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
         let Some(tag) = delete.image_tag.as_deref() else {
-            return Ok(self.skipped(cx, "image deleted by digest: no tag to record"));
+            return Ok(self.base.skipped(cx, "image deleted by digest: no tag to record"));
         };
-        let mut outcome = self.outcome_for(cx, class, repository, Some(&delete.image_digest), Some(tag));
-        let marked = self.ledger.record_delete(repository, tag, &delete.image_digest, &cx.at).await?;
+        let mut outcome = self.base.outcome_for(cx, class, repository, Some(&delete.image_digest), &tags_of(delete));
+        let marked = self.base.ledger.record_delete(repository, tag, &delete.image_digest, &cx.at).await?;
         outcome.decision = "recorded".into();
         outcome.reasons.push(if marked {
             format!("`{tag}` marked deleted in the ledger")
@@ -255,21 +209,21 @@ impl TagGuard {
 
     async fn on_create_repository(&self, cx: &Context<'_>, call: &RepositoryApiCall) -> Result<Outcome, WardenError> {
         if let Some(code) = &call.error_code {
-            return Ok(self.skipped(cx, format!("CreateRepository failed ({code}): no repository was created")));
+            return Ok(self.base.skipped(cx, format!("CreateRepository failed ({code}): no repository was created")));
         }
         let repository = call.repository_name.as_str();
-        let class = match self.managed_class(repository) {
+        let class = match self.base.managed_class(repository) {
             Ok(class) => class,
-            Err(reason) => return Ok(self.skipped(cx, reason)),
+            Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
         let Some(rules) = &class.tags else {
-            return Ok(self.skipped(cx, format!("class `{}` declares no tag rules", class.name)));
+            return Ok(self.base.skipped(cx, format!("class `{}` declares no tag rules", class.name)));
         };
-        let observed = match ecr::describe_repository(&self.clients.ecr, repository).await? {
+        let observed = match ecr::describe_repository(&self.base.clients.ecr, repository).await? {
             Found::Yes(settings) => settings.mutability,
-            _ => return Ok(self.skipped(cx, format!("repository {repository} no longer exists"))),
+            _ => return Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),
         };
-        let mut outcome = self.outcome_for(cx, class, repository, None, None);
+        let mut outcome = self.base.outcome_for(cx, class, repository, None, &[]);
         let decision = decide_settings(&rules.mutability, &observed, rules.remediation);
         self.carry_out(cx, &mut outcome, repository, decision, "tag-mutability-drift").await?;
         Ok(outcome)
@@ -282,13 +236,13 @@ impl TagGuard {
             event: describe(cx.event),
             ..Outcome::default()
         };
-        let repositories = ecr::list_repositories(&self.clients.ecr).await?;
+        let repositories = ecr::list_repositories(&self.base.clients.ecr).await?;
         let mut drifted = Vec::new();
         let mut checked = 0;
         for repository in
             repositories.iter().filter(|r| sweep.repositories.is_empty() || sweep.repositories.contains(&r.name))
         {
-            let Classification::Managed(class) = self.policy.classify(&repository.name) else {
+            let Classification::Managed(class) = self.base.policy.classify(&repository.name) else {
                 continue;
             };
             let Some(rules) = &class.tags else { continue };
@@ -297,7 +251,7 @@ impl TagGuard {
             if decision.verdict == Verdict::SettingsOk {
                 continue;
             }
-            let mut item = self.outcome_for(cx, class, &repository.name, None, None);
+            let mut item = self.base.outcome_for(cx, class, &repository.name, None, &[]);
             item.decision = verdict_name(decision.verdict);
             item.reasons = decision.reasons.clone();
             item.actions = self.execute(&repository.name, &decision.steps).await?;
@@ -320,8 +274,8 @@ impl TagGuard {
                 .iter()
                 .map(|d| format!("{}: {}", d.repository.as_deref().unwrap_or_default(), d.reasons.join("; ")))
                 .collect();
-            let notification = self.notification(cx, "tag-mutability-drift", &outcome, reasons, Severity::Warning);
-            outcome.notified = self.send(&notification).await?;
+            let notification = self.notify(cx, "tag-mutability-drift", &outcome, reasons, Severity::Warning);
+            outcome.notified = self.base.send(&notification).await?;
         }
         outcome.items = drifted;
         Ok(outcome)
@@ -345,37 +299,17 @@ impl TagGuard {
                 _ if outcome.actions.iter().any(|a| a.result == ActionResult::Failed) => Severity::Critical,
                 _ => Severity::Warning,
             };
-            let notification = self.notification(cx, kind, outcome, outcome.reasons.clone(), severity);
-            outcome.notified = self.send(&notification).await?;
+            let notification = self.notify(cx, kind, outcome, outcome.reasons.clone(), severity);
+            outcome.notified = self.base.send(&notification).await?;
         }
         Ok(())
     }
 
     async fn execute(&self, repository: &str, steps: &[Step]) -> Result<Vec<Action>, WardenError> {
-        steps::execute(&self.clients.ecr, repository, steps, self.config.dry_run).await
+        steps::execute(&self.base.clients.ecr, repository, steps, self.base.config.dry_run).await
     }
 
-    fn outcome_for(
-        &self,
-        cx: &Context<'_>,
-        class: &Class,
-        repository: &str,
-        digest: Option<&str>,
-        tag: Option<&str>,
-    ) -> Outcome {
-        Outcome {
-            function: FUNCTION,
-            event_id: cx.event.id.clone(),
-            event: describe(cx.event),
-            repository: Some(repository.to_owned()),
-            digest: digest.map(str::to_owned),
-            tags: tag.map(str::to_owned).into_iter().collect(),
-            class: Some(class.name.clone()),
-            ..Outcome::default()
-        }
-    }
-
-    fn notification(
+    fn notify(
         &self,
         cx: &Context<'_>,
         kind: &str,
@@ -383,37 +317,7 @@ impl TagGuard {
         reasons: Vec<String>,
         severity: Severity,
     ) -> Notification {
-        Notification {
-            schema: SCHEMA,
-            kind: kind.to_owned(),
-            severity,
-            function: FUNCTION.to_owned(),
-            repository: outcome.repository.clone(),
-            digest: outcome.digest.clone(),
-            tags: outcome.tags.clone(),
-            tags_omitted: 0,
-            outcome: summarise(outcome, self.config.dry_run),
-            reasons,
-            reasons_omitted: 0,
-            actions: outcome.actions.clone(),
-            actions_omitted: 0,
-            class: outcome.class.clone(),
-            dry_run: self.config.dry_run,
-            event_id: cx.event.id.clone(),
-            time: cx.at.clone(),
-        }
-    }
-
-    async fn send(&self, notification: &Notification) -> Result<bool, WardenError> {
-        let delivery = deliver(
-            &self.clients.sns,
-            self.config.topic_arn.as_deref(),
-            &self.ledger,
-            notification,
-            Utc::now().timestamp(),
-        )
-        .await?;
-        Ok(matches!(delivery, Delivery::Sent(_)))
+        self.base.notification(cx, kind, outcome, &summarise(outcome, self.base.config.dry_run), reasons, severity)
     }
 }
 
@@ -423,17 +327,6 @@ fn found(lookup: Found<tags::ImageState>) -> Result<Option<tags::ImageState>, St
         Found::Yes(state) => Ok(Some(state)),
         Found::NoImage => Ok(None),
         Found::NoRepository => Err("the repository no longer exists".into()),
-    }
-}
-
-fn describe(event: &Event) -> String {
-    match &event.kind {
-        EventKind::ImageAction(action) => {
-            format!("{} {}", event.detail_type, action.action_type.as_str())
-        }
-        EventKind::CreateRepository(_) => "CloudTrail CreateRepository".into(),
-        EventKind::DeleteRepository(_) => "CloudTrail DeleteRepository".into(),
-        _ => event.detail_type.clone(),
     }
 }
 
@@ -461,3 +354,7 @@ fn summarise(outcome: &Outcome, dry_run: bool) -> String {
 
 #[cfg(test)]
 mod tests;
+
+fn tags_of(action: &ImageAction) -> Vec<String> {
+    action.image_tag.iter().cloned().collect()
+}

@@ -424,7 +424,7 @@ async fn dry_run_decides_but_changes_nothing() {
     let describe = tag_points_at("feature-x", A, &["feature-x"]);
     let (claim, publish) = (any_put_item(), publish_ok());
     let mut guard = guard(&[&describe], &[&claim], &[&publish]);
-    guard.config.dry_run = true;
+    guard.base.config.dry_run = true;
     let outcome = guard.handle(push(REPO, "feature-x", A)).await.expect("handled");
     assert!(outcome.dry_run);
     assert_eq!(outcome.actions.len(), 2);

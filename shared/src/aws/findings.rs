@@ -35,7 +35,8 @@ fn yes_no(value: Option<&str>) -> Option<bool> {
 }
 
 fn from_basic(finding: &ImageScanFinding) -> Finding {
-    let attribute = |key: &str| finding.attributes().iter().find(|a| a.key() == key).and_then(|a| a.value()).map(str::to_owned);
+    let attribute =
+        |key: &str| finding.attributes().iter().find(|a| a.key() == key).and_then(|a| a.value()).map(str::to_owned);
     let mut out = Finding::new(
         finding.name().unwrap_or("unnamed finding"),
         finding.severity().map_or(Severity::Undefined, |s| Severity::parse(s.as_str())),
@@ -63,7 +64,11 @@ fn from_enhanced(finding: &EnhancedImageScanFinding) -> Finding {
 }
 
 /// An image's scan status and findings from ECR (all pages).
-pub async fn scan_findings(ecr: &aws_sdk_ecr::Client, repository: &str, digest: &str) -> Result<ScanLookup, WardenError> {
+pub async fn scan_findings(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+    digest: &str,
+) -> Result<ScanLookup, WardenError> {
     let mut pages = ecr
         .describe_image_scan_findings()
         .repository_name(repository)

@@ -188,8 +188,12 @@ pub fn evaluate_findings(gate: &GateRules, repository: &str, findings: &[Finding
         counted.push(finding);
     }
     let (pass, mut reasons) = verdict(gate, &counts_after);
-    let exceeded: Vec<Severity> =
-        gate.max.iter().filter(|(s, limit)| counts_after.get(s).copied().unwrap_or(0) > **limit).map(|(s, _)| *s).collect();
+    let exceeded: Vec<Severity> = gate
+        .max
+        .iter()
+        .filter(|(s, limit)| counts_after.get(s).copied().unwrap_or(0) > **limit)
+        .map(|(s, _)| *s)
+        .collect();
     let mut blocking: Vec<Finding> = counted.into_iter().filter(|f| exceeded.contains(&f.severity)).cloned().collect();
     blocking.sort_by(|a, b| a.severity.cmp(&b.severity).then_with(|| a.id.cmp(&b.id)));
     let expired: Vec<String> = gate
@@ -216,7 +220,17 @@ pub fn evaluate_findings(gate: &GateRules, repository: &str, findings: &[Finding
     if !stale.is_empty() {
         reasons.push(format!("allowlist entries matching no finding (stale): {}", stale.join(", ")));
     }
-    GateResult { pass, evidence: "findings", counts_before, counts_after, blocking, allowlisted, expired, stale, reasons }
+    GateResult {
+        pass,
+        evidence: "findings",
+        counts_before,
+        counts_after,
+        blocking,
+        allowlisted,
+        expired,
+        stale,
+        reasons,
+    }
 }
 
 /// The promotion tags an image should carry: each template rendered for each of the image's own tags
@@ -274,7 +288,11 @@ pub fn plan_demotion(
         let first = promoted[0];
         match quarantine.map(|q| q.render(first, digest)) {
             Some(Ok(tag)) => steps.push(Step::AddTag { tag, digest: digest.to_owned() }),
-            Some(Err(why)) => return Err(format!("the promotion tags are the image's only tags and no quarantine tag can be made ({why})")),
+            Some(Err(why)) => {
+                return Err(format!(
+                    "the promotion tags are the image's only tags and no quarantine tag can be made ({why})"
+                ));
+            }
             None => return Err("the promotion tags are the image's only tags and quarantine is disabled".into()),
         }
     }

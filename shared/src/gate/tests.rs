@@ -61,14 +61,68 @@ reason = "no longer present"
 expires = 2027-01-01"#,
     );
     // (case, repository, today, finding ids, pass, allowlisted, expired, stale)
-    type Case = (&'static str, &'static str, &'static str, &'static [&'static str], bool, usize, usize, &'static [&'static str]);
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        bool,
+        usize,
+        usize,
+        &'static [&'static str],
+    );
     let cases: &[Case] = &[
-        ("entry applies on its expiry day", "prod/api", "2026-11-28", &["CVE-2026-0001"], true, 1, 0, &["CVE-2026-9999"]),
+        (
+            "entry applies on its expiry day",
+            "prod/api",
+            "2026-11-28",
+            &["CVE-2026-0001"],
+            true,
+            1,
+            0,
+            &["CVE-2026-9999"],
+        ),
         ("entry expired the day after", "prod/api", "2026-11-29", &["CVE-2026-0001"], false, 0, 1, &["CVE-2026-9999"]),
-        ("ids match case-insensitively, in scope", "prod/payments-api", "2026-11-28", &["CVE-2026-0002"], true, 1, 0, &["CVE-2026-0001", "CVE-2026-9999"]),
-        ("out of scope", "prod/billing", "2026-11-28", &["CVE-2026-0002"], false, 0, 0, &["CVE-2026-0001", "CVE-2026-9999"]),
-        ("long expired entry", "prod/api", "2026-11-28", &["CVE-2026-0003"], false, 0, 1, &["CVE-2026-0001", "CVE-2026-9999"]),
-        ("nothing found: in-scope live entries are stale", "prod/api", "2026-11-28", &[], true, 0, 0, &["CVE-2026-0001", "CVE-2026-9999"]),
+        (
+            "ids match case-insensitively, in scope",
+            "prod/payments-api",
+            "2026-11-28",
+            &["CVE-2026-0002"],
+            true,
+            1,
+            0,
+            &["CVE-2026-0001", "CVE-2026-9999"],
+        ),
+        (
+            "out of scope",
+            "prod/billing",
+            "2026-11-28",
+            &["CVE-2026-0002"],
+            false,
+            0,
+            0,
+            &["CVE-2026-0001", "CVE-2026-9999"],
+        ),
+        (
+            "long expired entry",
+            "prod/api",
+            "2026-11-28",
+            &["CVE-2026-0003"],
+            false,
+            0,
+            1,
+            &["CVE-2026-0001", "CVE-2026-9999"],
+        ),
+        (
+            "nothing found: in-scope live entries are stale",
+            "prod/api",
+            "2026-11-28",
+            &[],
+            true,
+            0,
+            0,
+            &["CVE-2026-0001", "CVE-2026-9999"],
+        ),
     ];
     for (case, repository, today, ids, pass, allowlisted, expired, stale) in cases {
         let findings: Vec<Finding> = ids.iter().map(|id| finding(id, Severity::Critical)).collect();
@@ -101,9 +155,24 @@ fn filters_table() {
     // (case, gate body, findings, how many count)
     let cases: Vec<(&str, &str, Vec<Finding>, u64)> = vec![
         ("no filters: all count", "max = { high = 0 }", vec![unfixed.clone(), fixed.clone(), unknown_fix.clone()], 3),
-        ("fixable-only drops unfixable, keeps unknown", "max = { high = 0 }\nfixable-only = true", vec![unfixed, fixed, unknown_fix.clone()], 2),
-        ("min-epss drops lower scores, keeps equal and unknown", "max = { high = 0 }\nmin-epss = 0.1", vec![low_epss, at_epss, unknown_fix.clone()], 2),
-        ("exploitable-only drops known-unexploitable", "max = { high = 0 }\nexploitable-only = true", vec![no_exploit, exploit, unknown_fix], 2),
+        (
+            "fixable-only drops unfixable, keeps unknown",
+            "max = { high = 0 }\nfixable-only = true",
+            vec![unfixed, fixed, unknown_fix.clone()],
+            2,
+        ),
+        (
+            "min-epss drops lower scores, keeps equal and unknown",
+            "max = { high = 0 }\nmin-epss = 0.1",
+            vec![low_epss, at_epss, unknown_fix.clone()],
+            2,
+        ),
+        (
+            "exploitable-only drops known-unexploitable",
+            "max = { high = 0 }\nexploitable-only = true",
+            vec![no_exploit, exploit, unknown_fix],
+            2,
+        ),
     ];
     for (case, body, findings, counted) in cases {
         let result = evaluate_findings(&gate(body), "r", &findings, date("2026-11-28"));
@@ -169,14 +238,23 @@ fn demotion_never_leaves_an_image_without_a_tag() {
     let quarantine = TagTemplate::parse("quarantine-{digest12}").expect("template");
     let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let remove = |t: &str| Step::RemoveTag { tag: t.into(), digest: DIGEST.into() };
-    let cases: Vec<(&str, Vec<String>, Option<&TagTemplate>, Result<Vec<Step>, ()>)> = vec![
+    type Case<'a> = (&'a str, Vec<String>, Option<&'a TagTemplate>, Result<Vec<Step>, ()>);
+    let cases: Vec<Case<'_>> = vec![
         ("not promoted", strings(&["v1.5.0"]), Some(&quarantine), Ok(vec![])),
-        ("other tags stay", strings(&["v1.5.0", "v1.5.0-approved"]), Some(&quarantine), Ok(vec![remove("v1.5.0-approved")])),
+        (
+            "other tags stay",
+            strings(&["v1.5.0", "v1.5.0-approved"]),
+            Some(&quarantine),
+            Ok(vec![remove("v1.5.0-approved")]),
+        ),
         (
             "only promotion tags: quarantine first",
             strings(&["approved-6acea1b877ba"]),
             Some(&quarantine),
-            Ok(vec![Step::AddTag { tag: "quarantine-6acea1b877ba".into(), digest: DIGEST.into() }, remove("approved-6acea1b877ba")]),
+            Ok(vec![
+                Step::AddTag { tag: "quarantine-6acea1b877ba".into(), digest: DIGEST.into() },
+                remove("approved-6acea1b877ba"),
+            ]),
         ),
         ("only promotion tags, no quarantine", strings(&["approved-6acea1b877ba"]), None, Err(())),
     ];
@@ -210,7 +288,10 @@ fn gate_policy_errors() {
         ("max = { critcal = 0 }", "unknown field"),
         ("max = { high = 0 }\nmin-epss = 1.5", "between 0 and 1"),
         ("max = { high = 0 }\non-failure = \"delete\"", "unknown variant"),
-        ("max = { high = 0 }\n[[class.gate.allow]]\nid = \"\"\nreason = \"r\"\nexpires = 2027-01-01", "empty vulnerability id"),
+        (
+            "max = { high = 0 }\n[[class.gate.allow]]\nid = \"\"\nreason = \"r\"\nexpires = 2027-01-01",
+            "empty vulnerability id",
+        ),
         ("max = { high = 0 }\n[[class.gate.allow]]\nid = \"X\"\nreason = \" \"\nexpires = 2027-01-01", "say why"),
         ("max = { high = 0 }\n[[class.gate.allow]]\nid = \"X\"\nreason = \"r\"\nexpires = 10:00:00", "give a date"),
         (
@@ -219,13 +300,22 @@ fn gate_policy_errors() {
         ),
     ];
     for (body, expected) in cases {
-        let text = format!("version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\n[class.gate]\npromote = [\"ok-{{digest12}}\"]\n{body}\n");
+        let text = format!(
+            "version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\n[class.gate]\npromote = [\"ok-{{digest12}}\"]\n{body}\n"
+        );
         let error = Policy::from_toml(&text, "gate.toml").expect_err(body).to_string();
         assert!(error.contains(expected), "{body}: {error}");
         assert!(error.starts_with("gate.toml:"), "{error}");
     }
-    for (promote, expected) in [("[]", "at least one promotion tag"), ("[\"{tag}\"]", "template"), ("[\"a/{tag}\"]", "not allowed"), ("[\"x-{digest12}\", \"x-{digest12}\"]", "twice")] {
-        let text = format!("version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\n[class.gate]\nmax = {{ high = 0 }}\npromote = {promote}\n");
+    for (promote, expected) in [
+        ("[]", "at least one promotion tag"),
+        ("[\"{tag}\"]", "template"),
+        ("[\"a/{tag}\"]", "not allowed"),
+        ("[\"x-{digest12}\", \"x-{digest12}\"]", "twice"),
+    ] {
+        let text = format!(
+            "version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\n[class.gate]\nmax = {{ high = 0 }}\npromote = {promote}\n"
+        );
         let error = Policy::from_toml(&text, "gate.toml").expect_err(promote).to_string();
         assert!(error.contains(expected), "{promote}: {error}");
     }

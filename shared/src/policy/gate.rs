@@ -111,7 +111,8 @@ impl GateRules {
     }
 
     pub(super) fn summary(&self) -> String {
-        let limits: Vec<String> = self.max.iter().map(|(s, n)| format!("{} ≤ {n}", s.as_str().to_lowercase())).collect();
+        let limits: Vec<String> =
+            self.max.iter().map(|(s, n)| format!("{} ≤ {n}", s.as_str().to_lowercase())).collect();
         let mut filters = Vec::new();
         if self.fixable_only {
             filters.push("fixable only".to_owned());

@@ -1,13 +1,13 @@
 //! The policy file as written (with source spans), and its validation into [`Policy`].
 
-use super::tags::{EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules, derive_mutability};
 use super::gate::{AllowEntry, GateRules, OnFailure, Severity};
+use super::tags::{EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules, derive_mutability};
 use super::{Class, Policy, PolicyError, PolicyErrors, UNMANAGED};
-use chrono::NaiveDate;
-use std::collections::BTreeMap;
 use crate::pattern::{Pattern, ecr_exclusion_filter_problem};
 use crate::template::TagTemplate;
+use chrono::NaiveDate;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::ops::Range;
 use toml::Spanned;
 
@@ -347,7 +347,11 @@ fn compile_gate(raw: &RawGate, key: &str, errors: &mut Errors<'_>) -> Option<Gat
     }
     if max.is_empty() {
         let span = raw.max.as_ref().map_or_else(|| raw.promote.span(), Spanned::span);
-        errors.push(Some(span), format!("{key}.max"), "a gate needs at least one severity limit, e.g. max = { critical = 0 }");
+        errors.push(
+            Some(span),
+            format!("{key}.max"),
+            "a gate needs at least one severity limit, e.g. max = { critical = 0 }",
+        );
     }
     if let Some(epss) = &raw.min_epss
         && !(0.0..=1.0).contains(epss.get_ref())
@@ -361,7 +365,11 @@ fn compile_gate(raw: &RawGate, key: &str, errors: &mut Errors<'_>) -> Option<Gat
     for (i, text) in raw.promote.get_ref().iter().enumerate() {
         match TagTemplate::parse(text.get_ref()) {
             Ok(template) if promote.iter().any(|t| t.source() == template.source()) => {
-                errors.push(Some(text.span()), format!("{key}.promote[{i}]"), format!("`{}` is listed twice", text.get_ref()));
+                errors.push(
+                    Some(text.span()),
+                    format!("{key}.promote[{i}]"),
+                    format!("`{}` is listed twice", text.get_ref()),
+                );
             }
             Ok(template) => promote.push(template),
             Err(message) => errors.push(Some(text.span()), format!("{key}.promote[{i}]"), message),
@@ -376,13 +384,23 @@ fn compile_gate(raw: &RawGate, key: &str, errors: &mut Errors<'_>) -> Option<Gat
             errors.push(Some(raw_entry.id.span()), format!("{item}.id"), "empty vulnerability id");
         }
         if raw_entry.reason.get_ref().trim().is_empty() {
-            errors.push(Some(raw_entry.reason.span()), format!("{item}.reason"), "say why this vulnerability is accepted");
+            errors.push(
+                Some(raw_entry.reason.span()),
+                format!("{item}.reason"),
+                "say why this vulnerability is accepted",
+            );
         }
-        let expires = raw_entry.expires.get_ref().date.and_then(|d| {
-            NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
-        });
+        let expires = raw_entry
+            .expires
+            .get_ref()
+            .date
+            .and_then(|d| NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day)));
         if expires.is_none() {
-            errors.push(Some(raw_entry.expires.span()), format!("{item}.expires"), "give a date, e.g. expires = 2027-01-31");
+            errors.push(
+                Some(raw_entry.expires.span()),
+                format!("{item}.expires"),
+                "give a date, e.g. expires = 2027-01-31",
+            );
         }
         let repositories = compile_patterns(&raw_entry.repositories, &format!("{item}.repositories"), errors, |c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/' | '*')
@@ -390,7 +408,11 @@ fn compile_gate(raw: &RawGate, key: &str, errors: &mut Errors<'_>) -> Option<Gat
         if let (Some(expires), Some(repositories)) = (expires, repositories) {
             let scope = |r: &[Pattern]| r.iter().map(|p| p.source().to_owned()).collect::<Vec<_>>();
             if allow.iter().any(|a| a.id.eq_ignore_ascii_case(&id) && scope(&a.repositories) == scope(&repositories)) {
-                errors.push(Some(raw_entry.id.span()), format!("{item}.id"), format!("`{id}` is allowlisted twice for the same repositories"));
+                errors.push(
+                    Some(raw_entry.id.span()),
+                    format!("{item}.id"),
+                    format!("`{id}` is allowlisted twice for the same repositories"),
+                );
             }
             allow.push(AllowEntry { id, reason: raw_entry.reason.get_ref().trim().to_owned(), expires, repositories });
         }

@@ -1,0 +1,168 @@
+//! What every function's handler shares: parsing the event once, the per-event context, skipped outcomes,
+//! classification, notifications with dedup, and the outcome log line with the AWS calls it cost.
+
+use crate::WardenError;
+use crate::aws::Clients;
+use crate::aws::ledger::Ledger;
+use crate::aws::sns::{Delivery, deliver};
+use crate::config::Config;
+use crate::event::{Event, EventKind};
+use crate::notify::{Notification, SCHEMA, Severity};
+use crate::outcome::Outcome;
+use crate::policy::{Class, Classification, Policy};
+use chrono::Utc;
+
+/// The AWS calls counted when an invocation started.
+#[derive(Debug)]
+pub struct Started(std::collections::BTreeMap<String, u32>);
+
+/// The facts about one event every step needs.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub event: &'a Event,
+    /// The event's time, or now when it has none.
+    pub at: String,
+}
+
+/// A function's policy, configuration, clients and ledger, built once at init.
+#[derive(Debug)]
+pub struct Base {
+    pub function: &'static str,
+    pub policy: Policy,
+    pub config: Config,
+    pub clients: Clients,
+    pub ledger: Ledger,
+}
+
+impl Base {
+    pub fn new(function: &'static str, policy: Policy, config: Config, clients: Clients) -> Result<Self, WardenError> {
+        let ledger = Ledger::new(clients.dynamodb.clone(), config.require_ledger_table()?);
+        Ok(Self { function, policy, config, clients, ledger })
+    }
+
+    /// Where an invocation starts: the calls made so far, to report this event's own.
+    pub fn start(&self) -> Started {
+        Started(self.clients.calls.snapshot())
+    }
+
+    /// The context for a parsed event.
+    pub fn context<'a>(&self, event: &'a Event) -> Context<'a> {
+        let at = event.time.clone().unwrap_or_else(|| Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        Context { event, at }
+    }
+
+    /// Completes the outcome (dry run, AWS calls since `started`) and logs it.
+    pub fn finish(&self, mut outcome: Outcome, started: Started) -> Outcome {
+        outcome.dry_run = self.config.dry_run;
+        outcome.aws_calls = self.clients.calls.since(&started.0);
+        tracing::info!(
+            function = self.function,
+            event_id = %outcome.event_id,
+            event = %outcome.event,
+            repository = outcome.repository.as_deref(),
+            decision = %outcome.decision,
+            actions = outcome.actions.len(),
+            notified = outcome.notified,
+            aws_calls = outcome.total_aws_calls(),
+            reasons = ?outcome.reasons,
+            "outcome"
+        );
+        outcome
+    }
+
+    pub fn skipped(&self, cx: &Context<'_>, reason: impl Into<String>) -> Outcome {
+        let mut outcome = Outcome::skipped(self.function, &cx.event.id, &describe(cx.event), reason);
+        outcome.repository = cx.event.kind.repository().map(ToString::to_string);
+        outcome
+    }
+
+    /// The skipped outcome for an event of a kind this function does not act on.
+    pub fn not_handled(&self, cx: &Context<'_>) -> Outcome {
+        let event = cx.event;
+        match &event.kind {
+            EventKind::Unsupported => {
+                self.skipped(cx, format!("unknown event `{}` / `{}`", event.source, event.detail_type))
+            }
+            other => self.skipped(cx, format!("{} does not handle {} events", self.function, other.name())),
+        }
+    }
+
+    /// The managed class of a repository, or why it is left alone.
+    pub fn managed_class(&self, repository: &str) -> Result<&Class, String> {
+        match self.policy.classify(repository) {
+            Classification::Managed(class) => Ok(class),
+            Classification::Unmanaged(Some(class)) => Err(format!("{repository} belongs to unmanaged class `{class}`")),
+            Classification::Unmanaged(None) => {
+                Err(format!("{repository} matches no class and the default is unmanaged"))
+            }
+        }
+    }
+
+    pub fn outcome_for(
+        &self,
+        cx: &Context<'_>,
+        class: &Class,
+        repository: &str,
+        digest: Option<&str>,
+        tags: &[String],
+    ) -> Outcome {
+        Outcome {
+            function: self.function,
+            event_id: cx.event.id.clone(),
+            event: describe(cx.event),
+            repository: Some(repository.to_owned()),
+            digest: digest.map(str::to_owned),
+            tags: tags.to_vec(),
+            class: Some(class.name.clone()),
+            ..Outcome::default()
+        }
+    }
+
+    /// A notification about `outcome`; `result` is the one word operators filter on (`untagged`, `promoted`).
+    pub fn notification(
+        &self,
+        cx: &Context<'_>,
+        kind: &str,
+        outcome: &Outcome,
+        result: &str,
+        reasons: Vec<String>,
+        severity: Severity,
+    ) -> Notification {
+        Notification {
+            schema: SCHEMA,
+            kind: kind.to_owned(),
+            severity,
+            function: self.function.to_owned(),
+            repository: outcome.repository.clone(),
+            digest: outcome.digest.clone(),
+            tags: outcome.tags.clone(),
+            tags_omitted: 0,
+            outcome: result.to_owned(),
+            reasons,
+            reasons_omitted: 0,
+            actions: outcome.actions.clone(),
+            actions_omitted: 0,
+            class: outcome.class.clone(),
+            dry_run: self.config.dry_run,
+            event_id: cx.event.id.clone(),
+            time: cx.at.clone(),
+        }
+    }
+
+    /// Sends a notification at most once per event and kind. `Ok(true)`: sent now.
+    pub async fn send(&self, notification: &Notification) -> Result<bool, WardenError> {
+        let topic = self.config.topic_arn.as_deref();
+        let delivery = deliver(&self.clients.sns, topic, &self.ledger, notification, Utc::now().timestamp()).await?;
+        Ok(matches!(delivery, Delivery::Sent(_)))
+    }
+}
+
+/// How an event is named in outcomes.
+pub fn describe(event: &Event) -> String {
+    match &event.kind {
+        EventKind::ImageAction(action) => format!("{} {}", event.detail_type, action.action_type.as_str()),
+        EventKind::CreateRepository(_) => "CloudTrail CreateRepository".into(),
+        EventKind::DeleteRepository(_) => "CloudTrail DeleteRepository".into(),
+        _ => event.detail_type.clone(),
+    }
+}
