@@ -157,6 +157,17 @@ impl Base {
     }
 }
 
+impl Base {
+    /// Publishes without a dedup claim. Only for notifications sent because this invocation changed something
+    /// (a replay changes nothing, so it cannot repeat them): saves the ledger write on the hot path.
+    pub async fn send_on_change(&self, notification: &Notification) -> Result<bool, WardenError> {
+        match self.config.topic_arn.as_deref() {
+            Some(topic) => crate::aws::sns::publish(&self.clients.sns, topic, notification).await.map(|_| true),
+            None => Ok(false),
+        }
+    }
+}
+
 /// How an event is named in outcomes.
 pub fn describe(event: &Event) -> String {
     match &event.kind {

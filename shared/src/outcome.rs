@@ -27,6 +27,9 @@ pub struct Outcome {
     pub dry_run: bool,
     /// AWS operations made, by `Service.Operation`.
     pub aws_calls: BTreeMap<String, u32>,
+    /// scan-gate: the gate's verdict, counts before and after the allowlist and filters, blocking findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::gate::GateResult>,
     /// Sweeps: one entry per repository.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<Outcome>,

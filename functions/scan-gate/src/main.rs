@@ -1,15 +1,21 @@
-//! scan-gate Lambda. Not built yet: it answers every event with a skipped outcome that says so, and does nothing else.
+//! scan-gate Lambda: wiring only. The behaviour lives in `lib.rs` and `warden::gate`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use scan_gate::ScanGate;
 use serde_json::Value;
-use warden::WardenError;
-use warden::outcome::{Outcome, not_implemented};
+use warden::aws::Clients;
+use warden::config::Config;
+use warden::policy::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    run(service_fn(|event: LambdaEvent<Value>| async move {
-        Ok::<Outcome, WardenError>(not_implemented("scan-gate", &event.payload))
-    }))
-    .await
+    let policy = Policy::from_env()?;
+    let config = Config::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let clients = Clients::new(&sdk);
+    let inspector = clients.inspector(&sdk);
+    let gate = ScanGate::new(policy, config, clients, inspector)?;
+    let gate = &gate;
+    run(service_fn(move |event: LambdaEvent<Value>| async move { gate.handle(event.payload).await })).await
 }

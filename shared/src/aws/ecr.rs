@@ -45,7 +45,16 @@ fn digest_id(digest: &str) -> ImageIdentifier {
 
 /// The image a tag points at now, with all its tags (DescribeImages by tag).
 pub async fn describe_tag(ecr: &Client, repository: &str, tag: &str) -> Result<Found<ImageState>, WardenError> {
-    let result = ecr.describe_images().repository_name(repository).image_ids(tag_id(tag)).send().await;
+    describe_image(ecr, repository, tag_id(tag)).await
+}
+
+/// An image by digest, with all its tags (DescribeImages by digest).
+pub async fn describe_digest(ecr: &Client, repository: &str, digest: &str) -> Result<Found<ImageState>, WardenError> {
+    describe_image(ecr, repository, digest_id(digest)).await
+}
+
+async fn describe_image(ecr: &Client, repository: &str, id: ImageIdentifier) -> Result<Found<ImageState>, WardenError> {
+    let result = ecr.describe_images().repository_name(repository).image_ids(id).send().await;
     match result {
         Ok(output) => Ok(output.image_details().first().map_or(Found::NoImage, |detail| {
             Found::Yes(ImageState {

@@ -1,0 +1,380 @@
+//! scan-gate against exact AWS responses (aws-smithy-mocks): which calls a decision costs, pagination of both
+//! findings APIs, Inspector's filters, promotion idempotency and demotion safety.
+
+use super::*;
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
+use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
+use aws_sdk_ecr::operation::describe_image_scan_findings::{
+    DescribeImageScanFindingsError, DescribeImageScanFindingsOutput,
+};
+use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+use aws_sdk_ecr::operation::put_image::{PutImageError, PutImageOutput};
+use aws_sdk_ecr::types::error::{ImageTagAlreadyExistsException, ScanNotFoundException};
+use aws_sdk_ecr::types::{
+    Attribute, FindingSeverity, Image, ImageDetail, ImageScanFinding, ImageScanFindings, ImageScanStatus, ScanStatus,
+};
+use aws_sdk_inspector2::operation::list_findings::{ListFindingsError, ListFindingsOutput};
+use aws_sdk_inspector2::types::{
+    EpssDetails, FindingStatus, FindingType, FixAvailable, PackageVulnerabilityDetails, Resource, ResourceType,
+    Severity as InspectorSeverity, VulnerablePackage,
+};
+use aws_sdk_sns::operation::publish::PublishOutput;
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_types::DateTime;
+use aws_smithy_types::error::ErrorMetadata;
+use warden::aws::CallCounter;
+
+const PROD: &str = "prod/payments-api";
+const DEV: &str = "dev/web-frontend";
+const DIGEST: &str = "sha256:6acea1b877bac2682db3652df3de9bf1930e81c9ffc7265cae361458643f1143";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+fn sample(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json")
+}
+
+/// A basic scan event for `repository` with the given counts and tags.
+fn basic_scan(repository: &str, counts: Value, tags: &[&str]) -> Value {
+    let mut event = sample("ecr-image-scan.json");
+    event["detail"]["repository-name"] = repository.into();
+    event["detail"]["image-digest"] = DIGEST.into();
+    event["detail"]["finding-severity-counts"] = counts;
+    event["detail"]["image-tags"] = tags.iter().map(|t| Value::from(*t)).collect();
+    event
+}
+
+fn inspector_scan(tags: &[&str]) -> Value {
+    let mut event = sample("inspector2-scan.json");
+    event["detail"]["image-tags"] = tags.iter().map(|t| Value::from(*t)).collect();
+    event
+}
+
+fn gate(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rule]) -> ScanGate {
+    let calls = CallCounter::default();
+    let (c1, c2, c3, c4) = (calls.clone(), calls.clone(), calls.clone(), calls.clone());
+    let clients = Clients {
+        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, ecr, move |c| c.interceptor(c1.clone())),
+        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c.interceptor(c2.clone())),
+        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c.interceptor(c3.clone())),
+        calls,
+    };
+    let inspector = mock_client!(aws_sdk_inspector2, RuleMode::MatchAny, inspector, move |c| c.interceptor(c4.clone()));
+    let config = Config {
+        ledger_table: Some("ledger".into()),
+        topic_arn: Some("arn:aws:sns:us-east-1:123456789012:ecr-warden".into()),
+        dry_run: false,
+    };
+    let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("policy");
+    ScanGate::new(policy, config, clients, inspector).expect("gate")
+}
+
+fn manifest(media_type: &'static str) -> Rule {
+    mock!(aws_sdk_ecr::Client::batch_get_image).then_output(move || {
+        BatchGetImageOutput::builder()
+            .images(
+                Image::builder().image_manifest(r#"{"schemaVersion":2}"#).image_manifest_media_type(media_type).build(),
+            )
+            .build()
+    })
+}
+
+fn put_ok(tag: &'static str) -> Rule {
+    mock!(aws_sdk_ecr::Client::put_image)
+        .match_requests(move |r| r.image_tag() == Some(tag) && r.image_digest() == Some(DIGEST))
+        .then_output(|| PutImageOutput::builder().build())
+}
+
+fn claim() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build())
+}
+
+fn publish() -> Rule {
+    mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build())
+}
+
+fn image_tags(tags: &'static [&'static str]) -> Rule {
+    mock!(aws_sdk_ecr::Client::describe_images).then_output(move || {
+        DescribeImagesOutput::builder()
+            .image_details(
+                ImageDetail::builder()
+                    .image_digest(DIGEST)
+                    .set_image_tags(Some(tags.iter().map(|t| (*t).to_owned()).collect()))
+                    .build(),
+            )
+            .build()
+    })
+}
+
+fn basic_finding(id: &str, severity: FindingSeverity) -> ImageScanFinding {
+    ImageScanFinding::builder()
+        .name(id)
+        .severity(severity)
+        .uri(format!("https://nvd.nist.gov/vuln/detail/{id}"))
+        .attributes(Attribute::builder().key("package_name").value("openssl").build().expect("attribute"))
+        .attributes(Attribute::builder().key("package_version").value("3.0.13").build().expect("attribute"))
+        .build()
+}
+
+fn scan_page(findings: Vec<ImageScanFinding>, next: Option<&str>) -> DescribeImageScanFindingsOutput {
+    DescribeImageScanFindingsOutput::builder()
+        .image_scan_status(ImageScanStatus::builder().status(ScanStatus::Complete).build())
+        .image_scan_findings(ImageScanFindings::builder().set_findings(Some(findings)).build())
+        .set_next_token(next.map(str::to_owned))
+        .build()
+}
+
+fn inspector_finding(id: &str, severity: InspectorSeverity, fix: FixAvailable) -> aws_sdk_inspector2::types::Finding {
+    let now = DateTime::from_secs(1_764_000_000);
+    aws_sdk_inspector2::types::Finding::builder()
+        .finding_arn(format!("arn:aws:inspector2:us-east-1:123456789012:finding/{id}"))
+        .aws_account_id("123456789012")
+        .r#type(FindingType::PackageVulnerability)
+        .description("test finding")
+        .severity(severity)
+        .status(FindingStatus::Active)
+        .first_observed_at(now)
+        .last_observed_at(now)
+        .fix_available(fix)
+        .epss(EpssDetails::builder().score(0.02).build())
+        .package_vulnerability_details(
+            PackageVulnerabilityDetails::builder()
+                .vulnerability_id(id)
+                .source("NVD")
+                .source_url(format!("https://nvd.nist.gov/vuln/detail/{id}"))
+                .vulnerable_packages(
+                    VulnerablePackage::builder()
+                        .name("openssl")
+                        .version("3.0.13")
+                        .fixed_in_version("3.0.15")
+                        .build()
+                        .expect("package"),
+                )
+                .build()
+                .expect("details"),
+        )
+        .resources(
+            Resource::builder().r#type(ResourceType::AwsEcrContainerImage).id("image").build().expect("resource"),
+        )
+        .build()
+        .expect("finding")
+}
+
+fn calls(outcome: &Outcome) -> Vec<(&str, u32)> {
+    outcome.aws_calls.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+}
+
+#[tokio::test]
+async fn passing_counts_promote_with_three_calls() {
+    let (get, put, sent) =
+        (manifest("application/vnd.oci.image.manifest.v1+json"), put_ok("approved-6acea1b877ba"), publish());
+    let gate = gate(&[&get, &put], &[], &[&sent], &[]);
+    let outcome =
+        gate.handle(basic_scan(DEV, serde_json::json!({"HIGH": 4, "LOW": 2}), &["pr-1284"])).await.expect("ok");
+    assert_eq!(outcome.decision, "promoted");
+    assert_eq!(calls(&outcome), vec![("ECR.BatchGetImage", 1), ("ECR.PutImage", 1), ("SNS.Publish", 1)]);
+    assert_eq!(outcome.gate.as_ref().map(|g| g.evidence), Some("event-counts"));
+    assert!(outcome.notified);
+}
+
+#[tokio::test]
+async fn replayed_promotion_is_quiet() {
+    // The tag is already there: PutImage answers ImageTagAlreadyExistsException (immutable) for the same digest.
+    let get = manifest("application/vnd.oci.image.manifest.v1+json");
+    let exists = mock!(aws_sdk_ecr::Client::put_image).then_error(|| {
+        PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build())
+    });
+    let same = image_tags(&["pr-1284", "approved-6acea1b877ba"]);
+    let sent = publish();
+    let gate = gate(&[&get, &exists, &same], &[], &[&sent], &[]);
+    let outcome = gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-1284"])).await.expect("ok");
+    assert_eq!(outcome.decision, "already-promoted");
+    assert_eq!(outcome.actions[0].result, ActionResult::AlreadyDone);
+    assert_eq!(sent.num_calls(), 0, "nothing changed, nothing to say");
+}
+
+#[tokio::test]
+async fn promotion_tag_held_by_another_image_is_a_clear_failure() {
+    let get = manifest("application/vnd.oci.image.manifest.v1+json");
+    let exists = mock!(aws_sdk_ecr::Client::put_image).then_error(|| {
+        PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build())
+    });
+    let elsewhere = mock!(aws_sdk_ecr::Client::describe_images).then_output(|| {
+        DescribeImagesOutput::builder()
+            .image_details(
+                ImageDetail::builder().image_digest("sha256:other").image_tags("approved-6acea1b877ba").build(),
+            )
+            .build()
+    });
+    let (claimed, sent) = (claim(), publish());
+    let gate = gate(&[&get, &exists, &elsewhere], &[&claimed], &[&sent], &[]);
+    let outcome = gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-1284"])).await.expect("no retry loop");
+    assert_eq!(outcome.decision, "promotion-failed");
+    assert!(outcome.actions[0].detail.as_deref().is_some_and(|d| d.contains("sha256:other")));
+    assert_eq!(sent.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn failing_counts_block_without_reading_findings() {
+    let (claimed, sent) = (claim(), publish());
+    let gate = gate(&[], &[&claimed], &[&sent], &[]);
+    let outcome = gate.handle(basic_scan(DEV, serde_json::json!({"CRITICAL": 1}), &["pr-1284"])).await.expect("ok");
+    assert_eq!(outcome.decision, "blocked");
+    assert!(outcome.actions.is_empty());
+    assert_eq!(calls(&outcome), vec![("DynamoDB.PutItem", 1), ("SNS.Publish", 1)]);
+}
+
+#[tokio::test]
+async fn allowlist_reads_every_page_of_basic_findings() {
+    let page1 = mock!(aws_sdk_ecr::Client::describe_image_scan_findings)
+        .match_requests(|r| r.next_token().is_none())
+        .then_output(|| scan_page(vec![basic_finding("CVE-2026-31337", FindingSeverity::Critical)], Some("p2")));
+    let page2 = mock!(aws_sdk_ecr::Client::describe_image_scan_findings)
+        .match_requests(|r| r.next_token() == Some("p2"))
+        .then_output(|| scan_page(vec![basic_finding("CVE-2026-1111", FindingSeverity::Medium)], None));
+    let (get, put, sent) =
+        (manifest("application/vnd.oci.image.manifest.v1+json"), put_ok("v1.4.2-approved"), publish());
+    let gate = gate(&[&page1, &page2, &get, &put], &[], &[&sent], &[]);
+    let outcome =
+        gate.handle(basic_scan(PROD, serde_json::json!({"CRITICAL": 1, "MEDIUM": 1}), &["v1.4.2"])).await.expect("ok");
+    assert_eq!((page1.num_calls(), page2.num_calls()), (1, 1));
+    assert_eq!(outcome.decision, "promoted");
+    let result = outcome.gate.expect("gate result");
+    assert_eq!(result.evidence, "findings");
+    assert_eq!(result.allowlisted.len(), 1, "CVE-2026-31337 is allowlisted for prod/payments-*");
+    assert_eq!(result.counts_before[&warden::policy::Severity::Critical], 1);
+    assert_eq!(result.counts_after[&warden::policy::Severity::Critical], 0);
+}
+
+#[tokio::test]
+async fn the_allowlist_is_scoped() {
+    let findings = mock!(aws_sdk_ecr::Client::describe_image_scan_findings)
+        .then_output(|| scan_page(vec![basic_finding("CVE-2026-31337", FindingSeverity::Critical)], None));
+    // on-failure = demote: scan-gate looks at the image's current tags (not promoted here).
+    let current = image_tags(&["v2.0.0"]);
+    let (claimed, sent) = (claim(), publish());
+    let gate = gate(&[&findings, &current], &[&claimed], &[&sent], &[]);
+    let outcome = gate
+        .handle(basic_scan("prod/billing-worker", serde_json::json!({"CRITICAL": 1}), &["v2.0.0"]))
+        .await
+        .expect("ok");
+    assert_eq!(outcome.decision, "blocked");
+    assert!(outcome.actions.is_empty());
+    let result = outcome.gate.expect("gate");
+    assert_eq!(result.blocking[0].id, "CVE-2026-31337");
+    assert_eq!(result.stale, Vec::<String>::new(), "out of scope entries are not stale here");
+}
+
+#[tokio::test]
+async fn enhanced_findings_fail_and_a_promoted_image_is_demoted() {
+    let first = mock!(aws_sdk_inspector2::Client::list_findings)
+        .match_requests(|r| {
+            let criteria = r.filter_criteria().expect("filters");
+            r.next_token().is_none()
+                && criteria.ecr_image_repository_name()[0].value() == PROD
+                && criteria.ecr_image_hash()[0].value() == DIGEST
+                && criteria.finding_status()[0].value() == "ACTIVE"
+        })
+        .then_output(|| {
+            ListFindingsOutput::builder()
+                .findings(inspector_finding("CVE-2026-0001", InspectorSeverity::High, FixAvailable::Yes))
+                .next_token("t2")
+                .build()
+        });
+    let second = mock!(aws_sdk_inspector2::Client::list_findings)
+        .match_requests(|r| r.next_token() == Some("t2"))
+        .then_output(|| {
+            ListFindingsOutput::builder()
+                .findings(inspector_finding("CVE-2026-0002", InspectorSeverity::High, FixAvailable::No))
+                .build()
+        });
+    let current = image_tags(&["v1.5.0", "v1.5.0-approved"]);
+    let removed = mock!(aws_sdk_ecr::Client::batch_delete_image)
+        .match_requests(|r| r.image_ids().len() == 1 && r.image_ids()[0].image_tag() == Some("v1.5.0-approved"))
+        .then_output(|| BatchDeleteImageOutput::builder().build());
+    let (claimed, sent) = (claim(), publish());
+    let gate = gate(&[&current, &removed], &[&claimed], &[&sent], &[&first, &second]);
+    let outcome = gate.handle(inspector_scan(&["v1.5.0", "v1.5.0-approved"])).await.expect("ok");
+    assert_eq!(outcome.decision, "demoted");
+    assert_eq!(removed.num_calls(), 1);
+    let result = outcome.gate.expect("gate");
+    assert_eq!(result.counts_after[&warden::policy::Severity::High], 1, "the unfixable finding does not count");
+    assert_eq!(result.blocking[0].id, "CVE-2026-0001");
+    assert!(outcome.notified);
+}
+
+#[tokio::test]
+async fn demotion_keeps_an_image_whose_only_tag_is_the_promotion_tag() {
+    let findings = mock!(aws_sdk_inspector2::Client::list_findings).then_output(|| {
+        ListFindingsOutput::builder()
+            .findings(inspector_finding("CVE-2026-0001", InspectorSeverity::Critical, FixAvailable::Yes))
+            .build()
+    });
+    let current = image_tags(&["v1.5.0-approved"]);
+    let get = manifest("application/vnd.oci.image.manifest.v1+json");
+    let quarantine = put_ok("quarantine-6acea1b877ba");
+    let removed =
+        mock!(aws_sdk_ecr::Client::batch_delete_image).then_output(|| BatchDeleteImageOutput::builder().build());
+    let (claimed, sent) = (claim(), publish());
+    let gate = gate(&[&current, &get, &quarantine, &removed], &[&claimed], &[&sent], &[&findings]);
+    let outcome = gate.handle(sample("inspector2-finding.json")).await.expect("ok");
+    assert_eq!(outcome.decision, "demoted");
+    assert_eq!((quarantine.num_calls(), removed.num_calls()), (1, 1), "quarantine first, then remove");
+}
+
+#[tokio::test]
+async fn a_finding_that_closes_promotes_again() {
+    let none = mock!(aws_sdk_inspector2::Client::list_findings).then_output(|| ListFindingsOutput::builder().build());
+    let get = manifest(INDEX);
+    let put = mock!(aws_sdk_ecr::Client::put_image)
+        .match_requests(|r| r.image_tag() == Some("v1.5.0-approved") && r.image_manifest_media_type() == Some(INDEX))
+        .then_output(|| PutImageOutput::builder().build());
+    let sent = publish();
+    let gate = gate(&[&get, &put], &[], &[&sent], &[&none]);
+    let outcome = gate.handle(sample("inspector2-finding-closed.json")).await.expect("ok");
+    assert_eq!(outcome.decision, "promoted");
+    assert_eq!(put.num_calls(), 1, "an image index is promoted as the index");
+}
+
+#[tokio::test]
+async fn failed_or_missing_scans_never_promote() {
+    let (claimed, sent) = (claim(), publish());
+    let gate = gate(&[], &[&claimed], &[&sent], &[]);
+    let mut failed = sample("ecr-image-scan-failed.json");
+    failed["detail"]["repository-name"] = DEV.into();
+    failed["detail"]["image-digest"] = DIGEST.into();
+    let outcome = gate.handle(failed).await.expect("ok");
+    assert_eq!(outcome.decision, "scan-failed");
+    assert!(outcome.actions.is_empty() && outcome.notified);
+
+    let not_found = mock!(aws_sdk_ecr::Client::describe_image_scan_findings)
+        .then_error(|| DescribeImageScanFindingsError::ScanNotFoundException(ScanNotFoundException::builder().build()));
+    let (claimed, sent) = (claim(), publish());
+    let gate = self::gate(&[&not_found], &[&claimed], &[&sent], &[]);
+    let outcome = gate.handle(basic_scan(PROD, serde_json::json!({}), &["v1.4.2"])).await.expect("ok");
+    assert_eq!(outcome.decision, "not-scanned");
+}
+
+#[tokio::test]
+async fn irrelevant_events_are_skipped_without_calls() {
+    let gate = gate(&[], &[], &[], &[]);
+    for name in
+        ["inspector2-finding-ec2.json", "ecr-image-push.json", "other-source.json", "ecr-replication-failed.json"]
+    {
+        let outcome = gate.handle(sample(name)).await.expect("skipped");
+        assert_eq!(outcome.decision, "skipped", "{name}");
+        assert!(outcome.aws_calls.is_empty(), "{name}");
+    }
+    let sandbox = basic_scan("sandbox/experiments", serde_json::json!({"CRITICAL": 9}), &[]);
+    assert_eq!(gate.handle(sandbox).await.expect("skipped").decision, "skipped");
+}
+
+#[tokio::test]
+async fn throttled_inspector_is_retryable() {
+    let throttled = mock!(aws_sdk_inspector2::Client::list_findings)
+        .then_error(|| ListFindingsError::generic(ErrorMetadata::builder().code("ThrottlingException").build()));
+    let gate = gate(&[], &[], &[], &[&throttled]);
+    let error = gate.handle(inspector_scan(&["v1.5.0"])).await.expect_err("throttled");
+    assert!(error.is_retryable(), "{error}");
+}
