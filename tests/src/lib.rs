@@ -207,3 +207,87 @@ pub fn image_action(action: &str, repository: &str, digest: &str, tag: Option<&s
         "account": ACCOUNT, "time": time, "region": "us-east-1", "resources": [], "detail": detail
     })
 }
+
+/// POSTs JSON to one of moto's own endpoints (`/moto-api/...`, used to seed scan results). A plain HTTP/1.1
+/// request over a TCP stream: the only HTTP moto needs from us that the AWS SDK does not make.
+pub fn moto_post(path: &str, body: &serde_json::Value) -> u16 {
+    use std::io::{Read, Write};
+    let endpoint = std::env::var("WARDEN_TEST_ENDPOINT").expect("WARDEN_TEST_ENDPOINT");
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect to moto");
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+/// Seeds what ECR's DescribeImageScanFindings returns for an image (moto's scan-finding-results endpoint).
+pub async fn seed_basic_scan(stack: &Stack, repository: &str, digest: &str, findings: serde_json::Value) {
+    stack
+        .ecr
+        .start_image_scan()
+        .repository_name(repository)
+        .image_id(aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(digest).build())
+        .send()
+        .await
+        .expect("start scan");
+    let mut counts = serde_json::Map::new();
+    for finding in findings.as_array().into_iter().flatten() {
+        let severity = finding["severity"].as_str().unwrap_or("UNDEFINED").to_owned();
+        let entry = counts.entry(severity).or_insert(serde_json::json!(0));
+        *entry = serde_json::json!(entry.as_u64().unwrap_or(0) + 1);
+    }
+    let seed = serde_json::json!({"results": [{
+        "registryId": ACCOUNT, "repositoryName": repository, "imageId": {"imageDigest": digest},
+        "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
+        "imageScanFindings": {"findingSeverityCounts": counts, "findings": findings}
+    }]});
+    assert_eq!(moto_post("/moto-api/static/ecr/scan-finding-results", &seed), 201);
+}
+
+/// Seeds the findings Amazon Inspector's ListFindings returns next (moto's findings-results endpoint): one
+/// inner list per answer, handed out in order to requests with new parameters.
+pub fn seed_inspector_findings(pages: serde_json::Value) {
+    let seed = serde_json::json!({"results": pages});
+    assert_eq!(moto_post("/moto-api/static/inspector2/findings-results", &seed), 201);
+}
+
+/// A complete Inspector finding (the SDK silently fills missing required members, which would make tests
+/// pass vacuously).
+pub fn inspector_finding(
+    repository: &str,
+    digest: &str,
+    tag: &str,
+    id: &str,
+    severity: &str,
+    fix: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "findingArn": format!("arn:aws:inspector2:us-east-1:{ACCOUNT}:finding/{}", id.to_lowercase()),
+        "awsAccountId": ACCOUNT, "type": "PACKAGE_VULNERABILITY", "title": format!("{id} - openssl"),
+        "description": "A flaw in openssl.", "severity": severity, "status": "ACTIVE", "inspectorScore": 7.5,
+        "fixAvailable": fix, "exploitAvailable": "NO",
+        "firstObservedAt": 1_764_000_000.0, "lastObservedAt": 1_764_000_000.0, "updatedAt": 1_764_000_000.0,
+        "remediation": {"recommendation": {"text": "Upgrade openssl."}},
+        "packageVulnerabilityDetails": {"vulnerabilityId": id, "source": "NVD",
+            "sourceUrl": format!("https://nvd.nist.gov/vuln/detail/{id}"),
+            "vulnerablePackages": [{"name": "openssl", "version": "3.0.13", "fixedInVersion": "3.0.15", "packageManager": "OS"}]},
+        "resources": [{"type": "AWS_ECR_CONTAINER_IMAGE",
+            "id": format!("arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{repository}/{digest}"), "region": "us-east-1",
+            "details": {"awsEcrContainerImage": {"repositoryName": repository, "imageHash": digest, "imageTags": [tag],
+                "registry": ACCOUNT, "platform": "AMAZON_LINUX_2023", "architecture": "amd64", "pushedAt": 1_764_000_000.0}}}]
+    })
+}
+
+/// An EventBridge envelope around a detail.
+pub fn envelope(source: &str, detail_type: &str, detail: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0", "id": unique("event-"), "detail-type": detail_type, "source": source,
+        "account": ACCOUNT, "time": "2026-11-28T09:00:00Z", "region": "us-east-1", "resources": [], "detail": detail
+    })
+}

@@ -1,0 +1,127 @@
+//! scan-gate end to end against moto: seeded ECR scan results and Inspector findings, the real handler,
+//! promotion tags in ECR and the messages subscribers receive.
+
+use aws_sdk_ecr::types::ImageTagMutability;
+use integration_tests::{Stack, envelope, inspector_finding, seed_basic_scan, seed_inspector_findings, unique};
+use scan_gate::ScanGate;
+use serde_json::json;
+use warden::aws::Clients;
+use warden::config::Config;
+use warden::policy::{EMBEDDED_POLICY, Policy};
+
+fn gate(stack: &Stack) -> ScanGate {
+    let policy = Policy::from_toml(EMBEDDED_POLICY, "warden.toml").expect("valid policy");
+    let config =
+        Config { ledger_table: Some(stack.table.clone()), topic_arn: Some(stack.topic_arn.clone()), dry_run: false };
+    let clients = Clients::new(&stack.sdk);
+    let inspector = clients.inspector(&stack.sdk);
+    ScanGate::new(policy, config, clients, inspector).expect("scan-gate")
+}
+
+fn basic_scan(repository: &str, digest: &str, tags: &[&str], counts: serde_json::Value) -> serde_json::Value {
+    envelope(
+        "aws.ecr",
+        "ECR Image Scan",
+        json!({
+            "scan-status": "COMPLETE", "repository-name": repository, "image-digest": digest,
+            "image-tags": tags, "finding-severity-counts": counts
+        }),
+    )
+}
+
+fn kinds(messages: &[serde_json::Value]) -> Vec<String> {
+    messages.iter().filter_map(|m| m["MessageAttributes"]["kind"]["Value"].as_str().map(str::to_owned)).collect()
+}
+
+#[tokio::test]
+async fn clean_scan_promotes_from_the_event_counts() {
+    let stack = Stack::new().await;
+    let gate = gate(&stack);
+    let repo = unique("dev/web-");
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    let digest = stack.push(&repo, "clean", Some("pr-7")).await;
+    let event = basic_scan(&repo, &digest, &["pr-7"], json!({"HIGH": 3}));
+
+    let outcome = gate.handle(event.clone()).await.expect("handled");
+
+    assert_eq!(outcome.decision, "promoted");
+    assert_eq!(outcome.total_aws_calls(), 3, "BatchGetImage + PutImage + Publish: {:?}", outcome.aws_calls);
+    let approved = format!("approved-{}", &digest[7..19]);
+    assert_eq!(stack.tag_digest(&repo, &approved).await.as_deref(), Some(digest.as_str()));
+    assert_eq!(kinds(&stack.messages().await), vec!["promoted"]);
+
+    let replay = gate.handle(event).await.expect("replayed");
+    assert_eq!(replay.decision, "already-promoted");
+    assert!(stack.messages().await.is_empty(), "a replay says nothing");
+}
+
+#[tokio::test]
+async fn allowlisted_and_blocking_findings_from_a_basic_scan() {
+    let stack = Stack::new().await;
+    let gate = gate(&stack);
+    // `prod/payments-*`: the allowlist's scope.
+    let repo = unique("prod/payments-");
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    let digest = stack.push(&repo, "release", Some("v3.1.0")).await;
+    let finding = |id: &str, severity: &str| {
+        json!({
+            "name": id, "severity": severity, "uri": format!("https://nvd.nist.gov/vuln/detail/{id}"),
+            "attributes": [{"key": "package_name", "value": "openssl"}, {"key": "package_version", "value": "3.0.13"}]
+        })
+    };
+    seed_basic_scan(
+        &stack,
+        &repo,
+        &digest,
+        json!([finding("CVE-2026-31337", "CRITICAL"), finding("CVE-2026-4242", "HIGH")]),
+    )
+    .await;
+
+    let outcome =
+        gate.handle(basic_scan(&repo, &digest, &["v3.1.0"], json!({"CRITICAL": 1, "HIGH": 1}))).await.expect("handled");
+
+    assert_eq!(outcome.decision, "blocked");
+    let result = outcome.gate.as_ref().expect("gate result");
+    assert_eq!(result.allowlisted.len(), 1, "{:?}", result);
+    assert_eq!(result.blocking.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), vec!["CVE-2026-4242"]);
+    assert_eq!(stack.tag_digest(&repo, "v3.1.0-approved").await, None, "not promoted");
+    let messages = stack.messages().await;
+    assert_eq!(kinds(&messages), vec!["gate-failed"]);
+    let body: serde_json::Value =
+        serde_json::from_str(messages[0]["Message"].as_str().expect("message")).expect("json");
+    let reasons = body["reasons"].as_array().expect("reasons");
+    assert!(
+        reasons.iter().any(|r| r.as_str().is_some_and(|r| r.starts_with("HIGH CVE-2026-4242 in openssl 3.0.13"))),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_new_inspector_finding_demotes_a_promoted_image() {
+    let stack = Stack::new().await;
+    let gate = gate(&stack);
+    let repo = unique("prod/orders-");
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    let digest = stack.push(&repo, "orders", Some("v1.5.0")).await;
+    stack.push(&repo, "orders", Some("v1.5.0-approved")).await;
+    seed_inspector_findings(json!([[inspector_finding(&repo, &digest, "v1.5.0", "CVE-2026-5555", "HIGH", "YES")]]));
+    let finding = inspector_finding(&repo, &digest, "v1.5.0", "CVE-2026-5555", "HIGH", "YES");
+    let mut detail = finding.clone();
+    // EventBridge carries Inspector timestamps as strings.
+    for key in ["firstObservedAt", "lastObservedAt", "updatedAt"] {
+        detail[key] = "Sat Nov 28 09:00:00.000 UTC 2026".into();
+    }
+    detail["resources"][0]["details"]["awsEcrContainerImage"]["pushedAt"] = "Sat Nov 28 08:00:00.000 UTC 2026".into();
+
+    let outcome = gate.handle(envelope("aws.inspector2", "Inspector2 Finding", detail)).await.expect("handled");
+
+    assert_eq!(outcome.decision, "demoted", "{outcome:?}");
+    assert_eq!(
+        stack.tags_of(&repo, &digest).await,
+        Some(vec!["v1.5.0".to_owned()]),
+        "promotion tag removed, image kept"
+    );
+    let messages = stack.messages().await;
+    assert_eq!(kinds(&messages), vec!["demoted"]);
+    assert_eq!(messages[0]["MessageAttributes"]["severity"]["Value"], "critical");
+}
