@@ -3,12 +3,16 @@
 //! - `warden policy check [FILE]`: validate a policy file and summarise each class.
 //! - `warden tags check REPOSITORY TAG [--policy FILE]`: what tag-guard would decide about pushing a tag.
 //! - `warden tags history REPOSITORY TAG [--table NAME]`: what a tag pointed to over time (from the ledger).
+//! - `warden gate evaluate REPOSITORY (DIGEST|TAG)`: what scan-gate decides about an image, without acting.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use warden::aws::findings::{ScanLookup, inspector_findings, scan_findings};
 use warden::aws::ledger::Ledger;
+use warden::aws::{Clients, Found, ecr};
 use warden::config::LEDGER_TABLE_ENV;
+use warden::gate::{GateResult, ScanState, evaluate_findings, promotion_tags, scan_state};
 use warden::policy::{Classification, EMBEDDED_POLICY, EMBEDDED_POLICY_NAME, Policy, PolicyErrors};
 use warden::tags::{PushCheck, check_push};
 
@@ -27,6 +31,33 @@ enum Command {
     /// Tag commands.
     #[command(subcommand)]
     Tags(TagsCommand),
+    /// Scan gate commands.
+    #[command(subcommand)]
+    Gate(GateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GateCommand {
+    /// Evaluate an image against its class's gate with its current scan results; changes nothing.
+    Evaluate {
+        repository: String,
+        /// A digest (`sha256:...`) or a tag.
+        image: String,
+        /// Where findings come from: ECR's scan results (`basic`) or Amazon Inspector (`enhanced`).
+        #[arg(long, value_enum, default_value = "basic")]
+        scanner: Scanner,
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Scanner {
+    Basic,
+    Enhanced,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +118,56 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", describe_tag_check(&policy, &repository, &tag));
             Ok(())
         }
+        Command::Gate(GateCommand::Evaluate { repository, image, scanner, policy, json }) => {
+            let policy = load_policy(policy.as_ref()).map_err(|e| e.to_string())?;
+            let Classification::Managed(class) = policy.classify(&repository) else {
+                return Err(format!("{repository} is not managed by ecr-warden"));
+            };
+            let gate = class.gate.as_ref().ok_or_else(|| format!("class {} declares no gate", class.name))?;
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let clients = Clients::new(&sdk);
+            let lookup = if image.starts_with("sha256:") {
+                ecr::describe_digest(&clients.ecr, &repository, &image).await
+            } else {
+                ecr::describe_tag(&clients.ecr, &repository, &image).await
+            };
+            let state = match lookup.map_err(|e| e.to_string())? {
+                Found::Yes(state) => state,
+                Found::NoImage => return Err(format!("{repository}: no image {image}")),
+                Found::NoRepository => return Err(format!("no repository {repository}")),
+            };
+            let findings = match scanner {
+                Scanner::Enhanced => inspector_findings(&clients.inspector(&sdk), &repository, &state.digest)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                Scanner::Basic => match scan_findings(&clients.ecr, &repository, &state.digest)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    ScanLookup::Results(results) => match scan_state(&results.status, results.description.as_deref()) {
+                        ScanState::Complete => results.findings,
+                        ScanState::Pending => return Err(format!("the scan of {} is still running", state.digest)),
+                        ScanState::Failed(reason) => return Err(format!("{reason}: scan-gate would not promote")),
+                    },
+                    ScanLookup::NotScanned => {
+                        return Err(format!("no scan found for {}: scan-gate would not promote", state.digest));
+                    }
+                    ScanLookup::Gone(_) => return Err(format!("{repository}: no image {image}")),
+                },
+            };
+            let today = chrono::Utc::now().date_naive();
+            let result = evaluate_findings(gate, &repository, &findings, today);
+            let own = |t: &str| gate.is_promotion_tag(t) || class.tags.as_ref().is_some_and(|r| r.is_own_tag(t));
+            let (promotion, _) = promotion_tags(&gate.promote, &state.digest, &state.tags, own);
+            if json {
+                let report = serde_json::json!({"repository": repository, "digest": state.digest, "tags": state.tags,
+                    "class": class.name, "result": result, "promotion-tags": promotion});
+                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            } else {
+                print!("{}", describe_gate(&repository, &state.digest, &class.name, &result, &promotion));
+            }
+            Ok(())
+        }
         Command::Tags(TagsCommand::History { repository, tag, table, json }) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
@@ -104,6 +185,35 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn describe_gate(repository: &str, digest: &str, class: &str, result: &GateResult, promotion: &[String]) -> String {
+    let counts = |c: &warden::gate::Counts| {
+        c.iter().filter(|(_, n)| **n > 0).map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ")
+    };
+    let mut out = format!("{repository}@{digest} (class {class})\n");
+    out.push_str(&format!("findings: {}\n", or_none(&counts(&result.counts_before))));
+    out.push_str(&format!("counted:  {}\n", or_none(&counts(&result.counts_after))));
+    let verdict = if result.pass {
+        format!("PASS: would promote as {}", promotion.join(", "))
+    } else {
+        "FAIL: would not promote".into()
+    };
+    out.push_str(&format!("{verdict}\n"));
+    for reason in &result.reasons {
+        out.push_str(&format!("  - {reason}\n"));
+    }
+    for finding in &result.blocking {
+        out.push_str(&format!("  blocking: {}\n", finding.describe()));
+    }
+    for allowed in &result.allowlisted {
+        out.push_str(&format!("  allowlisted: {allowed}\n"));
+    }
+    out
+}
+
+fn or_none(text: &str) -> &str {
+    if text.is_empty() { "none" } else { text }
 }
 
 fn describe_tag_check(policy: &Policy, repository: &str, tag: &str) -> String {
@@ -152,10 +262,36 @@ mod tests {
     }
 
     #[test]
+    fn gate_report_reads_well() {
+        let policy = load_policy(None).expect("embedded policy");
+        let Classification::Managed(class) = policy.classify("prod/payments-api") else { panic!("managed") };
+        let gate = class.gate.as_ref().expect("production has a gate");
+        let findings = vec![
+            warden::gate::Finding::new("CVE-2026-31337", warden::policy::Severity::Critical),
+            warden::gate::Finding::new("CVE-2026-4242", warden::policy::Severity::High),
+        ];
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+        let result = evaluate_findings(gate, "prod/payments-api", &findings, today);
+        let text = describe_gate("prod/payments-api", "sha256:abc", &class.name, &result, &["v1-approved".into()]);
+        for expected in [
+            "prod/payments-api@sha256:abc (class production)",
+            "findings: CRITICAL 1, HIGH 1",
+            "counted:  HIGH 1",
+            "FAIL: would not promote",
+            "blocking: HIGH CVE-2026-4242",
+            "allowlisted: CVE-2026-31337",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
+
+    #[test]
     fn cli_parses_every_command() {
         Cli::try_parse_from(["warden", "policy", "check", "warden.toml"]).expect("policy check");
         Cli::try_parse_from(["warden", "tags", "check", "prod/a", "v1"]).expect("tags check");
         Cli::try_parse_from(["warden", "tags", "history", "prod/a", "v1", "--table", "t"]).expect("history");
+        Cli::try_parse_from(["warden", "gate", "evaluate", "prod/a", "v1", "--scanner", "enhanced"]).expect("gate");
+        assert!(Cli::try_parse_from(["warden", "gate", "evaluate", "prod/a", "v1", "--scanner", "both"]).is_err());
         assert!(Cli::try_parse_from(["warden", "tags", "history", "prod/a"]).is_err());
     }
 }
