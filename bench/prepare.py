@@ -1,7 +1,8 @@
 """Seeds the local stack for bench/lambda_bench.py and writes the cases: one fresh situation per sample, so
 every sample measures the same path (a new tag, a tag to remove, a tag move to revert, ...).
 
-Usage: python bench/prepare.py SAMPLES TABLE TOPIC OUT.json   (run by bench/run; AWS_ENDPOINT_URL set)
+Usage: python bench/prepare.py FUNCTION SAMPLES TABLE TOPIC OUT.json   (run by bench/run; AWS_ENDPOINT_URL set)
+FUNCTION is tag-guard or scan-gate. Prints the topic ARN.
 """
 
 import hashlib
@@ -10,19 +11,22 @@ import os
 import sys
 import uuid
 
+import urllib.request
+
 import boto3
 
-samples, table, topic, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+function, samples, table, topic, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 endpoint = os.environ["AWS_ENDPOINT_URL"]
 ecr = boto3.client("ecr", endpoint_url=endpoint)
 dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
 sns = boto3.client("sns", endpoint_url=endpoint)
 
-dynamodb.create_table(
-    TableName=table, BillingMode="PAY_PER_REQUEST",
-    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-)
+if table not in dynamodb.list_tables()["TableNames"]:
+    dynamodb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+    )
 topic_arn = sns.create_topic(Name=topic)["TopicArn"]
 
 
@@ -59,44 +63,115 @@ def repo(name, mutability="MUTABLE"):
     return name
 
 
-cases = []
+def moto_post(path, payload):
+    request = urllib.request.Request(endpoint + path, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 201, response.status
 
-conforming = repo("prod/bench-conforming")
-cases.append({"name": "conforming push, new tag", "events": [
-    image_action(conforming, push(conforming, f"c{i}", f"v1.0.{i}"), f"v1.0.{i}") for i in range(samples)]})
 
-digest = push(conforming, "replay", "v2.0.0")
-replay = image_action(conforming, digest, "v2.0.0")
-cases.append({"name": "conforming push, replayed", "events": [replay]})
+def tag_guard_cases():
+    cases = []
 
-untag = repo("dev/bench-untag")
-cases.append({"name": "tag not allowed, last tag (quarantine + untag)", "events": [
-    image_action(untag, push(untag, f"u{i}", f"branch-{i}"), f"branch-{i}") for i in range(samples)]})
+    conforming = repo("prod/bench-conforming")
+    cases.append({"name": "conforming push, new tag", "events": [
+        image_action(conforming, push(conforming, f"c{i}", f"v1.0.{i}"), f"v1.0.{i}") for i in range(samples)]})
 
-revert_events = []
-for i in range(samples):
-    name = repo(f"prod/bench-revert-{i}")
-    original = push(name, f"r{i}", "v1.0.0")
-    push(name, f"r{i}", "sha-original")  # keeps the original image in moto when v1.0.0 moves
-    dynamodb.put_item(TableName=table, Item={
-        "pk": {"S": f"TAG#{name}:v1.0.0"}, "sk": {"S": "CURRENT"},
-        "digest": {"S": original}, "since": {"S": "2026-11-20T09:00:00Z"}})
-    moved = push(name, f"m{i}", "v1.0.0")
-    revert_events.append(image_action(name, moved, "v1.0.0"))
-cases.append({"name": "protected tag moved (revert)", "events": revert_events})
+    digest = push(conforming, "replay", "v2.0.0")
+    replay = image_action(conforming, digest, "v2.0.0")
+    cases.append({"name": "conforming push, replayed", "events": [replay]})
 
-create_events = []
-for i in range(samples):
-    name = repo(f"prod/bench-new-{i}")
-    create_events.append(envelope("AWS API Call via CloudTrail", "aws.ecr", {
-        "eventSource": "ecr.amazonaws.com", "eventName": "CreateRepository", "awsRegion": "us-east-1",
-        "requestParameters": {"repositoryName": name},
-        "responseElements": {"repository": {"repositoryName": name}}}))
-cases.append({"name": "CreateRepository, drift fixed", "events": create_events})
+    untag = repo("dev/bench-untag")
+    cases.append({"name": "tag not allowed, last tag (quarantine + untag)", "events": [
+        image_action(untag, push(untag, f"u{i}", f"branch-{i}"), f"branch-{i}") for i in range(samples)]})
 
-cases.append({"name": "unknown event (skipped)", "events": [
-    envelope("Object Created", "aws.s3", {"bucket": {"name": "b"}})]})
+    revert_events = []
+    for i in range(samples):
+        name = repo(f"prod/bench-revert-{i}")
+        original = push(name, f"r{i}", "v1.0.0")
+        push(name, f"r{i}", "sha-original")  # keeps the original image in moto when v1.0.0 moves
+        dynamodb.put_item(TableName=table, Item={
+            "pk": {"S": f"TAG#{name}:v1.0.0"}, "sk": {"S": "CURRENT"},
+            "digest": {"S": original}, "since": {"S": "2026-11-20T09:00:00Z"}})
+        moved = push(name, f"m{i}", "v1.0.0")
+        revert_events.append(image_action(name, moved, "v1.0.0"))
+    cases.append({"name": "protected tag moved (revert)", "events": revert_events})
 
+    create_events = []
+    for i in range(samples):
+        name = repo(f"prod/bench-new-{i}")
+        create_events.append(envelope("AWS API Call via CloudTrail", "aws.ecr", {
+            "eventSource": "ecr.amazonaws.com", "eventName": "CreateRepository", "awsRegion": "us-east-1",
+            "requestParameters": {"repositoryName": name},
+            "responseElements": {"repository": {"repositoryName": name}}}))
+    cases.append({"name": "CreateRepository, drift fixed", "events": create_events})
+
+    cases.append({"name": "unknown event (skipped)", "events": [
+        envelope("Object Created", "aws.s3", {"bucket": {"name": "b"}})]})
+
+    return cases
+
+
+def basic_scan(repo, digest, tags, counts):
+    return envelope("ECR Image Scan", "aws.ecr", {"scan-status": "COMPLETE", "repository-name": repo,
+                    "image-digest": digest, "image-tags": tags, "finding-severity-counts": counts})
+
+
+def inspector_finding(repo, digest, tag, vuln, severity):
+    return {"findingArn": f"arn:aws:inspector2:us-east-1:123456789012:finding/{uuid.uuid4().hex}",
+            "awsAccountId": "123456789012", "type": "PACKAGE_VULNERABILITY", "title": f"{vuln} - openssl",
+            "description": "A flaw.", "severity": severity, "status": "ACTIVE", "inspectorScore": 7.5,
+            "fixAvailable": "YES", "exploitAvailable": "NO", "firstObservedAt": 1764000000.0,
+            "lastObservedAt": 1764000000.0, "updatedAt": 1764000000.0,
+            "packageVulnerabilityDetails": {"vulnerabilityId": vuln, "source": "NVD", "vulnerablePackages": [
+                {"name": "openssl", "version": "3.0.13", "fixedInVersion": "3.0.15", "packageManager": "OS"}]},
+            "resources": [{"type": "AWS_ECR_CONTAINER_IMAGE", "id": f"arn:aws:ecr:us-east-1:123456789012:repository/{repo}/{digest}",
+                           "region": "us-east-1", "details": {"awsEcrContainerImage": {
+                               "repositoryName": repo, "imageHash": digest, "imageTags": [tag], "registry": "123456789012",
+                               "architecture": "amd64", "pushedAt": 1764000000.0}}}]}
+
+
+def scan_gate_cases():
+    cases = []
+    dev = repo("dev/bench-gate")
+    cases.append({"name": "basic scan passes on counts, promoted", "events": [
+        basic_scan(dev, push(dev, f"p{i}", f"pr-{i}"), [f"pr-{i}"], {"HIGH": 2}) for i in range(samples)]})
+    cases.append({"name": "basic scan fails on counts, blocked", "events": [
+        basic_scan(dev, push(dev, f"b{i}", f"pr-{1000 + i}"), [f"pr-{1000 + i}"], {"CRITICAL": 1}) for i in range(samples)]})
+    prod = repo("prod/payments-bench")
+    events = []
+    for i in range(samples):
+        digest = push(prod, f"a{i}", f"v4.0.{i}")
+        ecr.start_image_scan(repositoryName=prod, imageId={"imageDigest": digest})
+        moto_post("/moto-api/static/ecr/scan-finding-results", {"results": [{
+            "registryId": "123456789012", "repositoryName": prod, "imageId": {"imageDigest": digest},
+            "imageScanStatus": {"status": "COMPLETE"},
+            "imageScanFindings": {"findingSeverityCounts": {"CRITICAL": 1}, "findings": [
+                {"name": "CVE-2026-31337", "severity": "CRITICAL", "uri": "https://nvd.nist.gov/vuln/detail/CVE-2026-31337",
+                 "attributes": [{"key": "package_name", "value": "openssl"}]}]}}]})
+        events.append(basic_scan(prod, digest, [f"v4.0.{i}"], {"CRITICAL": 1}))
+    cases.append({"name": "allowlist: findings read, allowlisted, promoted", "events": events})
+    events, pages = [], []
+    for i in range(samples):
+        name = f"prod/orders-bench-{i}"
+        repo(name)
+        digest = push(name, f"o{i}", "v1.5.0")
+        push(name, f"o{i}", "v1.5.0-approved")
+        finding = inspector_finding(name, digest, "v1.5.0", f"CVE-2026-{5000 + i}", "HIGH")
+        pages.append([finding])
+        # EventBridge carries Inspector timestamps as strings, the API as epoch seconds.
+        detail = json.loads(json.dumps(finding))
+        for key in ("firstObservedAt", "lastObservedAt", "updatedAt"):
+            detail[key] = "Sat Nov 28 09:00:00.000 UTC 2026"
+        detail["resources"][0]["details"]["awsEcrContainerImage"]["pushedAt"] = "Sat Nov 28 08:00:00.000 UTC 2026"
+        events.append(envelope("Inspector2 Finding", "aws.inspector2", detail))
+    moto_post("/moto-api/static/inspector2/findings-results", {"results": pages})
+    cases.append({"name": "Inspector finding: promoted image demoted", "events": events})
+    cases.append({"name": "unknown event (skipped)", "events": [envelope("Object Created", "aws.s3", {"bucket": {"name": "b"}})]})
+    return cases
+
+
+cases = tag_guard_cases() if function == "tag-guard" else scan_gate_cases()
 with open(out, "w") as f:
     json.dump(cases, f)
 print(topic_arn)
