@@ -51,6 +51,15 @@ pub enum ActionResult {
     AlreadyDone,
     DryRun,
     Failed,
+    /// The image or repository no longer exists (deleted since the event was sent).
+    Gone,
+}
+
+impl ActionResult {
+    /// Whether the step did not happen: later steps must not run.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Failed | Self::Gone)
+    }
 }
 
 impl Outcome {

@@ -208,7 +208,12 @@ impl ScanGate {
         outcome.reasons.extend(problems);
         let steps = plan_promotion(&promotion, digest, tags);
         outcome.actions = steps::execute(&self.base.clients.ecr, &repository, &steps, self.base.config.dry_run).await?;
-        let failed = outcome.actions.iter().any(|a| a.result == ActionResult::Failed);
+        if outcome.actions.iter().any(|a| a.result == ActionResult::Gone) {
+            outcome.decision = "skipped".into();
+            outcome.reasons.push("the image was deleted since it was scanned: nothing to promote".into());
+            return Ok(());
+        }
+        let failed = outcome.actions.iter().any(|a| a.result.is_failure());
         let changed = outcome.actions.iter().any(|a| matches!(a.result, ActionResult::Done | ActionResult::DryRun));
         outcome.decision = if failed {
             "promotion-failed".into()

@@ -357,6 +357,17 @@ async fn failed_or_missing_scans_never_promote() {
 }
 
 #[tokio::test]
+async fn an_image_deleted_since_its_scan_is_skipped() {
+    let gone = mock!(aws_sdk_ecr::Client::batch_get_image).then_output(|| BatchGetImageOutput::builder().build());
+    let sent = publish();
+    let gate = gate(&[&gone], &[], &[&sent], &[]);
+    let outcome = gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-9"])).await.expect("ok");
+    assert_eq!(outcome.decision, "skipped");
+    assert_eq!(outcome.actions[0].result, ActionResult::Gone);
+    assert_eq!(sent.num_calls(), 0, "no retry loop, no noise");
+}
+
+#[tokio::test]
 async fn irrelevant_events_are_skipped_without_calls() {
     let gate = gate(&[], &[], &[], &[]);
     for name in

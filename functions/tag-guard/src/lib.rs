@@ -296,7 +296,7 @@ impl TagGuard {
         if decision.notify {
             let severity = match decision.verdict {
                 Verdict::ProtectedTagMoved => Severity::Critical,
-                _ if outcome.actions.iter().any(|a| a.result == ActionResult::Failed) => Severity::Critical,
+                _ if outcome.actions.iter().any(|a| a.result.is_failure()) => Severity::Critical,
                 _ => Severity::Warning,
             };
             let notification = self.notify(cx, kind, outcome, outcome.reasons.clone(), severity);
@@ -338,7 +338,7 @@ fn verdict_name(verdict: Verdict) -> String {
 fn summarise(outcome: &Outcome, dry_run: bool) -> String {
     let word = if dry_run {
         "dry-run"
-    } else if outcome.actions.iter().any(|a| a.result == ActionResult::Failed) {
+    } else if outcome.actions.iter().any(|a| a.result.is_failure()) {
         "failed"
     } else if outcome.actions.is_empty() {
         "reported"

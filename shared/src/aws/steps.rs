@@ -44,7 +44,7 @@ pub async fn execute(
                     manifests.insert(digest.clone(), manifest);
                 }
                 match manifests.get(digest).and_then(Option::as_ref) {
-                    None => (ActionResult::Failed, Some(format!("image {digest} no longer exists"))),
+                    None => (ActionResult::Gone, Some(format!("image {digest} no longer exists"))),
                     Some(manifest) => match ecr::put_tag(client, repository, tag, manifest).await? {
                         TagWrite::Done => (ActionResult::Done, None),
                         TagWrite::AlreadyThere => (ActionResult::AlreadyDone, None),
@@ -67,11 +67,11 @@ pub async fn execute(
                 if ecr::put_mutability(client, repository, setting).await? {
                     (ActionResult::Done, None)
                 } else {
-                    (ActionResult::Failed, Some("repository no longer exists".into()))
+                    (ActionResult::Gone, Some("repository no longer exists".into()))
                 }
             }
         };
-        let failed = result == ActionResult::Failed;
+        let failed = result.is_failure();
         actions.push(Action { action, result, detail });
         if failed {
             break;
