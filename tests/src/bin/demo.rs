@@ -4,7 +4,7 @@
 //! any step did not behave as expected.
 
 use aws_sdk_ecr::types::ImageTagMutability;
-use integration_tests::{Stack, image_action};
+use integration_tests::{Stack, envelope, image_action, inspector_finding, seed_basic_scan, seed_inspector_findings};
 use serde_json::{Value, json};
 use std::process::{Command, ExitCode};
 
@@ -109,15 +109,21 @@ async fn main() -> ExitCode {
         "tag-not-allowed",
         "protected-tag-moved",
         "tag-not-allowed",
+        "promoted",
+        "gate-failed",
+        "promoted",
+        "demoted",
         "tag-mutability-drift",
     ];
     let mut got = kinds.clone();
     expected.sort_unstable();
     got.sort_unstable();
-    demo.check(
-        got == expected,
-        &format!("exactly one notification per finding, none for replays ({} received)", kinds.len()),
-    );
+    let what = if got == expected {
+        format!("{} received", kinds.len())
+    } else {
+        format!("received {got:?}, expected {expected:?}")
+    };
+    demo.check(got == expected, &format!("exactly one notification per finding, none for replays ({what})"));
 
     if demo.failures.is_empty() {
         println!("\n\x1b[32mAll {} steps behaved as expected.\x1b[0m", demo.step);
@@ -208,6 +214,76 @@ async fn run(demo: &mut Demo) {
     let toy = demo.push(sandbox, "toy", &["whatever"]).await;
     let outcome = demo.invoke("tag-guard", &image_action("PUSH", sandbox, &toy, Some("whatever"), &at(7)));
     demo.check(outcome["decision"] == "skipped" && total_calls(&outcome) == 0, "skipped without a single AWS call");
+
+    demo.title("Basic scanning finishes for dev/web-frontend pr-1284: two HIGH findings, no CRITICAL");
+    let scan = envelope(
+        "aws.ecr",
+        "ECR Image Scan",
+        json!({"scan-status": "COMPLETE", "repository-name": web,
+        "image-digest": pr, "image-tags": ["pr-1284"], "finding-severity-counts": {"HIGH": 2}}),
+    );
+    let outcome = demo.invoke("scan-gate", &scan);
+    let approved = format!("approved-{}", &pr[7..19]);
+    demo.check(outcome["decision"] == "promoted", "development allows HIGH findings: decided from the event's counts");
+    demo.check(total_calls(&outcome) == 3, "three AWS calls: BatchGetImage, PutImage, Publish");
+    demo.check(
+        demo.stack.tag_digest(web, &approved).await.as_deref() == Some(pr.as_str()),
+        &format!("{approved} now points at the image"),
+    );
+
+    demo.title("A CRITICAL finding in another pull-request build");
+    let risky = demo.push(web, "pr-1290", &["pr-1290"]).await;
+    let scan = envelope(
+        "aws.ecr",
+        "ECR Image Scan",
+        json!({"scan-status": "COMPLETE", "repository-name": web,
+        "image-digest": risky, "image-tags": ["pr-1290"], "finding-severity-counts": {"CRITICAL": 1, "HIGH": 4}}),
+    );
+    let outcome = demo.invoke("scan-gate", &scan);
+    demo.check(outcome["decision"] == "blocked", "blocked: not promoted, operators told");
+
+    demo.title("Basic scanning finishes for prod/payments-api v1.4.2: production reads the findings (allowlist)");
+    let finding = |id: &str, severity: &str| {
+        json!({"name": id, "severity": severity,
+        "uri": format!("https://nvd.nist.gov/vuln/detail/{id}"),
+        "attributes": [{"key": "package_name", "value": "openssl"}, {"key": "package_version", "value": "3.0.13"}]})
+    };
+    seed_basic_scan(
+        &demo.stack,
+        payments,
+        &release,
+        json!([finding("CVE-2026-31337", "CRITICAL"), finding("CVE-2026-2020", "MEDIUM")]),
+    )
+    .await;
+    let scan = envelope(
+        "aws.ecr",
+        "ECR Image Scan",
+        json!({"scan-status": "COMPLETE", "repository-name": payments,
+        "image-digest": release, "image-tags": ["v1.4.2", "sha-7a6a950"], "finding-severity-counts": {"CRITICAL": 1, "MEDIUM": 1}}),
+    );
+    let outcome = demo.invoke("scan-gate", &scan);
+    let promoted = demo.stack.tag_digest(payments, "v1.4.2-approved").await;
+    demo.check(
+        outcome["decision"] == "promoted",
+        "the CRITICAL finding is allowlisted for prod/payments-* until 2027-03-31",
+    );
+    demo.check(promoted.as_deref() == Some(release.as_str()), "v1.4.2-approved now points at the release");
+
+    demo.title("Amazon Inspector reports a new HIGH finding with a fix for the promoted release");
+    let new_finding = inspector_finding(payments, &release, "v1.4.2", "CVE-2026-6000", "HIGH", "YES");
+    seed_inspector_findings(json!([[new_finding.clone()]]));
+    let mut detail = new_finding;
+    for key in ["firstObservedAt", "lastObservedAt", "updatedAt"] {
+        detail[key] = "Sat Nov 28 09:30:00.000 UTC 2026".into();
+    }
+    detail["resources"][0]["details"]["awsEcrContainerImage"]["pushedAt"] = "Sat Nov 28 09:01:00.000 UTC 2026".into();
+    let outcome = demo.invoke("scan-gate", &envelope("aws.inspector2", "Inspector2 Finding", detail));
+    let tags = demo.stack.tags_of(payments, &release).await.unwrap_or_default();
+    demo.check(outcome["decision"] == "demoted", "the release no longer passes: demoted");
+    demo.check(
+        !tags.iter().any(|t| t.ends_with("-approved")) && tags.contains(&"v1.4.2".to_owned()),
+        &format!("promotion tags removed, the image keeps {tags:?}"),
+    );
 
     demo.title("The scheduled sweep checks every repository's tag mutability");
     let sweep: Value = serde_json::from_str(include_str!("../../../events/scheduler.json")).unwrap_or_default();
