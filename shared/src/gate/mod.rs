@@ -126,7 +126,7 @@ fn verdict(gate: &GateRules, counts_after: &Counts) -> (bool, Vec<String>) {
         let count = counts_after.get(severity).copied().unwrap_or(0);
         if count > *limit {
             pass = false;
-            reasons.push(format!("{severity}: {count} findings, at most {limit} allowed"));
+            reasons.push(format!("{severity}: {}, at most {limit} allowed", count_findings(count as usize)));
         }
     }
     if pass {
@@ -211,10 +211,10 @@ pub fn evaluate_findings(gate: &GateRules, repository: &str, findings: &[Finding
         .map(|(_, e)| e.id.clone())
         .collect();
     if filtered > 0 {
-        reasons.push(format!("{filtered} findings do not count (fixable / EPSS / exploit filters)"));
+        reasons.push(format!("{} not counted (fixable / EPSS / exploit filters)", count_findings(filtered)));
     }
     if !allowlisted.is_empty() {
-        reasons.push(format!("{} findings allowlisted", allowlisted.len()));
+        reasons.push(format!("{} allowlisted", count_findings(allowlisted.len())));
     }
     reasons.extend(expired.iter().cloned());
     if !stale.is_empty() {
@@ -231,6 +231,10 @@ pub fn evaluate_findings(gate: &GateRules, repository: &str, findings: &[Finding
         stale,
         reasons,
     }
+}
+
+fn count_findings(n: usize) -> String {
+    if n == 1 { "1 finding".to_owned() } else { format!("{n} findings") }
 }
 
 /// The promotion tags an image should carry: each template rendered for each of the image's own tags
