@@ -8,12 +8,16 @@ pub const LEDGER_TABLE_ENV: &str = "WARDEN_LEDGER_TABLE";
 pub const TOPIC_ARN_ENV: &str = "WARDEN_TOPIC_ARN";
 /// `true`: decide and report, change nothing in ECR.
 pub const DRY_RUN_ENV: &str = "WARDEN_DRY_RUN";
+/// Topics the policy's notification routes name: `name=arn,name=arn`.
+pub const TOPICS_ENV: &str = "WARDEN_TOPICS";
 
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub ledger_table: Option<String>,
     pub topic_arn: Option<String>,
     pub dry_run: bool,
+    /// Route topic names to ARNs.
+    pub topics: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {
@@ -31,7 +35,16 @@ impl Config {
                 return Err(WardenError::Config(format!("{DRY_RUN_ENV}=`{other}`: use true or false")));
             }
         };
-        Ok(Self { ledger_table: var(LEDGER_TABLE_ENV), topic_arn: var(TOPIC_ARN_ENV), dry_run })
+        let mut topics = std::collections::BTreeMap::new();
+        for pair in var(TOPICS_ENV).unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some((name, arn)) if !name.trim().is_empty() && arn.trim().starts_with("arn:") => {
+                    topics.insert(name.trim().to_owned(), arn.trim().to_owned());
+                }
+                _ => return Err(WardenError::Config(format!("{TOPICS_ENV}: `{pair}` is not name=<topic arn>"))),
+            }
+        }
+        Ok(Self { ledger_table: var(LEDGER_TABLE_ENV), topic_arn: var(TOPIC_ARN_ENV), dry_run, topics })
     }
 
     /// The ledger table, required by functions that keep state.
@@ -59,6 +72,13 @@ mod tests {
         }
         let error = config(&[(DRY_RUN_ENV, "maybe")]).expect_err("invalid");
         assert!(error.to_string().contains(DRY_RUN_ENV));
+        let routed =
+            config(&[(TOPICS_ENV, "chat=arn:aws:sns:us-east-1:1:chat, security = arn:aws:sns:us-east-1:1:sec")])
+                .expect("valid");
+        assert_eq!(routed.topics.len(), 2);
+        assert_eq!(routed.topics["security"], "arn:aws:sns:us-east-1:1:sec");
+        assert!(config(&[(TOPICS_ENV, "chat")]).is_err());
+        assert!(config(&[(TOPICS_ENV, "chat=not-an-arn")]).is_err());
         let empty = config(&[]).expect("valid");
         assert!(empty.require_ledger_table().expect_err("required").to_string().contains(LEDGER_TABLE_ENV));
     }

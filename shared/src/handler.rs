@@ -4,8 +4,8 @@
 use crate::WardenError;
 use crate::aws::Clients;
 use crate::aws::ledger::Ledger;
-use crate::aws::sns::{Delivery, deliver};
-use crate::config::Config;
+use crate::aws::sns::{Destination, deliver, publish};
+use crate::config::{Config, TOPICS_ENV};
 use crate::event::{Event, EventKind};
 use crate::notify::{Notification, SCHEMA, Severity};
 use crate::outcome::Outcome;
@@ -37,7 +37,30 @@ pub struct Base {
 impl Base {
     pub fn new(function: &'static str, policy: Policy, config: Config, clients: Clients) -> Result<Self, WardenError> {
         let ledger = Ledger::new(clients.dynamodb.clone(), config.require_ledger_table()?);
+        if let Some(route) = policy.notify.routes.iter().find(|r| !config.topics.contains_key(&r.topic)) {
+            return Err(WardenError::Config(format!(
+                "the policy routes notifications to topic `{}`, which {TOPICS_ENV} does not name",
+                route.topic
+            )));
+        }
         Ok(Self { function, policy, config, clients, ledger })
+    }
+
+    /// Where a notification goes: the default topic, and every route that accepts it.
+    pub fn destinations(&self, notification: &Notification) -> Vec<Destination> {
+        let default = self.config.topic_arn.iter().map(|arn| Destination {
+            name: "default".into(),
+            topic_arn: arn.clone(),
+            format: self.policy.notify.format,
+        });
+        let routed = self.policy.notify.routes.iter().filter(|r| r.accepts(notification)).filter_map(|r| {
+            Some(Destination {
+                name: r.topic.clone(),
+                topic_arn: self.config.topics.get(&r.topic)?.clone(),
+                format: r.format,
+            })
+        });
+        default.chain(routed).collect()
     }
 
     /// Where an invocation starts: the calls made so far, to report this event's own.
@@ -149,11 +172,12 @@ impl Base {
         }
     }
 
-    /// Sends a notification at most once per event and kind. `Ok(true)`: sent now.
+    /// Sends a notification at most once per event, kind and destination. `Ok(true)`: something was sent now.
     pub async fn send(&self, notification: &Notification) -> Result<bool, WardenError> {
-        let topic = self.config.topic_arn.as_deref();
-        let delivery = deliver(&self.clients.sns, topic, &self.ledger, notification, Utc::now().timestamp()).await?;
-        Ok(matches!(delivery, Delivery::Sent(_)))
+        let destinations = self.destinations(notification);
+        let sent =
+            deliver(&self.clients.sns, &destinations, &self.ledger, notification, Utc::now().timestamp()).await?;
+        Ok(sent > 0)
     }
 }
 
@@ -161,10 +185,11 @@ impl Base {
     /// Publishes without a dedup claim. Only for notifications sent because this invocation changed something
     /// (a replay changes nothing, so it cannot repeat them): saves the ledger write on the hot path.
     pub async fn send_on_change(&self, notification: &Notification) -> Result<bool, WardenError> {
-        match self.config.topic_arn.as_deref() {
-            Some(topic) => crate::aws::sns::publish(&self.clients.sns, topic, notification).await.map(|_| true),
-            None => Ok(false),
+        let destinations = self.destinations(notification);
+        for destination in &destinations {
+            publish(&self.clients.sns, &destination.topic_arn, destination.format, notification).await?;
         }
+        Ok(!destinations.is_empty())
     }
 }
 

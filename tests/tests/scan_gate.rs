@@ -11,8 +11,12 @@ use warden::policy::{EMBEDDED_POLICY, Policy};
 
 fn gate(stack: &Stack) -> ScanGate {
     let policy = Policy::from_toml(EMBEDDED_POLICY, "warden.toml").expect("valid policy");
-    let config =
-        Config { ledger_table: Some(stack.table.clone()), topic_arn: Some(stack.topic_arn.clone()), dry_run: false };
+    let config = Config {
+        ledger_table: Some(stack.table.clone()),
+        topic_arn: Some(stack.topic_arn.clone()),
+        dry_run: false,
+        ..Config::default()
+    };
     let clients = Clients::new(&stack.sdk);
     let inspector = clients.inspector(&stack.sdk);
     ScanGate::new(policy, config, clients, inspector).expect("scan-gate")

@@ -15,8 +15,12 @@ const T2: &str = "2026-11-20T10:00:00Z";
 
 fn guard(stack: &Stack) -> TagGuard {
     let policy = Policy::from_toml(EMBEDDED_POLICY, "warden.toml").expect("valid policy");
-    let config =
-        Config { ledger_table: Some(stack.table.clone()), topic_arn: Some(stack.topic_arn.clone()), dry_run: false };
+    let config = Config {
+        ledger_table: Some(stack.table.clone()),
+        topic_arn: Some(stack.topic_arn.clone()),
+        dry_run: false,
+        ..Config::default()
+    };
     TagGuard::new(policy, config, Clients::new(&stack.sdk)).expect("guard")
 }
 

@@ -1,15 +1,19 @@
-//! notify Lambda. Not built yet: it answers every event with a skipped outcome that says so, and does nothing else.
+//! notify Lambda: wiring only. The behaviour lives in `lib.rs` and `warden::notify::events`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use notify::Notify;
 use serde_json::Value;
-use warden::WardenError;
-use warden::outcome::{Outcome, not_implemented};
+use warden::aws::Clients;
+use warden::config::Config;
+use warden::policy::Policy;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    run(service_fn(|event: LambdaEvent<Value>| async move {
-        Ok::<Outcome, WardenError>(not_implemented("notify", &event.payload))
-    }))
-    .await
+    let policy = Policy::from_env()?;
+    let config = Config::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let notify = Notify::new(policy, config, Clients::new(&sdk))?;
+    let notify = &notify;
+    run(service_fn(move |event: LambdaEvent<Value>| async move { notify.handle(event.payload).await })).await
 }

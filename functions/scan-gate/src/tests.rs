@@ -65,6 +65,7 @@ fn gate(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rule]) -
         ledger_table: Some("ledger".into()),
         topic_arn: Some("arn:aws:sns:us-east-1:123456789012:ecr-warden".into()),
         dry_run: false,
+        ..Config::default()
     };
     let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("policy");
     ScanGate::new(policy, config, clients, inspector).expect("gate")

@@ -47,6 +47,7 @@ fn guard(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule]) -> TagGuard {
         ledger_table: Some("ledger".into()),
         topic_arn: Some("arn:aws:sns:us-east-1:1:t".into()),
         dry_run: false,
+        ..Config::default()
     };
     TagGuard::new(Policy::from_toml(EMBEDDED_POLICY, "warden.toml").expect("policy"), config, clients).expect("guard")
 }

@@ -52,7 +52,12 @@ fn guard(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule]) -> TagGuard {
         sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c.interceptor(c3.clone())),
         calls,
     };
-    let config = Config { ledger_table: Some("ledger".into()), topic_arn: Some(TOPIC.into()), dry_run: false };
+    let config = Config {
+        ledger_table: Some("ledger".into()),
+        topic_arn: Some(TOPIC.into()),
+        dry_run: false,
+        ..Config::default()
+    };
     let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("valid policy");
     TagGuard::new(policy, config, clients).expect("guard")
 }

@@ -3,19 +3,22 @@
 use super::ledger::Ledger;
 use crate::WardenError;
 use crate::error::aws_error;
-use crate::notify::Notification;
+use crate::notify::{Format, Notification};
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 
-/// Publishes one rendered notification (SNS `Publish`, `MessageStructure=json`). Returns the message id.
-pub async fn publish(sns: &Client, topic_arn: &str, notification: &Notification) -> Result<String, WardenError> {
-    let rendered = notification.render();
-    let mut request = sns
-        .publish()
-        .topic_arn(topic_arn)
-        .subject(rendered.subject)
-        .message(rendered.message)
-        .message_structure("json");
+/// Publishes one notification in a topic's format (SNS `Publish`). Returns the message id.
+pub async fn publish(
+    sns: &Client,
+    topic_arn: &str,
+    format: Format,
+    notification: &Notification,
+) -> Result<String, WardenError> {
+    let rendered = notification.render(format);
+    let mut request = sns.publish().topic_arn(topic_arn).subject(rendered.subject).message(rendered.message);
+    if rendered.per_protocol {
+        request = request.message_structure("json");
+    }
     for (name, value) in rendered.attributes {
         let attribute = MessageAttributeValue::builder()
             .data_type("String")
@@ -28,45 +31,53 @@ pub async fn publish(sns: &Client, topic_arn: &str, notification: &Notification)
     Ok(output.message_id().unwrap_or_default().to_owned())
 }
 
-/// What happened to a notification.
+/// One place a notification goes: the default topic or a policy route's topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    Sent(String),
-    /// This event's notification of this kind went out before (a replayed event).
-    AlreadySent,
-    /// No topic configured: the notification is only logged.
-    NoTopic,
+pub struct Destination {
+    /// `default`, or the route's topic name.
+    pub name: String,
+    pub topic_arn: String,
+    pub format: Format,
 }
 
-/// Sends a notification unless it was sent for this event before: claim in the ledger, publish, and give the
-/// claim back if publishing fails so the retried invocation sends it.
+impl Destination {
+    /// The dedup key of a notification kind at this destination.
+    fn claim_key(&self, kind: &str) -> String {
+        if self.name == "default" { kind.to_owned() } else { format!("{kind}@{}", self.name) }
+    }
+}
+
+/// Sends a notification to each destination unless it was sent there for this event before: claim in the
+/// ledger, publish, and give the claim back if publishing fails so the retried invocation sends it.
+/// Returns how many messages were published now.
 pub async fn deliver(
     sns: &Client,
-    topic_arn: Option<&str>,
+    destinations: &[Destination],
     ledger: &Ledger,
     notification: &Notification,
     now_epoch: i64,
-) -> Result<Delivery, WardenError> {
+) -> Result<usize, WardenError> {
     tracing::info!(
         kind = %notification.kind,
         repository = notification.repository.as_deref(),
         outcome = %notification.outcome,
         severity = notification.severity.as_str(),
+        destinations = destinations.len(),
         "notification"
     );
-    let Some(topic_arn) = topic_arn else {
-        return Ok(Delivery::NoTopic);
-    };
-    if !ledger.claim_notification(&notification.event_id, &notification.kind, now_epoch).await? {
-        return Ok(Delivery::AlreadySent);
-    }
-    match publish(sns, topic_arn, notification).await {
-        Ok(id) => Ok(Delivery::Sent(id)),
-        Err(error) => {
-            if let Err(release) = ledger.release_notification(&notification.event_id, &notification.kind).await {
+    let mut sent = 0;
+    for destination in destinations {
+        let key = destination.claim_key(&notification.kind);
+        if !ledger.claim_notification(&notification.event_id, &key, now_epoch).await? {
+            continue;
+        }
+        if let Err(error) = publish(sns, &destination.topic_arn, destination.format, notification).await {
+            if let Err(release) = ledger.release_notification(&notification.event_id, &key).await {
                 tracing::error!(error = %release, "could not release the notification claim; this notification may be lost");
             }
-            Err(error)
+            return Err(error);
         }
+        sent += 1;
     }
+    Ok(sent)
 }

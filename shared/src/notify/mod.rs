@@ -14,7 +14,50 @@ pub const MAX_SUBJECT_CHARS: usize = 99;
 /// List entries kept before truncating with a count.
 const LIST_LIMIT: usize = 50;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+mod chatbot;
+pub mod events;
+
+pub use chatbot::chatbot_payload;
+
+/// Every notification kind the functions send (policy routes are checked against this list).
+pub const KINDS: &[&str] = &[
+    // tag-guard
+    "tag-not-allowed",
+    "protected-tag-moved",
+    "tag-mutability-drift",
+    // scan-gate
+    "promoted",
+    "gate-failed",
+    "demoted",
+    "promotion-failed",
+    "scan-failed",
+    "not-scanned",
+    // notify
+    "replication-failed",
+    "replicated",
+    "pull-through-cache-failed",
+    "scanning-stopped",
+    "scan-frequency-changed",
+    "lifecycle-expired",
+    "protected-tag-deleted",
+];
+
+/// How a topic's messages are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// `MessageStructure=json`: email subscribers get the text, every other protocol the JSON schema.
+    #[default]
+    Standard,
+    /// The JSON schema for every protocol.
+    Json,
+    /// The plain text for every protocol.
+    Text,
+    /// An Amazon Q Developer in chat applications (AWS Chatbot) custom notification, for Slack / Teams.
+    Chatbot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Severity {
     Info,
@@ -71,8 +114,9 @@ fn is_zero(n: &usize) -> bool {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderedMessage {
     pub subject: String,
-    /// `MessageStructure=json` body: text for email, JSON for machines.
     pub message: String,
+    /// Publish with `MessageStructure=json` (the message holds one body per protocol).
+    pub per_protocol: bool,
     pub attributes: BTreeMap<&'static str, String>,
 }
 
@@ -171,11 +215,11 @@ impl Notification {
         copy
     }
 
-    /// Renders for SNS, truncating lists until the whole publish fits SNS's size limit.
-    pub fn render(&self) -> RenderedMessage {
+    /// Renders for SNS in `format`, truncating lists until the whole publish fits SNS's size limit.
+    pub fn render(&self, format: Format) -> RenderedMessage {
         let mut limit = LIST_LIMIT;
         loop {
-            let rendered = self.truncated(limit).render_whole();
+            let rendered = self.truncated(limit).render_whole(format);
             let size = rendered.message.len()
                 + rendered.subject.len()
                 + rendered.attributes.iter().map(|(k, v)| k.len() + v.len() + "String".len()).sum::<usize>();
@@ -186,9 +230,21 @@ impl Notification {
         }
     }
 
-    fn render_whole(&self) -> RenderedMessage {
+    fn render_whole(&self, format: Format) -> RenderedMessage {
         let json = serde_json::to_string(self).unwrap_or_default();
         let text = self.text();
+        let single = |message: String| RenderedMessage {
+            subject: self.subject(),
+            message,
+            per_protocol: false,
+            attributes: self.attributes(),
+        };
+        match format {
+            Format::Json => return single(json),
+            Format::Text => return single(text),
+            Format::Chatbot => return single(chatbot_payload(self).to_string()),
+            Format::Standard => {}
+        }
         // One body per protocol: people read text, programs read the schema.
         let mut body = serde_json::Map::new();
         body.insert("default".into(), text.clone().into());
@@ -199,6 +255,7 @@ impl Notification {
         RenderedMessage {
             subject: self.subject(),
             message: serde_json::Value::Object(body).to_string(),
+            per_protocol: true,
             attributes: self.attributes(),
         }
     }

@@ -85,7 +85,7 @@ fn text_reads_well() {
 
 #[test]
 fn message_structure_has_text_for_people_and_json_for_programs() {
-    let rendered = sample().render();
+    let rendered = sample().render(Format::Standard);
     let body: serde_json::Value = serde_json::from_str(&rendered.message).expect("json message structure");
     assert_eq!(body["default"], body["email"]);
     assert!(body["email"].as_str().is_some_and(|t| t.starts_with("ecr-warden tag-guard")));
@@ -115,7 +115,7 @@ fn oversized_content_is_truncated_with_counts() {
     let mut n = sample();
     n.reasons = (0..20_000).map(|i| format!("repository team-{i}/service: tag mutability drifted")).collect();
     n.tags = (0..3_000).map(|i| format!("tag-{i}")).collect();
-    let rendered = n.render();
+    let rendered = n.render(Format::Standard);
     assert!(rendered.message.len() <= MAX_MESSAGE_BYTES, "{} bytes", rendered.message.len());
     let body: serde_json::Value = serde_json::from_str(&rendered.message).expect("json");
     let inner: serde_json::Value = serde_json::from_str(body["sqs"].as_str().expect("string")).expect("inner");
@@ -132,6 +132,6 @@ fn oversized_content_is_truncated_with_counts() {
 fn one_huge_reason_is_cut() {
     let mut n = sample();
     n.reasons = vec!["é".repeat(400_000)];
-    let rendered = n.render();
+    let rendered = n.render(Format::Standard);
     assert!(rendered.message.len() <= MAX_MESSAGE_BYTES);
 }

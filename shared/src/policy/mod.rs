@@ -33,6 +33,37 @@ pub struct Policy {
     pub classes: Vec<Class>,
     /// Index into `classes`, or `None` when unmatched repositories are unmanaged.
     pub default_class: Option<usize>,
+    pub notify: NotifyRules,
+}
+
+/// Where notifications go beyond the default topic, and in which format.
+#[derive(Debug, Clone, Default)]
+pub struct NotifyRules {
+    /// Format of the default topic (`WARDEN_TOPIC_ARN`).
+    pub format: crate::notify::Format,
+    /// Repositories whose successful replications are reported (failures always are).
+    pub replication_successes: Vec<Pattern>,
+    pub routes: Vec<Route>,
+}
+
+/// One extra destination: a topic (by name; `WARDEN_TOPICS` maps names to ARNs) and what it receives.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub topic: String,
+    pub format: crate::notify::Format,
+    /// Notification kinds; empty: all.
+    pub kinds: Vec<String>,
+    pub min_severity: Option<crate::notify::Severity>,
+    /// Classes; empty: all (and notifications about no class).
+    pub classes: Vec<String>,
+}
+
+impl Route {
+    pub fn accepts(&self, notification: &crate::notify::Notification) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&notification.kind))
+            && self.min_severity.is_none_or(|min| notification.severity >= min)
+            && (self.classes.is_empty() || notification.class.as_ref().is_some_and(|c| self.classes.contains(c)))
+    }
 }
 
 /// A class of repositories and its rules.

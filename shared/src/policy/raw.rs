@@ -2,7 +2,8 @@
 
 use super::gate::{AllowEntry, GateRules, OnFailure, Severity};
 use super::tags::{EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules, derive_mutability};
-use super::{Class, Policy, PolicyError, PolicyErrors, UNMANAGED};
+use super::{Class, NotifyRules, Policy, PolicyError, PolicyErrors, Route, UNMANAGED};
+use crate::notify::{Format, Severity as NotifySeverity};
 use crate::pattern::{Pattern, ecr_exclusion_filter_problem};
 use crate::template::TagTemplate;
 use chrono::NaiveDate;
@@ -20,6 +21,33 @@ struct RawPolicy {
     default_class: Spanned<String>,
     #[serde(default, rename = "class")]
     classes: Vec<Spanned<RawClass>>,
+    #[serde(default)]
+    notify: Option<RawNotify>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawNotify {
+    #[serde(default)]
+    format: Option<Format>,
+    #[serde(default)]
+    replication_successes: Vec<Spanned<String>>,
+    #[serde(default, rename = "route")]
+    routes: Vec<Spanned<RawRoute>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRoute {
+    topic: Spanned<String>,
+    #[serde(default)]
+    format: Option<Format>,
+    #[serde(default)]
+    kinds: Vec<Spanned<String>>,
+    #[serde(default)]
+    min_severity: Option<NotifySeverity>,
+    #[serde(default)]
+    classes: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,8 +197,10 @@ pub(super) fn compile(text: &str, source: &str) -> Result<Policy, PolicyErrors> 
         }
     }
 
+    let notify = compile_notify(raw.notify.as_ref(), &raw, &mut errors);
+
     if errors.list.is_empty() {
-        Ok(Policy { source: source.to_owned(), classes, default_class })
+        Ok(Policy { source: source.to_owned(), classes, default_class, notify })
     } else {
         Err(PolicyErrors(errors.list))
     }
@@ -328,6 +358,58 @@ fn compile_tags(raw: &RawTags, key: &str, errors: &mut Errors<'_>) -> Option<Tag
         remediation: *raw.remediation.get_ref(),
         quarantine,
     })
+}
+
+fn compile_notify(raw: Option<&RawNotify>, policy: &RawPolicy, errors: &mut Errors<'_>) -> NotifyRules {
+    let Some(raw) = raw else { return NotifyRules::default() };
+    let replication_successes =
+        compile_patterns(&raw.replication_successes, "notify.replication-successes", errors, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/' | '*')
+        })
+        .unwrap_or_default();
+    let mut routes = Vec::new();
+    for (i, route) in raw.routes.iter().enumerate() {
+        let r = route.get_ref();
+        let key = format!("notify.route[{i}]");
+        let topic = r.topic.get_ref().trim();
+        if topic.is_empty() || !topic.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            errors.push(
+                Some(r.topic.span()),
+                format!("{key}.topic"),
+                "a topic name (letters, digits, - and _) that WARDEN_TOPICS maps to an SNS topic ARN",
+            );
+        }
+        for (j, kind) in r.kinds.iter().enumerate() {
+            if !crate::notify::KINDS.contains(&kind.get_ref().as_str()) {
+                errors.push(
+                    Some(kind.span()),
+                    format!("{key}.kinds[{j}]"),
+                    format!(
+                        "unknown notification kind `{}`; known: {}",
+                        kind.get_ref(),
+                        crate::notify::KINDS.join(", ")
+                    ),
+                );
+            }
+        }
+        for (j, class) in r.classes.iter().enumerate() {
+            if !policy.classes.iter().any(|c| c.get_ref().name.get_ref().trim() == class.get_ref()) {
+                errors.push(
+                    Some(class.span()),
+                    format!("{key}.classes[{j}]"),
+                    format!("`{}` is not a class name", class.get_ref()),
+                );
+            }
+        }
+        routes.push(Route {
+            topic: topic.to_owned(),
+            format: r.format.unwrap_or(Format::Standard),
+            kinds: r.kinds.iter().map(|k| k.get_ref().clone()).collect(),
+            min_severity: r.min_severity,
+            classes: r.classes.iter().map(|c| c.get_ref().clone()).collect(),
+        });
+    }
+    NotifyRules { format: raw.format.unwrap_or(Format::Standard), replication_successes, routes }
 }
 
 fn compile_gate(raw: &RawGate, key: &str, errors: &mut Errors<'_>) -> Option<GateRules> {

@@ -1,0 +1,55 @@
+//! notify: turns the operational ECR and Inspector events no other function acts on, but operators must
+//! see, into notifications: failed replications and pull-through-cache syncs, failed scans, scanning that
+//! stopped, scan-frequency changes, what ECR's own lifecycle policy expired (one summary per run event, never
+//! one message per image), and deleted protected tags. Each event id is notified once per destination.
+
+use serde_json::Value;
+use warden::WardenError;
+use warden::aws::Clients;
+use warden::config::Config;
+use warden::handler::{Base, Context};
+use warden::notify::events::{FUNCTION, for_event};
+use warden::outcome::Outcome;
+use warden::policy::Policy;
+
+#[derive(Debug)]
+pub struct Notify {
+    pub(crate) base: Base,
+}
+
+impl Notify {
+    pub fn new(policy: Policy, config: Config, clients: Clients) -> Result<Self, WardenError> {
+        Ok(Self { base: Base::new(FUNCTION, policy, config, clients)? })
+    }
+
+    pub async fn handle(&self, payload: Value) -> Result<Outcome, WardenError> {
+        let started = self.base.start();
+        let event = warden::event::parse(payload)?;
+        let outcome = self.notify(&self.base.context(&event)).await?;
+        Ok(self.base.finish(outcome, started))
+    }
+
+    async fn notify(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {
+        let notification = match for_event(cx.event, &self.base.policy, &cx.at) {
+            Ok(notification) => notification,
+            Err(reason) => return Ok(self.base.skipped(cx, reason)),
+        };
+        let mut outcome = self.base.skipped(cx, "");
+        outcome.reasons = notification.reasons.clone();
+        outcome.repository = notification.repository.clone();
+        outcome.digest = notification.digest.clone();
+        outcome.tags = notification.tags.clone();
+        outcome.class = notification.class.clone();
+        if self.base.destinations(&notification).is_empty() {
+            outcome.decision = notification.kind.clone();
+            outcome.reasons.push("no topic configured: the notification is only logged".into());
+            return Ok(outcome);
+        }
+        outcome.notified = self.base.send(&notification).await?;
+        outcome.decision = if outcome.notified { notification.kind.clone() } else { "already-notified".into() };
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+//! notify: golden renderings of every sample event in all formats, and delivery against exact AWS responses.
+
+use super::*;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_types::error::ErrorMetadata;
+use std::path::{Path, PathBuf};
+use warden::aws::CallCounter;
+use warden::notify::Format;
+
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ecr-warden";
+const CHAT: &str = "arn:aws:sns:us-east-1:123456789012:ecr-warden-chat";
+
+fn events_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events")
+}
+
+fn sample(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(events_dir().join(name)).expect("sample")).expect("json")
+}
+
+fn policy(extra: &str) -> Policy {
+    Policy::from_toml(&format!("{}\n{extra}", warden::policy::EMBEDDED_POLICY), "warden.toml").expect("policy")
+}
+
+/// Every sample event rendered in every format, compared with `tests/golden/` (regenerate with
+/// `UPDATE_GOLDEN=1 cargo test -p notify`, then review the diff).
+#[test]
+fn golden_notifications_for_every_sample() {
+    let policy = policy("[notify]\nreplication-successes = [\"prod/*\"]");
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(events_dir())
+        .expect("events")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut skipped = String::new();
+    let mut mismatches = Vec::new();
+    for path in files {
+        let stem = path.file_stem().and_then(|s| s.to_str()).expect("name").to_owned();
+        let event = warden::event::parse_str(&std::fs::read_to_string(&path).expect("read")).expect("sample parses");
+        let at = event.time.clone().unwrap_or_default();
+        match warden::notify::events::for_event(&event, &policy, &at) {
+            Err(reason) => skipped.push_str(&format!("{stem}: {reason}\n")),
+            Ok(notification) => {
+                for (extension, format) in
+                    [("txt", Format::Text), ("json", Format::Json), ("chatbot.json", Format::Chatbot)]
+                {
+                    let rendered = notification.render(format);
+                    let body = if extension == "txt" {
+                        format!("Subject: {}\n\n{}", rendered.subject, rendered.message)
+                    } else {
+                        let value: Value = serde_json::from_str(&rendered.message).expect("valid JSON");
+                        serde_json::to_string_pretty(&value).expect("pretty") + "\n"
+                    };
+                    let file = golden.join(format!("{stem}.{extension}"));
+                    compare(&file, &body, update, &mut mismatches);
+                }
+            }
+        }
+    }
+    compare(&golden.join("skipped.txt"), &skipped, update, &mut mismatches);
+    assert!(
+        mismatches.is_empty(),
+        "golden files differ (UPDATE_GOLDEN=1 to regenerate, then review):\n{}",
+        mismatches.join("\n")
+    );
+}
+
+fn compare(file: &Path, body: &str, update: bool, mismatches: &mut Vec<String>) {
+    if update {
+        std::fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
+        std::fs::write(file, body).expect("write golden");
+        return;
+    }
+    match std::fs::read_to_string(file) {
+        Ok(expected) if expected == body => {}
+        Ok(_) => mismatches.push(format!("{} differs", name(file))),
+        Err(_) => mismatches.push(format!("{} is missing", name(file))),
+    }
+}
+
+fn name(file: &Path) -> String {
+    file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+#[test]
+fn chatbot_payload_follows_the_custom_notification_schema() {
+    let event = warden::event::parse(sample("ecr-replication-failed.json")).expect("event");
+    let notification =
+        warden::notify::events::for_event(&event, &policy(""), "2026-11-20T10:00:00Z").expect("notification");
+    let payload: Value = serde_json::from_str(&notification.render(Format::Chatbot).message).expect("json");
+    assert_eq!(payload["version"], "1.0");
+    assert_eq!(payload["source"], "custom");
+    assert_eq!(payload["content"]["textType"], "client-markdown");
+    assert!(
+        payload["content"]["title"].as_str().is_some_and(|t| t.starts_with(":warning: notify: replication failed"))
+    );
+    assert!(payload["content"]["nextSteps"].as_array().is_some_and(|s| !s.is_empty()));
+    assert_eq!(payload["metadata"]["eventType"], "replication-failed");
+}
+
+fn notify(dynamodb: &[&Rule], sns: &[&Rule], policy: Policy, topics: &[(&str, &str)]) -> Result<Notify, WardenError> {
+    let calls = CallCounter::default();
+    let (c1, c2) = (calls.clone(), calls.clone());
+    let clients = Clients {
+        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[] as &[&Rule]),
+        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c.interceptor(c1.clone())),
+        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c.interceptor(c2.clone())),
+        calls,
+    };
+    let config = Config {
+        ledger_table: Some("ledger".into()),
+        topic_arn: Some(TOPIC.into()),
+        dry_run: false,
+        topics: topics.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    };
+    Notify::new(policy, config, clients)
+}
+
+fn claim() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build())
+}
+
+#[tokio::test]
+async fn a_failed_replication_is_notified_once() {
+    let (claimed, published) =
+        (claim(), mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build()));
+    let notify = notify(&[&claimed], &[&published], policy(""), &[]).expect("notify");
+    let outcome = notify.handle(sample("ecr-replication-failed.json")).await.expect("ok");
+    assert_eq!(outcome.decision, "replication-failed");
+    assert!(outcome.notified);
+    assert_eq!(published.num_calls(), 1);
+
+    let taken = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+        PutItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build())
+    });
+    let again = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().build());
+    let notify = self::notify(&[&taken], &[&again], policy(""), &[]).expect("notify");
+    let replay = notify.handle(sample("ecr-replication-failed.json")).await.expect("ok");
+    assert_eq!(replay.decision, "already-notified");
+    assert_eq!(again.num_calls(), 0, "the same event id never produces two notifications");
+}
+
+#[tokio::test]
+async fn sns_failure_fails_the_invocation_so_eventbridge_retries() {
+    let claimed = claim();
+    let release = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
+    let broken = mock!(aws_sdk_sns::Client::publish)
+        .then_error(|| PublishError::generic(ErrorMetadata::builder().code("InternalError").message("boom").build()));
+    let notify = notify(&[&claimed, &release], &[&broken], policy(""), &[]).expect("notify");
+    let error = notify.handle(sample("ecr-pull-through-cache-failed.json")).await.expect_err("no silent loss");
+    assert!(error.is_retryable());
+    assert_eq!(release.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn routes_send_chosen_kinds_to_other_topics_in_their_format() {
+    let routed = policy("[[notify.route]]\ntopic = \"chat\"\nformat = \"chatbot\"\nmin-severity = \"critical\"");
+    let claimed = claim();
+    let standard = mock!(aws_sdk_sns::Client::publish)
+        .match_requests(|r| r.topic_arn() == Some(TOPIC) && r.message_structure() == Some("json"))
+        .then_output(|| PublishOutput::builder().message_id("a").build());
+    let chat = mock!(aws_sdk_sns::Client::publish)
+        .match_requests(|r| {
+            r.topic_arn() == Some(CHAT)
+                && r.message_structure().is_none()
+                && r.message().is_some_and(|m| m.contains("\"source\":\"custom\""))
+        })
+        .then_output(|| PublishOutput::builder().message_id("b").build());
+    let notify = notify(&[&claimed], &[&standard, &chat], routed, &[("chat", CHAT)]).expect("notify");
+    // A deleted protected tag is critical: both topics.
+    let outcome = notify.handle(sample("ecr-image-delete.json")).await.expect("ok");
+    assert_eq!(outcome.decision, "protected-tag-deleted");
+    assert_eq!((standard.num_calls(), chat.num_calls()), (1, 1));
+    // A failed replication is a warning: the default topic only.
+    notify.handle(sample("ecr-replication-failed.json")).await.expect("ok");
+    assert_eq!((standard.num_calls(), chat.num_calls()), (2, 1));
+}
+
+#[tokio::test]
+async fn a_route_to_an_unconfigured_topic_fails_at_init() {
+    let routed = policy("[[notify.route]]\ntopic = \"security\"");
+    let error = notify(&[], &[], routed, &[]).expect_err("misconfigured");
+    assert!(error.to_string().contains("WARDEN_TOPICS"), "{error}");
+}
+
+#[tokio::test]
+async fn events_nobody_needs_to_hear_about_are_skipped_without_calls() {
+    let notify = notify(&[], &[], policy(""), &[]).expect("notify");
+    for name in [
+        "ecr-image-push.json",
+        "ecr-replication-success.json",
+        "ecr-pull-through-cache-success.json",
+        "ecr-image-scan.json",
+    ] {
+        let outcome = notify.handle(sample(name)).await.expect("skipped");
+        assert_eq!(outcome.decision, "skipped", "{name}");
+        assert!(outcome.aws_calls.is_empty(), "{name}");
+    }
+}
