@@ -56,21 +56,13 @@ impl Stack {
         let (sns, sqs) = (aws_sdk_sns::Client::new(&sdk), aws_sdk_sqs::Client::new(&sdk));
         let table = table.to_owned();
         create_ledger_table(&dynamodb, &table).await;
-        let topic_arn = sns.create_topic().name(topic).send().await.expect("topic").topic_arn.expect("arn");
-        let queue_url =
-            sqs.create_queue().queue_name(unique("queue-")).send().await.expect("queue").queue_url.expect("url");
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-            .expect("queue arn");
-        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
+        let (topic_arn, queue_url) = topic_with_queue(&sns, &sqs, topic).await;
         Self { sdk, ecr, dynamodb, sqs, table, topic_arn, queue_url }
+    }
+
+    /// Another topic with its own SQS subscriber: (topic ARN, queue URL).
+    pub async fn extra_topic(&self, name: &str) -> (String, String) {
+        topic_with_queue(&aws_sdk_sns::Client::new(&self.sdk), &self.sqs, name).await
     }
 
     pub async fn create_repository(&self, name: &str, mutability: ImageTagMutability) {
@@ -118,14 +110,19 @@ impl Stack {
         Some(tags)
     }
 
-    /// Every SNS message that reached the queue so far (the SNS JSON envelopes).
+    /// Every SNS message that reached the stack's queue so far (the SNS JSON envelopes).
     pub async fn messages(&self) -> Vec<serde_json::Value> {
+        self.messages_in(&self.queue_url).await
+    }
+
+    /// Every SNS message that reached `queue_url` so far.
+    pub async fn messages_in(&self, queue_url: &str) -> Vec<serde_json::Value> {
         let mut all = Vec::new();
         for _ in 0..3 {
             let received = self
                 .sqs
                 .receive_message()
-                .queue_url(&self.queue_url)
+                .queue_url(queue_url)
                 .max_number_of_messages(10)
                 .wait_time_seconds(1)
                 .send()
@@ -138,18 +135,31 @@ impl Stack {
             for message in batch {
                 all.push(serde_json::from_str(message.body().unwrap_or("{}")).expect("SNS envelope"));
                 if let Some(handle) = message.receipt_handle() {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .expect("delete");
+                    self.sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await.expect("delete");
                 }
             }
         }
         all
     }
+}
+
+/// A topic (created if needed) with a new SQS queue subscribed to it.
+async fn topic_with_queue(sns: &aws_sdk_sns::Client, sqs: &aws_sdk_sqs::Client, topic: &str) -> (String, String) {
+    let topic_arn = sns.create_topic().name(topic).send().await.expect("topic").topic_arn.expect("arn");
+    let queue_url =
+        sqs.create_queue().queue_name(unique("queue-")).send().await.expect("queue").queue_url.expect("url");
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .expect("queue arn");
+    sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
+    (topic_arn, queue_url)
 }
 
 pub async fn create_ledger_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
