@@ -113,6 +113,8 @@ async fn main() -> ExitCode {
         "gate-failed",
         "promoted",
         "demoted",
+        "replication-failed",
+        "lifecycle-expired",
         "tag-mutability-drift",
     ];
     let mut got = kinds.clone();
@@ -284,6 +286,19 @@ async fn run(demo: &mut Demo) {
         !tags.iter().any(|t| t.ends_with("-approved")) && tags.contains(&"v1.4.2".to_owned()),
         &format!("promotion tags removed, the image keeps {tags:?}"),
     );
+
+    demo.title("Replication into this region fails, and ECR's own lifecycle policy expires images: notify");
+    let failed: Value =
+        serde_json::from_str(include_str!("../../../events/ecr-replication-failed.json")).unwrap_or_default();
+    let outcome = demo.invoke("notify", &failed);
+    demo.check(outcome["decision"] == "replication-failed", "operators hear about the failed replication");
+    let again = demo.invoke("notify", &failed);
+    demo.check(again["decision"] == "already-notified", "EventBridge's second delivery of the same event stays silent");
+    let expired: Value =
+        serde_json::from_str(include_str!("../../../events/cloudtrail-lifecycle-policy-execution.json"))
+            .unwrap_or_default();
+    let outcome = demo.invoke("notify", &expired);
+    demo.check(outcome["decision"] == "lifecycle-expired", "one summary of what the lifecycle run expired");
 
     demo.title("The scheduled sweep checks every repository's tag mutability");
     let sweep: Value = serde_json::from_str(include_str!("../../../events/scheduler.json")).unwrap_or_default();
