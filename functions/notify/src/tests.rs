@@ -30,7 +30,7 @@ fn policy(extra: &str) -> Policy {
 /// `UPDATE_GOLDEN=1 cargo test -p notify`, then review the diff).
 #[test]
 fn golden_notifications_for_every_sample() {
-    let policy = policy("[notify]\nreplication-successes = [\"prod/*\"]");
+    let policy = policy("");
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut files: Vec<PathBuf> = std::fs::read_dir(events_dir())
@@ -195,7 +195,7 @@ async fn events_nobody_needs_to_hear_about_are_skipped_without_calls() {
     let notify = notify(&[], &[], policy(""), &[]).expect("notify");
     for name in [
         "ecr-image-push.json",
-        "ecr-replication-success.json",
+        "inspector2-scan.json",
         "ecr-pull-through-cache-success.json",
         "ecr-image-scan.json",
     ] {

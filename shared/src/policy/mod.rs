@@ -158,6 +158,24 @@ impl Policy {
         if self.default_class.is_none() {
             out.push_str("\nrepositories no class matches: unmanaged\n");
         }
+        let format = |f: crate::notify::Format| {
+            serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        };
+        out.push_str(&format!("\nnotifications: default topic ({})\n", format(self.notify.format)));
+        for route in &self.notify.routes {
+            let kinds = if route.kinds.is_empty() { "all kinds".to_owned() } else { route.kinds.join(", ") };
+            let severity = route.min_severity.map_or(String::new(), |s| format!(", severity ≥ {}", s.as_str()));
+            let classes = if route.classes.is_empty() {
+                String::new()
+            } else {
+                format!(", classes {}", route.classes.join(", "))
+            };
+            out.push_str(&format!(
+                "  route to topic `{}` ({}): {kinds}{severity}{classes}\n",
+                route.topic,
+                format(route.format)
+            ));
+        }
         out
     }
 }
