@@ -193,12 +193,9 @@ async fn a_route_to_an_unconfigured_topic_fails_at_init() {
 #[tokio::test]
 async fn events_nobody_needs_to_hear_about_are_skipped_without_calls() {
     let notify = notify(&[], &[], policy(""), &[]).expect("notify");
-    for name in [
-        "ecr-image-push.json",
-        "inspector2-scan.json",
-        "ecr-pull-through-cache-success.json",
-        "ecr-image-scan.json",
-    ] {
+    for name in
+        ["ecr-image-push.json", "inspector2-scan.json", "ecr-pull-through-cache-success.json", "ecr-image-scan.json"]
+    {
         let outcome = notify.handle(sample(name)).await.expect("skipped");
         assert_eq!(outcome.decision, "skipped", "{name}");
         assert!(outcome.aws_calls.is_empty(), "{name}");
