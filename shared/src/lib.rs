@@ -7,6 +7,7 @@ pub mod error;
 pub mod event;
 pub mod gate;
 pub mod handler;
+pub mod lifecycle;
 pub mod notify;
 pub mod outcome;
 pub mod pattern;

@@ -1,0 +1,284 @@
+use super::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+const NOW: i64 = 1_764_000_000;
+const DAY: i64 = 86_400;
+
+fn policy(rules: serde_json::Value) -> LifecyclePolicy {
+    LifecyclePolicy::parse(&json!({ "rules": rules }).to_string()).unwrap_or_else(|e| panic!("invalid: {e}"))
+}
+
+fn image(digest: &str, tags: &[&str], days_ago: i64) -> Image {
+    Image {
+        digest: digest.into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        pushed_at: NOW - days_ago * DAY,
+        last_pulled_at: None,
+        storage_class: StorageClass::Standard,
+        archived_at: None,
+        activated_at: None,
+    }
+}
+
+fn acted(preview: &Preview) -> Vec<(String, u32)> {
+    preview.preview_results.iter().map(|r| (r.image_digest.clone(), r.applied_rule_priority)).collect()
+}
+
+fn expire(priority: u32, selection: serde_json::Value) -> serde_json::Value {
+    json!({"rulePriority": priority, "selection": selection, "action": {"type": "expire"}})
+}
+
+#[test]
+fn the_reference_illustration() {
+    // Newest first: e dev-9 · d v1.1, dev-8 · c dev-7 · b untagged · a v1.0.
+    let images = vec![
+        image("e", &["dev-9"], 1),
+        image("d", &["v1.1", "dev-8"], 2),
+        image("c", &["dev-7"], 3),
+        image("b", &[], 4),
+        image("a", &["v1.0"], 5),
+    ];
+    let policy = policy(json!([
+        expire(
+            1,
+            json!({"tagStatus": "tagged", "tagPatternList": ["v*"], "countType": "imageCountMoreThan", "countNumber": 1})
+        ),
+        expire(2, json!({"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 2})),
+    ]));
+    let preview = evaluate(&policy, &images, NOW);
+    assert_eq!(acted(&preview), vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 2)]);
+    assert_eq!(preview.summary.expiring_image_total_count, 3);
+}
+
+#[test]
+fn selection_table() {
+    let s = |tags: &[&str]| tags.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>();
+    let patterns = |p: &[&str]| {
+        TagSelection::Patterns(p.iter().map(|x| crate::pattern::Pattern::wildcard(x).expect("pattern")).collect())
+    };
+    let prefixes = |p: &[&str]| TagSelection::Prefixes(p.iter().map(|x| (*x).to_owned()).collect());
+    let cases: Vec<(&str, TagSelection, Vec<String>, bool)> = vec![
+        ("any selects untagged", TagSelection::Any, s(&[]), true),
+        ("untagged", TagSelection::Untagged, s(&[]), true),
+        ("untagged rejects tagged", TagSelection::Untagged, s(&["a"]), false),
+        ("prefix", prefixes(&["prod"]), s(&["prod-1"]), true),
+        ("prefix needs a tag", prefixes(&["prod"]), s(&[]), false),
+        ("prefix list is AND over entries", prefixes(&["prod", "v"]), s(&["prod-1"]), false),
+        ("... satisfied by different tags", prefixes(&["prod", "v"]), s(&["prod-1", "v2"]), true),
+        ("pattern is anchored", patterns(&["abc"]), s(&["abcd"]), false),
+        ("pattern begins-with", patterns(&["abc*"]), s(&["abcd"]), true),
+        ("pattern contains", patterns(&["*abc*"]), s(&["xabcx"]), true),
+        ("pattern list AND", patterns(&["v*", "*-rc"]), s(&["v1"]), false),
+        ("pattern list AND across tags", patterns(&["v*", "*-rc"]), s(&["v1", "2-rc"]), true),
+    ];
+    for (case, selection, tags, expected) in cases {
+        assert_eq!(selects(&selection, &tags), expected, "{case}");
+    }
+}
+
+#[test]
+fn count_types() {
+    let mut pulled = image("pulled-recently", &["a"], 100);
+    pulled.last_pulled_at = Some(NOW - 5 * DAY);
+    let never = image("never-pulled", &["b"], 100);
+    let mut restored = image("restored", &["c"], 100);
+    restored.activated_at = Some(NOW - 2 * DAY);
+    let young = image("young", &["d"], 3);
+    let images = vec![pulled, never, restored, young];
+
+    let pushed = policy(json!([expire(
+        1,
+        json!({"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 30})
+    )]));
+    let mut ids: Vec<String> = acted(&evaluate(&pushed, &images, NOW)).into_iter().map(|(d, _)| d).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["never-pulled", "pulled-recently"], "a restored image counts from its restore");
+
+    let by_pull = policy(json!([{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "sinceImagePulled",
+        "countUnit": "days", "countNumber": 30}, "action": {"type": "transition", "targetStorageClass": "archive"}}]));
+    let preview = evaluate(&by_pull, &images, NOW);
+    let ids: Vec<&str> = preview.preview_results.iter().map(|r| r.image_digest.as_str()).collect();
+    assert_eq!(ids, vec!["never-pulled"], "never pulled falls back to push time; recent pull and restore protect");
+    assert_eq!(preview.preview_results[0].action.action_type, "TRANSITION");
+    assert_eq!(preview.summary.transitioning_image_total_counts[0].image_total_count, 1);
+    assert_eq!(preview.summary.expiring_image_total_count, 0);
+}
+
+#[test]
+fn archive_rules_see_only_archived_images() {
+    let mut old_archive = image("archived-long-ago", &[], 400);
+    old_archive.storage_class = StorageClass::Archive;
+    old_archive.archived_at = Some(NOW - 200 * DAY);
+    let mut new_archive = image("archived-recently", &[], 400);
+    new_archive.storage_class = StorageClass::Archive;
+    new_archive.archived_at = Some(NOW - 30 * DAY);
+    let standard = image("standard", &[], 400);
+    let rules = policy(json!([
+        {"rulePriority": 1, "selection": {"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned",
+            "countUnit": "days", "countNumber": 120}, "action": {"type": "expire"}},
+        {"rulePriority": 2, "selection": {"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 365},
+            "action": {"type": "transition", "targetStorageClass": "archive"}}
+    ]));
+    let preview = evaluate(&rules, &[old_archive, new_archive, standard], NOW);
+    let got: Vec<(&str, &str)> =
+        preview.preview_results.iter().map(|r| (r.image_digest.as_str(), r.action.action_type)).collect();
+    assert_eq!(got, vec![("standard", "TRANSITION"), ("archived-long-ago", "EXPIRE")]);
+    assert_eq!(preview.preview_results[1].storage_class, "ARCHIVE");
+}
+
+#[test]
+fn validation_table() {
+    let base = |selection: serde_json::Value, action: serde_json::Value| json!([{"rulePriority": 1, "selection": selection, "action": action}]);
+    let any_count = json!({"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1});
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        ("V1 no rules", json!([]), "at least one rule"),
+        (
+            "V1 more than 50 rules",
+            serde_json::Value::Array((1..=51).map(|p| json!({"rulePriority": p, "selection": {"tagStatus": "tagged", "tagPrefixList": [format!("p{p}-")], "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}})).collect()),
+            "at most 50",
+        ),
+        ("V3 non-positive priority", json!([{"rulePriority": 0, "selection": any_count, "action": {"type": "expire"}}]), "positive"),
+        (
+            "V3 duplicate priority",
+            json!([expire(1, json!({"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1})),
+                   expire(1, json!({"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 1}))]),
+            "not unique",
+        ),
+        ("V4 tagged without list", base(json!({"tagStatus": "tagged", "countType": "imageCountMoreThan", "countNumber": 1}), json!({"type": "expire"})), "needs a tagPatternList"),
+        ("V4 both lists", base(json!({"tagStatus": "tagged", "tagPatternList": ["a*"], "tagPrefixList": ["a"], "countType": "imageCountMoreThan", "countNumber": 1}), json!({"type": "expire"})), "cannot both"),
+        ("V4 empty list", base(json!({"tagStatus": "tagged", "tagPrefixList": [], "countType": "imageCountMoreThan", "countNumber": 1}), json!({"type": "expire"})), "empty"),
+        ("V5 any with a list", base(json!({"tagStatus": "any", "tagPrefixList": ["a"], "countType": "imageCountMoreThan", "countNumber": 1}), json!({"type": "expire"})), "takes no"),
+        ("V6 five wildcards", base(json!({"tagStatus": "tagged", "tagPatternList": ["*a*b*c*d*"], "countType": "imageCountMoreThan", "countNumber": 1}), json!({"type": "expire"})), "more than four"),
+        ("V7 since without unit", base(json!({"tagStatus": "any", "countType": "sinceImagePushed", "countNumber": 1}), json!({"type": "expire"})), "countUnit days is required"),
+        ("V7 count with unit", base(json!({"tagStatus": "any", "countType": "imageCountMoreThan", "countUnit": "days", "countNumber": 1}), json!({"type": "expire"})), "not allowed"),
+        ("V8 zero count", base(json!({"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 0}), json!({"type": "expire"})), "at least 1"),
+        ("V9 archive class with pushed", base(json!({"tagStatus": "any", "storageClass": "archive", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 1}), json!({"type": "expire"})), "only goes with sinceImageTransitioned"),
+        ("V10 transition without target", base(any_count.clone(), json!({"type": "transition"})), "needs targetStorageClass"),
+        ("V10 expire with target", base(any_count.clone(), json!({"type": "expire", "targetStorageClass": "archive"})), "no targetStorageClass"),
+        ("V11 pulled cannot expire", base(json!({"tagStatus": "any", "countType": "sinceImagePulled", "countUnit": "days", "countNumber": 1}), json!({"type": "expire"})), "cannot expire"),
+        ("V12 transitioned needs archive class", base(json!({"tagStatus": "any", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 100}), json!({"type": "expire"})), "needs storageClass archive"),
+        ("V12 transitioned only expires", base(json!({"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 100}), json!({"type": "transition", "targetStorageClass": "archive"})), "only expire"),
+        (
+            "V13 any not last",
+            json!([expire(1, any_count.clone()), expire(2, json!({"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}))]),
+            "highest rulePriority",
+        ),
+        (
+            "V14 two untagged rules",
+            json!([expire(1, json!({"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1})),
+                   expire(2, json!({"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 1}))]),
+            "only one rule per storage class may select untagged",
+        ),
+        (
+            "V15 repeated prefix",
+            json!([expire(1, json!({"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 1})),
+                   expire(2, json!({"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 1}))]),
+            "already used by rule 1",
+        ),
+        ("V16 archive minimum", base(json!({"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 30}), json!({"type": "expire"})), "90 days"),
+        ("missing tagStatus", base(json!({"countType": "imageCountMoreThan", "countNumber": 1}), json!({"type": "expire"})), "tagStatus is required"),
+        ("unknown countType", base(json!({"tagStatus": "any", "countType": "sinceForever", "countNumber": 1}), json!({"type": "expire"})), "not a lifecycle policy"),
+    ];
+    for (case, rules, expected) in cases {
+        let error = LifecyclePolicy::parse(&json!({ "rules": rules }).to_string()).expect_err(case).to_string();
+        assert!(error.contains(expected), "{case}: {error}");
+    }
+    let long = format!("{{\"rules\": [], \"pad\": \"{}\"}}", "x".repeat(31_000));
+    assert!(LifecyclePolicy::parse(&long).expect_err("V2").to_string().contains("30720"));
+    let error = LifecyclePolicy::parse(
+        &json!({"rules": [{"rulePriority": 7, "selection": any_count, "action": {"type": "transition"}}]}).to_string(),
+    )
+    .expect_err("names the rule");
+    assert!(error.to_string().starts_with("rule 7:"), "{error}");
+}
+
+#[test]
+fn inventories_in_both_timestamp_forms() {
+    let text = json!({"imageDetails": [
+        {"imageDigest": "sha256:a", "imageTags": ["v1"], "imagePushedAt": "2026-11-20T09:12:04.123000+00:00",
+         "lastRecordedPullTime": 1_764_000_000.5, "imageStatus": "ACTIVE"},
+        {"imageDigest": "sha256:b", "imagePushedAt": 1_700_000_000, "imageStatus": "ARCHIVED", "lastArchivedAt": "2026-01-01T00:00:00Z"}
+    ]})
+    .to_string();
+    let images = parse_images(&text).expect("inventory");
+    assert_eq!(images[0].pushed_at, 1_795_165_924);
+    assert_eq!(images[0].last_pulled_at, Some(1_764_000_000));
+    assert!(images[1].tags.is_empty());
+    assert_eq!(images[1].storage_class, StorageClass::Archive);
+    let bad = json!({"imageDetails": [{"imageDigest": "sha256:c", "imagePushedAt": "yesterday"}]}).to_string();
+    assert!(parse_images(&bad).expect_err("bad time").to_string().contains("sha256:c"));
+    assert!(parse_images("[]").is_err());
+}
+
+fn arbitrary_images() -> impl Strategy<Value = Vec<Image>> {
+    proptest::collection::vec((proptest::collection::vec("(v|dev|rc)-[0-9]", 0..3), 0i64..400), 0..40).prop_map(
+        |items| {
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, (tags, days))| Image {
+                    digest: format!("sha256:{i:04}"),
+                    tags,
+                    pushed_at: NOW - days * DAY - i as i64,
+                    last_pulled_at: None,
+                    storage_class: StorageClass::Standard,
+                    archived_at: None,
+                    activated_at: None,
+                })
+                .collect()
+        },
+    )
+}
+
+fn mixed_policy(keep: u32) -> LifecyclePolicy {
+    policy(json!([
+        expire(
+            1,
+            json!({"tagStatus": "tagged", "tagPrefixList": ["v-"], "countType": "imageCountMoreThan", "countNumber": keep})
+        ),
+        expire(
+            2,
+            json!({"tagStatus": "tagged", "tagPatternList": ["dev-*"], "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 30})
+        ),
+        expire(3, json!({"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 2})),
+        expire(4, json!({"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep + 5}))
+    ]))
+}
+
+proptest! {
+    #[test]
+    fn no_image_is_acted_on_twice(images in arbitrary_images(), keep in 1u32..6) {
+        let preview = evaluate(&mixed_policy(keep), &images, NOW);
+        let mut digests: Vec<&String> = preview.preview_results.iter().map(|r| &r.image_digest).collect();
+        let before = digests.len();
+        digests.sort();
+        digests.dedup();
+        prop_assert_eq!(before, digests.len());
+    }
+
+    #[test]
+    fn results_do_not_depend_on_input_order(images in arbitrary_images(), keep in 1u32..6) {
+        let policy = mixed_policy(keep);
+        let mut reversed = images.clone();
+        reversed.reverse();
+        prop_assert_eq!(evaluate(&policy, &images, NOW), evaluate(&policy, &reversed, NOW));
+    }
+
+    #[test]
+    fn a_higher_keep_count_never_expires_more(images in arbitrary_images(), keep in 1u32..6) {
+        let fewer = evaluate(&mixed_policy(keep + 1), &images, NOW);
+        let more = evaluate(&mixed_policy(keep), &images, NOW);
+        prop_assert!(fewer.summary.expiring_image_total_count <= more.summary.expiring_image_total_count);
+    }
+
+    #[test]
+    fn images_a_higher_rule_tag_matches_are_never_taken_by_lower_rules(images in arbitrary_images(), keep in 1u32..6) {
+        let preview = evaluate(&mixed_policy(keep), &images, NOW);
+        for result in &preview.preview_results {
+            if result.image_tags.iter().any(|t| t.starts_with("v-")) {
+                prop_assert_eq!(result.applied_rule_priority, 1, "{:?}", result);
+            }
+        }
+    }
+}
