@@ -13,6 +13,7 @@ use warden::aws::ledger::Ledger;
 use warden::aws::{Clients, Found, ecr};
 use warden::config::LEDGER_TABLE_ENV;
 use warden::gate::{GateResult, ScanState, evaluate_findings, promotion_tags, scan_state};
+use warden::lifecycle::{LifecyclePolicy, evaluate, parse_images};
 use warden::policy::{Classification, EMBEDDED_POLICY, EMBEDDED_POLICY_NAME, Policy, PolicyErrors};
 use warden::tags::{PushCheck, check_push};
 
@@ -34,6 +35,29 @@ enum Command {
     /// Scan gate commands.
     #[command(subcommand)]
     Gate(GateCommand),
+    /// Lifecycle policy commands.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LifecycleCommand {
+    /// What an ECR lifecycle policy would expire or archive, exactly as ECR evaluates it (the
+    /// GetLifecyclePolicyPreview response shape), offline from files or live from a repository.
+    Preview {
+        /// The lifecycle policy JSON (default with --repository: the repository's current policy).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// `aws ecr describe-images` output to evaluate.
+        #[arg(long, conflicts_with = "repository", required_unless_present = "repository")]
+        images: Option<PathBuf>,
+        /// Read the images (all pages, every storage class) from this repository instead.
+        #[arg(long)]
+        repository: Option<String>,
+        /// Evaluate as of this time (RFC 3339; default: now).
+        #[arg(long)]
+        now: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +192,43 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Lifecycle(LifecycleCommand::Preview { policy, images, repository, now }) => {
+            let now = match now {
+                Some(text) => {
+                    chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| format!("--now `{text}`: {e}"))?.timestamp()
+                }
+                None => chrono::Utc::now().timestamp(),
+            };
+            let read = |path: &PathBuf| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()));
+            let (policy_text, inventory) = match (repository, images) {
+                (Some(repository), _) => {
+                    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                    let clients = Clients::new(&sdk);
+                    let policy_text = match &policy {
+                        Some(path) => read(path)?,
+                        None => ecr::lifecycle_policy(&clients.ecr, &repository)
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .ok_or_else(|| format!("{repository} has no lifecycle policy; give one with --policy"))?,
+                    };
+                    let inventory =
+                        match ecr::lifecycle_inventory(&clients.ecr, &repository).await.map_err(|e| e.to_string())? {
+                            Found::Yes(images) => images,
+                            _ => return Err(format!("no repository {repository}")),
+                        };
+                    (policy_text, inventory)
+                }
+                (None, Some(images)) => {
+                    let policy = policy.as_ref().ok_or("--policy is required with --images")?;
+                    (read(policy)?, parse_images(&read(&images)?).map_err(|e| format!("{}: {e}", images.display()))?)
+                }
+                (None, None) => return Err("give --images or --repository".into()),
+            };
+            let policy = LifecyclePolicy::parse(&policy_text).map_err(|e| format!("invalid lifecycle policy:\n{e}"))?;
+            let preview = evaluate(&policy, &inventory, now);
+            println!("{}", serde_json::to_string_pretty(&preview).map_err(|e| e.to_string())?);
+            Ok(())
+        }
         Command::Tags(TagsCommand::History { repository, tag, table, json }) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
@@ -292,6 +353,13 @@ mod tests {
         Cli::try_parse_from(["warden", "tags", "history", "prod/a", "v1", "--table", "t"]).expect("history");
         Cli::try_parse_from(["warden", "gate", "evaluate", "prod/a", "v1", "--scanner", "enhanced"]).expect("gate");
         assert!(Cli::try_parse_from(["warden", "gate", "evaluate", "prod/a", "v1", "--scanner", "both"]).is_err());
+        Cli::try_parse_from(["warden", "lifecycle", "preview", "--policy", "p.json", "--images", "i.json"])
+            .expect("preview");
+        Cli::try_parse_from(["warden", "lifecycle", "preview", "--repository", "prod/a"]).expect("live preview");
+        assert!(
+            Cli::try_parse_from(["warden", "lifecycle", "preview", "--policy", "p.json"]).is_err(),
+            "images or repository"
+        );
         assert!(Cli::try_parse_from(["warden", "tags", "history", "prod/a"]).is_err());
     }
 }

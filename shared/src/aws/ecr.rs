@@ -224,3 +224,48 @@ pub async fn put_mutability(ecr: &Client, repository: &str, setting: &Mutability
         Err(e) => Err(aws_error("ECR.PutImageTagMutability", e)),
     }
 }
+
+/// Every image of a repository in every storage class, as the lifecycle evaluator sees them
+/// (DescribeImages, all pages, `imageStatus` ANY). `Found::NoRepository` when it is gone.
+pub async fn lifecycle_inventory(
+    ecr: &Client,
+    repository: &str,
+) -> Result<Found<Vec<crate::lifecycle::Image>>, WardenError> {
+    use aws_sdk_ecr::types::{DescribeImagesFilter, ImageStatus, ImageStatusFilter};
+    let filter = DescribeImagesFilter::builder().image_status(ImageStatusFilter::Any).build();
+    let mut pages =
+        ecr.describe_images().repository_name(repository).filter(filter).max_results(1000).into_paginator().send();
+    let seconds = |t: Option<&aws_smithy_types::DateTime>| t.map(aws_smithy_types::DateTime::secs);
+    let mut images = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_repository_not_found_exception()) => {
+                return Ok(Found::NoRepository);
+            }
+            Err(e) => return Err(aws_error("ECR.DescribeImages", e)),
+        };
+        images.extend(page.image_details().iter().map(|d| crate::lifecycle::Image {
+            digest: d.image_digest().unwrap_or_default().to_owned(),
+            tags: d.image_tags().to_vec(),
+            pushed_at: seconds(d.image_pushed_at()).unwrap_or(0),
+            last_pulled_at: seconds(d.last_recorded_pull_time()),
+            storage_class: match d.image_status() {
+                Some(ImageStatus::Archived | ImageStatus::Activating) => crate::lifecycle::StorageClass::Archive,
+                _ => crate::lifecycle::StorageClass::Standard,
+            },
+            archived_at: seconds(d.last_archived_at()),
+            activated_at: seconds(d.last_activated_at()),
+        }));
+    }
+    Ok(Found::Yes(images))
+}
+
+/// A repository's lifecycle policy text, if it has one.
+pub async fn lifecycle_policy(ecr: &Client, repository: &str) -> Result<Option<String>, WardenError> {
+    match ecr.get_lifecycle_policy().repository_name(repository).send().await {
+        Ok(output) => Ok(output.lifecycle_policy_text().map(str::to_owned)),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_lifecycle_policy_not_found_exception()) => Ok(None),
+        Err(e) => Err(aws_error("ECR.GetLifecyclePolicy", e)),
+    }
+}
