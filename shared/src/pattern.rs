@@ -5,6 +5,7 @@
 //! Wildcards can be reasoned about exactly, which the policy validator uses to reject overlapping and
 //! impossible rules and to derive ECR exclusion filters; regexes are accepted where no such reasoning is needed.
 
+use memchr::memmem::Finder;
 use regex::Regex;
 use std::fmt;
 
@@ -14,10 +15,12 @@ pub const REGEX_PREFIX: &str = "regex:";
 #[derive(Clone)]
 pub enum Pattern {
     /// `parts` is the text split at each `*`: matched without a regex (compiling one per pattern dominated
-    /// policy load time), by the same rule ECR applies.
+    /// policy load time), by the same rule ECR applies. The inner parts have prebuilt substring finders: the
+    /// lifecycle evaluator matches millions of tags.
     Wildcard {
         source: String,
         parts: Vec<String>,
+        finders: Vec<Finder<'static>>,
     },
     Regex {
         source: String,
@@ -56,7 +59,10 @@ impl Pattern {
         if text.is_empty() {
             return Err("empty pattern".into());
         }
-        Ok(Self::Wildcard { source: text.to_owned(), parts: text.split('*').map(str::to_owned).collect() })
+        let parts: Vec<String> = text.split('*').map(str::to_owned).collect();
+        let inner = if parts.len() > 2 { &parts[1..parts.len() - 1] } else { &[][..] };
+        let finders = inner.iter().map(|p| Finder::new(p.as_bytes()).into_owned()).collect();
+        Ok(Self::Wildcard { source: text.to_owned(), parts, finders })
     }
 
     pub fn source(&self) -> &str {
@@ -67,7 +73,7 @@ impl Pattern {
 
     pub fn is_match(&self, name: &str) -> bool {
         match self {
-            Self::Wildcard { parts, .. } => wildcard_match(parts, name),
+            Self::Wildcard { parts, finders, .. } => wildcard_match(parts, finders, name),
             Self::Regex { compiled, .. } => compiled.is_match(name),
         }
     }
@@ -109,17 +115,17 @@ impl Pattern {
 
 /// Whole-name match of a wildcard split at its stars: the first part is a prefix, the last a suffix, and the
 /// parts between occur in order (leftmost occurrence is always a safe choice when `*` is the only wildcard).
-fn wildcard_match(parts: &[String], name: &str) -> bool {
-    let [first, middle @ .., last] = parts else {
+fn wildcard_match(parts: &[String], finders: &[Finder<'static>], name: &str) -> bool {
+    let [first, .., last] = parts else {
         return parts.first().is_some_and(|only| only == name);
     };
     if name.len() < first.len() + last.len() || !name.starts_with(first.as_str()) || !name.ends_with(last.as_str()) {
         return false;
     }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for part in middle {
-        match rest.find(part.as_str()) {
-            Some(at) => rest = &rest[at + part.len()..],
+    let mut rest = &name.as_bytes()[first.len()..name.len() - last.len()];
+    for finder in finders {
+        match finder.find(rest) {
+            Some(at) => rest = &rest[at + finder.needle().len()..],
             None => return false,
         }
     }

@@ -101,19 +101,19 @@ fn age_exceeds(now: i64, time: i64, days: u32) -> bool {
     now - time > i64::from(days) * DAY
 }
 
-/// The images `rule` would act on among `ranked` (newest first), ignoring other rules.
-fn candidates<'a>(rule: &Rule, ranked: &[&'a Image], now: i64) -> Vec<&'a Image> {
-    let selected = ranked.iter().copied().filter(|image| selects(&rule.tags, &image.tags));
+/// Positions (in `ranked`, newest first) of the images `rule` would act on, ignoring other rules, given the
+/// positions it selects by tag.
+fn candidates(rule: &Rule, ranked: &[&Image], selected: &[usize], now: i64) -> Vec<usize> {
+    let old = |time: fn(&Image) -> i64, days: u32| {
+        selected.iter().copied().filter(|&p| age_exceeds(now, time(ranked[p]), days)).collect()
+    };
     match rule.count_type {
-        CountType::ImageCountMoreThan => selected.skip(rule.count as usize).collect(),
-        CountType::SinceImagePushed => selected.filter(|i| age_exceeds(now, i.rank_time(), rule.count)).collect(),
-        CountType::SinceImagePulled => selected.filter(|i| age_exceeds(now, i.pull_time(), rule.count)).collect(),
-        CountType::SinceImageTransitioned => selected
-            .filter(|i| {
-                let archived = i.archived_at.unwrap_or(i.pushed_at);
-                age_exceeds(now, archived, rule.count.max(super::policy::MIN_ARCHIVE_DAYS))
-            })
-            .collect(),
+        CountType::ImageCountMoreThan => selected.iter().copied().skip(rule.count as usize).collect(),
+        CountType::SinceImagePushed => old(Image::rank_time, rule.count),
+        CountType::SinceImagePulled => old(Image::pull_time, rule.count),
+        CountType::SinceImageTransitioned => {
+            old(|i| i.archived_at.unwrap_or(i.pushed_at), rule.count.max(super::policy::MIN_ARCHIVE_DAYS))
+        }
     }
 }
 
@@ -126,24 +126,15 @@ pub fn evaluate(policy: &LifecyclePolicy, images: &[Image], now: i64) -> Preview
         // Newest first; ties by digest so results never depend on input order.
         ranked.sort_by(|(_, a), (_, b)| b.rank_time().cmp(&a.rank_time()).then_with(|| a.digest.cmp(&b.digest)));
         let order: Vec<&Image> = ranked.iter().map(|(_, i)| *i).collect();
-        let position: std::collections::HashMap<&str, usize> =
-            order.iter().enumerate().map(|(p, i)| (i.digest.as_str(), p)).collect();
         // taken[p]: already claimed or shielded by a higher-priority rule.
         let mut taken = vec![false; order.len()];
         for rule in policy.rules.iter().filter(|r| r.storage_class == class) {
-            let marked = candidates(rule, &order, now);
-            let mut claimed = Vec::new();
-            for image in marked {
-                let p = position[image.digest.as_str()];
-                if !taken[p] {
-                    claimed.push(image);
-                }
-            }
-            // Shield everything this rule selected (tag match), after deciding what it claims.
-            for (p, image) in order.iter().enumerate() {
-                if selects(&rule.tags, &image.tags) {
-                    taken[p] = true;
-                }
+            let selected: Vec<usize> = (0..order.len()).filter(|&p| selects(&rule.tags, &order[p].tags)).collect();
+            let claimed: Vec<&Image> =
+                candidates(rule, &order, &selected, now).into_iter().filter(|&p| !taken[p]).map(|p| order[p]).collect();
+            // Everything this rule selected by tag is shielded from lower-priority rules.
+            for &p in &selected {
+                taken[p] = true;
             }
             // Oldest first, as ECR acts.
             for image in claimed.into_iter().rev() {
