@@ -119,17 +119,40 @@ fn wildcard_match(parts: &[String], finders: &[Finder<'static>], name: &str) -> 
     let [first, .., last] = parts else {
         return parts.first().is_some_and(|only| only == name);
     };
-    if name.len() < first.len() + last.len() || !name.starts_with(first.as_str()) || !name.ends_with(last.as_str()) {
+    let name = name.as_bytes();
+    let (first, last) = (first.as_bytes(), last.as_bytes());
+    if name.len() < first.len() + last.len()
+        || !short_eq(&name[..first.len()], first)
+        || !short_eq(&name[name.len() - last.len()..], last)
+    {
         return false;
     }
-    let mut rest = &name.as_bytes()[first.len()..name.len() - last.len()];
+    let mut rest = &name[first.len()..name.len() - last.len()];
     for finder in finders {
-        match finder.find(rest) {
+        match short_find(rest, finder) {
             Some(at) => rest = &rest[at + finder.needle().len()..],
             None => return false,
         }
     }
     true
+}
+
+/// Byte equality without a libc `memcmp` call: tags are short, and the lifecycle evaluator compares millions of
+/// them, where the call itself dominated.
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// Leftmost occurrence of the finder's needle: a plain scan for tag-sized haystacks, the vectorised finder
+/// beyond.
+fn short_find(haystack: &[u8], finder: &Finder<'static>) -> Option<usize> {
+    let needle = finder.needle();
+    if haystack.len() > 64 {
+        return finder.find(haystack);
+    }
+    let Some((&head, _)) = needle.split_first() else { return Some(0) };
+    let last_start = haystack.len().checked_sub(needle.len())?;
+    (0..=last_start).find(|&i| haystack[i] == head && short_eq(&haystack[i..i + needle.len()], needle))
 }
 
 /// Characters ECR accepts in a tag-mutability exclusion filter (and in `tagPatternList`), besides `*`.

@@ -89,7 +89,10 @@ pub fn selects(selection: &TagSelection, tags: &[String]) -> bool {
         TagSelection::Any => true,
         TagSelection::Untagged => tags.is_empty(),
         TagSelection::Prefixes(prefixes) => {
-            !tags.is_empty() && prefixes.iter().all(|p| tags.iter().any(|t| t.starts_with(p.as_str())))
+            !tags.is_empty()
+                && prefixes
+                    .iter()
+                    .all(|p| tags.iter().any(|t| t.len() >= p.len() && t.bytes().zip(p.bytes()).all(|(a, b)| a == b)))
         }
         TagSelection::Patterns(patterns) => {
             !tags.is_empty() && patterns.iter().all(|p| tags.iter().any(|t| p.is_match(t)))
