@@ -4,7 +4,7 @@
 use crate::WardenError;
 use crate::aws::Clients;
 use crate::aws::ledger::Ledger;
-use crate::aws::sns::{Destination, deliver, publish};
+use crate::aws::sns::{Destination, deliver, deliver_as, publish};
 use crate::config::{Config, TOPICS_ENV};
 use crate::event::{Event, EventKind};
 use crate::notify::{Notification, SCHEMA, Severity};
@@ -177,6 +177,21 @@ impl Base {
         let destinations = self.destinations(notification);
         let sent =
             deliver(&self.clients.sns, &destinations, &self.ledger, notification, Utc::now().timestamp()).await?;
+        Ok(sent > 0)
+    }
+
+    /// [`Base::send`] with the dedup claim taken under `claim_kind` (see [`deliver_as`]).
+    pub async fn send_as(&self, notification: &Notification, claim_kind: &str) -> Result<bool, WardenError> {
+        let destinations = self.destinations(notification);
+        let sent = deliver_as(
+            &self.clients.sns,
+            &destinations,
+            &self.ledger,
+            notification,
+            claim_kind,
+            Utc::now().timestamp(),
+        )
+        .await?;
         Ok(sent > 0)
     }
 }

@@ -1,11 +1,18 @@
 //! The test kit shared by the integration tests and the demo: real SDK clients against the moto server that
 //! scripts/test or scripts/demo starts (`WARDEN_TEST_ENDPOINT`), with a fresh ledger table, topic and SQS
 //! subscriber per stack, and helpers that push images the way a registry client does.
+//!
+//! Every integration test also proves it deleted nothing it must not: [`Stack::safety_snapshot`] before the
+//! test acts, [`SafetyGuard::assert_nothing_unsafe_deleted`] after (see [`SafetyGuard`]).
 
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use aws_sdk_ecr::types::ImageTagMutability;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
+use warden::policy::{Classification, EMBEDDED_POLICY, Policy};
+
+pub mod fault_proxy;
 
 pub const ACCOUNT: &str = "123456789012";
 
@@ -88,6 +95,60 @@ impl Stack {
         digest
     }
 
+    /// Pushes a multi-platform OCI image index under `tag`: two child manifests pushed by digest first (as
+    /// `docker buildx` does), then the index referencing them. Returns (index digest, child digests).
+    pub async fn push_index(&self, repository: &str, seed: &str, tag: &str) -> (String, Vec<String>) {
+        let mut children = Vec::new();
+        let mut entries = Vec::new();
+        for arch in ["amd64", "arm64"] {
+            let child = manifest(&format!("{seed}-{arch}"));
+            let digest = self.push(repository, &format!("{seed}-{arch}"), None).await;
+            entries.push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": child.len(),
+                "platform": {"architecture": arch, "os": "linux"}
+            }));
+            children.push(digest);
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries
+        })
+        .to_string();
+        let digest = digest_of(&index);
+        self.ecr
+            .put_image()
+            .repository_name(repository)
+            .image_manifest(&index)
+            .image_manifest_media_type("application/vnd.oci.image.index.v1+json")
+            .image_digest(&digest)
+            .image_tag(tag)
+            .send()
+            .await
+            .expect("push index");
+        (digest, children)
+    }
+
+    /// Every item of the stack's ledger table (all pages), each as attribute → value text, sorted: a
+    /// comparable picture of the ledger.
+    pub async fn ledger_items(&self) -> Vec<BTreeMap<String, String>> {
+        let mut pages = self.dynamodb.scan().table_name(&self.table).into_paginator().send();
+        let mut items = Vec::new();
+        while let Some(page) = pages.next().await {
+            for item in page.expect("scan ledger").items() {
+                items.push(
+                    item.iter()
+                        .map(|(k, v)| {
+                            let text =
+                                v.as_s().cloned().or_else(|_| v.as_n().cloned()).unwrap_or_else(|_| format!("{v:?}"));
+                            (k.clone(), text)
+                        })
+                        .collect::<BTreeMap<_, _>>(),
+                );
+            }
+        }
+        items.sort();
+        items
+    }
+
     /// The digest a tag points at, or None.
     pub async fn tag_digest(&self, repository: &str, tag: &str) -> Option<String> {
         let images = self.ecr.list_images().repository_name(repository).send().await.expect("list images");
@@ -140,6 +201,135 @@ impl Stack {
             }
         }
         all
+    }
+}
+
+impl Stack {
+    /// Records every image of `repository` that no function may ever delete, judged by the embedded
+    /// `warden.toml` (see [`SafetyGuard`]). Take it after the test's setup, before the handlers act.
+    pub async fn safety_snapshot(&self, repository: &str) -> SafetyGuard {
+        let policy = Policy::from_toml(EMBEDDED_POLICY, "warden.toml").expect("embedded policy");
+        self.safety_snapshot_with(repository, &policy).await
+    }
+
+    /// [`Stack::safety_snapshot`] judged by another policy (the one the test's functions run with).
+    pub async fn safety_snapshot_with(&self, repository: &str, policy: &Policy) -> SafetyGuard {
+        let images = self.images(repository).await;
+        let mut guarded: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let class = match policy.classify(repository) {
+            Classification::Managed(class) => Some(class),
+            Classification::Unmanaged(_) => None,
+        };
+        for (digest, tags) in &images {
+            for tag in tags {
+                if class.and_then(|c| c.tags.as_ref()).is_some_and(|rules| rules.is_protected(tag)) {
+                    guarded.entry(digest.clone()).or_default().push(format!("protected tag `{tag}`"));
+                }
+                if class.and_then(|c| c.gate.as_ref()).is_some_and(|gate| gate.is_promotion_tag(tag)) {
+                    guarded.entry(digest.clone()).or_default().push(format!("promoted as `{tag}`"));
+                }
+            }
+        }
+        let digests: Vec<&String> = images.keys().collect();
+        for chunk in digests.chunks(100) {
+            let mut request = self.ecr.batch_get_image().repository_name(repository);
+            for digest in chunk {
+                request =
+                    request.image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(*digest).build());
+            }
+            for media_type in warden::aws::ecr::MANIFEST_MEDIA_TYPES {
+                request = request.accepted_media_types(*media_type);
+            }
+            let output = request.send().await.expect("batch get image");
+            for image in output.images() {
+                let index = image.image_id().and_then(|id| id.image_digest()).unwrap_or_default();
+                let children = index_children(image.image_manifest().unwrap_or_default());
+                for child in children.into_iter().filter(|child| images.contains_key(child)) {
+                    guarded.entry(child).or_default().push(format!("referenced by image index {index}"));
+                }
+            }
+        }
+        SafetyGuard { repository: repository.to_owned(), guarded }
+    }
+
+    /// Every image of a repository: digest → its tags (sorted; empty when untagged). ListImages, all pages.
+    pub async fn images(&self, repository: &str) -> BTreeMap<String, Vec<String>> {
+        let mut pages = self.ecr.list_images().repository_name(repository).into_paginator().send();
+        let mut images: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            for id in page.expect("list images").image_ids() {
+                let Some(digest) = id.image_digest() else { continue };
+                let tags = images.entry(digest.to_owned()).or_default();
+                if let Some(tag) = id.image_tag() {
+                    tags.push(tag.to_owned());
+                    tags.sort();
+                }
+            }
+        }
+        images
+    }
+}
+
+/// The child manifests an image index (or Docker manifest list) references: `manifests[].digest`.
+pub fn index_children(manifest: &str) -> Vec<String> {
+    let value: serde_json::Value = serde_json::from_str(manifest).unwrap_or_default();
+    value["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["digest"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The safety net every integration test uses: no function may ever delete an image that is **protected**
+/// (a tag matching its class's `tags.protected`), **promoted** (a tag matching its class's `gate.promote`),
+/// **in use** (declared by the test with [`SafetyGuard::in_use`]) or **referenced by an image index**
+/// (a `manifests[].digest` of any image in the repository).
+///
+/// ```ignore
+/// let safety = stack.safety_snapshot(&repo).await;   // after setup, before the handlers act
+/// let safety = safety.in_use(&deployed_digest);      // optional: images the test says are running
+/// /* ... handlers act ... */
+/// safety.assert_nothing_unsafe_deleted(&stack).await; // panics naming each lost image and why it mattered
+/// ```
+///
+/// The snapshot is a list of digests and reasons; images pushed after it are not covered (take another).
+/// Tags may move (a revert moves a protected tag back): only the images themselves must survive.
+#[derive(Debug, Clone)]
+pub struct SafetyGuard {
+    repository: String,
+    /// digest → why it must survive.
+    guarded: BTreeMap<String, Vec<String>>,
+}
+
+impl SafetyGuard {
+    /// Also guards `digest`: an image the test says is in use (deployed, pulled by a running service).
+    #[must_use]
+    pub fn in_use(mut self, digest: &str) -> Self {
+        self.guarded.entry(digest.to_owned()).or_default().push("in use".into());
+        self
+    }
+
+    /// The guarded images: digest → reasons. Lets a test check its setup guards what it means to.
+    pub fn guarded(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.guarded
+    }
+
+    /// Panics if any guarded image is gone from the repository.
+    pub async fn assert_nothing_unsafe_deleted(&self, stack: &Stack) {
+        let images = stack.images(&self.repository).await;
+        let lost: Vec<String> = self
+            .guarded
+            .iter()
+            .filter(|(digest, _)| !images.contains_key(*digest))
+            .map(|(digest, why)| format!("{digest} ({})", why.join(", ")))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{}: images that must never be deleted are gone:\n{}",
+            self.repository,
+            lost.join("\n")
+        );
     }
 }
 

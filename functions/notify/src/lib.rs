@@ -52,4 +52,6 @@ impl Notify {
 }
 
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod tests;

@@ -296,7 +296,9 @@ impl ScanGate {
         }
         let result = if outcome.decision == "demoted" { "demoted" } else { "blocked" };
         let notification = self.base.notification(cx, kind, outcome, result, reasons, severity);
-        outcome.notified = self.base.send(&notification).await?;
+        // One claim for both kinds: a replay of the event that demoted the image finds it no longer promoted and
+        // would otherwise report `gate-failed` as a second notification.
+        outcome.notified = self.base.send_as(&notification, "gate-failed").await?;
         Ok(())
     }
 }
@@ -310,5 +312,7 @@ fn today(cx: &Context<'_>) -> NaiveDate {
     chrono::DateTime::parse_from_rfc3339(&cx.at).map_or_else(|_| chrono::Utc::now().date_naive(), |t| t.date_naive())
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;

@@ -353,6 +353,8 @@ fn summarise(outcome: &Outcome, dry_run: bool) -> String {
 }
 
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod tests;
 
 fn tags_of(action: &ImageAction) -> Vec<String> {

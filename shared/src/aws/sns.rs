@@ -57,6 +57,20 @@ pub async fn deliver(
     notification: &Notification,
     now_epoch: i64,
 ) -> Result<usize, WardenError> {
+    deliver_as(sns, destinations, ledger, notification, &notification.kind, now_epoch).await
+}
+
+/// [`deliver`], claimed under `claim_kind` instead of the notification's kind: notifications of different kinds
+/// that answer the same question about an event (scan-gate's `demoted` and `gate-failed`) share one claim, so a
+/// replay that decides differently because the first delivery changed the image stays silent.
+pub async fn deliver_as(
+    sns: &Client,
+    destinations: &[Destination],
+    ledger: &Ledger,
+    notification: &Notification,
+    claim_kind: &str,
+    now_epoch: i64,
+) -> Result<usize, WardenError> {
     tracing::info!(
         kind = %notification.kind,
         repository = notification.repository.as_deref(),
@@ -67,7 +81,7 @@ pub async fn deliver(
     );
     let mut sent = 0;
     for destination in destinations {
-        let key = destination.claim_key(&notification.kind);
+        let key = destination.claim_key(claim_kind);
         if !ledger.claim_notification(&notification.event_id, &key, now_epoch).await? {
             continue;
         }

@@ -1,0 +1,130 @@
+//! notify under AWS faults (aws-smithy-mocks response sequences): DynamoDB (the dedup claim) and SNS throttling
+//! and 5xx. Transient faults end in exactly one message; past the SDK's retries the invocation fails with a
+//! retryable diagnostic and EventBridge's retry sends the message once.
+
+use super::*;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_types::error::ErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
+use std::time::Duration;
+use warden::aws::CallCounter;
+
+fn retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(1))
+        .with_max_backoff(Duration::from_millis(5))
+}
+
+fn notify(dynamodb: &[&Rule], sns: &[&Rule]) -> Notify {
+    let calls = CallCounter::default();
+    let (c1, c2) = (calls.clone(), calls.clone());
+    let clients = Clients {
+        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[] as &[&Rule]),
+        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c
+            .interceptor(c1.clone())
+            .retry_config(retries())),
+        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c
+            .interceptor(c2.clone())
+            .retry_config(retries())),
+        calls,
+    };
+    let config = Config {
+        ledger_table: Some("ledger".into()),
+        topic_arn: Some("arn:aws:sns:us-east-1:123456789012:ecr-warden".into()),
+        dry_run: false,
+        ..Config::default()
+    };
+    let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("policy");
+    Notify::new(policy, config, clients).expect("notify")
+}
+
+fn sample(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json")
+}
+
+fn code(code: &str) -> ErrorMetadata {
+    ErrorMetadata::builder().code(code).message("injected").build()
+}
+
+fn dynamodb_500() -> (u16, Option<String>) {
+    (500, Some(r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"internal"}"#.to_owned()))
+}
+
+fn sns_500() -> (u16, Option<String>) {
+    let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>internal</Message>\
+                </Error><RequestId>r</RequestId></ErrorResponse>";
+    (500, Some(body.to_owned()))
+}
+
+#[tokio::test]
+async fn throttled_and_failing_claim_and_publish_end_in_one_message() {
+    let (s, body) = dynamodb_500();
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+        .sequence()
+        .error(|| PutItemError::generic(code("ProvisionedThroughputExceededException")))
+        .http_status(s, body)
+        .output(|| PutItemOutput::builder().build())
+        .build();
+    let (s, body) = sns_500();
+    let publish = mock!(aws_sdk_sns::Client::publish)
+        .sequence()
+        .http_status(s, body)
+        .error(|| PublishError::generic(code("Throttling")))
+        .output(|| PublishOutput::builder().message_id("m").build())
+        .build();
+    let notify = notify(&[&claim], &[&publish]);
+    let outcome = notify.handle(sample("ecr-replication-failed.json")).await.expect("retries absorb the faults");
+    assert_eq!(outcome.decision, "replication-failed");
+    assert!(outcome.notified);
+    assert_eq!((claim.num_calls(), publish.num_calls()), (3, 3));
+    assert!(claim.is_exhausted() && publish.is_exhausted(), "exactly one successful claim and publish");
+}
+
+#[tokio::test]
+async fn claim_failing_past_retries_sends_nothing_and_the_retry_sends_once() {
+    let (s, body) = dynamodb_500();
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+        .sequence()
+        .http_status(s, body)
+        .times(3)
+        .output(|| PutItemOutput::builder().build())
+        .build();
+    let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
+    let notify = notify(&[&claim], &[&publish]);
+    let event = sample("ecr-pull-through-cache-failed.json");
+    let error = notify.handle(event.clone()).await.expect_err("5xx past the SDK's retries");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(lambda_runtime::Diagnostic::from(error).error_type, "Retryable.AwsError");
+    assert_eq!(publish.num_calls(), 0, "never published without the claim");
+    let outcome = notify.handle(event).await.expect("retried");
+    assert!(outcome.notified);
+    assert_eq!(publish.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn publish_failing_past_retries_gives_the_claim_back_and_the_retry_sends_once() {
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let release = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
+    let (s, body) = sns_500();
+    let publish = mock!(aws_sdk_sns::Client::publish)
+        .sequence()
+        .error(|| PublishError::generic(code("Throttling")))
+        .times(2)
+        .http_status(s, body)
+        .output(|| PublishOutput::builder().message_id("m").build())
+        .build();
+    let notify = notify(&[&claim, &release], &[&publish]);
+    let event = sample("inspector2-coverage.json");
+    let error = notify.handle(event.clone()).await.expect_err("SNS failing past the SDK's retries");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(release.num_calls(), 1, "the claim is given back");
+    let outcome = notify.handle(event).await.expect("retried");
+    assert!(outcome.notified);
+    assert_eq!((claim.num_calls(), publish.num_calls()), (2, 4));
+    assert!(publish.is_exhausted(), "one message reached SNS");
+}

@@ -1,0 +1,341 @@
+//! scan-gate under AWS faults (aws-smithy-mocks response sequences): Inspector `ListFindings`, ECR, DynamoDB
+//! and SNS throttling and 5xx. The SDK's standard retries (millisecond backoff here) absorb transient faults
+//! with each action taken once; past them the invocation fails with a retryable diagnostic and EventBridge's
+//! retry completes the work without promoting, demoting or notifying twice.
+
+use super::*;
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+use aws_sdk_ecr::operation::batch_delete_image::{BatchDeleteImageError, BatchDeleteImageOutput};
+use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
+use aws_sdk_ecr::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
+use aws_sdk_ecr::operation::put_image::{PutImageError, PutImageOutput};
+use aws_sdk_ecr::types::error::ImageAlreadyExistsException;
+use aws_sdk_ecr::types::{Image, ImageDetail};
+use aws_sdk_inspector2::operation::list_findings::{ListFindingsError, ListFindingsOutput};
+use aws_sdk_inspector2::types::{
+    FindingStatus, FindingType, FixAvailable, PackageVulnerabilityDetails, Resource, ResourceType,
+    Severity as InspectorSeverity, VulnerablePackage,
+};
+use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_types::DateTime;
+use aws_smithy_types::error::ErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
+use std::time::Duration;
+use warden::aws::CallCounter;
+
+const DIGEST: &str = "sha256:6acea1b877bac2682db3652df3de9bf1930e81c9ffc7265cae361458643f1143";
+const APPROVED: &str = "v1.5.0-approved";
+
+fn retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(1))
+        .with_max_backoff(Duration::from_millis(5))
+}
+
+fn gate(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rule]) -> ScanGate {
+    let calls = CallCounter::default();
+    let (c1, c2, c3, c4) = (calls.clone(), calls.clone(), calls.clone(), calls.clone());
+    let clients = Clients {
+        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, ecr, move |c| c
+            .interceptor(c1.clone())
+            .retry_config(retries())),
+        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c
+            .interceptor(c2.clone())
+            .retry_config(retries())),
+        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c
+            .interceptor(c3.clone())
+            .retry_config(retries())),
+        calls,
+    };
+    let inspector = mock_client!(aws_sdk_inspector2, RuleMode::MatchAny, inspector, move |c| c
+        .interceptor(c4.clone())
+        .retry_config(retries()));
+    let config = Config {
+        ledger_table: Some("ledger".into()),
+        topic_arn: Some("arn:aws:sns:us-east-1:123456789012:ecr-warden".into()),
+        dry_run: false,
+        ..Config::default()
+    };
+    let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("policy");
+    ScanGate::new(policy, config, clients, inspector).expect("gate")
+}
+
+fn sample(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json")
+}
+
+fn code(code: &str) -> ErrorMetadata {
+    ErrorMetadata::builder().code(code).message("injected").build()
+}
+
+/// Inspector's 500 on the wire (restJson1): the modeled, retryable `InternalServerException`.
+fn inspector_500() -> (u16, Option<String>) {
+    (500, Some(r#"{"__type":"InternalServerException","message":"internal"}"#.to_owned()))
+}
+
+fn ecr_500() -> (u16, Option<String>) {
+    (500, Some(r#"{"__type":"ServerException","message":"internal"}"#.to_owned()))
+}
+
+fn sns_500() -> (u16, Option<String>) {
+    let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>internal</Message>\
+                </Error><RequestId>r</RequestId></ErrorResponse>";
+    (500, Some(body.to_owned()))
+}
+
+fn finding(id: &str) -> aws_sdk_inspector2::types::Finding {
+    let now = DateTime::from_secs(1_764_000_000);
+    aws_sdk_inspector2::types::Finding::builder()
+        .finding_arn(format!("arn:aws:inspector2:us-east-1:123456789012:finding/{id}"))
+        .aws_account_id("123456789012")
+        .r#type(FindingType::PackageVulnerability)
+        .description("test finding")
+        .severity(InspectorSeverity::High)
+        .status(FindingStatus::Active)
+        .first_observed_at(now)
+        .last_observed_at(now)
+        .fix_available(FixAvailable::Yes)
+        .package_vulnerability_details(
+            PackageVulnerabilityDetails::builder()
+                .vulnerability_id(id)
+                .source("NVD")
+                .vulnerable_packages(
+                    VulnerablePackage::builder().name("openssl").version("3.0.13").build().expect("package"),
+                )
+                .build()
+                .expect("details"),
+        )
+        .resources(
+            Resource::builder().r#type(ResourceType::AwsEcrContainerImage).id("image").build().expect("resource"),
+        )
+        .build()
+        .expect("finding")
+}
+
+fn tags(tags: &'static [&'static str]) -> impl Fn() -> DescribeImagesOutput + Send + Sync + 'static {
+    move || {
+        DescribeImagesOutput::builder()
+            .image_details(
+                ImageDetail::builder()
+                    .image_digest(DIGEST)
+                    .set_image_tags(Some(tags.iter().map(|t| (*t).to_owned()).collect()))
+                    .build(),
+            )
+            .build()
+    }
+}
+
+fn manifest() -> BatchGetImageOutput {
+    BatchGetImageOutput::builder()
+        .images(
+            Image::builder()
+                .image_manifest(r#"{"schemaVersion":2}"#)
+                .image_manifest_media_type("application/vnd.oci.image.index.v1+json")
+                .build(),
+        )
+        .build()
+}
+
+/// Both pages of Inspector findings, the image lookup, the demotion and the notification each meet throttling
+/// or a 5xx first: one invocation, one demotion, one notification.
+#[tokio::test]
+async fn transient_faults_everywhere_end_in_one_demotion_and_one_notification() {
+    let (s, body) = inspector_500();
+    let page1 = mock!(aws_sdk_inspector2::Client::list_findings)
+        .match_requests(|r| r.next_token().is_none())
+        .sequence()
+        .error(|| ListFindingsError::generic(code("ThrottlingException")))
+        .http_status(s, body)
+        .output(|| ListFindingsOutput::builder().findings(finding("CVE-2026-0001")).next_token("t2").build())
+        .build();
+    let page2 = mock!(aws_sdk_inspector2::Client::list_findings)
+        .match_requests(|r| r.next_token() == Some("t2"))
+        .sequence()
+        .error(|| ListFindingsError::generic(code("ThrottlingException")))
+        .output(|| ListFindingsOutput::builder().build())
+        .build();
+    let (s, body) = ecr_500();
+    let describe = mock!(aws_sdk_ecr::Client::describe_images)
+        .sequence()
+        .error(|| DescribeImagesError::generic(code("ThrottlingException")))
+        .http_status(s, body)
+        .output(tags(&["v1.5.0", APPROVED]))
+        .build();
+    let (s, body) = ecr_500();
+    let remove = mock!(aws_sdk_ecr::Client::batch_delete_image)
+        .match_requests(|r| r.image_ids().len() == 1 && r.image_ids()[0].image_tag() == Some(APPROVED))
+        .sequence()
+        .http_status(s, body)
+        .output(|| BatchDeleteImageOutput::builder().build())
+        .build();
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+        .sequence()
+        .error(|| PutItemError::generic(code("ProvisionedThroughputExceededException")))
+        .output(|| PutItemOutput::builder().build())
+        .build();
+    let (s, body) = sns_500();
+    let publish = mock!(aws_sdk_sns::Client::publish)
+        .sequence()
+        .error(|| PublishError::generic(code("Throttling")))
+        .http_status(s, body)
+        .output(|| PublishOutput::builder().message_id("m").build())
+        .build();
+    let gate = gate(&[&describe, &remove], &[&claim], &[&publish], &[&page1, &page2]);
+
+    let outcome = gate.handle(sample("inspector2-finding.json")).await.expect("retries absorb the faults");
+
+    assert_eq!(outcome.decision, "demoted");
+    assert!(outcome.notified);
+    for (name, rule) in [("page1", &page1), ("page2", &page2), ("describe", &describe), ("remove", &remove)] {
+        assert!(rule.is_exhausted(), "{name}: {} calls", rule.num_calls());
+    }
+    assert!(claim.is_exhausted() && publish.is_exhausted());
+    assert_eq!(outcome.aws_calls.get("Inspector2.ListFindings"), Some(&2), "two pages, each once");
+    assert_eq!(outcome.aws_calls.get("ECR.BatchDeleteImage"), Some(&1));
+}
+
+/// Inspector throttles past the SDK's retries: nothing is decided on missing findings; the invocation fails
+/// retryably and EventBridge's retry promotes once.
+#[tokio::test]
+async fn inspector_throttled_past_retries_fails_retryably_then_the_retry_promotes_once() {
+    let findings = mock!(aws_sdk_inspector2::Client::list_findings)
+        .sequence()
+        .error(|| ListFindingsError::generic(code("ThrottlingException")))
+        .times(3)
+        .output(|| ListFindingsOutput::builder().build())
+        .build();
+    let get = mock!(aws_sdk_ecr::Client::batch_get_image).then_output(manifest);
+    let put = mock!(aws_sdk_ecr::Client::put_image)
+        .match_requests(|r| r.image_tag() == Some(APPROVED))
+        .then_output(|| PutImageOutput::builder().build());
+    let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
+    let gate = gate(&[&get, &put], &[], &[&publish], &[&findings]);
+    let event = sample("inspector2-finding-closed.json");
+
+    let error = gate.handle(event.clone()).await.expect_err("throttled past the SDK's retries");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(lambda_runtime::Diagnostic::from(error).error_type, "Retryable.AwsError");
+    assert_eq!((put.num_calls(), publish.num_calls()), (0, 0), "no decision without the findings");
+
+    let outcome = gate.handle(event).await.expect("EventBridge's retry");
+    assert_eq!(outcome.decision, "promoted");
+    assert_eq!((put.num_calls(), publish.num_calls()), (1, 1));
+}
+
+/// Promotion meets throttling and 5xx on every call and still adds the tag once and says so once.
+#[tokio::test]
+async fn promotion_through_transient_faults_adds_the_tag_once() {
+    let (s, body) = ecr_500();
+    let get = mock!(aws_sdk_ecr::Client::batch_get_image).sequence().http_status(s, body).output(manifest).build();
+    let put = mock!(aws_sdk_ecr::Client::put_image)
+        .sequence()
+        .error(|| PutImageError::generic(code("ThrottlingException")))
+        .output(|| PutImageOutput::builder().build())
+        .build();
+    let none = mock!(aws_sdk_inspector2::Client::list_findings)
+        .sequence()
+        .error(|| ListFindingsError::generic(code("ThrottlingException")))
+        .output(|| ListFindingsOutput::builder().build())
+        .build();
+    let (s, body) = sns_500();
+    let publish = mock!(aws_sdk_sns::Client::publish)
+        .sequence()
+        .http_status(s, body)
+        .output(|| PublishOutput::builder().message_id("m").build())
+        .build();
+    let gate = gate(&[&get, &put], &[], &[&publish], &[&none]);
+    let outcome = gate.handle(sample("inspector2-finding-closed.json")).await.expect("promoted");
+    assert_eq!(outcome.decision, "promoted");
+    assert!(get.is_exhausted() && put.is_exhausted() && none.is_exhausted() && publish.is_exhausted());
+    assert_eq!(outcome.aws_calls.get("ECR.PutImage"), Some(&1));
+}
+
+/// The demotion's tag removal fails past the SDK's retries: nothing is notified; the retry removes the tag once
+/// and notifies once.
+#[tokio::test]
+async fn demotion_interrupted_by_throttling_completes_on_retry_once() {
+    let findings = mock!(aws_sdk_inspector2::Client::list_findings)
+        .then_output(|| ListFindingsOutput::builder().findings(finding("CVE-2026-0001")).build());
+    let describe = mock!(aws_sdk_ecr::Client::describe_images).then_output(tags(&["v1.5.0", APPROVED]));
+    let remove = mock!(aws_sdk_ecr::Client::batch_delete_image)
+        .sequence()
+        .error(|| BatchDeleteImageError::generic(code("ThrottlingException")))
+        .times(3)
+        .output(|| BatchDeleteImageOutput::builder().build())
+        .build();
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
+    let gate = gate(&[&describe, &remove], &[&claim], &[&publish], &[&findings]);
+    let event = sample("inspector2-finding.json");
+
+    let error = gate.handle(event.clone()).await.expect_err("throttled past the SDK's retries");
+    assert!(error.is_retryable());
+    assert_eq!(publish.num_calls(), 0);
+    let outcome = gate.handle(event).await.expect("retried");
+    assert_eq!(outcome.decision, "demoted");
+    assert_eq!((remove.num_calls(), publish.num_calls()), (4, 1));
+}
+
+/// A replay of the event that demoted an image finds it no longer promoted, so it decides `blocked`: that
+/// verdict shares the demotion's claim and stays silent (one notification per event, whatever it decided).
+#[tokio::test]
+async fn replayed_demotion_is_not_reported_again_as_a_gate_failure() {
+    let findings = mock!(aws_sdk_inspector2::Client::list_findings)
+        .then_output(|| ListFindingsOutput::builder().findings(finding("CVE-2026-0001")).build());
+    let describe = mock!(aws_sdk_ecr::Client::describe_images)
+        .sequence()
+        .output(tags(&["v1.5.0", APPROVED]))
+        .output(tags(&["v1.5.0"]))
+        .build();
+    let remove =
+        mock!(aws_sdk_ecr::Client::batch_delete_image).then_output(|| BatchDeleteImageOutput::builder().build());
+    let first_claim = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| {
+            r.item().and_then(|i| i.get("sk")).and_then(|v| v.as_s().ok()).is_some_and(|k| k == "gate-failed")
+        })
+        .sequence()
+        .output(|| PutItemOutput::builder().build())
+        .error(|| PutItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build()))
+        .build();
+    let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
+    let gate = gate(&[&describe, &remove], &[&first_claim], &[&publish], &[&findings]);
+    let event = sample("inspector2-finding.json");
+
+    assert_eq!(gate.handle(event.clone()).await.expect("demoted").decision, "demoted");
+    let replay = gate.handle(event).await.expect("replayed");
+    assert_eq!(replay.decision, "blocked");
+    assert!(!replay.notified);
+    assert_eq!((remove.num_calls(), publish.num_calls(), first_claim.num_calls()), (1, 1, 2));
+}
+
+/// SNS fails past the SDK's retries after the promotion tag was added: the invocation fails retryably and the
+/// retry does not promote twice (the tag is there: `already-promoted`). The promotion notice (info) of that
+/// event is not sent again: it is only sent when a tag is added.
+#[tokio::test]
+async fn publish_failure_after_promotion_never_promotes_twice() {
+    let none = mock!(aws_sdk_inspector2::Client::list_findings).then_output(|| ListFindingsOutput::builder().build());
+    let get = mock!(aws_sdk_ecr::Client::batch_get_image).then_output(manifest);
+    let put = mock!(aws_sdk_ecr::Client::put_image)
+        .sequence()
+        .output(|| PutImageOutput::builder().build())
+        .error(|| PutImageError::ImageAlreadyExistsException(ImageAlreadyExistsException::builder().build()))
+        .build();
+    let publish = mock!(aws_sdk_sns::Client::publish)
+        .sequence()
+        .error(|| PublishError::generic(code("Throttling")))
+        .times(3)
+        .output(|| PublishOutput::builder().message_id("m").build())
+        .build();
+    let gate = gate(&[&get, &put], &[], &[&publish], &[&none]);
+    let event = sample("inspector2-finding-closed.json");
+    let error = gate.handle(event.clone()).await.expect_err("SNS throttled past the SDK's retries");
+    assert!(error.is_retryable(), "{error}");
+    let retried = gate.handle(event).await.expect("retried");
+    assert_eq!(retried.decision, "already-promoted");
+    assert_eq!(put.num_calls(), 2, "the second PutImage finds the tag there");
+    assert_eq!(publish.num_calls(), 3);
+}

@@ -1,0 +1,385 @@
+//! A fault-injecting HTTP proxy in front of the local stack: the functions' SDK clients talk to it, it talks to
+//! moto, and on the requests a [`FaultPlan`] picks it answers with what AWS answers under pressure instead:
+//! throttling, 5xx, or a response lost after the request took effect. Decisions come from a seeded generator
+//! in request order, so a run is reproducible.
+//!
+//! One request per connection (the proxy answers `Connection: close`), plain HTTP/1.1 with `Content-Length`
+//! bodies: exactly what the AWS SDK sends to a local `http://` endpoint.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does instead of (or after) forwarding a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// The service's throttling error: ECR `ThrottlingException`, DynamoDB
+    /// `ProvisionedThroughputExceededException`, SNS `Throttling`, Inspector `ThrottlingException` (HTTP 429).
+    Throttle,
+    /// HTTP 500 with the service's internal error (`ServerException`, `InternalServerError`, `InternalError`,
+    /// `InternalServerException`).
+    ServerError,
+    /// HTTP 503 `ServiceUnavailable` with no modeled error.
+    Unavailable,
+    /// Forwarded (moto applies it) but the client gets a 503: the write happened, the caller does not know.
+    ResponseLost,
+}
+
+/// When a rule fires among the requests it matches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    /// Each matching request with this probability (the plan's seeded generator decides).
+    Probability(f64),
+    /// The first `n` matching requests.
+    First(u32),
+    /// Every matching request: retries are exhausted every time.
+    Always,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    service: String,
+    operation: Option<String>,
+    fault: Fault,
+    trigger: Trigger,
+    matched: u32,
+}
+
+/// Which requests fail and how. Rules are tried in order; the first that fires decides.
+#[derive(Debug, Clone)]
+pub struct FaultPlan {
+    rules: Vec<Rule>,
+    rng: u64,
+}
+
+impl FaultPlan {
+    /// An empty plan (a transparent proxy) whose probabilities draw from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { rules: Vec::new(), rng: seed ^ 0x9e37_79b9_7f4a_7c15 }
+    }
+
+    /// Adds a rule: `service` is the SigV4 signing name (`ecr`, `dynamodb`, `sns`, `inspector2`), `operation`
+    /// the API name (`PutImage`, `Publish`, `ListFindings`) or `None` for all.
+    #[must_use]
+    pub fn fail(mut self, service: &str, operation: Option<&str>, fault: Fault, trigger: Trigger) -> Self {
+        self.rules.push(Rule {
+            service: service.to_owned(),
+            operation: operation.map(str::to_owned),
+            fault,
+            trigger,
+            matched: 0,
+        });
+        self
+    }
+
+    fn next_random(&mut self) -> f64 {
+        // splitmix64
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn decide(&mut self, service: &str, operation: &str) -> Option<Fault> {
+        for i in 0..self.rules.len() {
+            let rule = &self.rules[i];
+            if rule.service != service || rule.operation.as_deref().is_some_and(|op| op != operation) {
+                continue;
+            }
+            self.rules[i].matched += 1;
+            let fires = match self.rules[i].trigger {
+                Trigger::Always => true,
+                Trigger::First(n) => self.rules[i].matched <= n,
+                Trigger::Probability(p) => self.next_random() < p,
+            };
+            if fires {
+                return Some(self.rules[i].fault);
+            }
+        }
+        None
+    }
+}
+
+/// What went through the proxy: requests and injected faults per `service.Operation`.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyStats {
+    pub requests: BTreeMap<String, u32>,
+    pub faults: BTreeMap<(String, Fault), u32>,
+}
+
+impl ProxyStats {
+    pub fn total_faults(&self) -> u32 {
+        self.faults.values().sum()
+    }
+
+    /// Faults injected into one `service.Operation` (e.g. `sns.Publish`).
+    pub fn faults_of(&self, operation: &str) -> u32 {
+        self.faults.iter().filter(|((op, _), _)| op == operation).map(|(_, n)| n).sum()
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    plan: FaultPlan,
+    stats: ProxyStats,
+}
+
+/// A running proxy; it stops when dropped.
+#[derive(Debug)]
+pub struct FaultProxy {
+    endpoint: String,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultProxy {
+    /// Starts a proxy on 127.0.0.1 (a free port) in front of `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str, plan: FaultPlan) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fault proxy");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let state = Arc::new(Mutex::new(State { plan, stats: ProxyStats::default() }));
+        let shared = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (state, upstream) = (Arc::clone(&shared), upstream.clone());
+                tokio::spawn(async move {
+                    let _ = serve(client, &upstream, &state).await;
+                });
+            }
+        });
+        Self { endpoint, state, task }
+    }
+
+    /// In front of the moto server the tests use (`WARDEN_TEST_ENDPOINT`).
+    pub async fn in_front_of_moto(plan: FaultPlan) -> Self {
+        Self::start(&std::env::var("WARDEN_TEST_ENDPOINT").expect("WARDEN_TEST_ENDPOINT"), plan).await
+    }
+
+    /// The URL to give the SDK instead of moto's.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn stats(&self) -> ProxyStats {
+        self.state.lock().map(|s| s.stats.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the plan (e.g. to heal the stack: `FaultPlan::new(0)`).
+    pub fn set_plan(&self, plan: FaultPlan) {
+        if let Ok(mut state) = self.state.lock() {
+            state.plan = plan;
+        }
+    }
+}
+
+/// A request's head and body as read off the wire.
+struct Request {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
+    /// The SigV4 signing name (`ecr`, `dynamodb`, `sns`, `inspector2`, `sqs`) and the operation.
+    fn operation(&self) -> (String, String) {
+        let service = self
+            .header("authorization")
+            .and_then(|auth| auth.split("Credential=").nth(1))
+            .and_then(|credential| credential.split('/').nth(3))
+            .unwrap_or("unknown")
+            .to_owned();
+        let operation = if let Some(target) = self.header("x-amz-target") {
+            target.rsplit('.').next().unwrap_or(target).to_owned()
+        } else if let Some(action) = String::from_utf8_lossy(&self.body)
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("Action=").map(str::to_owned))
+        {
+            action
+        } else {
+            let path = self.head.split_whitespace().nth(1).unwrap_or("/");
+            match path {
+                "/findings/list" => "ListFindings".to_owned(),
+                other => other.to_owned(),
+            }
+        };
+        (service, operation)
+    }
+}
+
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
+    let mut buffer = Vec::with_capacity(8192);
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(at) = find(&buffer, b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = buffer[head_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Some(Request { head, body }))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The head with `Connection: close` instead of whatever it said.
+fn closing(head: &str) -> String {
+    let mut lines: Vec<&str> = head.trim_end_matches("\r\n").split("\r\n").collect();
+    lines.retain(|line| !line.to_ascii_lowercase().starts_with("connection:"));
+    lines.push("Connection: close");
+    format!("{}\r\n\r\n", lines.join("\r\n"))
+}
+
+async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Result<()> {
+    let Some(request) = read_request(&mut client).await? else { return Ok(()) };
+    let (service, operation) = request.operation();
+    let key = format!("{service}.{operation}");
+    let fault = match state.lock() {
+        Ok(mut state) => {
+            *state.stats.requests.entry(key.clone()).or_default() += 1;
+            let fault = state.plan.decide(&service, &operation);
+            if let Some(fault) = fault {
+                *state.stats.faults.entry((key, fault)).or_default() += 1;
+            }
+            fault
+        }
+        Err(_) => None,
+    };
+    let response = match fault {
+        Some(Fault::ResponseLost) => {
+            forward(&request, upstream).await?;
+            fault_response(&service, Fault::Unavailable)
+        }
+        Some(fault) => fault_response(&service, fault),
+        None => forward(&request, upstream).await?,
+    };
+    client.write_all(&response).await?;
+    client.shutdown().await
+}
+
+async fn forward(request: &Request, upstream: &str) -> std::io::Result<Vec<u8>> {
+    let mut server = TcpStream::connect(upstream).await?;
+    server.write_all(closing(&request.head).as_bytes()).await?;
+    server.write_all(&request.body).await?;
+    let mut response = Vec::new();
+    server.read_to_end(&mut response).await?;
+    // Tell the client not to reuse the connection: the proxy serves one request per connection.
+    Ok(match find(&response, b"\r\n\r\n") {
+        Some(at) => {
+            let mut out = closing(&String::from_utf8_lossy(&response[..at + 4])).into_bytes();
+            out.extend_from_slice(&response[at + 4..]);
+            out
+        }
+        None => response,
+    })
+}
+
+/// The error response the service sends for `fault`, in its protocol.
+fn fault_response(service: &str, fault: Fault) -> Vec<u8> {
+    let (status, content_type, headers, body) = match (service, fault) {
+        (_, Fault::Unavailable | Fault::ResponseLost) => {
+            (503, "text/plain", String::new(), "Service Unavailable".to_owned())
+        }
+        ("sns", fault) => {
+            let (status, kind, code) = match fault {
+                Fault::Throttle => (400, "Sender", "Throttling"),
+                _ => (500, "Receiver", "InternalError"),
+            };
+            let body = format!(
+                "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><Error><Type>{kind}</Type>\
+                 <Code>{code}</Code><Message>injected by the fault proxy</Message></Error>\
+                 <RequestId>fault-proxy</RequestId></ErrorResponse>"
+            );
+            (status, "text/xml", String::new(), body)
+        }
+        ("inspector2", fault) => {
+            let (status, code) = match fault {
+                Fault::Throttle => (429, "ThrottlingException"),
+                _ => (500, "InternalServerException"),
+            };
+            let body = r#"{"message":"injected by the fault proxy"}"#.to_owned();
+            (status, "application/json", format!("x-amzn-ErrorType: {code}\r\n"), body)
+        }
+        (service, fault) => {
+            let code = match (service, fault) {
+                ("dynamodb", Fault::Throttle) => {
+                    "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
+                }
+                ("dynamodb", _) => "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                (_, Fault::Throttle) => "ThrottlingException",
+                _ => "ServerException",
+            };
+            let status = if fault == Fault::Throttle { 400 } else { 500 };
+            let body = format!(r#"{{"__type":"{code}","message":"injected by the fault proxy"}}"#);
+            (status, "application/x-amz-json-1.1", String::new(), body)
+        }
+    };
+    let reason = match status {
+        400 => "Bad Request",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        _ => "Service Unavailable",
+    };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         x-amzn-RequestId: fault-proxy\r\n{headers}Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// An SDK config for the functions' clients behind the proxy: moto's credentials and region, and the SDK's
+/// standard retries (3 attempts) with millisecond backoff so tests stay fast.
+pub async fn sdk_config_via(proxy: &FaultProxy) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(proxy.endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecr::config::Credentials::new("test", "test", None, None, "moto"))
+        .retry_config(fast_retries())
+        .load()
+        .await
+}
+
+/// The SDK's standard retry mode (3 attempts, throttling and transient errors) with millisecond backoff.
+pub fn fast_retries() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(std::time::Duration::from_millis(2))
+        .with_max_backoff(std::time::Duration::from_millis(20))
+}

@@ -1,0 +1,94 @@
+//! What the reliability tests (replay, faults, load) share: the three functions built on one SDK config, and
+//! delivery the way EventBridge does it (a failed invocation is retried).
+
+#![allow(dead_code)]
+
+use integration_tests::Stack;
+use notify::Notify;
+use scan_gate::ScanGate;
+use serde_json::Value;
+use tag_guard::TagGuard;
+use warden::WardenError;
+use warden::aws::Clients;
+use warden::config::Config;
+use warden::outcome::Outcome;
+use warden::policy::{EMBEDDED_POLICY, Policy};
+
+/// Which function an event is delivered to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Function {
+    TagGuard,
+    ScanGate,
+    Notify,
+}
+
+pub const ALL: [Function; 3] = [Function::TagGuard, Function::ScanGate, Function::Notify];
+
+/// tag-guard, scan-gate and notify as deployed, with the stack's ledger and topic, their AWS clients built
+/// from `sdk` (moto directly, or the fault proxy).
+#[derive(Debug)]
+pub struct Functions {
+    pub tag_guard: TagGuard,
+    pub scan_gate: ScanGate,
+    pub notify: Notify,
+}
+
+impl Functions {
+    pub fn new(stack: &Stack, sdk: &aws_config::SdkConfig) -> Self {
+        let policy = || Policy::from_toml(EMBEDDED_POLICY, "warden.toml").expect("valid policy");
+        let config = Config {
+            ledger_table: Some(stack.table.clone()),
+            topic_arn: Some(stack.topic_arn.clone()),
+            dry_run: false,
+            ..Config::default()
+        };
+        let clients = Clients::new(sdk);
+        let inspector = clients.inspector(sdk);
+        Self {
+            tag_guard: TagGuard::new(policy(), config.clone(), Clients::new(sdk)).expect("tag-guard"),
+            scan_gate: ScanGate::new(policy(), config.clone(), clients, inspector).expect("scan-gate"),
+            notify: Notify::new(policy(), config, Clients::new(sdk)).expect("notify"),
+        }
+    }
+
+    /// One invocation of one function.
+    pub async fn invoke(&self, function: Function, event: &Value) -> Result<Outcome, WardenError> {
+        match function {
+            Function::TagGuard => self.tag_guard.handle(event.clone()).await,
+            Function::ScanGate => self.scan_gate.handle(event.clone()).await,
+            Function::Notify => self.notify.handle(event.clone()).await,
+        }
+    }
+
+    /// Delivers like EventBridge to a Lambda target: a failed invocation is retried (here at once, up to
+    /// `attempts` invocations in all). Every failure must be retryable; returns the final outcome and how many
+    /// invocations failed before it.
+    pub async fn deliver(&self, function: Function, event: &Value, attempts: u32) -> (Outcome, u32) {
+        let mut failures = 0;
+        loop {
+            match self.invoke(function, event).await {
+                Ok(outcome) => return (outcome, failures),
+                Err(error) => {
+                    assert!(error.is_retryable(), "{function:?}: a non-retryable error under faults: {error}");
+                    failures += 1;
+                    assert!(failures < attempts, "{function:?}: still failing after {attempts} invocations: {error}");
+                }
+            }
+        }
+    }
+}
+
+/// The `event-id` of each notification received (from the schema JSON in the SNS envelope).
+pub fn event_ids(messages: &[Value]) -> Vec<String> {
+    messages.iter().map(|m| body(m)["event-id"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+/// The `kind` attribute of each message.
+pub fn kinds(messages: &[Value]) -> Vec<String> {
+    messages.iter().map(|m| m["MessageAttributes"]["kind"]["Value"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+/// The notification schema JSON inside an SNS envelope.
+pub fn body(message: &Value) -> Value {
+    serde_json::from_str(message["Message"].as_str().unwrap_or("{}")).unwrap_or_default()
+}
