@@ -4,7 +4,7 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use std::hint::black_box;
-use warden::lifecycle::{Image, LifecyclePolicy, StorageClass, evaluate};
+use warden::lifecycle::{Image, LifecyclePolicy, StorageClass, decide, evaluate};
 
 const NOW: i64 = 1_795_000_000;
 
@@ -37,6 +37,7 @@ pub fn images(n: usize) -> Vec<Image> {
             storage_class: if i % 50 == 0 { StorageClass::Archive } else { StorageClass::Standard },
             archived_at: (i % 50 == 0).then_some(NOW - 200 * 86_400),
             activated_at: None,
+            ..Default::default()
         })
         .collect()
 }
@@ -52,6 +53,23 @@ fn benches(c: &mut Criterion) {
         let inventory = images(n);
         group.bench_with_input(BenchmarkId::from_parameter(n), &inventory, |b, inventory| {
             b.iter(|| evaluate(black_box(&policy), black_box(inventory), NOW))
+        });
+    }
+    group.finish();
+    // The fixed part: ranking and laying out the inventory, and writing the preview, under a single rule.
+    let single = LifecyclePolicy::parse(
+        r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 5000}, "action": {"type": "expire"}}]}"#,
+    )
+    .expect("valid");
+    let mut group = c.benchmark_group("lifecycle: 1 rule");
+    group.sample_size(10);
+    for &n in sizes {
+        let inventory = images(n);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &inventory, |b, inventory| {
+            b.iter(|| evaluate(black_box(&single), black_box(inventory), NOW))
+        });
+        group.bench_with_input(BenchmarkId::new("decide only", n), &inventory, |b, inventory| {
+            b.iter(|| decide(black_box(&single), black_box(inventory), NOW))
         });
     }
     group.finish();

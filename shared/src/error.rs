@@ -17,6 +17,9 @@ pub enum WardenError {
     Policy(#[from] PolicyErrors),
     #[error("configuration: {0}")]
     Config(String),
+    /// AWS answered with something ecr-warden cannot safely act on (an unreadable manifest, say).
+    #[error("unexpected response: {0}")]
+    Unexpected(String),
     #[error("{operation} failed ({code}): {message}")]
     Aws { operation: &'static str, code: String, message: String, retryable: bool },
 }
@@ -31,6 +34,7 @@ impl WardenError {
             Self::Event(_) => "NonRetryable.InvalidEvent",
             Self::Policy(_) => "NonRetryable.InvalidPolicy",
             Self::Config(_) => "NonRetryable.Configuration",
+            Self::Unexpected(_) => "NonRetryable.UnexpectedResponse",
             Self::Aws { retryable: true, .. } => "Retryable.AwsError",
             Self::Aws { retryable: false, .. } => "NonRetryable.AwsError",
         }

@@ -78,6 +78,15 @@ impl Pattern {
         }
     }
 
+    /// Text every matching name contains (the longest literal part of a wildcard), for prefiltering many names
+    /// with one substring search; empty when there is none to rely on (regexes, `*`).
+    pub fn required_literal(&self) -> &str {
+        match self {
+            Self::Wildcard { parts, .. } => parts.iter().max_by_key(|p| p.len()).map_or("", String::as_str),
+            Self::Regex { .. } => "",
+        }
+    }
+
     /// The wildcard text, when this pattern is one.
     pub fn as_wildcard(&self) -> Option<&str> {
         match self {

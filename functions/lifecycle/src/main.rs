@@ -1,15 +1,25 @@
-//! lifecycle Lambda. Not built yet: it answers every event with a skipped outcome that says so, and does nothing else.
+//! lifecycle Lambda: wiring only. The behaviour lives in `lib.rs` and `warden::lifecycle`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lifecycle::Lifecycle;
 use serde_json::Value;
-use warden::WardenError;
-use warden::outcome::{Outcome, not_implemented};
+use std::time::{Duration, SystemTime};
+use warden::{aws::Clients, config::Config, policy::Policy};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    run(service_fn(|event: LambdaEvent<Value>| async move {
-        Ok::<Outcome, WardenError>(not_implemented("lifecycle", &event.payload))
+    let policy = Policy::from_env()?;
+    let config = Config::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let clients = Clients::new(&sdk);
+    let inspector = clients.inspector(&sdk);
+    let lifecycle = &Lifecycle::new(policy, config, clients, inspector)?;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        // The runtime's deadline (0 when a local runtime gives none): sweeps stop in time to record progress.
+        let deadline = event.context.deadline;
+        let deadline = (deadline > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(deadline));
+        lifecycle.handle(event.payload, deadline).await
     }))
     .await
 }

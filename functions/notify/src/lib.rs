@@ -25,7 +25,9 @@ impl Notify {
     pub async fn handle(&self, payload: Value) -> Result<Outcome, WardenError> {
         let started = self.base.start();
         let event = warden::event::parse(payload)?;
-        let outcome = self.notify(&self.base.context(&event)).await?;
+        // Boxed: the future of the whole send path (claim, publish, release on failure) is too deep a type for
+        // the compiler's layout query when nested in the runtime's.
+        let outcome = Box::pin(self.notify(&self.base.context(&event))).await?;
         Ok(self.base.finish(outcome, started))
     }
 

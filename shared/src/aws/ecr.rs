@@ -256,6 +256,8 @@ pub async fn lifecycle_inventory(
             },
             archived_at: seconds(d.last_archived_at()),
             activated_at: seconds(d.last_activated_at()),
+            size_bytes: d.image_size_in_bytes(),
+            media_type: d.image_manifest_media_type().map(str::to_owned),
         }));
     }
     Ok(Found::Yes(images))

@@ -6,6 +6,7 @@
 //! | one change in a tag's history | `TAG#<repository>:<tag>` | `HIST#<time>#<event id>` |
 //! | an image pushed by digest only | `IMAGE#<repository>@<digest>` | `PUSHED` |
 //! | a notification already sent (expires) | `NOTIFY#<event id>` | `<kind>` |
+//! | where an unfinished sweep resumes (the last repository it finished) | `SWEEP#<function>` | `CURSOR` |
 //!
 //! The current pointer is one conditional UpdateItem (which also returns what was there), a tag's history is
 //! one Query, and conditional writes keep concurrent pushes of the same tag from overwriting each other.
@@ -67,6 +68,55 @@ pub struct Ledger {
 impl Ledger {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
+    }
+
+    /// The last repository an unfinished sweep of `function` completed, if one ran out of time.
+    pub async fn sweep_cursor(&self, function: &str) -> Result<Option<String>, WardenError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("SWEEP#{function}")))
+            .key("sk", s("CURSOR"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| aws_error("DynamoDB.GetItem", e))?;
+        Ok(output.item().and_then(|item| get(item, "repository")))
+    }
+
+    /// Records that a sweep stopped after `repository`; `None`: the sweep finished, the next starts afresh.
+    pub async fn save_sweep_cursor(
+        &self,
+        function: &str,
+        repository: Option<&str>,
+        at: &str,
+    ) -> Result<(), WardenError> {
+        let pk = s(format!("SWEEP#{function}"));
+        match repository {
+            Some(repository) => self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", pk)
+                .item("sk", s("CURSOR"))
+                .item("repository", s(repository))
+                .item("at", s(at))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_error("DynamoDB.PutItem", e)),
+            None => self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", pk)
+                .key("sk", s("CURSOR"))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_error("DynamoDB.DeleteItem", e)),
+        }
     }
 
     /// An UpdateItem on a tag's current pointer.

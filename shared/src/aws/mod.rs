@@ -4,6 +4,7 @@
 pub mod ecr;
 pub mod findings;
 pub mod ledger;
+pub mod retention;
 pub mod sns;
 pub mod steps;
 

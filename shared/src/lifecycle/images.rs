@@ -30,6 +30,10 @@ struct RawImage {
     last_archived_at: Option<serde_json::Value>,
     #[serde(default)]
     last_activated_at: Option<serde_json::Value>,
+    #[serde(default)]
+    image_size_in_bytes: Option<i64>,
+    #[serde(default)]
+    image_manifest_media_type: Option<String>,
 }
 
 /// Epoch seconds from an ISO-8601 string or a number.
@@ -67,6 +71,8 @@ pub fn parse_images(text: &str) -> Result<Vec<Image>, ImagesError> {
                 last_pulled_at: optional(raw.last_recorded_pull_time.as_ref(), "lastRecordedPullTime", &digest)?,
                 archived_at: optional(raw.last_archived_at.as_ref(), "lastArchivedAt", &digest)?,
                 activated_at: optional(raw.last_activated_at.as_ref(), "lastActivatedAt", &digest)?,
+                size_bytes: raw.image_size_in_bytes,
+                media_type: raw.image_manifest_media_type,
                 tags: raw.image_tags,
                 storage_class,
                 digest,

@@ -4,12 +4,15 @@
 mod evaluate;
 mod images;
 mod policy;
+mod retention;
 
-pub use evaluate::{Image, Preview, PreviewAction, PreviewResult, PreviewSummary, evaluate, selects};
+pub use evaluate::INDEX_MEDIA_TYPES;
+pub use evaluate::{Decision, Image, Preview, PreviewAction, PreviewResult, PreviewSummary, decide, evaluate, selects};
 pub use images::{ImagesError, parse_images};
 pub use policy::{
     ActionType, CountType, LifecycleError, LifecycleErrors, LifecyclePolicy, Rule, StorageClass, TagSelection,
 };
+pub use retention::{Chosen, InUse, Observed, Protection, RetentionPlan, TagProtections, plan_retention};
 
 #[cfg(test)]
 mod tests;

@@ -11,9 +11,10 @@ pub const MAX_POLICY_CHARS: usize = 30_720;
 /// Archived images cannot be expired by lifecycle before this many days in archive.
 pub const MIN_ARCHIVE_DAYS: u32 = 90;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageClass {
+    #[default]
     Standard,
     Archive,
 }

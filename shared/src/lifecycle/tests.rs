@@ -18,11 +18,12 @@ fn image(digest: &str, tags: &[&str], days_ago: i64) -> Image {
         storage_class: StorageClass::Standard,
         archived_at: None,
         activated_at: None,
+        ..Default::default()
     }
 }
 
 fn acted(preview: &Preview) -> Vec<(String, u32)> {
-    preview.preview_results.iter().map(|r| (r.image_digest.clone(), r.applied_rule_priority)).collect()
+    preview.preview_results.iter().map(|r| (r.image_digest.to_owned(), r.applied_rule_priority)).collect()
 }
 
 fn expire(priority: u32, selection: serde_json::Value) -> serde_json::Value {
@@ -98,7 +99,7 @@ fn count_types() {
     let by_pull = policy(json!([{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "sinceImagePulled",
         "countUnit": "days", "countNumber": 30}, "action": {"type": "transition", "targetStorageClass": "archive"}}]));
     let preview = evaluate(&by_pull, &images, NOW);
-    let ids: Vec<&str> = preview.preview_results.iter().map(|r| r.image_digest.as_str()).collect();
+    let ids: Vec<&str> = preview.preview_results.iter().map(|r| r.image_digest).collect();
     assert_eq!(ids, vec!["never-pulled"], "never pulled falls back to push time; recent pull and restore protect");
     assert_eq!(preview.preview_results[0].action.action_type, "TRANSITION");
     assert_eq!(preview.summary.transitioning_image_total_counts[0].image_total_count, 1);
@@ -120,9 +121,10 @@ fn archive_rules_see_only_archived_images() {
         {"rulePriority": 2, "selection": {"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 365},
             "action": {"type": "transition", "targetStorageClass": "archive"}}
     ]));
-    let preview = evaluate(&rules, &[old_archive, new_archive, standard], NOW);
+    let images = [old_archive, new_archive, standard];
+    let preview = evaluate(&rules, &images, NOW);
     let got: Vec<(&str, &str)> =
-        preview.preview_results.iter().map(|r| (r.image_digest.as_str(), r.action.action_type)).collect();
+        preview.preview_results.iter().map(|r| (r.image_digest, r.action.action_type)).collect();
     assert_eq!(got, vec![("standard", "TRANSITION"), ("archived-long-ago", "EXPIRE")]);
     assert_eq!(preview.preview_results[1].storage_class, "ARCHIVE");
 }
@@ -225,6 +227,7 @@ fn arbitrary_images() -> impl Strategy<Value = Vec<Image>> {
                     storage_class: StorageClass::Standard,
                     archived_at: None,
                     activated_at: None,
+                    ..Default::default()
                 })
                 .collect()
         },
@@ -250,7 +253,7 @@ proptest! {
     #[test]
     fn no_image_is_acted_on_twice(images in arbitrary_images(), keep in 1u32..6) {
         let preview = evaluate(&mixed_policy(keep), &images, NOW);
-        let mut digests: Vec<&String> = preview.preview_results.iter().map(|r| &r.image_digest).collect();
+        let mut digests: Vec<&str> = preview.preview_results.iter().map(|r| r.image_digest).collect();
         let before = digests.len();
         digests.sort();
         digests.dedup();
@@ -280,5 +283,90 @@ proptest! {
                 prop_assert_eq!(result.applied_rule_priority, 1, "{:?}", result);
             }
         }
+    }
+}
+
+/// The evaluation written as plainly as the semantics read: every rule tests every image's tags directly. The
+/// evaluator lays tags out contiguously and prefilters by substring search; it must agree with this exactly.
+fn reference_decisions(policy: &LifecyclePolicy, images: &[Image]) -> Vec<(String, u32)> {
+    let mut acted = Vec::new();
+    for class in [StorageClass::Standard, StorageClass::Archive] {
+        let mut ranked: Vec<&Image> = images.iter().filter(|i| i.storage_class == class).collect();
+        let rank_time = |i: &Image| match class {
+            StorageClass::Archive => i.archived_at.unwrap_or(i.pushed_at),
+            StorageClass::Standard => i.activated_at.map_or(i.pushed_at, |a| a.max(i.pushed_at)),
+        };
+        ranked.sort_by(|a, b| rank_time(b).cmp(&rank_time(a)).then_with(|| a.digest.cmp(&b.digest)));
+        let mut taken = vec![false; ranked.len()];
+        for rule in policy.rules.iter().filter(|r| r.storage_class == class) {
+            let mut rule_acted = Vec::new();
+            let mut rank = 0;
+            for (p, image) in ranked.iter().enumerate() {
+                if !selects(&rule.tags, &image.tags) {
+                    continue;
+                }
+                rank += 1;
+                let acts = match rule.count_type {
+                    CountType::ImageCountMoreThan => rank > rule.count,
+                    CountType::SinceImagePushed => NOW - rank_time(image) > i64::from(rule.count) * DAY,
+                    _ => unreachable!("not generated"),
+                };
+                if acts && !taken[p] {
+                    rule_acted.push((image.digest.clone(), rule.priority));
+                }
+                taken[p] = true;
+            }
+            rule_acted.reverse();
+            acted.extend(rule_acted);
+        }
+    }
+    acted
+}
+
+fn arbitrary_policy() -> impl Strategy<Value = LifecyclePolicy> {
+    let selection = prop_oneof![
+        proptest::collection::vec("(v|dev|rc)-?[0-9]?", 1..3)
+            .prop_map(|p| json!({"tagStatus": "tagged", "tagPrefixList": p})),
+        proptest::collection::vec("\\*?(v|dev|-|[0-9])\\*?(v|[0-9])?\\*?", 1..3)
+            .prop_map(|p| json!({"tagStatus": "tagged", "tagPatternList": p})),
+    ];
+    let count = prop_oneof![
+        (1u32..5).prop_map(|n| json!({"countType": "imageCountMoreThan", "countNumber": n})),
+        (1u32..300).prop_map(|n| json!({"countType": "sinceImagePushed", "countUnit": "days", "countNumber": n})),
+    ];
+    proptest::collection::vec((selection, count), 1..5).prop_map(|rules| {
+        let mut seen_prefixes = std::collections::HashSet::new();
+        let rules: Vec<serde_json::Value> = rules
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, (mut selection, count))| {
+                // ECR rejects a prefix used twice in a policy: drop rules that would repeat one.
+                if let Some(list) = selection.get("tagPrefixList").and_then(|l| l.as_array()) {
+                    let list: Vec<String> = list.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect();
+                    if list.iter().any(|p| !seen_prefixes.insert(p.clone())) {
+                        return None;
+                    }
+                }
+                selection.as_object_mut().expect("object").extend(count.as_object().expect("object").clone());
+                Some(expire(i as u32 + 1, selection))
+            })
+            .collect();
+        let rules = if rules.is_empty() {
+            vec![expire(1, json!({"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}))]
+        } else {
+            rules
+        };
+        policy(serde_json::Value::Array(rules))
+    })
+}
+
+proptest! {
+    #[test]
+    fn the_evaluator_agrees_with_the_plain_reference(images in arbitrary_images(), policy in arbitrary_policy()) {
+        let fast: Vec<(String, u32)> = decide(&policy, &images, NOW)
+            .into_iter()
+            .map(|d| (images[d.image].digest.clone(), d.rule_priority))
+            .collect();
+        prop_assert_eq!(fast, reference_decisions(&policy, &images));
     }
 }

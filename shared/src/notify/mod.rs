@@ -32,6 +32,9 @@ pub const KINDS: &[&str] = &[
     "promotion-failed",
     "scan-failed",
     "not-scanned",
+    // lifecycle
+    "lifecycle-policy-applied",
+    "retention",
     // notify
     "replication-failed",
     "replicated",

@@ -7,10 +7,12 @@
 //! another file.
 
 mod gate;
+mod lifecycle;
 mod raw;
 mod tags;
 
 pub use gate::{AllowEntry, GateRules, OnFailure, Severity};
+pub use lifecycle::{LifecycleRules, NativePolicy, RetentionRule, RetentionRules};
 pub use tags::{EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules};
 
 use crate::pattern::Pattern;
@@ -77,6 +79,8 @@ pub struct Class {
     pub tags: Option<TagRules>,
     /// Scan gate; `None` when the class declares none.
     pub gate: Option<GateRules>,
+    /// Native lifecycle policy and extended retention; `None` when the class declares neither.
+    pub lifecycle: Option<LifecycleRules>,
 }
 
 /// Which class governs a repository.

@@ -1,12 +1,18 @@
 //! The policy file as written (with source spans), and its validation into [`Policy`].
 
 use super::gate::{AllowEntry, GateRules, OnFailure, Severity};
+use super::lifecycle::{
+    DEFAULT_IN_USE_DAYS, DEFAULT_MAX_FRACTION, DEFAULT_MAX_IMAGES, LifecycleRules, NativePolicy, RetentionRule,
+    RetentionRules,
+};
 use super::tags::{EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules, derive_mutability};
 use super::{Class, NotifyRules, Policy, PolicyError, PolicyErrors, Route, UNMANAGED};
+use crate::lifecycle::{CountType, LifecyclePolicy, TagSelection};
 use crate::notify::{Format, Severity as NotifySeverity};
 use crate::pattern::{Pattern, ecr_exclusion_filter_problem};
 use crate::template::TagTemplate;
 use chrono::NaiveDate;
+use regex::Regex;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -62,6 +68,76 @@ struct RawClass {
     tags: Option<Spanned<RawTags>>,
     #[serde(default)]
     gate: Option<Spanned<RawGate>>,
+    #[serde(default)]
+    lifecycle: Option<Spanned<RawLifecycle>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLifecycle {
+    /// Rules of the native ECR policy, with ECR's own (camelCase) keys.
+    #[serde(default)]
+    native: Option<Spanned<Vec<toml::Value>>>,
+    #[serde(default)]
+    retention: Option<Spanned<RawRetention>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRetention {
+    #[serde(default)]
+    apply: bool,
+    #[serde(default)]
+    after_push: bool,
+    #[serde(default)]
+    max_images: Option<Spanned<i64>>,
+    #[serde(default)]
+    max_fraction: Option<Spanned<f64>>,
+    #[serde(default)]
+    protect: Vec<Spanned<String>>,
+    #[serde(default)]
+    protect_promoted: Option<bool>,
+    #[serde(default)]
+    protect_in_use: Option<bool>,
+    #[serde(default)]
+    in_use_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    protect_younger_than_days: Option<Spanned<i64>>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<Spanned<RawRetentionRule>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RawTagStatus {
+    Tagged,
+    Untagged,
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RawRetentionCount {
+    ImageCountMoreThan,
+    SinceImagePushed,
+    SinceImagePulled,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRetentionRule {
+    priority: Spanned<i64>,
+    #[serde(default)]
+    description: Option<String>,
+    tag_status: Spanned<RawTagStatus>,
+    #[serde(default)]
+    tags: Vec<Spanned<String>>,
+    #[serde(default)]
+    tag_prefixes: Vec<Spanned<String>>,
+    #[serde(default)]
+    group_by: Option<Spanned<String>>,
+    count_type: Spanned<RawRetentionCount>,
+    count: Spanned<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,12 +309,24 @@ fn compile_class(index: usize, spanned: &Spanned<RawClass>, errors: &mut Errors<
         (Some(gate), true) => compile_gate(gate.get_ref(), &format!("{key}.gate"), errors),
         (None, _) => None,
     };
+    let lifecycle = match (&raw.lifecycle, managed) {
+        (Some(lifecycle), false) => {
+            errors.push(
+                Some(lifecycle.span()),
+                format!("{key}.lifecycle"),
+                "an unmanaged class cannot declare lifecycle rules",
+            );
+            None
+        }
+        (Some(lifecycle), true) => compile_lifecycle(lifecycle.get_ref(), &format!("{key}.lifecycle"), errors),
+        (None, _) => None,
+    };
     // tag-guard must recognise the tags scan-gate adds as ecr-warden's own.
     let tags = tags.map(|mut tags| {
         tags.promotion = gate.as_ref().map(|g| g.promote.clone()).unwrap_or_default();
         tags
     });
-    Some(Class { name, repositories: repositories?, managed, tags, gate })
+    Some(Class { name, repositories: repositories?, managed, tags, gate, lifecycle })
 }
 
 /// Parses a pattern list; wildcards may only use characters a matching name can contain.
@@ -357,6 +445,207 @@ fn compile_tags(raw: &RawTags, key: &str, errors: &mut Errors<'_>) -> Option<Tag
         enforcement,
         remediation: *raw.remediation.get_ref(),
         quarantine,
+    })
+}
+
+fn compile_lifecycle(raw: &RawLifecycle, key: &str, errors: &mut Errors<'_>) -> Option<LifecycleRules> {
+    let before = errors.list.len();
+    let native = raw.native.as_ref().and_then(|rules| {
+        let document = match serde_json::to_value(rules.get_ref()) {
+            Ok(rules) => serde_json::json!({ "rules": rules }),
+            Err(e) => {
+                errors.push(Some(rules.span()), format!("{key}.native"), format!("not expressible as JSON: {e}"));
+                return None;
+            }
+        };
+        let text = document.to_string();
+        match LifecyclePolicy::parse(&text) {
+            Ok(policy) => Some(NativePolicy { text, document, policy }),
+            Err(problems) => {
+                for problem in problems.0 {
+                    errors.push(
+                        Some(rules.span()),
+                        format!("{key}.native"),
+                        format!("ECR would reject this lifecycle policy: {problem}"),
+                    );
+                }
+                None
+            }
+        }
+    });
+    let retention =
+        raw.retention.as_ref().and_then(|r| compile_retention(r.get_ref(), &format!("{key}.retention"), errors));
+    (errors.list.len() == before).then(|| LifecycleRules { native, retention })
+}
+
+fn compile_retention(raw: &RawRetention, key: &str, errors: &mut Errors<'_>) -> Option<RetentionRules> {
+    let before = errors.list.len();
+    let protect = compile_patterns(&raw.protect, &format!("{key}.protect"), errors, is_tag_char);
+    let mut days = |value: &Option<Spanned<i64>>, name: &str, default: u32| match value {
+        None => default,
+        Some(v) if (0..=36_500).contains(v.get_ref()) => *v.get_ref() as u32,
+        Some(v) => {
+            errors.push(Some(v.span()), format!("{key}.{name}"), "a number of days between 0 and 36500");
+            default
+        }
+    };
+    let in_use_days = days(&raw.in_use_days, "in-use-days", DEFAULT_IN_USE_DAYS);
+    let min_age_days = days(&raw.protect_younger_than_days, "protect-younger-than-days", 0);
+    let max_images = match &raw.max_images {
+        None => DEFAULT_MAX_IMAGES,
+        Some(v) if *v.get_ref() >= 1 => *v.get_ref() as usize,
+        Some(v) => {
+            errors.push(Some(v.span()), format!("{key}.max-images"), "at least 1 (the cap stops larger deletions)");
+            DEFAULT_MAX_IMAGES
+        }
+    };
+    let max_fraction = match &raw.max_fraction {
+        None => DEFAULT_MAX_FRACTION,
+        Some(v) if *v.get_ref() > 0.0 && *v.get_ref() <= 1.0 => *v.get_ref(),
+        Some(v) => {
+            errors.push(
+                Some(v.span()),
+                format!("{key}.max-fraction"),
+                "a fraction of the repository's images: above 0, at most 1",
+            );
+            DEFAULT_MAX_FRACTION
+        }
+    };
+    if raw.rules.is_empty() {
+        errors.push(None, format!("{key}.rule"), "retention needs at least one [[...retention.rule]]");
+    }
+    let mut rules = Vec::new();
+    for (i, spanned) in raw.rules.iter().enumerate() {
+        if let Some(rule) = compile_retention_rule(spanned, &format!("{key}.rule[{i}]"), errors) {
+            rules.push((rule, spanned.span()));
+        }
+    }
+    for (i, (rule, span)) in rules.iter().enumerate() {
+        if rules[..i].iter().any(|(other, _)| other.priority == rule.priority) {
+            errors.push(Some(span.clone()), format!("{key}.rule[{i}].priority"), "priorities must be unique");
+        }
+        let highest = rules.iter().map(|(r, _)| r.priority).max().unwrap_or(0);
+        if matches!(rule.tags, TagSelection::Any) && rule.priority != highest {
+            errors.push(
+                Some(span.clone()),
+                format!("{key}.rule[{i}].tag-status"),
+                "a tag-status \"any\" rule must have the highest priority (it would shield every image from later rules)",
+            );
+        }
+    }
+    let protect = protect?;
+    if errors.list.len() != before {
+        return None;
+    }
+    let mut rules: Vec<RetentionRule> = rules.into_iter().map(|(r, _)| r).collect();
+    rules.sort_by_key(|r| r.priority);
+    Some(RetentionRules {
+        apply: raw.apply,
+        after_push: raw.after_push,
+        max_images,
+        max_fraction,
+        protect,
+        protect_promoted: raw.protect_promoted.unwrap_or(true),
+        protect_in_use: raw.protect_in_use.unwrap_or(true),
+        in_use_days,
+        min_age_days,
+        rules,
+    })
+}
+
+fn compile_retention_rule(
+    spanned: &Spanned<RawRetentionRule>,
+    key: &str,
+    errors: &mut Errors<'_>,
+) -> Option<RetentionRule> {
+    let raw = spanned.get_ref();
+    let before = errors.list.len();
+    let priority = match raw.priority.get_ref() {
+        p if (1..=i64::from(i32::MAX)).contains(p) => *p as u32,
+        _ => {
+            errors.push(Some(raw.priority.span()), format!("{key}.priority"), "a positive integer");
+            0
+        }
+    };
+    let count = match raw.count.get_ref() {
+        n if (1..=i64::from(i32::MAX)).contains(n) => *n as u32,
+        _ => {
+            errors.push(Some(raw.count.span()), format!("{key}.count"), "at least 1");
+            0
+        }
+    };
+    let patterns = compile_patterns(&raw.tags, &format!("{key}.tags"), errors, is_tag_char);
+    let status = *raw.tag_status.get_ref();
+    let tags = match (status, raw.tags.is_empty(), raw.tag_prefixes.is_empty()) {
+        (RawTagStatus::Tagged, false, true) => TagSelection::Patterns(patterns.unwrap_or_default()),
+        (RawTagStatus::Tagged, true, false) => {
+            if raw.tag_prefixes.iter().any(|p| p.get_ref().is_empty()) {
+                errors.push(Some(spanned.span()), format!("{key}.tag-prefixes"), "a prefix cannot be empty");
+            }
+            TagSelection::Prefixes(raw.tag_prefixes.iter().map(|p| p.get_ref().clone()).collect())
+        }
+        (RawTagStatus::Tagged, _, _) => {
+            errors.push(
+                Some(raw.tag_status.span()),
+                format!("{key}.tag-status"),
+                "tag-status \"tagged\" needs either `tags` (patterns) or `tag-prefixes`, not both",
+            );
+            TagSelection::Any
+        }
+        (other, true, true) => {
+            if other == RawTagStatus::Any {
+                TagSelection::Any
+            } else {
+                TagSelection::Untagged
+            }
+        }
+        (_, _, _) => {
+            errors.push(
+                Some(raw.tag_status.span()),
+                format!("{key}.tag-status"),
+                "only tag-status \"tagged\" takes `tags` or `tag-prefixes`",
+            );
+            TagSelection::Any
+        }
+    };
+    let group_by = match &raw.group_by {
+        None => None,
+        Some(_) if status != RawTagStatus::Tagged => {
+            errors.push(
+                Some(spanned.span()),
+                format!("{key}.group-by"),
+                "groups are made of tags: only tagged rules take group-by",
+            );
+            None
+        }
+        Some(text) => match Regex::new(text.get_ref()) {
+            Ok(regex) if regex.captures_len() >= 2 => Some(regex),
+            Ok(_) => {
+                errors.push(
+                    Some(text.span()),
+                    format!("{key}.group-by"),
+                    "a regex with a capture group naming the group, e.g. \"^(pr-[0-9]+)-\"",
+                );
+                None
+            }
+            Err(e) => {
+                errors.push(Some(text.span()), format!("{key}.group-by"), format!("invalid regex: {e}"));
+                None
+            }
+        },
+    };
+    let count_type = match raw.count_type.get_ref() {
+        RawRetentionCount::ImageCountMoreThan => CountType::ImageCountMoreThan,
+        RawRetentionCount::SinceImagePushed => CountType::SinceImagePushed,
+        RawRetentionCount::SinceImagePulled => CountType::SinceImagePulled,
+    };
+    (errors.list.len() == before).then(|| RetentionRule {
+        priority,
+        description: raw.description.clone(),
+        tags,
+        group_by,
+        count_type,
+        count,
     })
 }
 

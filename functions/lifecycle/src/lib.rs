@@ -1,0 +1,380 @@
+//! lifecycle: keeps repositories clean.
+//!
+//! - CloudTrail CreateRepository: gives the repository its class's native ECR lifecycle policy.
+//! - Scheduled sweep: over every repository (paginated, sorted by name), fixes native-policy drift and runs the
+//!   class's extended retention; a sweep that runs short of time records where it stopped and the next resumes.
+//! - PUSH: runs retention on that repository when its class asks for it (`after-push`).
+//!
+//! Retention observes the inventory (DescribeImages), and only when something would be deleted, Inspector's
+//! in-use data and the manifests of image indexes; then `warden::lifecycle::plan_retention` decides, and
+//! BatchDeleteImage carries it out in batches of 100, unless the class is in dry run or a safety cap trips.
+
+use chrono::Utc;
+use serde_json::Value;
+use std::time::{Duration, SystemTime};
+use warden::WardenError;
+use warden::aws::retention::{self, Deleted};
+use warden::aws::{Clients, Found, ecr};
+use warden::config::Config;
+use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
+use warden::handler::{Base, Context, describe};
+use warden::lifecycle::{Observed, RetentionPlan, TagProtections, plan_retention};
+use warden::notify::Severity;
+use warden::outcome::{Action, ActionResult, Outcome};
+use warden::pattern::Pattern;
+use warden::policy::{Class, Classification, NativePolicy, Policy, RetentionRules};
+
+pub const FUNCTION: &str = "lifecycle";
+/// A sweep stops starting repositories when less than this is left before the invocation's deadline.
+pub const SWEEP_MARGIN: Duration = Duration::from_secs(60);
+/// Digests listed in a retention notification before the rest are counted.
+const LISTED: usize = 20;
+
+#[derive(Debug)]
+pub struct Lifecycle {
+    pub(crate) base: Base,
+    pub(crate) inspector: aws_sdk_inspector2::Client,
+}
+
+/// What retention did in one repository.
+struct RetentionRun {
+    outcome: Outcome,
+    deleted: usize,
+}
+
+impl Lifecycle {
+    pub fn new(
+        policy: Policy,
+        config: Config,
+        clients: Clients,
+        inspector: aws_sdk_inspector2::Client,
+    ) -> Result<Self, WardenError> {
+        Ok(Self { base: Base::new(FUNCTION, policy, config, clients)?, inspector })
+    }
+
+    /// Handles one EventBridge event. `deadline`: when the invocation is cut off (sweeps stop in time).
+    pub async fn handle(&self, payload: Value, deadline: Option<SystemTime>) -> Result<Outcome, WardenError> {
+        let started = self.base.start();
+        let event = warden::event::parse(payload)?;
+        let cx = self.base.context(&event);
+        let outcome = match &event.kind {
+            EventKind::CreateRepository(call) => self.on_create_repository(&cx, call).await?,
+            EventKind::Scheduled(sweep) => self.on_sweep(&cx, sweep, deadline).await?,
+            EventKind::ImageAction(push) if push.action_type == ImageActionType::Push => {
+                self.on_push(&cx, push).await?
+            }
+            EventKind::DeleteRepository(call) => {
+                self.base.skipped(&cx, format!("repository {} was deleted", call.repository_name))
+            }
+            _ => self.base.not_handled(&cx),
+        };
+        Ok(self.base.finish(outcome, started))
+    }
+
+    async fn on_create_repository(&self, cx: &Context<'_>, call: &RepositoryApiCall) -> Result<Outcome, WardenError> {
+        if let Some(code) = &call.error_code {
+            return Ok(self.base.skipped(cx, format!("CreateRepository failed ({code}): no repository was created")));
+        }
+        let repository = call.repository_name.as_str();
+        let class = match self.base.managed_class(repository) {
+            Ok(class) => class,
+            Err(reason) => return Ok(self.base.skipped(cx, reason)),
+        };
+        let Some(native) = class.lifecycle.as_ref().and_then(|l| l.native.as_ref()) else {
+            return Ok(self.base.skipped(cx, format!("class `{}` declares no native lifecycle policy", class.name)));
+        };
+        let mut outcome = self.base.outcome_for(cx, class, repository, None, &[]);
+        match self.apply_baseline(repository, native).await? {
+            None => return Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),
+            Some(None) => {
+                outcome.decision = "baseline-ok".into();
+                outcome.reasons.push(format!("{repository} already carries class `{}`'s policy", class.name));
+            }
+            Some(Some(action)) => {
+                outcome.decision = "baseline-applied".into();
+                outcome.reasons.push(format!("class `{}`'s lifecycle policy applied to {repository}", class.name));
+                outcome.actions.push(action);
+                let notification = self.base.notification(
+                    cx,
+                    "lifecycle-policy-applied",
+                    &outcome,
+                    "fixed",
+                    outcome.reasons.clone(),
+                    Severity::Info,
+                );
+                outcome.notified = self.base.send(&notification).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Makes a repository carry `native`. `None`: the repository is gone; `Some(None)`: nothing to do.
+    async fn apply_baseline(
+        &self,
+        repository: &str,
+        native: &NativePolicy,
+    ) -> Result<Option<Option<Action>>, WardenError> {
+        let current = match retention::current_policy(&self.base.clients.ecr, repository).await? {
+            Found::Yes(current) => current,
+            _ => return Ok(None),
+        };
+        if native.is_current(current.as_deref()) {
+            return Ok(Some(None));
+        }
+        let what = if current.is_some() { "replace the drifted lifecycle policy" } else { "set the lifecycle policy" };
+        let result = if self.base.config.dry_run {
+            ActionResult::DryRun
+        } else if retention::put_policy(&self.base.clients.ecr, repository, &native.text).await? {
+            ActionResult::Done
+        } else {
+            ActionResult::Gone
+        };
+        Ok(Some(Some(Action { action: what.into(), result, detail: None })))
+    }
+
+    async fn on_push(&self, cx: &Context<'_>, push: &ImageAction) -> Result<Outcome, WardenError> {
+        if !push.succeeded() {
+            return Ok(self.base.skipped(cx, format!("push result is `{}`, not SUCCESS", push.result)));
+        }
+        let repository = push.repository_name.as_str();
+        let class = match self.base.managed_class(repository) {
+            Ok(class) => class,
+            Err(reason) => return Ok(self.base.skipped(cx, reason)),
+        };
+        match class.lifecycle.as_ref().and_then(|l| l.retention.as_ref()) {
+            Some(rules) if rules.after_push => Ok(self.retain(cx, class, rules, repository).await?.map_or_else(
+                || self.base.skipped(cx, format!("repository {repository} no longer exists")),
+                |run| run.outcome,
+            )),
+            _ => Ok(self.base.skipped(cx, format!("class `{}` runs retention on the sweep only", class.name))),
+        }
+    }
+
+    async fn on_sweep(
+        &self,
+        cx: &Context<'_>,
+        sweep: &ScheduledSweep,
+        deadline: Option<SystemTime>,
+    ) -> Result<Outcome, WardenError> {
+        let mut outcome = Outcome {
+            function: FUNCTION,
+            event_id: cx.event.id.clone(),
+            event: describe(cx.event),
+            ..Outcome::default()
+        };
+        let mut repositories: Vec<String> = ecr::list_repositories(&self.base.clients.ecr)
+            .await?
+            .into_iter()
+            .map(|r| r.name)
+            .filter(|name| sweep.repositories.is_empty() || sweep.repositories.contains(name))
+            .collect();
+        repositories.sort();
+        let resume_after = self.base.ledger.sweep_cursor(FUNCTION).await?;
+        if let Some(after) = &resume_after {
+            outcome.reasons.push(format!("resumed after {after}, where the previous sweep ran out of time"));
+        }
+        let mut baseline_changes = Vec::new();
+        let (mut checked, mut deleted) = (0, 0);
+        let mut stopped_after = None;
+        let mut last_done: Option<&str> = None;
+        for repository in repositories.iter().filter(|r| resume_after.as_ref().is_none_or(|after| *r > after)) {
+            if deadline.is_some_and(|d| d.duration_since(SystemTime::now()).unwrap_or_default() < SWEEP_MARGIN) {
+                stopped_after = Some(last_done.unwrap_or(resume_after.as_deref().unwrap_or_default()).to_owned());
+                break;
+            }
+            last_done = Some(repository);
+            let Classification::Managed(class) = self.base.policy.classify(repository) else { continue };
+            let Some(lifecycle) = &class.lifecycle else { continue };
+            checked += 1;
+            if let Some(native) = &lifecycle.native
+                && let Some(Some(action)) = self.apply_baseline(repository, native).await?
+            {
+                let mut item = self.base.outcome_for(cx, class, repository, None, &[]);
+                item.decision = "baseline-applied".into();
+                item.actions.push(action.clone());
+                outcome.actions.push(Action { action: format!("{repository}: {}", action.action), ..action });
+                baseline_changes.push(item);
+            }
+            if let Some(rules) = &lifecycle.retention
+                && let Some(run) = self.retain(cx, class, rules, repository).await?
+            {
+                deleted += run.deleted;
+                if !run.outcome.actions.is_empty() || run.outcome.decision != "nothing-to-delete" {
+                    outcome.items.push(run.outcome);
+                }
+            }
+        }
+        self.base.ledger.save_sweep_cursor(FUNCTION, stopped_after.as_deref(), &cx.at).await?;
+        outcome.decision = if stopped_after.is_some() { "sweep-incomplete".into() } else { "sweep-complete".into() };
+        outcome.reasons.push(format!(
+            "{} repositories listed, {checked} with lifecycle rules checked, {} lifecycle policies set, {deleted} images deleted",
+            repositories.len(),
+            baseline_changes.len()
+        ));
+        if let Some(after) = &stopped_after {
+            outcome.reasons.push(format!("ran out of time after {after}: the next sweep resumes there"));
+        }
+        if !baseline_changes.is_empty() || stopped_after.is_some() {
+            // One summary per sweep for policy changes, not one message per repository.
+            let mut reasons: Vec<String> = baseline_changes
+                .iter()
+                .map(|c| format!("{}: {}", c.repository.as_deref().unwrap_or_default(), c.actions[0].action))
+                .collect();
+            reasons.extend(outcome.reasons.iter().cloned());
+            let notification = self.base.notification(
+                cx,
+                "lifecycle-policy-applied",
+                &outcome,
+                if stopped_after.is_some() { "incomplete" } else { "fixed" },
+                reasons,
+                if stopped_after.is_some() { Severity::Warning } else { Severity::Info },
+            );
+            outcome.notified = self.base.send(&notification).await?;
+        }
+        outcome.items.extend(baseline_changes);
+        Ok(outcome)
+    }
+
+    /// Runs a class's retention on one repository. `None`: the repository is gone.
+    async fn retain(
+        &self,
+        cx: &Context<'_>,
+        class: &Class,
+        rules: &RetentionRules,
+        repository: &str,
+    ) -> Result<Option<RetentionRun>, WardenError> {
+        let ecr = &self.base.clients.ecr;
+        let Found::Yes(images) = ecr::lifecycle_inventory(ecr, repository).await? else { return Ok(None) };
+        let protected: Vec<&Pattern> =
+            rules.protect.iter().chain(class.tags.iter().flat_map(|t| t.protected.iter())).collect();
+        let promotion = class.gate.as_ref().map(|g| g.promote.as_slice()).unwrap_or_default();
+        let tags = TagProtections { patterns: &protected, promotion };
+        let now = Utc::now().timestamp();
+        let mut observed = Observed::default();
+        let mut plan = plan_retention(rules, &tags, &images, &observed, now);
+        if !plan.delete.is_empty() {
+            // Only now is it worth asking what is in use and what kept indexes reference.
+            if rules.protect_in_use {
+                observed.in_use = retention::images_in_use(&self.inspector, repository).await?;
+            }
+            let indexes: Vec<String> = images.iter().filter(|i| i.is_index()).map(|i| i.digest.clone()).collect();
+            if !indexes.is_empty() {
+                match retention::index_children(ecr, repository, &indexes).await? {
+                    Found::Yes(children) => observed.index_children = children,
+                    _ => return Ok(None),
+                }
+            }
+            plan = plan_retention(rules, &tags, &images, &observed, now);
+        }
+        let mut outcome = self.base.outcome_for(cx, class, repository, None, &[]);
+        let dry_run = self.base.config.dry_run || !rules.apply;
+        outcome.reasons = plan_reasons(&plan, &images, rules);
+        let digests: Vec<String> = plan.delete.iter().map(|c| images[c.image].digest.clone()).collect();
+        let mut deleted = 0;
+        let mut reclaimed: i64 = 0;
+        outcome.decision = match (&plan.over_cap, digests.is_empty(), dry_run) {
+            (Some(_), _, _) => "over-cap".into(),
+            (None, true, _) => "nothing-to-delete".into(),
+            (None, false, true) => "would-delete".into(),
+            (None, false, false) => "deleted".into(),
+        };
+        if plan.over_cap.is_none() && !digests.is_empty() {
+            let results: Vec<(String, Deleted)> = if dry_run {
+                digests.iter().map(|d| (d.clone(), Deleted::Done)).collect()
+            } else {
+                match retention::delete_images(ecr, repository, &digests).await? {
+                    Found::Yes(results) => results,
+                    _ => return Ok(None),
+                }
+            };
+            for ((digest, result), chosen) in results.into_iter().zip(&plan.delete) {
+                let image = &images[chosen.image];
+                let (result, detail) = match result {
+                    Deleted::Done if dry_run => (ActionResult::DryRun, None),
+                    Deleted::Done => {
+                        deleted += 1;
+                        reclaimed += image.size_bytes.unwrap_or(0);
+                        (ActionResult::Done, None)
+                    }
+                    Deleted::AlreadyGone => (ActionResult::AlreadyDone, None),
+                    Deleted::Failed { code, reason } => {
+                        (ActionResult::Failed, Some(format!("{code}: {reason} (retried next run)")))
+                    }
+                };
+                let tags = if image.tags.is_empty() { "untagged".to_owned() } else { image.tags.join(", ") };
+                outcome.actions.push(Action {
+                    action: format!("delete {digest} ({tags}) by rule {}", chosen.rule_priority),
+                    result,
+                    detail,
+                });
+            }
+        }
+        if deleted > 0 {
+            outcome.reasons.push(format!("{deleted} images deleted, {} reclaimed", human_bytes(reclaimed)));
+        }
+        let failed = outcome.actions.iter().filter(|a| a.result == ActionResult::Failed).count();
+        if plan.over_cap.is_some() || !outcome.actions.is_empty() {
+            let severity = if plan.over_cap.is_some() || failed > 0 { Severity::Warning } else { Severity::Info };
+            let result = match outcome.decision.as_str() {
+                "deleted" if failed > 0 => "partly-failed",
+                "deleted" => "deleted",
+                "would-delete" => "dry-run",
+                _ => "stopped",
+            };
+            let mut notification =
+                self.base.notification(cx, "retention", &outcome, result, outcome.reasons.clone(), severity);
+            // The first digests and the rule that chose each; the rest are counted.
+            notification.actions_omitted = notification.actions.len().saturating_sub(LISTED);
+            notification.actions.truncate(LISTED);
+            outcome.notified = self.base.send_as(&notification, &format!("retention@{repository}")).await?;
+        }
+        Ok(Some(RetentionRun { outcome, deleted }))
+    }
+}
+
+/// What a retention plan says, for operators.
+fn plan_reasons(plan: &RetentionPlan, images: &[warden::lifecycle::Image], rules: &RetentionRules) -> Vec<String> {
+    let mut reasons = vec![format!(
+        "{} of {} images chosen for deletion{}",
+        plan.delete.len(),
+        plan.inventory,
+        if rules.apply { "" } else { " (dry run: the class does not set apply = true)" }
+    )];
+    for rule in &rules.rules {
+        let count = plan.delete.iter().filter(|c| c.rule_priority == rule.priority).count();
+        if count > 0 {
+            reasons.push(format!("{}: {count} images", rule.summary()));
+        }
+    }
+    if !plan.spared.is_empty() {
+        let mut kept: Vec<String> = plan
+            .spared
+            .iter()
+            .take(LISTED)
+            .map(|(c, why)| format!("kept {}: {}", images[c.image].digest, why.describe()))
+            .collect();
+        if plan.spared.len() > LISTED {
+            kept.push(format!("and {} more kept by protections", plan.spared.len() - LISTED));
+        }
+        reasons.extend(kept);
+    }
+    if let Some(cap) = &plan.over_cap {
+        reasons.insert(0, cap.clone());
+    }
+    reasons
+}
+
+/// Bytes for people: `1.5 GiB`.
+fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests;

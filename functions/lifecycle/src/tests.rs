@@ -1,0 +1,488 @@
+//! lifecycle against exact AWS responses (aws-smithy-mocks): native policy application and drift, pagination of
+//! repositories and images, deletion batches of 100 with per-image failures, the protections (in use, index
+//! children, promotion tags), dry run, safety caps, and sweeps that resume.
+
+use super::*;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
+use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
+use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
+use aws_sdk_ecr::operation::get_lifecycle_policy::{GetLifecyclePolicyError, GetLifecyclePolicyOutput};
+use aws_sdk_ecr::operation::put_lifecycle_policy::PutLifecyclePolicyOutput;
+use aws_sdk_ecr::types::error::LifecyclePolicyNotFoundException;
+use aws_sdk_ecr::types::{Image, ImageDetail, ImageFailure, ImageFailureCode, ImageIdentifier, Repository};
+use aws_sdk_inspector2::operation::list_coverage::ListCoverageOutput;
+use aws_sdk_inspector2::types::{
+    CoverageResourceType, CoveredResource, EcrContainerImageMetadata, ResourceScanMetadata, ScanType,
+};
+use aws_sdk_sns::operation::publish::PublishOutput;
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_types::DateTime;
+use std::collections::BTreeMap;
+use warden::aws::CallCounter;
+
+const DAY: i64 = 86_400;
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+const POLICY: &str = r#"
+version = 1
+default-class = "unmanaged"
+
+[[class]]
+name = "builds"
+repositories = ["builds/*"]
+
+[class.gate]
+max = { critical = 0 }
+promote = ["approved-{digest12}"]
+
+[[class.lifecycle.native]]
+rulePriority = 1
+selection = { tagStatus = "untagged", countType = "sinceImagePushed", countUnit = "days", countNumber = 3 }
+action = { type = "expire" }
+
+[class.lifecycle.retention]
+apply = true
+max-images = 1000
+max-fraction = 1.0
+protect = ["v*"]
+
+[[class.lifecycle.retention.rule]]
+priority = 1
+description = "newest build of each pull request"
+tag-status = "tagged"
+tags = ["regex:pr-[0-9]+-[0-9]+"]
+group-by = "^(pr-[0-9]+)"
+count-type = "image-count-more-than"
+count = 1
+
+[[class.lifecycle.retention.rule]]
+priority = 2
+tag-status = "any"
+count-type = "since-image-pushed"
+count = 30
+
+[[class]]
+name = "cautious"
+repositories = ["cautious/*"]
+
+[class.lifecycle.retention]
+max-images = 2
+
+[[class.lifecycle.retention.rule]]
+priority = 1
+tag-status = "any"
+count-type = "since-image-pushed"
+count = 30
+"#;
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn digest(n: usize) -> String {
+    format!("sha256:{n:064x}")
+}
+
+fn sample(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json")
+}
+
+fn create_repository(name: &str) -> Value {
+    let mut event = sample("cloudtrail-create-repository.json");
+    event["detail"]["requestParameters"]["repositoryName"] = name.into();
+    event["detail"]["responseElements"]["repository"]["repositoryName"] = name.into();
+    event
+}
+
+fn sweep() -> Value {
+    sample("scheduled-rule.json")
+}
+
+fn push(repository: &str) -> Value {
+    let mut event = sample("ecr-image-push.json");
+    event["detail"]["repository-name"] = repository.into();
+    event
+}
+
+fn lifecycle(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rule], dry_run: bool) -> Lifecycle {
+    let calls = CallCounter::default();
+    let (c1, c2, c3, c4) = (calls.clone(), calls.clone(), calls.clone(), calls.clone());
+    let clients = Clients {
+        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, ecr, move |c| c.interceptor(c1.clone())),
+        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c.interceptor(c2.clone())),
+        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c.interceptor(c3.clone())),
+        calls,
+    };
+    let inspector = mock_client!(aws_sdk_inspector2, RuleMode::MatchAny, inspector, move |c| c.interceptor(c4.clone()));
+    let config = Config {
+        ledger_table: Some("ledger".into()),
+        topic_arn: Some("arn:aws:sns:us-east-1:123456789012:ecr-warden".into()),
+        dry_run,
+        ..Config::default()
+    };
+    Lifecycle::new(Policy::from_toml(POLICY, "test.toml").expect("policy"), config, clients, inspector).expect("init")
+}
+
+fn calls(outcome: &Outcome) -> BTreeMap<&str, u32> {
+    outcome.aws_calls.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+}
+
+fn claim() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build())
+}
+
+fn publish() -> Rule {
+    mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m-1").build())
+}
+
+fn no_cursor() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| GetItemOutput::builder().build())
+}
+
+fn cursor_cleared() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build())
+}
+
+/// An image `days` old with `tags`.
+fn detail(n: usize, tags: &[&str], days: i64) -> ImageDetail {
+    ImageDetail::builder()
+        .image_digest(digest(n))
+        .set_image_tags(Some(tags.iter().map(|t| (*t).to_owned()).collect()))
+        .image_pushed_at(DateTime::from_secs(now() - days * DAY))
+        .image_size_in_bytes(1_048_576)
+        .image_manifest_media_type(MANIFEST)
+        .build()
+}
+
+/// DescribeImages answering with `pages` (each page's next token is its index + 1).
+fn inventory(pages: Vec<Vec<ImageDetail>>) -> Vec<Rule> {
+    let count = pages.len();
+    pages
+        .into_iter()
+        .enumerate()
+        .map(|(i, page)| {
+            let token = (i > 0).then(|| i.to_string());
+            mock!(aws_sdk_ecr::Client::describe_images)
+                .match_requests(move |r| r.next_token() == token.as_deref())
+                .then_output(move || {
+                    DescribeImagesOutput::builder()
+                        .set_image_details(Some(page.clone()))
+                        .set_next_token((i + 1 < count).then(|| (i + 1).to_string()))
+                        .build()
+                })
+        })
+        .collect()
+}
+
+fn repositories(names: &[&str]) -> Rule {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    mock!(aws_sdk_ecr::Client::describe_repositories).then_output(move || {
+        DescribeRepositoriesOutput::builder()
+            .set_repositories(Some(names.iter().map(|n| Repository::builder().repository_name(n).build()).collect()))
+            .build()
+    })
+}
+
+/// BatchDeleteImage that fails for `failing` digests and deletes the rest.
+fn deletes(failing: &'static [usize]) -> Rule {
+    mock!(aws_sdk_ecr::Client::batch_delete_image).then_compute_response(move |request| {
+        let failures = request
+            .image_ids()
+            .iter()
+            .filter(|id| failing.iter().any(|n| id.image_digest() == Some(digest(*n).as_str())))
+            .map(|id| {
+                ImageFailure::builder()
+                    .image_id(id.clone())
+                    .failure_code(ImageFailureCode::InvalidImageDigest)
+                    .failure_reason("simulated")
+                    .build()
+            })
+            .collect();
+        aws_smithy_mocks::MockResponse::Output(BatchDeleteImageOutput::builder().set_failures(Some(failures)).build())
+    })
+}
+
+fn policy_missing() -> Rule {
+    mock!(aws_sdk_ecr::Client::get_lifecycle_policy).then_error(|| {
+        GetLifecyclePolicyError::LifecyclePolicyNotFoundException(
+            LifecyclePolicyNotFoundException::builder().message("none").build(),
+        )
+    })
+}
+
+fn policy_is(text: &'static str) -> Rule {
+    mock!(aws_sdk_ecr::Client::get_lifecycle_policy)
+        .then_output(move || GetLifecyclePolicyOutput::builder().lifecycle_policy_text(text).build())
+}
+
+fn put_policy() -> Rule {
+    mock!(aws_sdk_ecr::Client::put_lifecycle_policy).then_output(|| PutLifecyclePolicyOutput::builder().build())
+}
+
+fn deleted_digests(outcome: &Outcome) -> Vec<String> {
+    outcome
+        .actions
+        .iter()
+        .filter(|a| a.result == ActionResult::Done)
+        .map(|a| a.action.split(' ').nth(1).unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_repository_gets_its_class_policy_once() {
+    let (missing, put, claim, publish) = (policy_missing(), put_policy(), claim(), publish());
+    let lc = lifecycle(&[&missing, &put], &[&claim], &[&publish], &[], false);
+    let outcome = lc.handle(create_repository("builds/api"), None).await.expect("ok");
+    assert_eq!(outcome.decision, "baseline-applied");
+    assert!(outcome.notified);
+    assert_eq!(
+        calls(&outcome),
+        BTreeMap::from([
+            ("ECR.GetLifecyclePolicy", 1),
+            ("ECR.PutLifecyclePolicy", 1),
+            ("DynamoDB.PutItem", 1),
+            ("SNS.Publish", 1)
+        ])
+    );
+    // What was put is the class's policy, and ECR's own validator accepts it.
+    let text = &lc.base.policy.classes[0].lifecycle.as_ref().unwrap().native.as_ref().unwrap().text;
+    assert!(warden::lifecycle::LifecyclePolicy::parse(text).is_ok());
+}
+
+#[tokio::test]
+async fn the_same_policy_written_differently_is_not_drift() {
+    let same = policy_is(
+        r#"{ "rules": [ { "action": {"type": "expire"}, "rulePriority": 1,
+           "selection": {"countNumber": 3, "countType": "sinceImagePushed", "countUnit": "days", "tagStatus": "untagged"} } ] }"#,
+    );
+    let lc = lifecycle(&[&same], &[], &[], &[], false);
+    let outcome = lc.handle(create_repository("builds/api"), None).await.expect("ok");
+    assert_eq!(outcome.decision, "baseline-ok");
+    assert_eq!(calls(&outcome), BTreeMap::from([("ECR.GetLifecyclePolicy", 1)]));
+}
+
+#[tokio::test]
+async fn a_drifted_policy_is_replaced_and_unmanaged_repositories_are_left_alone() {
+    let drifted = policy_is(
+        r#"{"rules": [{"rulePriority": 9, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]}"#,
+    );
+    let (put, claim, publish) = (put_policy(), claim(), publish());
+    let lc = lifecycle(&[&drifted, &put], &[&claim], &[&publish], &[], false);
+    let outcome = lc.handle(create_repository("builds/api"), None).await.expect("ok");
+    assert_eq!(outcome.actions[0].action, "replace the drifted lifecycle policy");
+    assert_eq!(outcome.actions[0].result, ActionResult::Done);
+    let outcome = lc.handle(create_repository("somewhere/else"), None).await.expect("ok");
+    assert_eq!(outcome.decision, "skipped");
+    assert!(outcome.aws_calls.is_empty());
+}
+
+#[tokio::test]
+async fn retention_pages_through_the_inventory_and_deletes_in_batches_of_100() {
+    // 250 old untagged images over three pages, 3 recent ones: 250 deletions in 3 calls (100, 100, 50).
+    let old: Vec<ImageDetail> = (0..250).map(|n| detail(n, &[], 40)).collect();
+    let mut pages: Vec<Vec<ImageDetail>> = old.chunks(100).map(<[ImageDetail]>::to_vec).collect();
+    pages[2].extend((250..253).map(|n| detail(n, &["main"], 1)));
+    let pages = inventory(pages);
+    let page_refs: Vec<&Rule> = pages.iter().collect();
+    let (delete, coverage, claim, publish) = (deletes(&[]), no_coverage(), claim(), publish());
+    let mut ecr = page_refs.clone();
+    ecr.push(&delete);
+    let lc = lifecycle(&ecr, &[&claim], &[&publish], &[&coverage], false);
+    let outcome = lc.handle(push("builds/api"), None).await;
+    // Pushes only trigger retention with after-push; this class runs it on the sweep.
+    assert_eq!(outcome.expect("ok").decision, "skipped");
+
+    let (repos, get, clear, missing, put) =
+        (repositories(&["builds/api"]), no_cursor(), cursor_cleared(), policy_missing(), put_policy());
+    ecr.extend([&repos, &missing, &put]);
+    let lc = lifecycle(&ecr, &[&claim, &get, &clear], &[&publish], &[&coverage], false);
+    let outcome = lc.handle(sweep(), None).await.expect("ok");
+    assert_eq!(outcome.decision, "sweep-complete");
+    let run = outcome.items.iter().find(|i| i.decision == "deleted").expect("retention ran");
+    assert_eq!(deleted_digests(run).len(), 250);
+    assert_eq!(outcome.aws_calls["ECR.DescribeImages"], 3);
+    assert_eq!(outcome.aws_calls["ECR.BatchDeleteImage"], 3);
+    assert!(run.reasons.iter().any(|r| r.contains("250 images deleted, 250.0 MiB reclaimed")), "{:?}", run.reasons);
+}
+
+fn no_coverage() -> Rule {
+    mock!(aws_sdk_inspector2::Client::list_coverage).then_output(|| ListCoverageOutput::builder().build())
+}
+
+fn in_use(n: usize) -> Rule {
+    mock!(aws_sdk_inspector2::Client::list_coverage).then_output(move || {
+        let image = EcrContainerImageMetadata::builder().in_use_count(2).build();
+        ListCoverageOutput::builder()
+            .covered_resources(
+                CoveredResource::builder()
+                    .resource_type(CoverageResourceType::AwsEcrContainerImage)
+                    .resource_id(format!("arn:aws:ecr:us-east-1:123456789012:repository/builds/api/{}", digest(n)))
+                    .account_id("123456789012")
+                    .scan_type(ScanType::Package)
+                    .resource_metadata(ResourceScanMetadata::builder().ecr_image(image).build())
+                    .build()
+                    .expect("resource"),
+            )
+            .build()
+    })
+}
+
+/// Runs retention on `builds/api` (through a sweep) over `images`, with extra ECR and Inspector rules.
+async fn retain(
+    images: Vec<ImageDetail>,
+    extra_ecr: &[&Rule],
+    inspector: &[&Rule],
+    failing: &'static [usize],
+) -> Outcome {
+    let pages = inventory(vec![images]);
+    let (repos, same, delete) = (repositories(&["builds/api"]), policy_is(NATIVE), deletes(failing));
+    let mut ecr: Vec<&Rule> = pages.iter().chain([&repos, &same, &delete]).collect();
+    ecr.extend(extra_ecr);
+    let (claim, get, clear, publish) = (claim(), no_cursor(), cursor_cleared(), publish());
+    let lc = lifecycle(&ecr, &[&claim, &get, &clear], &[&publish], inspector, false);
+    let outcome = lc.handle(sweep(), None).await.expect("ok");
+    outcome.items.into_iter().find(|i| i.repository.as_deref() == Some("builds/api")).unwrap_or_default()
+}
+
+const NATIVE: &str = r#"{"rules":[{"action":{"type":"expire"},"rulePriority":1,"selection":{"countNumber":3,"countType":"sinceImagePushed","countUnit":"days","tagStatus":"untagged"}}]}"#;
+
+#[tokio::test]
+async fn keep_n_per_group_protections_and_the_rule_that_chose_each() {
+    let images = vec![
+        detail(1, &["pr-7-3"], 1),
+        detail(2, &["pr-7-2"], 2),
+        detail(3, &["pr-7-1"], 3),
+        detail(4, &["pr-8-1"], 4),
+        detail(5, &["v1.0.0"], 90),
+        detail(6, &["approved-000000000000", "sha-1"], 90),
+        detail(7, &["sha-2"], 90),
+        detail(8, &["sha-3"], 90),
+    ];
+    let coverage = in_use(8);
+    let outcome = retain(images, &[], &[&coverage], &[]).await;
+    assert_eq!(outcome.decision, "deleted");
+    let mut deleted = deleted_digests(&outcome);
+    deleted.sort();
+    // pr-7 keeps its newest build; pr-8 its only one; the release, the approved image and the one in use stay.
+    assert_eq!(deleted, vec![digest(2), digest(3), digest(7)]);
+    assert!(outcome.actions.iter().any(|a| a.action.contains(&digest(3)) && a.action.ends_with("by rule 1")));
+    assert!(outcome.actions.iter().any(|a| a.action.contains(&digest(7)) && a.action.ends_with("by rule 2")));
+    let reasons = outcome.reasons.join("\n");
+    assert!(reasons.contains("protected tag v1.0.0"), "{reasons}");
+    assert!(reasons.contains("promoted (approved-000000000000)"), "{reasons}");
+    assert!(reasons.contains("in use (Amazon Inspector)"), "{reasons}");
+    assert!(outcome.notified);
+    assert_eq!(outcome.aws_calls.get("Inspector2.ListCoverage"), None, "calls are counted on the sweep");
+}
+
+#[tokio::test]
+async fn children_of_a_kept_index_are_never_deleted() {
+    let mut index = detail(10, &["v2.0.0"], 60);
+    index.image_manifest_media_type = Some(INDEX.into());
+    let images = vec![index, detail(11, &[], 60), detail(12, &[], 60), detail(13, &[], 60)];
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{INDEX}","manifests":[{{"digest":"{}"}},{{"digest":"{}"}}]}}"#,
+        digest(11),
+        digest(12)
+    );
+    let read_index = mock!(aws_sdk_ecr::Client::batch_get_image)
+        .match_requests(|r| r.image_ids().len() == 1 && r.accepted_media_types().contains(&INDEX.to_owned()))
+        .then_output(move || {
+            BatchGetImageOutput::builder()
+                .images(
+                    Image::builder()
+                        .image_id(ImageIdentifier::builder().image_digest(digest(10)).build())
+                        .image_manifest(manifest.clone())
+                        .image_manifest_media_type(INDEX)
+                        .build(),
+                )
+                .build()
+        });
+    let coverage = no_coverage();
+    let outcome = retain(images, &[&read_index], &[&coverage], &[]).await;
+    assert_eq!(deleted_digests(&outcome), vec![digest(13)]);
+    let reasons = outcome.reasons.join("\n");
+    assert!(reasons.contains(&format!("referenced by kept index {}", digest(10))), "{reasons}");
+}
+
+#[tokio::test]
+async fn per_image_failures_are_reported_and_the_rest_deleted() {
+    let images = (20..25).map(|n| detail(n, &[], 60)).collect();
+    let coverage = no_coverage();
+    let outcome = retain(images, &[], &[&coverage], &[22]).await;
+    assert_eq!(deleted_digests(&outcome).len(), 4);
+    let failed: Vec<&Action> = outcome.actions.iter().filter(|a| a.result == ActionResult::Failed).collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].action.contains(&digest(22)));
+    assert!(failed[0].detail.as_deref().unwrap_or_default().contains("retried next run"));
+}
+
+#[tokio::test]
+async fn nothing_to_delete_costs_one_listing_and_sends_nothing() {
+    let images = vec![detail(30, &["main"], 1)];
+    let outcome = retain(images, &[], &[], &[]).await;
+    // Not reported as an item: nothing happened.
+    assert!(outcome.repository.is_none());
+}
+
+#[tokio::test]
+async fn a_class_without_apply_only_reports_and_a_cap_stops_everything() {
+    // cautious/*: apply is off (dry run) and max-images is 2.
+    let run = |images: Vec<ImageDetail>| async move {
+        let pages = inventory(vec![images]);
+        let repos = repositories(&["cautious/tools"]);
+        let ecr: Vec<&Rule> = pages.iter().chain([&repos]).collect();
+        let (claim, get, clear, publish, coverage) = (claim(), no_cursor(), cursor_cleared(), publish(), no_coverage());
+        let lc = lifecycle(&ecr, &[&claim, &get, &clear], &[&publish], &[&coverage], false);
+        lc.handle(sweep(), None).await.expect("ok")
+    };
+    let recent = || (50..57).map(|n| detail(n, &[], 1));
+    let outcome = run((40..42).map(|n| detail(n, &[], 60)).chain(recent()).collect()).await;
+    let item = &outcome.items[0];
+    assert_eq!(item.decision, "would-delete");
+    assert!(item.actions.iter().all(|a| a.result == ActionResult::DryRun));
+    assert_eq!(outcome.aws_calls.get("ECR.BatchDeleteImage"), None);
+
+    let outcome = run((40..43).map(|n| detail(n, &[], 60)).chain(recent()).collect()).await;
+    let item = &outcome.items[0];
+    assert_eq!(item.decision, "over-cap");
+    assert!(item.actions.is_empty());
+    assert!(item.reasons[0].contains("more than max-images = 2"), "{:?}", item.reasons);
+    assert!(item.notified);
+}
+
+#[tokio::test]
+async fn a_sweep_short_of_time_records_where_it_stopped_and_the_next_resumes() {
+    let repos = repositories(&["builds/a", "builds/b", "builds/c"]);
+    let same = policy_is(NATIVE);
+    let pages = inventory(vec![vec![]]);
+    let saved = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| r.item().and_then(|i| i.get("sk")) == Some(&AttributeValue::S("CURSOR".into())))
+        .then_output(|| PutItemOutput::builder().build());
+    let (claim, get, publish) = (claim(), no_cursor(), publish());
+    let ecr: Vec<&Rule> = pages.iter().chain([&repos, &same]).collect();
+    let lc = lifecycle(&ecr, &[&saved, &get, &claim], &[&publish], &[], false);
+    // Less than the margin left: nothing is started, and the cursor says so.
+    let deadline = SystemTime::now() + Duration::from_secs(5);
+    let outcome = lc.handle(sweep(), Some(deadline)).await.expect("ok");
+    assert_eq!(outcome.decision, "sweep-incomplete");
+    assert_eq!(saved.num_calls(), 1);
+
+    // The next run starts after the recorded repository.
+    let resume = mock!(aws_sdk_dynamodb::Client::get_item)
+        .then_output(|| GetItemOutput::builder().item("repository", AttributeValue::S("builds/a".into())).build());
+    let clear = cursor_cleared();
+    let lc = lifecycle(&ecr, &[&resume, &clear, &claim], &[&publish], &[], false);
+    let outcome = lc.handle(sweep(), Some(SystemTime::now() + Duration::from_secs(900))).await.expect("ok");
+    assert_eq!(outcome.decision, "sweep-complete");
+    assert_eq!(outcome.aws_calls["ECR.GetLifecyclePolicy"], 2, "builds/b and builds/c only");
+    assert_eq!(clear.num_calls(), 1);
+    assert!(outcome.reasons[0].contains("resumed after builds/a"));
+}

@@ -1,0 +1,215 @@
+//! Extended retention: ECR's rule semantics (priority, one rule per image, tag-match shielding, newest first)
+//! applied by ecr-warden itself, with what ECR's lifecycle cannot do — protections, expiry by last pull, regex
+//! selection, keep-N per tag group — and the safety checks deletion needs (index children, caps).
+//!
+//! Pure: the handler reads the inventory, Inspector's in-use data and index manifests, and carries out the plan.
+
+use super::evaluate::{Image, Ranked, apply_rule, count_reached};
+use crate::pattern::Pattern;
+use crate::policy::{RetentionRule, RetentionRules};
+use crate::template::TagTemplate;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+
+const DAY: i64 = 86_400;
+
+/// What Amazon Inspector says about an image's use (ListCoverage `ecrImage.inUseCount` / `lastInUse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InUse {
+    pub count: i64,
+    pub last_in_use_at: Option<i64>,
+}
+
+/// What the handler observed besides the inventory.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// By digest; images Inspector does not know are absent.
+    pub in_use: HashMap<String, InUse>,
+    /// Index digest → the manifests it references.
+    pub index_children: HashMap<String, Vec<String>>,
+}
+
+/// Why an image a rule chose is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "protection", content = "by")]
+pub enum Protection {
+    /// A tag matches a protect pattern (or the class's protected tags).
+    Tag(String),
+    /// A tag is one of the gate's promotion tags.
+    Promoted(String),
+    /// Amazon Inspector reports it in use.
+    InUse,
+    /// Pushed less than the minimum age ago.
+    Young,
+    /// A kept image index references it.
+    IndexChild(String),
+}
+
+impl Protection {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Tag(tag) => format!("protected tag {tag}"),
+            Self::Promoted(tag) => format!("promoted ({tag})"),
+            Self::InUse => "in use (Amazon Inspector)".into(),
+            Self::Young => "younger than the minimum age".into(),
+            Self::IndexChild(index) => format!("referenced by kept index {index}"),
+        }
+    }
+}
+
+/// An image the plan deletes, or one a rule chose that a protection kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chosen {
+    /// Index into the inventory.
+    pub image: usize,
+    pub rule_priority: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetentionPlan {
+    /// In deletion order: ascending rule priority, oldest first within a rule.
+    pub delete: Vec<Chosen>,
+    /// Chosen by a rule but kept, and why.
+    pub spared: Vec<(Chosen, Protection)>,
+    pub inventory: usize,
+    /// Set when the plan exceeds a safety cap: nothing may be deleted this run.
+    pub over_cap: Option<String>,
+}
+
+/// The class's lists that protect an image by tag: its retention `protect` patterns and its tag-guard
+/// `protected` patterns, and the gate's promotion templates.
+#[derive(Debug, Clone, Copy)]
+pub struct TagProtections<'a> {
+    pub patterns: &'a [&'a Pattern],
+    pub promotion: &'a [TagTemplate],
+}
+
+fn protection(
+    image: &Image,
+    rules: &RetentionRules,
+    tags: &TagProtections<'_>,
+    observed: &Observed,
+    now: i64,
+) -> Option<Protection> {
+    for tag in &image.tags {
+        if tags.patterns.iter().any(|p| p.is_match(tag)) {
+            return Some(Protection::Tag(tag.clone()));
+        }
+        if rules.protect_promoted && tags.promotion.iter().any(|t| t.matches(tag)) {
+            return Some(Protection::Promoted(tag.clone()));
+        }
+    }
+    if rules.protect_in_use
+        && let Some(use_) = observed.in_use.get(&image.digest)
+        && (use_.count > 0 || use_.last_in_use_at.is_some_and(|t| now - t <= i64::from(rules.in_use_days) * DAY))
+    {
+        return Some(Protection::InUse);
+    }
+    if now - image.pushed_at < i64::from(rules.min_age_days) * DAY {
+        return Some(Protection::Young);
+    }
+    None
+}
+
+/// The ranking group of the image at `position` under `rule`, interning group names in `groups`.
+fn group_of(
+    rule: &RetentionRule,
+    ranked: &Ranked<'_>,
+    position: usize,
+    groups: &mut HashMap<String, usize>,
+) -> Option<usize> {
+    let Some(regex) = &rule.group_by else { return Some(0) };
+    let mut tags: Vec<&str> = ranked.tags_of(position).map(|t| ranked.tag(t)).collect();
+    tags.sort_unstable();
+    let name = tags.iter().find_map(|t| regex.captures(t).and_then(|c| c.get(1)).map(|m| m.as_str()))?;
+    let next = groups.len();
+    Some(*groups.entry(name.to_owned()).or_insert(next))
+}
+
+/// What retention deletes from `images` at `now` (epoch seconds).
+pub fn plan_retention(
+    rules: &RetentionRules,
+    tags: &TagProtections<'_>,
+    images: &[Image],
+    observed: &Observed,
+    now: i64,
+) -> RetentionPlan {
+    // Retention ranks every image by push time, whatever its storage class: deleting works the same on both.
+    let ranked = Ranked::new(images, |_| true, |i| i.pushed_at);
+    let protections: Vec<Option<Protection>> =
+        (0..ranked.len()).map(|p| protection(ranked.image(p), rules, tags, observed, now)).collect();
+    let mut taken = vec![false; ranked.len()];
+    let mut claimed = Vec::new();
+    let mut delete = Vec::new();
+    let mut spared = Vec::new();
+    for rule in &rules.rules {
+        let mut groups = HashMap::new();
+        claimed.clear();
+        let mut spared_here = Vec::new();
+        apply_rule(
+            &ranked.select(&rule.tags),
+            &mut taken,
+            |p| match &protections[p] {
+                Some(why) => {
+                    spared_here.push((p, why.clone()));
+                    true
+                }
+                None => false,
+            },
+            |p| group_of(rule, &ranked, p, &mut groups),
+            |p, rank| count_reached(rule.count_type, rule.count, &ranked, p, rank, now),
+            &mut claimed,
+        );
+        let chosen = |p: usize| Chosen { image: ranked.images[p].0, rule_priority: rule.priority };
+        delete.extend(claimed.iter().map(|&p| chosen(p)));
+        spared.extend(spared_here.into_iter().rev().map(|(p, why)| (chosen(p), why)));
+    }
+    spare_index_children(images, observed, &mut delete, &mut spared);
+    let over_cap = cap_exceeded(rules, delete.len(), images.len());
+    RetentionPlan { delete, spared, inventory: images.len(), over_cap }
+}
+
+/// Keeps every manifest a kept index references (and, transitively, what a kept child index references):
+/// deleting one would break the multi-architecture image that is kept.
+fn spare_index_children(
+    images: &[Image],
+    observed: &Observed,
+    delete: &mut Vec<Chosen>,
+    spared: &mut Vec<(Chosen, Protection)>,
+) {
+    loop {
+        let deleted: HashSet<&str> = delete.iter().map(|c| images[c.image].digest.as_str()).collect();
+        let mut needed: HashMap<&str, &str> = HashMap::new();
+        for image in images.iter().filter(|i| !deleted.contains(i.digest.as_str())) {
+            for child in observed.index_children.get(&image.digest).into_iter().flatten() {
+                needed.entry(child.as_str()).or_insert(image.digest.as_str());
+            }
+        }
+        let (keep, rest): (Vec<Chosen>, Vec<Chosen>) =
+            delete.drain(..).partition(|c| needed.contains_key(images[c.image].digest.as_str()));
+        *delete = rest;
+        if keep.is_empty() {
+            return;
+        }
+        for chosen in keep {
+            let index = needed[images[chosen.image].digest.as_str()].to_owned();
+            spared.push((chosen, Protection::IndexChild(index)));
+        }
+    }
+}
+
+fn cap_exceeded(rules: &RetentionRules, deleting: usize, inventory: usize) -> Option<String> {
+    if deleting > rules.max_images {
+        return Some(format!(
+            "the plan deletes {deleting} images, more than max-images = {}: nothing was deleted",
+            rules.max_images
+        ));
+    }
+    if deleting > 0 && deleting as f64 > rules.max_fraction * inventory as f64 {
+        return Some(format!(
+            "the plan deletes {deleting} of {inventory} images, more than max-fraction = {}: nothing was deleted",
+            rules.max_fraction
+        ));
+    }
+    None
+}

@@ -1,0 +1,88 @@
+//! A class's lifecycle rules: the native ECR lifecycle policy its repositories must carry, and the extended
+//! retention ecr-warden runs itself (what ECR cannot: protection of promoted and in-use images, expiry by last
+//! pull, regex selection, keep-N per tag group).
+
+use crate::lifecycle::{CountType, LifecyclePolicy, TagSelection};
+use crate::pattern::Pattern;
+use regex::Regex;
+
+/// Retention's default safety caps: a run that would delete more stops and notifies instead.
+pub const DEFAULT_MAX_IMAGES: usize = 100;
+pub const DEFAULT_MAX_FRACTION: f64 = 0.5;
+/// An image Inspector saw in use within this many days counts as in use.
+pub const DEFAULT_IN_USE_DAYS: u32 = 30;
+
+#[derive(Debug, Clone, Default)]
+pub struct LifecycleRules {
+    /// The native policy every repository of the class must carry; `None`: ecr-warden leaves it alone.
+    pub native: Option<NativePolicy>,
+    pub retention: Option<RetentionRules>,
+}
+
+/// A native ECR lifecycle policy, validated with ECR's rules at policy load.
+#[derive(Debug, Clone)]
+pub struct NativePolicy {
+    /// The document as PutLifecyclePolicy receives it (canonical JSON: keys sorted).
+    pub text: String,
+    /// The same document, compared semantically with what GetLifecyclePolicy returns.
+    pub document: serde_json::Value,
+    pub policy: LifecyclePolicy,
+}
+
+impl NativePolicy {
+    /// Whether a repository's current policy text is this policy (semantically: formatting and key order
+    /// do not count). Text that is not JSON is drift.
+    pub fn is_current(&self, current: Option<&str>) -> bool {
+        current
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+            .is_some_and(|v| v == self.document)
+    }
+}
+
+/// The retention ecr-warden runs on the scheduled sweep (and, with `after_push`, after each push).
+#[derive(Debug, Clone)]
+pub struct RetentionRules {
+    /// `false`: plan and report only (dry run), whatever `WARDEN_DRY_RUN` says.
+    pub apply: bool,
+    /// Also run on the repository right after each push.
+    pub after_push: bool,
+    /// Safety caps per repository and run: beyond either, nothing is deleted and operators are told.
+    pub max_images: usize,
+    pub max_fraction: f64,
+    /// Tags that protect their image.
+    pub protect: Vec<Pattern>,
+    /// Protect images carrying one of the gate's promotion tags.
+    pub protect_promoted: bool,
+    /// Protect images Amazon Inspector reports in use (in-use count > 0, or last in use within `in_use_days`).
+    pub protect_in_use: bool,
+    pub in_use_days: u32,
+    /// Protect images pushed less than this many days ago.
+    pub min_age_days: u32,
+    /// In ascending priority.
+    pub rules: Vec<RetentionRule>,
+}
+
+/// One retention rule: ECR's rule language (tag status, patterns or prefixes, count type and number), where
+/// patterns may be regexes, `sinceImagePulled` expires, and `group_by` ranks images per tag group.
+#[derive(Debug, Clone)]
+pub struct RetentionRule {
+    pub priority: u32,
+    pub description: Option<String>,
+    pub tags: TagSelection,
+    /// The first capture group of this regex, applied to an image's tags (in sorted order), names its group:
+    /// counts then apply per group (keep the newest N of every branch). Images without a matching tag are not
+    /// selected.
+    pub group_by: Option<Regex>,
+    pub count_type: CountType,
+    pub count: u32,
+}
+
+impl RetentionRule {
+    /// Describes the rule for notifications and outcomes.
+    pub fn summary(&self) -> String {
+        match &self.description {
+            Some(description) => format!("rule {}: {description}", self.priority),
+            None => format!("rule {}", self.priority),
+        }
+    }
+}
