@@ -370,3 +370,185 @@ proptest! {
         prop_assert_eq!(fast, reference_decisions(&policy, &images));
     }
 }
+
+fn retention_rules(keep: u32, days: u32, min_age_days: u32) -> crate::policy::RetentionRules {
+    let text = format!(
+        r#"version = 1
+default-class = "c"
+[[class]]
+name = "c"
+[class.lifecycle.retention]
+protect = ["v-*"]
+protect-younger-than-days = {min_age_days}
+[[class.lifecycle.retention.rule]]
+priority = 1
+tag-status = "tagged"
+tags = ["regex:(dev|rc)-[0-9]"]
+group-by = "^(dev|rc)-"
+count-type = "image-count-more-than"
+count = {keep}
+[[class.lifecycle.retention.rule]]
+priority = 2
+tag-status = "any"
+count-type = "since-image-pushed"
+count = {days}
+"#
+    );
+    let policy = crate::policy::Policy::from_toml(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    policy.classes[0].lifecycle.clone().and_then(|l| l.retention).expect("retention")
+}
+
+fn planned(plan: &RetentionPlan, images: &[Image]) -> Vec<(String, u32)> {
+    plan.delete.iter().map(|c| (images[c.image].digest.clone(), c.rule_priority)).collect()
+}
+
+#[test]
+fn retention_table() {
+    let protect = crate::pattern::Pattern::parse("v-*").expect("pattern");
+    let patterns = [&protect];
+    let promotion = [crate::template::TagTemplate::parse("approved-{digest12}").expect("template")];
+    let tags = TagProtections { patterns: &patterns, promotion: &promotion };
+    let images = vec![
+        image("a", &["dev-3"], 1),
+        image("b", &["dev-2"], 2),
+        image("c", &["dev-1"], 3),
+        image("d", &["rc-1"], 4),
+        image("e", &["v-1"], 100),
+        image("f", &[], 100),
+        image("g", &["approved-000000000000"], 100),
+        image("h", &[], 5),
+    ];
+    let none = Observed::default();
+    // Keep 1 per group (dev, rc); then anything older than 30 days.
+    let plan = plan_retention(&retention_rules(1, 30, 0), &tags, &images, &none, NOW);
+    assert_eq!(planned(&plan, &images), vec![("c".into(), 1), ("b".into(), 1), ("f".into(), 2)]);
+    let spared: Vec<(&str, Protection)> =
+        plan.spared.iter().map(|(c, why)| (images[c.image].digest.as_str(), why.clone())).collect();
+    assert_eq!(
+        spared,
+        vec![("g", Protection::Promoted("approved-000000000000".into())), ("e", Protection::Tag("v-1".into()))]
+    );
+    // A minimum age keeps the recent dev builds.
+    let plan = plan_retention(&retention_rules(1, 30, 3), &tags, &images, &none, NOW);
+    assert_eq!(planned(&plan, &images), vec![("c".into(), 1), ("f".into(), 2)]);
+    // In use: kept.
+    let in_use = Observed {
+        in_use: [("f".to_owned(), InUse { count: 0, last_in_use_at: Some(NOW - 2 * DAY) })].into(),
+        ..Observed::default()
+    };
+    let plan = plan_retention(&retention_rules(1, 30, 0), &tags, &images, &in_use, NOW);
+    assert!(plan.spared.iter().any(|(c, why)| images[c.image].digest == "f" && *why == Protection::InUse));
+    // Last used long ago: not in use.
+    let stale = Observed {
+        in_use: [("f".to_owned(), InUse { count: 0, last_in_use_at: Some(NOW - 90 * DAY) })].into(),
+        ..Observed::default()
+    };
+    assert!(plan_retention(&retention_rules(1, 30, 0), &tags, &images, &stale, NOW).delete.len() == 3);
+    // A kept index keeps its children, transitively; a deleted index does not.
+    let mut index = image("i", &["v-2"], 100);
+    index.media_type = Some(INDEX_MEDIA_TYPES[0].into());
+    let mut nested = image("j", &[], 100);
+    nested.media_type = Some(INDEX_MEDIA_TYPES[1].into());
+    let with_index = [images.clone(), vec![index, nested, image("k", &[], 100), image("l", &[], 100)]].concat();
+    let observed = Observed {
+        index_children: [("i".to_owned(), vec!["j".to_owned()]), ("j".to_owned(), vec!["k".to_owned()])].into(),
+        ..Observed::default()
+    };
+    let plan = plan_retention(&retention_rules(1, 30, 0), &tags, &with_index, &observed, NOW);
+    let mut deleted: Vec<String> = planned(&plan, &with_index).into_iter().map(|(d, _)| d).collect();
+    deleted.sort();
+    assert_eq!(deleted, vec!["b", "c", "f", "l"]);
+    assert!(
+        plan.spared
+            .iter()
+            .any(|(c, why)| with_index[c.image].digest == "k" && *why == Protection::IndexChild("j".into()))
+    );
+}
+
+#[test]
+fn retention_caps() {
+    let tags = TagProtections { patterns: &[], promotion: &[] };
+    let images: Vec<Image> = (0..10).map(|i| image(&format!("d{i}"), &[], 100)).collect();
+    let mut rules = retention_rules(1, 30, 0);
+    rules.max_images = 5;
+    rules.max_fraction = 1.0;
+    let plan = plan_retention(&rules, &tags, &images, &Observed::default(), NOW);
+    assert_eq!(plan.delete.len(), 10);
+    assert!(plan.over_cap.as_deref().is_some_and(|c| c.contains("max-images = 5")));
+    rules.max_images = 100;
+    rules.max_fraction = 0.5;
+    let plan = plan_retention(&rules, &tags, &images, &Observed::default(), NOW);
+    assert!(plan.over_cap.as_deref().is_some_and(|c| c.contains("10 of 10")));
+    rules.max_fraction = 1.0;
+    assert!(plan_retention(&rules, &tags, &images, &Observed::default(), NOW).over_cap.is_none());
+}
+
+fn arbitrary_retention_images() -> impl Strategy<Value = Vec<Image>> {
+    proptest::collection::vec(
+        (proptest::collection::vec("(v|dev|rc)-[0-9]", 0..3), 0i64..200, proptest::bool::ANY),
+        0..40,
+    )
+    .prop_map(|items| {
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, (tags, days, index))| {
+                let mut image = image(&format!("sha256:{i:04}"), &[], days);
+                image.tags = tags;
+                image.pushed_at -= i as i64;
+                if index {
+                    image.media_type = Some(INDEX_MEDIA_TYPES[0].into());
+                }
+                image
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #[test]
+    fn retention_never_deletes_a_protected_image_or_a_kept_index_child(
+        images in arbitrary_retention_images(), keep in 1u32..4, days in 1u32..150, used in 0usize..40,
+    ) {
+        let protect = crate::pattern::Pattern::parse("v-*").expect("pattern");
+        let patterns = [&protect];
+        let tags = TagProtections { patterns: &patterns, promotion: &[] };
+        // Every index references the next image; one image is in use.
+        let mut observed = Observed::default();
+        for (i, image) in images.iter().enumerate() {
+            if image.is_index() && i + 1 < images.len() {
+                observed.index_children.insert(image.digest.clone(), vec![images[i + 1].digest.clone()]);
+            }
+        }
+        if let Some(image) = images.get(used) {
+            observed.in_use.insert(image.digest.clone(), InUse { count: 1, last_in_use_at: None });
+        }
+        let rules = retention_rules(keep, days, 0);
+        let plan = plan_retention(&rules, &tags, &images, &observed, NOW);
+        let deleted: std::collections::HashSet<&str> =
+            plan.delete.iter().map(|c| images[c.image].digest.as_str()).collect();
+        prop_assert_eq!(deleted.len(), plan.delete.len(), "no image deleted twice");
+        for image in &images {
+            if deleted.contains(image.digest.as_str()) {
+                prop_assert!(!image.tags.iter().any(|t| t.starts_with("v-")), "protected {:?}", image);
+                prop_assert!(observed.in_use.get(&image.digest).is_none(), "in use {:?}", image);
+            } else if let Some(children) = observed.index_children.get(&image.digest) {
+                for child in children {
+                    prop_assert!(!deleted.contains(child.as_str()), "child {} of kept index {}", child, image.digest);
+                }
+            }
+        }
+        // Independent of input order.
+        let mut reversed = images.clone();
+        reversed.reverse();
+        let again = plan_retention(&rules, &tags, &reversed, &observed, NOW);
+        let mut a: Vec<(String, u32)> = planned(&plan, &images);
+        let mut b: Vec<(String, u32)> = planned(&again, &reversed);
+        a.sort();
+        b.sort();
+        prop_assert_eq!(a, b);
+        // Keeping more never deletes more.
+        let more = plan_retention(&retention_rules(keep + 1, days, 0), &tags, &images, &observed, NOW);
+        prop_assert!(more.delete.len() <= plan.delete.len());
+    }
+}

@@ -1528,3 +1528,109 @@ fn a_policy_file_overrides_the_embedded_one() {
     let missing = Policy::from_override(Some(std::ffi::OsStr::new("/nonexistent/warden.toml"))).expect_err("missing");
     assert!(missing.to_string().contains("cannot read"));
 }
+
+fn lifecycle_policy(body: &str) -> String {
+    format!("version = 1\ndefault-class = \"builds\"\n\n[[class]]\nname = \"builds\"\n\n{body}")
+}
+
+#[test]
+fn lifecycle_sections_are_validated_with_ecr_rules_and_located() {
+    let rule = |extra: &str| {
+        format!(
+            "[class.lifecycle.retention]\n[[class.lifecycle.retention.rule]]\npriority = 1\ntag-status = \"tagged\"\ncount-type = \"image-count-more-than\"\ncount = 1\n{extra}"
+        )
+    };
+    let cases: [(&str, String, &str, &str); 9] = [
+        (
+            "native: ECR's own validation, naming the rule",
+            lifecycle_policy(
+                "[[class.lifecycle.native]]\nrulePriority = 1\nselection = { tagStatus = \"any\", countType = \"imageCountMoreThan\", countNumber = 1 }\naction = { type = \"expire\" }\n[[class.lifecycle.native]]\nrulePriority = 2\nselection = { tagStatus = \"untagged\", countType = \"sinceImagePushed\", countUnit = \"days\", countNumber = 1 }\naction = { type = \"expire\" }\n",
+            ),
+            "class[0].lifecycle.native",
+            "rule 1: a tagStatus any rule must have the highest rulePriority",
+        ),
+        (
+            "native: sinceImagePulled cannot expire",
+            lifecycle_policy(
+                "[[class.lifecycle.native]]\nrulePriority = 1\nselection = { tagStatus = \"untagged\", countType = \"sinceImagePulled\", countUnit = \"days\", countNumber = 1 }\naction = { type = \"expire\" }\n",
+            ),
+            "class[0].lifecycle.native",
+            "rule 1: sinceImagePulled can only transition",
+        ),
+        (
+            "retention: no selection",
+            lifecycle_policy(&rule("")),
+            "class[0].lifecycle.retention.rule[0].tag-status",
+            "needs either",
+        ),
+        (
+            "retention: both patterns and prefixes",
+            lifecycle_policy(&rule("tags = [\"pr-*\"]\ntag-prefixes = [\"pr-\"]\n")),
+            "class[0].lifecycle.retention.rule[0].tag-status",
+            "not both",
+        ),
+        (
+            "retention: group-by without a capture group",
+            lifecycle_policy(&rule("tags = [\"pr-*\"]\ngroup-by = \"^pr-[0-9]+\"\n")),
+            "class[0].lifecycle.retention.rule[0].group-by",
+            "capture group",
+        ),
+        (
+            "retention: invalid group-by regex",
+            lifecycle_policy(&rule("tags = [\"pr-*\"]\ngroup-by = \"^(pr-\"\n")),
+            "class[0].lifecycle.retention.rule[0].group-by",
+            "invalid regex",
+        ),
+        (
+            "retention: a pattern no tag can match",
+            lifecycle_policy(&rule("tags = [\"pr/*\"]\n")),
+            "class[0].lifecycle.retention.rule[0].tags[0]",
+            "can never match",
+        ),
+        (
+            "retention: cap fraction out of range",
+            lifecycle_policy(
+                "[class.lifecycle.retention]\nmax-fraction = 1.5\n[[class.lifecycle.retention.rule]]\npriority = 1\ntag-status = \"untagged\"\ncount-type = \"since-image-pushed\"\ncount = 3\n",
+            ),
+            "class[0].lifecycle.retention.max-fraction",
+            "at most 1",
+        ),
+        (
+            "retention: `any` before another rule",
+            lifecycle_policy(
+                "[class.lifecycle.retention]\n[[class.lifecycle.retention.rule]]\npriority = 1\ntag-status = \"any\"\ncount-type = \"since-image-pushed\"\ncount = 3\n[[class.lifecycle.retention.rule]]\npriority = 2\ntag-status = \"untagged\"\ncount-type = \"since-image-pulled\"\ncount = 3\n",
+            ),
+            "class[0].lifecycle.retention.rule[0].tag-status",
+            "highest priority",
+        ),
+    ];
+    for (case, text, key, message) in cases {
+        let errors = invalid(case, &text);
+        let all = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        assert!(
+            errors.iter().any(|e| e.key == key && e.message.contains(message) && e.line > 0),
+            "{case}: expected `{key}` with {message:?}, got:\n{all}"
+        );
+    }
+    // Unmanaged classes cannot declare lifecycle rules.
+    let unmanaged = lifecycle_policy(
+        "managed = false\n[class.lifecycle.retention]\n[[class.lifecycle.retention.rule]]\npriority = 1\ntag-status = \"untagged\"\ncount-type = \"since-image-pushed\"\ncount = 3\n",
+    );
+    assert!(invalid("unmanaged", &unmanaged).iter().any(|e| e.key == "class[0].lifecycle"));
+}
+
+#[test]
+fn the_embedded_lifecycle_rules_compile_to_what_ecr_accepts() {
+    let policy = Policy::from_toml(crate::policy::EMBEDDED_POLICY, "warden.toml").expect("valid");
+    let production = policy.classes.iter().find(|c| c.name == "production").expect("production");
+    let lifecycle = production.lifecycle.as_ref().expect("lifecycle");
+    let native = lifecycle.native.as_ref().expect("native");
+    assert!(crate::lifecycle::LifecyclePolicy::parse(&native.text).is_ok());
+    assert!(native.is_current(Some(&native.text)));
+    assert!(!native.is_current(None) && !native.is_current(Some("not json")));
+    let retention = lifecycle.retention.as_ref().expect("retention");
+    assert!(!retention.apply, "production retention starts as a dry run");
+    let development = policy.classes.iter().find(|c| c.name == "development").expect("development");
+    let rules = &development.lifecycle.as_ref().and_then(|l| l.retention.as_ref()).expect("retention").rules;
+    assert!(rules[0].group_by.as_ref().is_some_and(|g| g.captures("pr-12-3").is_some_and(|c| &c[1] == "pr-12")));
+}
