@@ -1,11 +1,14 @@
-"""Measures a Lambda binary the way Lambda runs it: a fresh process per sample, served by a minimal Lambda
-Runtime API on 127.0.0.1, against the local AWS stack (moto).
+"""Measures a Lambda function the way Lambda runs it: a fresh process per sample, served by a minimal Lambda
+Runtime API on 127.0.0.1, against the local AWS stack (moto). Side by side: the Rust release binary and, when
+given, the Python / boto3 peer (bench/peer), each sample of one followed by the same sample of the other.
 
-Per case and sample: init time (process start -> first `GET /runtime/invocation/next`), the invocation's duration
-(event handed over -> response posted, AWS round trips to moto included), the AWS calls the outcome reports, and
-peak RSS (VmHWM) after the event. Prints medians as a Markdown table and writes JSON next to it.
+Per case, runtime and sample: init time (process start -> first `GET /runtime/invocation/next`), the
+invocation's duration (event handed over -> response posted, AWS round trips to moto included), the AWS calls
+the outcome reports (per `Service.Operation`), and peak RSS (VmHWM) when the response is posted. Prints medians and
+Python/Rust ratios as a Markdown table and writes every sample as JSON.
 
-Usage: python bench/lambda_bench.py BINARY CASES.json SAMPLES OUT.json   (run by bench/run)
+Usage: python bench/lambda_bench.py CASES.json SAMPLES OUT.json RUST_BINARY [PEER_PYTHON PEER_HANDLER]
+(run by bench/run; PEER_HANDLER is `tag_guard.handler` or `scan_gate.handler`)
 """
 
 import json
@@ -27,7 +30,10 @@ class RuntimeApi:
         self.first_next = None
         self.handed_over = None
         self.result = None
+        self.pid = None
+        self.rss_kib = 0
         self.done = threading.Event()
+        self.release = threading.Event()
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,7 +48,9 @@ class RuntimeApi:
                 if api.first_next is None:
                     api.first_next = now
                 if not api.events:
-                    # Nothing more to hand out: the process is killed once its response is in.
+                    # Nothing more to hand out: hold the request as Lambda does (the process stays alive, its peak
+                    # RSS readable) until the harness has killed the process.
+                    api.release.wait(60)
                     self.close_connection = True
                     return
                 body = json.dumps(api.events.pop(0)).encode()
@@ -61,6 +69,8 @@ class RuntimeApi:
                 length = int(self.headers.get("Content-Length", 0))
                 payload = self.rfile.read(length)
                 api.result = (time.perf_counter(), self.path.endswith("/response"), json.loads(payload or b"null"))
+                # Read while the process waits for this answer: it cannot have exited yet.
+                api.rss_kib = peak_rss_kib(api.pid)
                 self.send_response(202)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -77,46 +87,60 @@ class RuntimeApi:
 
 
 def peak_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, TypeError):
+        pass
     return 0
 
 
-def sample(binary, env, event):
+def sample(command, env, event):
     # A Runtime API of its own per process: a killed process's last `next` must not take the next event.
     api = RuntimeApi()
     api.reset(event)
     env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.port}")
     started = time.perf_counter()
     log = open(os.environ.get("BENCH_LOG", os.devnull), "ab")
-    process = subprocess.Popen([binary], env=env, stdout=log, stderr=log)
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    api.pid = process.pid
     try:
         if not api.done.wait(30):
             raise RuntimeError(f"no response within 30 s to {json.dumps(event)[:300]}")
         finished, ok, outcome = api.result
-        rss = peak_rss_kib(process.pid)
+        rss = api.rss_kib
     finally:
         process.kill()
         process.wait()
+        api.release.set()
         log.close()
         api.server.shutdown()
         api.server.server_close()
     if not ok:
-        raise RuntimeError(f"invocation failed: {outcome}")
-    calls = sum((outcome or {}).get("aws-calls", {}).values())
+        raise RuntimeError(f"{command[-1]}: invocation failed: {outcome}")
+    calls = (outcome or {}).get("aws-calls", {})
     return {
         "init_ms": (api.first_next - started) * 1000,
         "event_ms": (finished - api.handed_over) * 1000,
         "peak_rss_mib": rss / 1024,
-        "aws_calls": calls,
+        "aws_calls": sum(calls.values()),
+        "calls": calls,
         "decision": (outcome or {}).get("decision"),
     }
 
 
+def median(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def ratio(peer, rust, key):
+    return f"{median(peer, key) / median(rust, key):.1f}×" if median(rust, key) else "-"
+
+
 def main():
-    binary, cases_file, samples, out_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    cases_file, samples, out_file, binary = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     with open(cases_file) as f:
         cases = json.load(f)
     env = dict(os.environ)
@@ -126,25 +150,73 @@ def main():
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
         "AWS_LAMBDA_LOG_FORMAT": "JSON",
     })
+    runtimes = {"rust": ([binary], env)}
+    if len(sys.argv) > 6:
+        peer_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer")
+        # As on Lambda, where the code directory is read-only: the peer's own modules are compiled at every cold
+        # start, boto3's come precompiled from the runtime (here: the venv's __pycache__).
+        peer_env = dict(env, _HANDLER=sys.argv[6], LAMBDA_TASK_ROOT=peer_dir, PYTHONDONTWRITEBYTECODE="1",
+                        PYTHONUNBUFFERED="1")
+        peer_env.pop("PYTHONPATH", None)
+        runtimes["python"] = ([sys.argv[5], os.path.join(peer_dir, "bootstrap.py")], peer_env)
+    # One untimed start each, so neither side pays for a cold page cache.
+    warm_up = envelope_unknown()
+    for command, runtime_env in runtimes.values():
+        sample(command, runtime_env, warm_up)
+
     results = {}
-    print("| case | decision | AWS calls | init ms (median) | event ms (median, moto round trips included) | peak RSS MiB (max) |")
-    print("|---|---|---|---|---|---|")
+    if "python" in runtimes:
+        print("| case | decision | AWS calls | same calls in Python | init ms Rust | Python | × "
+              "| event ms Rust | Python | × | peak RSS MiB Rust | Python | × |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    else:
+        print("| case | decision | AWS calls | init ms (median) | event ms (median, moto round trips included) "
+              "| peak RSS MiB (max) |")
+        print("|---|---|---|---|---|---|")
     for case in cases:
-        runs = []
+        runs = {name: [] for name in runtimes}
         for i in range(samples):
-            event = case["event_for"](i) if callable(case.get("event_for")) else case["events"][i % len(case["events"])]
-            runs.append(sample(binary, env, event))
+            for name, (command, runtime_env) in runtimes.items():
+                events = case["peer_events"] if name == "python" else case["events"]
+                runs[name].append(sample(command, runtime_env, events[i % len(events)]))
         results[case["name"]] = runs
-        decisions = sorted({r["decision"] for r in runs})
-        calls = sorted({r["aws_calls"] for r in runs})
-        print(
-            f"| {case['name']} | {', '.join(decisions)} | {', '.join(map(str, calls))} "
-            f"| {statistics.median(r['init_ms'] for r in runs):.1f} "
-            f"| {statistics.median(r['event_ms'] for r in runs):.1f} "
-            f"| {max(r['peak_rss_mib'] for r in runs):.1f} |"
-        )
+        rust = runs["rust"]
+        decisions = ", ".join(sorted({r["decision"] for r in rust}))
+        calls = ", ".join(map(str, sorted({r["aws_calls"] for r in rust})))
+        if "python" not in runs:
+            print(f"| {case['name']} | {decisions} | {calls} | {median(rust, 'init_ms'):.1f} "
+                  f"| {median(rust, 'event_ms'):.1f} | {max(r['peak_rss_mib'] for r in rust):.1f} |", flush=True)
+            continue
+        peer = runs["python"]
+        differ = [(r, p) for r, p in zip(rust, peer) if r["calls"] != p["calls"] or r["decision"] != p["decision"]]
+        same = "yes" if not differ else (
+            f"**no** ({len(differ)}/{samples}: Rust {differ[0][0]['decision']} {differ[0][0]['calls']}, "
+            f"Python {differ[0][1]['decision']} {differ[0][1]['calls']})")
+        print(f"| {case['name']} | {decisions} | {calls} | {same} "
+              f"| {median(rust, 'init_ms'):.1f} | {median(peer, 'init_ms'):.1f} | {ratio(peer, rust, 'init_ms')} "
+              f"| {median(rust, 'event_ms'):.1f} | {median(peer, 'event_ms'):.1f} | {ratio(peer, rust, 'event_ms')} "
+              f"| {median(rust, 'peak_rss_mib'):.1f} | {median(peer, 'peak_rss_mib'):.1f} "
+              f"| {ratio(peer, rust, 'peak_rss_mib')} |", flush=True)
+    if "python" in runtimes:
+        command, peer_env = runtimes["python"]
+        baseline = [sample(command, dict(peer_env, _HANDLER="noop.handler"), warm_up) for _ in range(samples)]
+        results["baseline: Python runtime loop, no boto3"] = {"python": baseline}
+        print(f"| *baseline: the Python runtime loop alone (no boto3, no policy)* | skipped | 0 | | "
+              f"| {median(baseline, 'init_ms'):.1f} | | | {median(baseline, 'event_ms'):.1f} | | "
+              f"| {median(baseline, 'peak_rss_mib'):.1f} | |")
+        every = {name: [r for case in cases for r in results[case["name"]][name]] for name in runtimes}
+        print(f"| **all cases** | | | | {median(every['rust'], 'init_ms'):.1f} | {median(every['python'], 'init_ms'):.1f} "
+              f"| {ratio(every['python'], every['rust'], 'init_ms')} | | | "
+              f"| {median(every['rust'], 'peak_rss_mib'):.1f} | {median(every['python'], 'peak_rss_mib'):.1f} "
+              f"| {ratio(every['python'], every['rust'], 'peak_rss_mib')} |")
     with open(out_file, "w") as f:
         json.dump(results, f, indent=1)
+
+
+def envelope_unknown():
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created", "source": "aws.s3",
+            "account": "123456789012", "time": "2026-11-20T10:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": {"bucket": {"name": "warm-up"}}}
 
 
 if __name__ == "__main__":

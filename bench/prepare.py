@@ -1,5 +1,7 @@
-"""Seeds the local stack for bench/lambda_bench.py and writes the cases: one fresh situation per sample, so
-every sample measures the same path (a new tag, a tag to remove, a tag move to revert, ...).
+"""Seeds the local stack for bench/lambda_bench.py and writes the cases: one fresh situation per sample and per
+runtime, so every sample measures the same path (a new tag, a tag to remove, a tag move to revert, ...). Each
+case has `events` for the Rust function and `peer_events` for the Python / boto3 peer (bench/peer), the same
+situations under other names.
 
 Usage: python bench/prepare.py FUNCTION SAMPLES TABLE TOPIC OUT.json   (run by bench/run; AWS_ENDPOINT_URL set)
 FUNCTION is tag-guard or scan-gate. Prints the topic ARN.
@@ -70,44 +72,54 @@ def moto_post(path, payload):
         assert response.status == 201, response.status
 
 
+RUNNERS = ("rs", "py")  # `events` (Rust), `peer_events` (Python peer)
+
+
+def case(name, make):
+    """A case whose sample `i` of runner `r` is `make(r, i)`, made in the order the harness consumes them."""
+    made = {r: [] for r in RUNNERS}
+    for i in range(samples):
+        for r in RUNNERS:
+            made[r].append(make(r, i))
+    return {"name": name, "events": made["rs"], "peer_events": made["py"]}
+
+
 def tag_guard_cases():
     cases = []
 
     conforming = repo("prod/bench-conforming")
-    cases.append({"name": "conforming push, new tag", "events": [
-        image_action(conforming, push(conforming, f"c{i}", f"v1.0.{i}"), f"v1.0.{i}") for i in range(samples)]})
+    minor = {"rs": 0, "py": 1}
+    cases.append(case("conforming push, new tag", lambda r, i: image_action(
+        conforming, push(conforming, f"{r}c{i}", f"v1.{minor[r]}.{i}"), f"v1.{minor[r]}.{i}")))
 
-    digest = push(conforming, "replay", "v2.0.0")
-    replay = image_action(conforming, digest, "v2.0.0")
-    cases.append({"name": "conforming push, replayed", "events": [replay]})
+    replays = {r: image_action(conforming, push(conforming, f"{r}replay", f"v2.{minor[r]}.0"), f"v2.{minor[r]}.0")
+               for r in RUNNERS}
+    cases.append(case("conforming push, replayed", lambda r, i: replays[r]))
 
     untag = repo("dev/bench-untag")
-    cases.append({"name": "tag not allowed, last tag (quarantine + untag)", "events": [
-        image_action(untag, push(untag, f"u{i}", f"branch-{i}"), f"branch-{i}") for i in range(samples)]})
+    cases.append(case("tag not allowed, last tag (quarantine + untag)", lambda r, i: image_action(
+        untag, push(untag, f"{r}u{i}", f"branch-{r}-{i}"), f"branch-{r}-{i}")))
 
-    revert_events = []
-    for i in range(samples):
-        name = repo(f"prod/bench-revert-{i}")
-        original = push(name, f"r{i}", "v1.0.0")
-        push(name, f"r{i}", "sha-original")  # keeps the original image in moto when v1.0.0 moves
+    def moved(r, i):
+        name = repo(f"prod/bench-revert-{r}-{i}")
+        original = push(name, f"{r}r{i}", "v1.0.0")
+        push(name, f"{r}r{i}", "sha-original")  # keeps the original image in moto when v1.0.0 moves
         dynamodb.put_item(TableName=table, Item={
             "pk": {"S": f"TAG#{name}:v1.0.0"}, "sk": {"S": "CURRENT"},
             "digest": {"S": original}, "since": {"S": "2026-11-20T09:00:00Z"}})
-        moved = push(name, f"m{i}", "v1.0.0")
-        revert_events.append(image_action(name, moved, "v1.0.0"))
-    cases.append({"name": "protected tag moved (revert)", "events": revert_events})
+        return image_action(name, push(name, f"{r}m{i}", "v1.0.0"), "v1.0.0")
+    cases.append(case("protected tag moved (revert)", moved))
 
-    create_events = []
-    for i in range(samples):
-        name = repo(f"prod/bench-new-{i}")
-        create_events.append(envelope("AWS API Call via CloudTrail", "aws.ecr", {
+    def created(r, i):
+        name = repo(f"prod/bench-new-{r}-{i}")
+        return envelope("AWS API Call via CloudTrail", "aws.ecr", {
             "eventSource": "ecr.amazonaws.com", "eventName": "CreateRepository", "awsRegion": "us-east-1",
             "requestParameters": {"repositoryName": name},
-            "responseElements": {"repository": {"repositoryName": name}}}))
-    cases.append({"name": "CreateRepository, drift fixed", "events": create_events})
+            "responseElements": {"repository": {"repositoryName": name}}})
+    cases.append(case("CreateRepository, drift fixed", created))
 
-    cases.append({"name": "unknown event (skipped)", "events": [
-        envelope("Object Created", "aws.s3", {"bucket": {"name": "b"}})]})
+    unknown = envelope("Object Created", "aws.s3", {"bucket": {"name": "b"}})
+    cases.append(case("unknown event (skipped)", lambda r, i: unknown))
 
     return cases
 
@@ -134,14 +146,16 @@ def inspector_finding(repo, digest, tag, vuln, severity):
 def scan_gate_cases():
     cases = []
     dev = repo("dev/bench-gate")
-    cases.append({"name": "basic scan passes on counts, promoted", "events": [
-        basic_scan(dev, push(dev, f"p{i}", f"pr-{i}"), [f"pr-{i}"], {"HIGH": 2}) for i in range(samples)]})
-    cases.append({"name": "basic scan fails on counts, blocked", "events": [
-        basic_scan(dev, push(dev, f"b{i}", f"pr-{1000 + i}"), [f"pr-{1000 + i}"], {"CRITICAL": 1}) for i in range(samples)]})
+    number = {"rs": 0, "py": 5000}
+    cases.append(case("basic scan passes on counts, promoted", lambda r, i: basic_scan(
+        dev, push(dev, f"{r}p{i}", f"pr-{number[r] + i}"), [f"pr-{number[r] + i}"], {"HIGH": 2})))
+    cases.append(case("basic scan fails on counts, blocked", lambda r, i: basic_scan(
+        dev, push(dev, f"{r}b{i}", f"pr-{number[r] + 1000 + i}"), [f"pr-{number[r] + 1000 + i}"], {"CRITICAL": 1})))
     prod = repo("prod/payments-bench")
-    events = []
-    for i in range(samples):
-        digest = push(prod, f"a{i}", f"v4.0.{i}")
+    minor = {"rs": 0, "py": 1}
+
+    def allowlisted(r, i):
+        digest = push(prod, f"{r}a{i}", f"v4.{minor[r]}.{i}")
         ecr.start_image_scan(repositoryName=prod, imageId={"imageDigest": digest})
         moto_post("/moto-api/static/ecr/scan-finding-results", {"results": [{
             "registryId": "123456789012", "repositoryName": prod, "imageId": {"imageDigest": digest},
@@ -149,25 +163,29 @@ def scan_gate_cases():
             "imageScanFindings": {"findingSeverityCounts": {"CRITICAL": 1}, "findings": [
                 {"name": "CVE-2026-31337", "severity": "CRITICAL", "uri": "https://nvd.nist.gov/vuln/detail/CVE-2026-31337",
                  "attributes": [{"key": "package_name", "value": "openssl"}]}]}}]})
-        events.append(basic_scan(prod, digest, [f"v4.0.{i}"], {"CRITICAL": 1}))
-    cases.append({"name": "allowlist: findings read, allowlisted, promoted", "events": events})
-    events, pages = [], []
-    for i in range(samples):
-        name = f"prod/orders-bench-{i}"
+        return basic_scan(prod, digest, [f"v4.{minor[r]}.{i}"], {"CRITICAL": 1})
+    cases.append(case("allowlist: findings read, allowlisted, promoted", allowlisted))
+
+    # moto answers ListFindings from a queue, one entry per new query: queued in the order the harness runs.
+    pages = []
+
+    def demoted(r, i):
+        name = f"prod/orders-bench-{r}-{i}"
         repo(name)
-        digest = push(name, f"o{i}", "v1.5.0")
-        push(name, f"o{i}", "v1.5.0-approved")
-        finding = inspector_finding(name, digest, "v1.5.0", f"CVE-2026-{5000 + i}", "HIGH")
+        digest = push(name, f"{r}o{i}", "v1.5.0")
+        push(name, f"{r}o{i}", "v1.5.0-approved")
+        finding = inspector_finding(name, digest, "v1.5.0", f"CVE-2026-{5000 + number[r] + i}", "HIGH")
         pages.append([finding])
         # EventBridge carries Inspector timestamps as strings, the API as epoch seconds.
         detail = json.loads(json.dumps(finding))
         for key in ("firstObservedAt", "lastObservedAt", "updatedAt"):
             detail[key] = "Sat Nov 28 09:00:00.000 UTC 2026"
         detail["resources"][0]["details"]["awsEcrContainerImage"]["pushedAt"] = "Sat Nov 28 08:00:00.000 UTC 2026"
-        events.append(envelope("Inspector2 Finding", "aws.inspector2", detail))
+        return envelope("Inspector2 Finding", "aws.inspector2", detail)
+    cases.append(case("Inspector finding: promoted image demoted", demoted))
     moto_post("/moto-api/static/inspector2/findings-results", {"results": pages})
-    cases.append({"name": "Inspector finding: promoted image demoted", "events": events})
-    cases.append({"name": "unknown event (skipped)", "events": [envelope("Object Created", "aws.s3", {"bucket": {"name": "b"}})]})
+    unknown = envelope("Object Created", "aws.s3", {"bucket": {"name": "b"}})
+    cases.append(case("unknown event (skipped)", lambda r, i: unknown))
     return cases
 
 
