@@ -1,0 +1,187 @@
+//! lifecycle end to end against moto: the class's native policy set on a new repository and restored after
+//! drift by the sweep, and extended retention deleting for real (keep-N per pull request, untagged strays)
+//! while the release and the children of its multi-architecture index stay.
+
+use aws_sdk_ecr::types::ImageTagMutability;
+use integration_tests::{Stack, envelope, unique};
+use lifecycle::Lifecycle;
+use std::time::Duration;
+use warden::aws::Clients;
+use warden::config::Config;
+use warden::outcome::ActionResult;
+use warden::policy::Policy;
+
+const POLICY: &str = r#"
+version = 1
+default-class = "unmanaged"
+
+[[class]]
+name = "ci"
+repositories = ["ci/*"]
+
+[class.tags]
+allowed = ["v*.*.*", "regex:pr-[0-9]+-[0-9]+"]
+protected = ["v*.*.*"]
+remediation = "report"
+
+[[class.lifecycle.native]]
+rulePriority = 1
+description = "untagged after 7 days"
+selection = { tagStatus = "untagged", countType = "sinceImagePushed", countUnit = "days", countNumber = 7 }
+action = { type = "expire" }
+
+[class.lifecycle.retention]
+apply = true
+protect-in-use = false
+max-fraction = 0.9
+
+[[class.lifecycle.retention.rule]]
+priority = 1
+description = "newest build of each pull request"
+tag-status = "tagged"
+tags = ["regex:pr-[0-9]+-[0-9]+"]
+group-by = "^(pr-[0-9]+)-"
+count-type = "image-count-more-than"
+count = 1
+
+[[class.lifecycle.retention.rule]]
+priority = 2
+description = "one untagged image at most"
+tag-status = "untagged"
+count-type = "image-count-more-than"
+count = 1
+"#;
+
+fn lifecycle(stack: &Stack) -> Lifecycle {
+    let config = Config {
+        ledger_table: Some(stack.table.clone()),
+        topic_arn: Some(stack.topic_arn.clone()),
+        ..Config::default()
+    };
+    let clients = Clients::new(&stack.sdk);
+    let inspector = clients.inspector(&stack.sdk);
+    Lifecycle::new(Policy::from_toml(POLICY, "test.toml").expect("policy"), config, clients, inspector).expect("init")
+}
+
+fn create_repository_event(repository: &str) -> serde_json::Value {
+    envelope(
+        "aws.ecr",
+        "AWS API Call via CloudTrail",
+        serde_json::json!({
+            "eventSource": "ecr.amazonaws.com", "eventName": "CreateRepository", "awsRegion": "us-east-1",
+            "requestParameters": {"repositoryName": repository},
+            "responseElements": {"repository": {"repositoryName": repository}}
+        }),
+    )
+}
+
+fn sweep_event(repository: &str) -> serde_json::Value {
+    envelope("aws.scheduler", "Scheduled Event", serde_json::json!({ "repositories": [repository] }))
+}
+
+async fn policy_text(stack: &Stack, repository: &str) -> Option<String> {
+    stack
+        .ecr
+        .get_lifecycle_policy()
+        .repository_name(repository)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.lifecycle_policy_text().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn native_policy_on_creation_and_after_drift() {
+    let stack = Stack::new().await;
+    let lifecycle = lifecycle(&stack);
+    let repo = unique("ci/api-");
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+
+    let outcome = lifecycle.handle(create_repository_event(&repo), None).await.expect("handled");
+    assert_eq!(outcome.decision, "baseline-applied", "{outcome:?}");
+    let applied = policy_text(&stack, &repo).await.expect("policy set");
+    let document: serde_json::Value = serde_json::from_str(&applied).expect("json");
+    assert_eq!(document["rules"][0]["selection"]["countNumber"], 7);
+
+    // Replayed: nothing to do, nothing sent again.
+    let again = lifecycle.handle(create_repository_event(&repo), None).await.expect("handled");
+    assert_eq!(again.decision, "baseline-ok");
+    assert_eq!(stack.messages().await.len(), 1);
+
+    // Someone changes it; the sweep puts it back and says so once.
+    stack
+        .ecr
+        .put_lifecycle_policy()
+        .repository_name(&repo)
+        .lifecycle_policy_text(r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#)
+        .send()
+        .await
+        .expect("drift");
+    let outcome = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    assert_eq!(outcome.decision, "sweep-complete");
+    assert!(outcome.actions.iter().any(|a| a.action.contains("replace the drifted lifecycle policy")));
+    let restored: serde_json::Value =
+        serde_json::from_str(&policy_text(&stack, &repo).await.expect("policy")).expect("json");
+    assert_eq!(restored, document);
+    assert_eq!(stack.messages().await.len(), 1);
+}
+
+#[tokio::test]
+async fn retention_deletes_old_builds_but_never_a_release_or_its_children() {
+    let stack = Stack::new().await;
+    let lifecycle = lifecycle(&stack);
+    let repo = unique("ci/web-");
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    let (index, children) = stack.push_index(&repo, "release", "v1.0.0").await;
+    let mut builds = Vec::new();
+    for build in 1..=3 {
+        // ECR ranks by push time; whole seconds apart so the order is unambiguous.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        builds.push(stack.push(&repo, &format!("pr-7-{build}"), Some(&format!("pr-7-{build}"))).await);
+    }
+    let other_pr = stack.push(&repo, "pr-8-1", Some("pr-8-1")).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let stray_old = stack.push(&repo, "stray-1", None).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let stray_new = stack.push(&repo, "stray-2", None).await;
+    let safety = stack.safety_snapshot_with(&repo, &Policy::from_toml(POLICY, "test.toml").expect("policy")).await;
+    assert!(safety.guarded().contains_key(&index) && children.iter().all(|c| safety.guarded().contains_key(c)));
+
+    let outcome = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    let run = outcome.items.iter().find(|i| i.decision == "deleted").expect("retention deleted");
+    let deleted: Vec<&str> = run
+        .actions
+        .iter()
+        .filter(|a| a.result == ActionResult::Done)
+        .map(|a| a.action.split(' ').nth(1).unwrap_or_default())
+        .collect();
+    let mut expected = vec![builds[0].as_str(), builds[1].as_str(), stray_old.as_str()];
+    let mut got = deleted.clone();
+    expected.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(got, expected, "{run:#?}");
+    let left = stack.images(&repo).await;
+    for kept in [&index, &children[0], &children[1], &builds[2], &other_pr, &stray_new] {
+        assert!(left.contains_key(kept), "{kept} must stay");
+    }
+    assert!(run.reasons.iter().any(|r| r.contains("referenced by kept index")), "{:?}", run.reasons);
+    safety.assert_nothing_unsafe_deleted(&stack).await;
+
+    // One notification for the repository's run (and one for the native policy the sweep set); a replay of the
+    // sweep finds nothing more to do and sends nothing.
+    let kinds: Vec<String> = stack
+        .messages()
+        .await
+        .iter()
+        .map(|m| {
+            let body: serde_json::Value =
+                serde_json::from_str(m["Message"].as_str().unwrap_or_default()).expect("json");
+            body["kind"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "retention").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    let again = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    assert!(again.items.iter().all(|i| i.decision != "deleted"));
+    assert!(stack.messages().await.is_empty());
+}
