@@ -180,6 +180,59 @@ impl Base {
         Ok(sent > 0)
     }
 
+    /// Delivers a notification about changes this invocation made: sent once per event (claimed under
+    /// `claim_kind`, or published without a claim when `on_change`, see [`Base::send_on_change`]). If delivery
+    /// fails, the notification is parked in the ledger before the error is returned: EventBridge's retry finds
+    /// the changes made, decides there is nothing left to do, and sends the parked notification instead
+    /// ([`Base::flush_parked`]), so a failed publish never loses what was done.
+    pub async fn send_after_change(
+        &self,
+        notification: &Notification,
+        claim_kind: &str,
+        on_change: bool,
+    ) -> Result<bool, WardenError> {
+        let result = if on_change {
+            self.send_on_change(notification).await
+        } else {
+            self.send_as(notification, claim_kind).await
+        };
+        if let Err(error) = &result
+            && error.is_retryable()
+        {
+            self.park(notification, claim_kind).await;
+        }
+        result
+    }
+
+    /// Parks a notification about changes made whose delivery cannot happen in this invocation (it fails
+    /// afterwards), for EventBridge's retry to send ([`Base::flush_parked`]). Best effort: logged if it fails.
+    pub async fn park(&self, notification: &Notification, claim_kind: &str) {
+        let parked = match serde_json::to_string(notification) {
+            Ok(json) => {
+                self.ledger.park_notification(&notification.event_id, claim_kind, &json, Utc::now().timestamp()).await
+            }
+            Err(e) => Err(WardenError::Config(e.to_string())),
+        };
+        if let Err(error) = parked {
+            tracing::error!(%error, kind = %notification.kind, "could not park an undelivered notification; it may be lost");
+        }
+    }
+
+    /// Sends what an earlier invocation of this event parked ([`Base::send_after_change`]), each once (claimed),
+    /// then removes it. For the paths where a retry finds the work done: one Query. `Ok(true)`: something was
+    /// sent now.
+    pub async fn flush_parked(&self, event_id: &str) -> Result<bool, WardenError> {
+        let mut sent = false;
+        for (claim_kind, json) in self.ledger.parked_notifications(event_id).await? {
+            match serde_json::from_str::<Notification>(&json) {
+                Ok(notification) => sent |= self.send_as(&notification, &claim_kind).await?,
+                Err(e) => tracing::error!(error = %e, "a parked notification is unreadable; dropped"),
+            }
+            self.ledger.unpark_notification(event_id, &claim_kind).await?;
+        }
+        Ok(sent)
+    }
+
     /// [`Base::send`] with the dedup claim taken under `claim_kind` (see [`deliver_as`]).
     pub async fn send_as(&self, notification: &Notification, claim_kind: &str) -> Result<bool, WardenError> {
         let destinations = self.destinations(notification);

@@ -49,7 +49,12 @@ async fn clean_scan_promotes_from_the_event_counts() {
     let outcome = gate.handle(event.clone()).await.expect("handled");
 
     assert_eq!(outcome.decision, "promoted");
-    assert_eq!(outcome.total_aws_calls(), 3, "BatchGetImage + PutImage + Publish: {:?}", outcome.aws_calls);
+    assert_eq!(
+        outcome.total_aws_calls(),
+        4,
+        "BatchGetImage + PutImage + PutItem (the notice's claim) + Publish: {:?}",
+        outcome.aws_calls
+    );
     let approved = format!("approved-{}", &digest[7..19]);
     assert_eq!(stack.tag_digest(&repo, &approved).await.as_deref(), Some(digest.as_str()));
     assert_eq!(kinds(&stack.messages().await), vec!["promoted"]);

@@ -94,13 +94,18 @@ async fn claim_failing_past_retries_sends_nothing_and_the_retry_sends_once() {
         .times(3)
         .output(|| PutItemOutput::builder().build())
         .build();
+    // After a failed claim, notify takes back the claim in case one attempt was written with its answer lost.
+    let unclaim = mock!(aws_sdk_dynamodb::Client::delete_item)
+        .match_requests(|r| r.condition_expression() == Some("claim = :token"))
+        .then_output(|| DeleteItemOutput::builder().build());
     let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
-    let notify = notify(&[&claim], &[&publish]);
+    let notify = notify(&[&claim, &unclaim], &[&publish]);
     let event = sample("ecr-pull-through-cache-failed.json");
     let error = notify.handle(event.clone()).await.expect_err("5xx past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(lambda_runtime::Diagnostic::from(error).error_type, "Retryable.AwsError");
     assert_eq!(publish.num_calls(), 0, "never published without the claim");
+    assert_eq!(unclaim.num_calls(), 1);
     let outcome = notify.handle(event).await.expect("retried");
     assert!(outcome.notified);
     assert_eq!(publish.num_calls(), 1);

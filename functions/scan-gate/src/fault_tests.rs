@@ -4,7 +4,9 @@
 //! retry completes the work without promoting, demoting or notifying twice.
 
 use super::*;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_ecr::operation::batch_delete_image::{BatchDeleteImageError, BatchDeleteImageOutput};
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
@@ -213,7 +215,8 @@ async fn inspector_throttled_past_retries_fails_retryably_then_the_retry_promote
         .match_requests(|r| r.image_tag() == Some(APPROVED))
         .then_output(|| PutImageOutput::builder().build());
     let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
-    let gate = gate(&[&get, &put], &[], &[&publish], &[&findings]);
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let gate = gate(&[&get, &put], &[&claim], &[&publish], &[&findings]);
     let event = sample("inspector2-finding-closed.json");
 
     let error = gate.handle(event.clone()).await.expect_err("throttled past the SDK's retries");
@@ -247,7 +250,12 @@ async fn promotion_through_transient_faults_adds_the_tag_once() {
         .http_status(s, body)
         .output(|| PublishOutput::builder().message_id("m").build())
         .build();
-    let gate = gate(&[&get, &put], &[], &[&publish], &[&none]);
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+        .sequence()
+        .error(|| PutItemError::generic(code("ProvisionedThroughputExceededException")))
+        .output(|| PutItemOutput::builder().build())
+        .build();
+    let gate = gate(&[&get, &put], &[&claim], &[&publish], &[&none]);
     let outcome = gate.handle(sample("inspector2-finding-closed.json")).await.expect("promoted");
     assert_eq!(outcome.decision, "promoted");
     assert!(get.is_exhausted() && put.is_exhausted() && none.is_exhausted() && publish.is_exhausted());
@@ -301,8 +309,9 @@ async fn replayed_demotion_is_not_reported_again_as_a_gate_failure() {
         .output(|| PutItemOutput::builder().build())
         .error(|| PutItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build()))
         .build();
+    let parked = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
     let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
-    let gate = gate(&[&describe, &remove], &[&first_claim], &[&publish], &[&findings]);
+    let gate = gate(&[&describe, &remove], &[&first_claim, &parked], &[&publish], &[&findings]);
     let event = sample("inspector2-finding.json");
 
     assert_eq!(gate.handle(event.clone()).await.expect("demoted").decision, "demoted");
@@ -312,11 +321,11 @@ async fn replayed_demotion_is_not_reported_again_as_a_gate_failure() {
     assert_eq!((remove.num_calls(), publish.num_calls(), first_claim.num_calls()), (1, 1, 2));
 }
 
-/// SNS fails past the SDK's retries after the promotion tag was added: the invocation fails retryably and the
-/// retry does not promote twice (the tag is there: `already-promoted`). The promotion notice (info) of that
-/// event is not sent again: it is only sent when a tag is added.
+/// SNS fails past the SDK's retries after the promotion tag was added: the claim is given back and the
+/// invocation fails retryably. The retry finds the tag there (no second promotion), and since the event saw the
+/// image unpromoted, it sends the notice, once.
 #[tokio::test]
-async fn publish_failure_after_promotion_never_promotes_twice() {
+async fn publish_failure_after_promotion_is_sent_by_the_retry_without_promoting_twice() {
     let none = mock!(aws_sdk_inspector2::Client::list_findings).then_output(|| ListFindingsOutput::builder().build());
     let get = mock!(aws_sdk_ecr::Client::batch_get_image).then_output(manifest);
     let put = mock!(aws_sdk_ecr::Client::put_image)
@@ -330,12 +339,37 @@ async fn publish_failure_after_promotion_never_promotes_twice() {
         .times(3)
         .output(|| PublishOutput::builder().message_id("m").build())
         .build();
-    let gate = gate(&[&get, &put], &[], &[&publish], &[&none]);
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let release = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
+    let gate = gate(&[&get, &put], &[&claim, &release], &[&publish], &[&none]);
     let event = sample("inspector2-finding-closed.json");
+
     let error = gate.handle(event.clone()).await.expect_err("SNS throttled past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
+    assert_eq!(release.num_calls(), 1, "the claim is given back");
     let retried = gate.handle(event).await.expect("retried");
     assert_eq!(retried.decision, "already-promoted");
+    assert!(retried.notified, "the notice of this event's promotion is sent by the retry");
     assert_eq!(put.num_calls(), 2, "the second PutImage finds the tag there");
-    assert_eq!(publish.num_calls(), 3);
+    assert_eq!(publish.num_calls(), 4);
+}
+
+/// ECR added the promotion tag but its answer was lost: the SDK's retry is told the image already has it. The
+/// event saw the image unpromoted, so the promotion is this event's and is announced (once, claimed).
+#[tokio::test]
+async fn a_lost_put_image_answer_still_announces_the_promotion() {
+    let none = mock!(aws_sdk_inspector2::Client::list_findings).then_output(|| ListFindingsOutput::builder().build());
+    let get = mock!(aws_sdk_ecr::Client::batch_get_image).then_output(manifest);
+    let put = mock!(aws_sdk_ecr::Client::put_image)
+        .sequence()
+        .http_status(503, None)
+        .error(|| PutImageError::ImageAlreadyExistsException(ImageAlreadyExistsException::builder().build()))
+        .build();
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
+    let gate = gate(&[&get, &put], &[&claim], &[&publish], &[&none]);
+    let outcome = gate.handle(sample("inspector2-finding-closed.json")).await.expect("handled");
+    assert_eq!(outcome.decision, "already-promoted");
+    assert!(outcome.notified);
+    assert_eq!((put.num_calls(), publish.num_calls()), (2, 1));
 }

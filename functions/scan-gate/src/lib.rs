@@ -215,6 +215,10 @@ impl ScanGate {
         }
         let failed = outcome.actions.iter().any(|a| a.result.is_failure());
         let changed = outcome.actions.iter().any(|a| matches!(a.result, ActionResult::Done | ActionResult::DryRun));
+        // Promoted because of this event: now, or by an earlier invocation of it (whose notice may have failed),
+        // or by this very call when ECR's answer to the PutImage was lost and the SDK's retry was told the tag
+        // exists. Only an image the event already saw promoted is left in silence.
+        let promoted_by_this_event = changed || promotion.iter().any(|t| !tags.contains(t));
         outcome.decision = if failed {
             "promotion-failed".into()
         } else if changed {
@@ -233,11 +237,12 @@ impl ScanGate {
                 Severity::Critical,
             );
             outcome.notified = self.base.send(&notification).await?;
-        } else if changed {
+        } else if promoted_by_this_event {
             let mut reasons = vec![format!("passed the gate: promoted as {}", promotion.join(", "))];
             reasons.extend(outcome.reasons.iter().cloned());
             let notification = self.base.notification(cx, "promoted", outcome, "promoted", reasons, Severity::Info);
-            outcome.notified = self.base.send_on_change(&notification).await?;
+            // Claimed: a replay (or a retry after a failed publish, the claim given back) is told once.
+            outcome.notified = self.base.send(&notification).await?;
         }
         Ok(())
     }
@@ -256,6 +261,7 @@ impl ScanGate {
         reasons.extend(evidence.blocking.iter().map(|f| f.describe()));
         let mut kind = "gate-failed";
         let mut severity = Severity::Warning;
+        let mut flushed = false;
         outcome.decision = "blocked".into();
         if gate.on_failure == OnFailure::Demote {
             let current = match ecr::describe_digest(&self.base.clients.ecr, &repository, digest).await? {
@@ -271,7 +277,26 @@ impl ScanGate {
                 .and_then(|t| t.quarantine.clone())
                 .or_else(|| TagTemplate::parse(DEFAULT_QUARANTINE).ok());
             match plan_demotion(gate, digest, &current, quarantine.as_ref()) {
-                Ok(steps) if steps.is_empty() => {}
+                // Not promoted (any more): possibly demoted by an earlier invocation whose notification failed.
+                Ok(steps) if steps.is_empty() => {
+                    flushed = self.base.flush_parked(&cx.event.id).await?;
+                    let lost: Vec<&String> =
+                        outcome.tags.iter().filter(|t| gate.is_promotion_tag(t) && !current.contains(t)).collect();
+                    if !lost.is_empty() {
+                        // The event saw the image promoted and the tags are gone: demoted by an earlier delivery
+                        // of this event (its notification may have been lost with ECR's answer).
+                        outcome.decision = "demoted".into();
+                        kind = "demoted";
+                        severity = Severity::Critical;
+                        reasons.insert(
+                            0,
+                            format!(
+                                "a promoted image no longer passes the gate: its promotion tags are removed ({})",
+                                lost.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                            ),
+                        );
+                    }
+                }
                 Ok(steps) => {
                     outcome.actions =
                         steps::execute(&self.base.clients.ecr, &repository, &steps, self.base.config.dry_run).await?;
@@ -298,7 +323,12 @@ impl ScanGate {
         let notification = self.base.notification(cx, kind, outcome, result, reasons, severity);
         // One claim for both kinds: a replay of the event that demoted the image finds it no longer promoted and
         // would otherwise report `gate-failed` as a second notification.
-        outcome.notified = self.base.send_as(&notification, "gate-failed").await?;
+        let demoted = outcome.actions.iter().any(|a| a.result == ActionResult::Done);
+        outcome.notified = if demoted {
+            self.base.send_after_change(&notification, "gate-failed", false).await?
+        } else {
+            self.base.send_as(&notification, "gate-failed").await? || flushed
+        };
         Ok(())
     }
 }

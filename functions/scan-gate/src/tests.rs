@@ -2,7 +2,8 @@
 //! findings APIs, Inspector's filters, promotion idempotency and demotion safety.
 
 use super::*;
-use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
 use aws_sdk_ecr::operation::describe_image_scan_findings::{
@@ -87,6 +88,12 @@ fn put_ok(tag: &'static str) -> Rule {
         .then_output(|| PutImageOutput::builder().build())
 }
 
+/// The ledger holds no notification parked by an earlier invocation of the event (the normal case).
+fn nothing_parked() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::query)
+        .then_output(|| aws_sdk_dynamodb::operation::query::QueryOutput::builder().build())
+}
+
 fn claim() -> Rule {
     mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build())
 }
@@ -167,14 +174,19 @@ fn calls(outcome: &Outcome) -> Vec<(&str, u32)> {
 }
 
 #[tokio::test]
-async fn passing_counts_promote_with_three_calls() {
+async fn passing_counts_promote_with_four_calls() {
     let (get, put, sent) =
         (manifest("application/vnd.oci.image.manifest.v1+json"), put_ok("approved-6acea1b877ba"), publish());
-    let gate = gate(&[&get, &put], &[], &[&sent], &[]);
+    let claimed = claim();
+    let gate = gate(&[&get, &put], &[&claimed], &[&sent], &[]);
     let outcome =
         gate.handle(basic_scan(DEV, serde_json::json!({"HIGH": 4, "LOW": 2}), &["pr-1284"])).await.expect("ok");
     assert_eq!(outcome.decision, "promoted");
-    assert_eq!(calls(&outcome), vec![("ECR.BatchGetImage", 1), ("ECR.PutImage", 1), ("SNS.Publish", 1)]);
+    assert_eq!(
+        calls(&outcome),
+        vec![("DynamoDB.PutItem", 1), ("ECR.BatchGetImage", 1), ("ECR.PutImage", 1), ("SNS.Publish", 1)],
+        "the notice is claimed, so a replay (or a retry after a lost PutImage answer) is told once"
+    );
     assert_eq!(outcome.gate.as_ref().map(|g| g.evidence), Some("event-counts"));
     assert!(outcome.notified);
 }
@@ -187,8 +199,12 @@ async fn replayed_promotion_is_quiet() {
         PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build())
     });
     let same = image_tags(&["pr-1284", "approved-6acea1b877ba"]);
+    // The event saw the image without the tag: this event promoted it, and the notice was claimed then.
     let sent = publish();
-    let gate = gate(&[&get, &exists, &same], &[], &[&sent], &[]);
+    let told = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+        PutItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build())
+    });
+    let gate = gate(&[&get, &exists, &same], &[&told], &[&sent], &[]);
     let outcome = gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-1284"])).await.expect("ok");
     assert_eq!(outcome.decision, "already-promoted");
     assert_eq!(outcome.actions[0].result, ActionResult::AlreadyDone);
@@ -236,7 +252,8 @@ async fn allowlist_reads_every_page_of_basic_findings() {
         .then_output(|| scan_page(vec![basic_finding("CVE-2026-1111", FindingSeverity::Medium)], None));
     let (get, put, sent) =
         (manifest("application/vnd.oci.image.manifest.v1+json"), put_ok("v1.4.2-approved"), publish());
-    let gate = gate(&[&page1, &page2, &get, &put], &[], &[&sent], &[]);
+    let claimed = claim();
+    let gate = gate(&[&page1, &page2, &get, &put], &[&claimed], &[&sent], &[]);
     let outcome =
         gate.handle(basic_scan(PROD, serde_json::json!({"CRITICAL": 1, "MEDIUM": 1}), &["v1.4.2"])).await.expect("ok");
     assert_eq!((page1.num_calls(), page2.num_calls()), (1, 1));
@@ -254,8 +271,8 @@ async fn the_allowlist_is_scoped() {
         .then_output(|| scan_page(vec![basic_finding("CVE-2026-31337", FindingSeverity::Critical)], None));
     // on-failure = demote: scan-gate looks at the image's current tags (not promoted here).
     let current = image_tags(&["v2.0.0"]);
-    let (claimed, sent) = (claim(), publish());
-    let gate = gate(&[&findings, &current], &[&claimed], &[&sent], &[]);
+    let (claimed, sent, parked) = (claim(), publish(), nothing_parked());
+    let gate = gate(&[&findings, &current], &[&claimed, &parked], &[&sent], &[]);
     let outcome = gate
         .handle(basic_scan("prod/billing-worker", serde_json::json!({"CRITICAL": 1}), &["v2.0.0"]))
         .await
@@ -332,7 +349,8 @@ async fn a_finding_that_closes_promotes_again() {
         .match_requests(|r| r.image_tag() == Some("v1.5.0-approved") && r.image_manifest_media_type() == Some(INDEX))
         .then_output(|| PutImageOutput::builder().build());
     let sent = publish();
-    let gate = gate(&[&get, &put], &[], &[&sent], &[&none]);
+    let claimed = claim();
+    let gate = gate(&[&get, &put], &[&claimed], &[&sent], &[&none]);
     let outcome = gate.handle(sample("inspector2-finding-closed.json")).await.expect("ok");
     assert_eq!(outcome.decision, "promoted");
     assert_eq!(put.num_calls(), 1, "an image index is promoted as the index");
@@ -389,4 +407,20 @@ async fn throttled_inspector_is_retryable() {
     let gate = gate(&[], &[], &[], &[&throttled]);
     let error = gate.handle(inspector_scan(&["v1.5.0"])).await.expect_err("throttled");
     assert!(error.is_retryable(), "{error}");
+}
+
+#[tokio::test]
+async fn a_rescan_of_an_image_the_event_shows_promoted_is_silent_without_a_ledger_write() {
+    let get = manifest("application/vnd.oci.image.manifest.v1+json");
+    let exists = mock!(aws_sdk_ecr::Client::put_image).then_error(|| {
+        PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build())
+    });
+    let same = image_tags(&["pr-1284", "approved-6acea1b877ba"]);
+    let sent = publish();
+    let gate = gate(&[&get, &exists, &same], &[], &[&sent], &[]);
+    let outcome =
+        gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-1284", "approved-6acea1b877ba"])).await.expect("ok");
+    assert_eq!(outcome.decision, "already-promoted");
+    assert_eq!(sent.num_calls(), 0);
+    assert!(!outcome.aws_calls.contains_key("DynamoDB.PutItem"));
 }

@@ -6,6 +6,7 @@
 use super::*;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
@@ -18,6 +19,7 @@ use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_types::error::ErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use warden::aws::CallCounter;
 
@@ -328,4 +330,66 @@ async fn publish_throttled_past_retries_releases_the_claim_and_the_retry_notifie
     let outcome = guard.handle(event).await.expect("retried");
     assert!(outcome.notified);
     assert_eq!((claim.num_calls(), release.num_calls(), publish.num_calls()), (2, 1, 4));
+}
+
+/// The tag was removed, then SNS failed past the SDK's retries: the notification is parked in the ledger and the
+/// invocation fails retryably. EventBridge's retry finds the tag gone (nothing left to do) and sends the parked
+/// notification, once, instead of losing it.
+#[tokio::test]
+async fn notification_failing_after_the_untag_is_parked_and_sent_by_the_retry() {
+    let describe = mock!(aws_sdk_ecr::Client::describe_images)
+        .sequence()
+        .output(|| image(&["feature-x", "v1.4.2"]))
+        .output(|| DescribeImagesOutput::builder().build())
+        .build();
+    let remove =
+        mock!(aws_sdk_ecr::Client::batch_delete_image).then_output(|| BatchDeleteImageOutput::builder().build());
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| sk_of(r.item()) == "tag-not-allowed")
+        .then_output(|| PutItemOutput::builder().build());
+    let release = mock!(aws_sdk_dynamodb::Client::delete_item)
+        .match_requests(|r| sk_of(r.key()) == "tag-not-allowed")
+        .then_output(|| DeleteItemOutput::builder().build());
+    let stored = Arc::new(Mutex::new(String::new()));
+    let keep = Arc::clone(&stored);
+    let park = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(move |r| {
+            let parked = sk_of(r.item()) == "PARKED#tag-not-allowed";
+            if let Some(json) = r.item().and_then(|i| i.get("notification")).and_then(|v| v.as_s().ok()) {
+                *keep.lock().expect("lock") = json.clone();
+            }
+            parked
+        })
+        .then_output(|| PutItemOutput::builder().build());
+    let found = Arc::clone(&stored);
+    let parked = mock!(aws_sdk_dynamodb::Client::query).then_output(move || {
+        let item = [
+            ("sk".to_owned(), AttributeValue::S("PARKED#tag-not-allowed".into())),
+            ("notification".to_owned(), AttributeValue::S(found.lock().expect("lock").clone())),
+        ];
+        QueryOutput::builder().items(item.into_iter().collect()).build()
+    });
+    let unpark = mock!(aws_sdk_dynamodb::Client::delete_item)
+        .match_requests(|r| sk_of(r.key()) == "PARKED#tag-not-allowed")
+        .then_output(|| DeleteItemOutput::builder().build());
+    let (s, body) = sns_500();
+    let publish =
+        mock!(aws_sdk_sns::Client::publish).sequence().http_status(s, body).times(3).output(publish_ok).build();
+    let guard = guard(&[&describe, &remove], &[&claim, &release, &park, &parked, &unpark], &[&publish]);
+    let event = push("feature-x", A);
+
+    let error = guard.handle(event.clone()).await.expect_err("SNS failing past the SDK's retries");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!((remove.num_calls(), release.num_calls(), park.num_calls()), (1, 1, 1));
+
+    let retried = guard.handle(event).await.expect("EventBridge's retry");
+    assert_eq!(retried.decision, "skipped", "the tag is gone: nothing left to do");
+    assert!(retried.notified, "but the parked notification is sent");
+    assert_eq!((remove.num_calls(), publish.num_calls(), unpark.num_calls()), (1, 4, 1));
+    let sent: Value = serde_json::from_str(&stored.lock().expect("lock")).expect("parked JSON");
+    assert_eq!((sent["kind"].as_str(), sent["outcome"].as_str()), (Some("tag-not-allowed"), Some("untagged")));
+}
+
+fn sk_of(item: Option<&std::collections::HashMap<String, AttributeValue>>) -> String {
+    item.and_then(|i| i.get("sk")).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
 }

@@ -97,6 +97,20 @@ impl TagGuard {
                     };
                     let decision = remedy_not_allowed(rules, tag, &push.image_digest, &reason, current.as_ref());
                     self.carry_out(cx, &mut outcome, repository, decision, "tag-not-allowed").await?;
+                    if current.is_none() && rules.remediation.writes() && !outcome.notified {
+                        // Gone already: removed by an earlier delivery of this event, whose notification may have
+                        // been lost with ECR's answer. Said once per event (claimed): a replay stays silent.
+                        outcome.reasons.insert(0, reason);
+                        let notification = self.base.notification(
+                            cx,
+                            "tag-not-allowed",
+                            &outcome,
+                            "untagged",
+                            outcome.reasons.clone(),
+                            Severity::Warning,
+                        );
+                        outcome.notified = self.base.send(&notification).await?;
+                    }
                     return Ok(outcome);
                 }
             }
@@ -159,31 +173,60 @@ impl TagGuard {
             };
             outcome.decision = "skipped".into();
             outcome.reasons.push(reason);
+            if now == restore && !self.base.config.dry_run {
+                // A retry of this event after the revert: its history entry may be missing if that invocation
+                // failed after moving the tag back. The same item: a replay rewrites it unchanged.
+                let entry = revert_entry(cx, moved_to, restore, true);
+                self.base.ledger.record_history(&repository, tag, &entry).await?;
+            }
+            outcome.notified = self.base.flush_parked(&cx.event.id).await?;
+            if now == restore && !outcome.notified && !self.base.config.dry_run {
+                // Reverted by an earlier delivery of this event, whose notification may have been lost with
+                // ECR's answer. Said once per event (claimed): a replay stays silent.
+                let notification = self.base.notification(
+                    cx,
+                    "protected-tag-moved",
+                    outcome,
+                    "reverted",
+                    outcome.reasons.clone(),
+                    Severity::Critical,
+                );
+                outcome.notified = self.base.send(&notification).await?;
+            }
             return Ok(());
         }
+        // The ledger records the revert before operators hear of it: a retry after a failed notification finds
+        // the tag reverted and has nothing left to write.
+        let notify = std::mem::replace(&mut decision.notify, false);
         self.carry_out(cx, outcome, &repository, decision, "protected-tag-moved").await?;
         if self.base.config.dry_run {
+            if notify {
+                self.notify_outcome(cx, outcome, Verdict::ProtectedTagMoved, "protected-tag-moved").await?;
+            }
             return Ok(());
         }
         let reverted =
             outcome.actions.iter().all(|a| matches!(a.result, ActionResult::Done | ActionResult::AlreadyDone));
-        if reverted && let LedgerObservation::Newer { current } = observation {
-            let restored = TagPointer { digest: restore.to_owned(), since: cx.at.clone(), deleted_at: None };
-            self.base.ledger.accept_move(&repository, tag, current, &restored, &cx.event.id).await?;
+        let recorded = async {
+            if reverted && let LedgerObservation::Newer { current } = observation {
+                let restored = TagPointer { digest: restore.to_owned(), since: cx.at.clone(), deleted_at: None };
+                self.base.ledger.accept_move(&repository, tag, current, &restored, &cx.event.id).await?;
+            }
+            let entry = revert_entry(cx, moved_to, restore, reverted);
+            self.base.ledger.record_history(&repository, tag, &entry).await
+        };
+        if let Err(error) = recorded.await {
+            // The tag is already back: the retry will find nothing to do, so leave it the notification.
+            if notify && changed(outcome) {
+                let notification =
+                    self.notify(cx, "protected-tag-moved", outcome, outcome.reasons.clone(), Severity::Critical);
+                self.base.park(&notification, "protected-tag-moved").await;
+            }
+            return Err(error);
         }
-        let (what, detail) = if reverted {
-            ("reverted", format!("pushed here, moved back to {restore} by tag-guard"))
-        } else {
-            ("revert-failed", format!("pushed here; moving back to {restore} failed"))
-        };
-        let entry = HistoryEntry {
-            at: cx.at.clone(),
-            what: what.into(),
-            digest: moved_to.to_owned(),
-            detail,
-            event_id: cx.event.id.clone(),
-        };
-        self.base.ledger.record_history(&repository, tag, &entry).await?;
+        if notify {
+            self.notify_outcome(cx, outcome, Verdict::ProtectedTagMoved, "protected-tag-moved").await?;
+        }
         Ok(())
     }
 
@@ -225,7 +268,30 @@ impl TagGuard {
         };
         let mut outcome = self.base.outcome_for(cx, class, repository, None, &[]);
         let decision = decide_settings(&rules.mutability, &observed, rules.remediation);
+        let ok = decision.verdict == Verdict::SettingsOk;
         self.carry_out(cx, &mut outcome, repository, decision, "tag-mutability-drift").await?;
+        let created = call
+            .call
+            .response_elements
+            .as_ref()
+            .and_then(|r| r.pointer("/repository/imageTagMutability"))
+            .or_else(|| call.call.request_parameters.as_ref().and_then(|p| p.get("imageTagMutability")))
+            .and_then(|m| m.as_str())
+            .unwrap_or("MUTABLE");
+        if ok && !outcome.notified && !self.base.config.dry_run && created != rules.mutability.mode.as_str() {
+            // Created otherwise and right now: fixed by an earlier delivery of this event, whose notification
+            // may have been lost with ECR's answer. Said once per event (claimed): a replay stays silent.
+            outcome.reasons.insert(0, format!("created {created}; set to {} by tag-guard", rules.mutability));
+            let notification = self.base.notification(
+                cx,
+                "tag-mutability-drift",
+                &outcome,
+                "fixed",
+                outcome.reasons.clone(),
+                Severity::Warning,
+            );
+            outcome.notified = self.base.send(&notification).await?;
+        }
         Ok(outcome)
     }
 
@@ -275,7 +341,13 @@ impl TagGuard {
                 .map(|d| format!("{}: {}", d.repository.as_deref().unwrap_or_default(), d.reasons.join("; ")))
                 .collect();
             let notification = self.notify(cx, "tag-mutability-drift", &outcome, reasons, Severity::Warning);
-            outcome.notified = self.base.send(&notification).await?;
+            outcome.notified = if changed(&outcome) {
+                self.base.send_after_change(&notification, "tag-mutability-drift", false).await?
+            } else {
+                self.base.send(&notification).await?
+            };
+        } else {
+            outcome.notified = self.base.flush_parked(&cx.event.id).await?;
         }
         outcome.items = drifted;
         Ok(outcome)
@@ -294,14 +366,33 @@ impl TagGuard {
         outcome.reasons.extend(decision.reasons.iter().cloned());
         outcome.actions = self.execute(repository, &decision.steps).await?;
         if decision.notify {
-            let severity = match decision.verdict {
-                Verdict::ProtectedTagMoved => Severity::Critical,
-                _ if outcome.actions.iter().any(|a| a.result.is_failure()) => Severity::Critical,
-                _ => Severity::Warning,
-            };
-            let notification = self.notify(cx, kind, outcome, outcome.reasons.clone(), severity);
-            outcome.notified = self.base.send(&notification).await?;
+            self.notify_outcome(cx, outcome, decision.verdict, kind).await?;
+        } else if matches!(decision.verdict, Verdict::Skipped | Verdict::SettingsOk) {
+            // Stale or already done: a retry of an event whose notification failed after its changes.
+            outcome.notified = self.base.flush_parked(&cx.event.id).await?;
         }
+        Ok(())
+    }
+
+    /// Notifies about an outcome; a notification about changes made is parked if it cannot be delivered.
+    async fn notify_outcome(
+        &self,
+        cx: &Context<'_>,
+        outcome: &mut Outcome,
+        verdict: Verdict,
+        kind: &str,
+    ) -> Result<(), WardenError> {
+        let severity = match verdict {
+            Verdict::ProtectedTagMoved => Severity::Critical,
+            _ if outcome.actions.iter().any(|a| a.result.is_failure()) => Severity::Critical,
+            _ => Severity::Warning,
+        };
+        let notification = self.notify(cx, kind, outcome, outcome.reasons.clone(), severity);
+        outcome.notified = if changed(outcome) {
+            self.base.send_after_change(&notification, kind, false).await?
+        } else {
+            self.base.send(&notification).await?
+        };
         Ok(())
     }
 
@@ -319,6 +410,27 @@ impl TagGuard {
     ) -> Notification {
         self.base.notification(cx, kind, outcome, &summarise(outcome, self.base.config.dry_run), reasons, severity)
     }
+}
+
+/// The history entry of a revert of `tag` from `moved_to` back to `restore` (or of its failure).
+fn revert_entry(cx: &Context<'_>, moved_to: &str, restore: &str, reverted: bool) -> HistoryEntry {
+    let (what, detail) = if reverted {
+        ("reverted", format!("pushed here, moved back to {restore} by tag-guard"))
+    } else {
+        ("revert-failed", format!("pushed here; moving back to {restore} failed"))
+    };
+    HistoryEntry {
+        at: cx.at.clone(),
+        what: what.into(),
+        digest: moved_to.to_owned(),
+        detail,
+        event_id: cx.event.id.clone(),
+    }
+}
+
+/// Whether this invocation changed something in ECR (not in a dry run).
+fn changed(outcome: &Outcome) -> bool {
+    outcome.actions.iter().any(|a| a.result == ActionResult::Done)
 }
 
 /// `Ok(Some)`: the tag's image; `Ok(None)`: the tag is gone; `Err`: the repository is gone (skip).

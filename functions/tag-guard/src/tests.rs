@@ -249,7 +249,20 @@ async fn replayed_revert_is_a_no_op() {
     let describe = tag_points_at("v1.4.2", A, &["v1.4.2"]);
     let put = mock!(aws_sdk_ecr::Client::put_image).then_output(|| PutImageOutput::builder().build());
     let publish = publish_ok();
-    let guard = guard(&[&describe, &put], &[&ledger], &[&publish]);
+    // A replay rewrites the revert's history entry (unchanged; the invocation that reverted may have failed
+    // before writing it), looks for a notification an earlier attempt parked (none here), and finds the
+    // notification of this event claimed: sent when it reverted.
+    let history = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| {
+            r.item().and_then(|i| i.get("sk")).and_then(|v| v.as_s().ok()).is_some_and(|k| k.starts_with("HIST#"))
+        })
+        .then_output(|| PutItemOutput::builder().build());
+    let claimed = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+        PutItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build())
+    });
+    let parked = mock!(aws_sdk_dynamodb::Client::query)
+        .then_output(|| aws_sdk_dynamodb::operation::query::QueryOutput::builder().build());
+    let guard = guard(&[&describe, &put], &[&ledger, &history, &claimed, &parked], &[&publish]);
     let outcome = guard.handle(push(REPO, "v1.4.2", B)).await.expect("handled");
     assert_eq!(outcome.decision, "skipped");
     assert!(outcome.reasons.iter().any(|r| r.contains("reverted before")), "{:?}", outcome.reasons);

@@ -6,6 +6,7 @@
 //! | one change in a tag's history | `TAG#<repository>:<tag>` | `HIST#<time>#<event id>` |
 //! | an image pushed by digest only | `IMAGE#<repository>@<digest>` | `PUSHED` |
 //! | a notification already sent (expires) | `NOTIFY#<event id>` | `<kind>` |
+//! | a notification whose delivery failed after its actions were done (expires) | `NOTIFY#<event id>` | `PARKED#<kind>` |
 //! | where an unfinished sweep resumes (the last repository it finished) | `SWEEP#<function>` | `CURSOR` |
 //!
 //! The current pointer is one conditional UpdateItem (which also returns what was there), a tag's history is
@@ -33,6 +34,14 @@ fn s(value: impl Into<String>) -> AttributeValue {
 
 fn get(item: &Item, key: &str) -> Option<String> {
     item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// A token no other claim has: process, time and a counter.
+fn claim_token() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:x}-{nanos:x}-{next:x}", std::process::id())
 }
 
 fn tag_pk(repository: &str, tag: &str) -> String {
@@ -301,7 +310,13 @@ impl Ledger {
     }
 
     /// Claims the right to send the `kind` notification for an event. `Ok(false)`: already sent.
+    ///
+    /// Each claim carries a token of its own: when the SDK retries a claim whose first attempt was written but
+    /// whose response was lost (a 5xx or timeout after the write), the retry meets its own claim and is told so
+    /// with the conditional failure (`ALL_OLD`), instead of taking it for another invocation's and dropping the
+    /// notification.
     pub async fn claim_notification(&self, event_id: &str, kind: &str, now_epoch: i64) -> Result<bool, WardenError> {
+        let token = claim_token();
         let result = self
             .client
             .put_item()
@@ -309,13 +324,50 @@ impl Ledger {
             .item("pk", s(format!("NOTIFY#{event_id}")))
             .item("sk", s(kind))
             .item("expires_at", AttributeValue::N((now_epoch + NOTIFY_TTL_SECONDS).to_string()))
+            .item("claim", s(&token))
             .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(aws_error("DynamoDB.PutItem", e)),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                    Ok(c.item().and_then(|old| get(old, "claim")).is_some_and(|claim| claim == token))
+                }
+                _ => {
+                    // One attempt may have been written with its answer lost: take that claim back (only ours,
+                    // by its token) so the retried invocation can claim again. A claim left behind would silence
+                    // this notification for good, so this tries harder than once.
+                    for attempt in 1..=3 {
+                        let unclaim = self
+                            .client
+                            .delete_item()
+                            .table_name(&self.table)
+                            .key("pk", s(format!("NOTIFY#{event_id}")))
+                            .key("sk", s(kind))
+                            .condition_expression("claim = :token")
+                            .expression_attribute_values(":token", s(&token))
+                            .send()
+                            .await;
+                        match unclaim {
+                            Ok(_) => break,
+                            Err(error)
+                                if error
+                                    .as_service_error()
+                                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+                            {
+                                break;
+                            }
+                            Err(error) if attempt == 3 => {
+                                tracing::error!(error = %aws_error("DynamoDB.DeleteItem", error), "could not take back a claim that may have been written: this notification may be lost");
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                    Err(aws_error("DynamoDB.PutItem", e))
+                }
+            },
         }
     }
 
@@ -330,6 +382,56 @@ impl Ledger {
             .await
             .map(|_| ())
             .map_err(|e| aws_error("DynamoDB.DeleteItem", e))
+    }
+
+    /// Keeps a notification whose delivery failed after the invocation changed something, so EventBridge's
+    /// retry, which finds the change already made and has nothing left to decide, still sends it
+    /// ([`Ledger::parked_notifications`]). `claim_kind` is the dedup claim it is sent under.
+    pub async fn park_notification(
+        &self,
+        event_id: &str,
+        claim_kind: &str,
+        notification_json: &str,
+        now_epoch: i64,
+    ) -> Result<(), WardenError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("NOTIFY#{event_id}")))
+            .item("sk", s(format!("PARKED#{claim_kind}")))
+            .item("notification", s(notification_json))
+            .item("expires_at", AttributeValue::N((now_epoch + NOTIFY_TTL_SECONDS).to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("DynamoDB.PutItem", e))
+    }
+
+    /// The notifications parked for an event: (claim kind, notification JSON). One Query.
+    pub async fn parked_notifications(&self, event_id: &str) -> Result<Vec<(String, String)>, WardenError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :parked)")
+            .expression_attribute_values(":pk", s(format!("NOTIFY#{event_id}")))
+            .expression_attribute_values(":parked", s("PARKED#"))
+            .send()
+            .await
+            .map_err(|e| aws_error("DynamoDB.Query", e))?;
+        Ok(output
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let kind = get(item, "sk")?.strip_prefix("PARKED#")?.to_owned();
+                Some((kind, get(item, "notification")?))
+            })
+            .collect())
+    }
+
+    /// Removes a parked notification once it is delivered.
+    pub async fn unpark_notification(&self, event_id: &str, claim_kind: &str) -> Result<(), WardenError> {
+        self.release_notification(event_id, &format!("PARKED#{claim_kind}")).await
     }
 
     /// What a tag pointed to over time, oldest first, ending with where it points now (one Query, all pages).

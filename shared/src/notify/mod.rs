@@ -79,9 +79,11 @@ impl Severity {
 }
 
 /// A notification, as subscribers receive it (JSON), before truncation.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct Notification {
+    /// Always [`SCHEMA`] (read back from a parked notification as such).
+    #[serde(skip_deserializing, default = "schema")]
     pub schema: &'static str,
     /// What happened: `tag-not-allowed`, `protected-tag-moved`, `tag-mutability-drift`, ...
     pub kind: String,
@@ -92,21 +94,25 @@ pub struct Notification {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     pub tags: Vec<String>,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub tags_omitted: usize,
     /// What ecr-warden did about it: `untagged`, `reverted`, `reported`, `fixed`, `failed`, ...
     pub outcome: String,
     pub reasons: Vec<String>,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub reasons_omitted: usize,
     pub actions: Vec<Action>,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub actions_omitted: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
     pub dry_run: bool,
     pub event_id: String,
     pub time: String,
+}
+
+fn schema() -> &'static str {
+    SCHEMA
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -69,6 +69,7 @@ impl Functions {
             match self.invoke(function, event).await {
                 Ok(outcome) => return (outcome, failures),
                 Err(error) => {
+                    eprintln!("{function:?} {}: invocation failed, EventBridge retries: {error}", event["id"]);
                     assert!(error.is_retryable(), "{function:?}: a non-retryable error under faults: {error}");
                     failures += 1;
                     assert!(failures < attempts, "{function:?}: still failing after {attempts} invocations: {error}");
