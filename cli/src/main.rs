@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use warden::aws::findings::{ScanLookup, inspector_findings, scan_findings};
 use warden::aws::ledger::Ledger;
-use warden::aws::{Clients, Found, ecr};
+use warden::aws::{Clients, Found, ecr, retention};
 use warden::config::LEDGER_TABLE_ENV;
 use warden::gate::{GateResult, ScanState, evaluate_findings, promotion_tags, scan_state};
 use warden::lifecycle::{LifecyclePolicy, evaluate, parse_images};
@@ -206,10 +206,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                     let clients = Clients::new(&sdk);
                     let policy_text = match &policy {
                         Some(path) => read(path)?,
-                        None => ecr::lifecycle_policy(&clients.ecr, &repository)
+                        None => match retention::current_policy(&clients.ecr, &repository)
                             .await
                             .map_err(|e| e.to_string())?
-                            .ok_or_else(|| format!("{repository} has no lifecycle policy; give one with --policy"))?,
+                        {
+                            Found::Yes(Some(text)) => text,
+                            Found::Yes(None) => {
+                                return Err(format!("{repository} has no lifecycle policy; give one with --policy"));
+                            }
+                            _ => return Err(format!("no repository {repository}")),
+                        },
                     };
                     let inventory =
                         match ecr::lifecycle_inventory(&clients.ecr, &repository).await.map_err(|e| e.to_string())? {

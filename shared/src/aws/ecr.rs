@@ -262,12 +262,3 @@ pub async fn lifecycle_inventory(
     }
     Ok(Found::Yes(images))
 }
-
-/// A repository's lifecycle policy text, if it has one.
-pub async fn lifecycle_policy(ecr: &Client, repository: &str) -> Result<Option<String>, WardenError> {
-    match ecr.get_lifecycle_policy().repository_name(repository).send().await {
-        Ok(output) => Ok(output.lifecycle_policy_text().map(str::to_owned)),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_lifecycle_policy_not_found_exception()) => Ok(None),
-        Err(e) => Err(aws_error("ECR.GetLifecyclePolicy", e)),
-    }
-}
