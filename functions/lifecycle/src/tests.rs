@@ -486,3 +486,26 @@ async fn a_sweep_short_of_time_records_where_it_stopped_and_the_next_resumes() {
     assert_eq!(clear.num_calls(), 1);
     assert!(outcome.reasons[0].contains("resumed after builds/a"));
 }
+
+#[tokio::test]
+async fn a_repository_deleted_mid_sweep_is_skipped_and_the_sweep_goes_on() {
+    use aws_sdk_ecr::operation::describe_images::DescribeImagesError;
+    use aws_sdk_ecr::types::error::RepositoryNotFoundException;
+    let repos = repositories(&["builds/gone", "builds/kept"]);
+    let gone = || RepositoryNotFoundException::builder().message("deleted").build();
+    let policy_gone = mock!(aws_sdk_ecr::Client::get_lifecycle_policy)
+        .match_requests(|r| r.repository_name() == Some("builds/gone"))
+        .then_error(move || GetLifecyclePolicyError::RepositoryNotFoundException(gone()));
+    let images_gone = mock!(aws_sdk_ecr::Client::describe_images)
+        .match_requests(|r| r.repository_name() == Some("builds/gone"))
+        .then_error(move || DescribeImagesError::RepositoryNotFoundException(gone()));
+    let same = policy_is(NATIVE);
+    let pages = inventory(vec![vec![detail(1, &["main"], 1)]]);
+    let ecr: Vec<&Rule> = [&repos, &policy_gone, &images_gone, &same].into_iter().chain(pages.iter()).collect();
+    let (get, clear) = (no_cursor(), cursor_cleared());
+    let lc = lifecycle(&ecr, &[&get, &clear], &[], &[], false);
+    let outcome = lc.handle(sweep(), None).await.expect("a vanished repository is not an error");
+    assert_eq!(outcome.decision, "sweep-complete");
+    assert_eq!(outcome.aws_calls["ECR.DescribeImages"], 2);
+    assert!(outcome.items.is_empty(), "{:?}", outcome.items);
+}
