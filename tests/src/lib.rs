@@ -252,12 +252,17 @@ impl Stack {
         SafetyGuard { repository: repository.to_owned(), guarded }
     }
 
-    /// Every image of a repository: digest → its tags (sorted; empty when untagged). ListImages, all pages.
+    /// Every image of a repository: digest → its tags (sorted; empty when untagged); none when the repository does
+    /// not exist. ListImages, all pages.
     pub async fn images(&self, repository: &str) -> BTreeMap<String, Vec<String>> {
         let mut pages = self.ecr.list_images().repository_name(repository).into_paginator().send();
         let mut images: BTreeMap<String, Vec<String>> = BTreeMap::new();
         while let Some(page) = pages.next().await {
-            for id in page.expect("list images").image_ids() {
+            let page = match page {
+                Err(e) if e.as_service_error().is_some_and(|se| se.is_repository_not_found_exception()) => break,
+                page => page.expect("list images"),
+            };
+            for id in page.image_ids() {
                 let Some(digest) = id.image_digest() else { continue };
                 let tags = images.entry(digest.to_owned()).or_default();
                 if let Some(tag) = id.image_tag() {

@@ -44,6 +44,7 @@ async fn clean_scan_promotes_from_the_event_counts() {
     let repo = unique("dev/web-");
     stack.create_repository(&repo, ImageTagMutability::Mutable).await;
     let digest = stack.push(&repo, "clean", Some("pr-7")).await;
+    let safety = stack.safety_snapshot(&repo).await.in_use(&digest);
     let event = basic_scan(&repo, &digest, &["pr-7"], json!({"HIGH": 3}));
 
     let outcome = gate.handle(event.clone()).await.expect("handled");
@@ -62,6 +63,7 @@ async fn clean_scan_promotes_from_the_event_counts() {
     let replay = gate.handle(event).await.expect("replayed");
     assert_eq!(replay.decision, "already-promoted");
     assert!(stack.messages().await.is_empty(), "a replay says nothing");
+    safety.assert_nothing_unsafe_deleted(&stack).await;
 }
 
 #[tokio::test]
@@ -72,6 +74,7 @@ async fn allowlisted_and_blocking_findings_from_a_basic_scan() {
     let repo = unique("prod/payments-");
     stack.create_repository(&repo, ImageTagMutability::Mutable).await;
     let digest = stack.push(&repo, "release", Some("v3.1.0")).await;
+    let safety = stack.safety_snapshot(&repo).await;
     let finding = |id: &str, severity: &str| {
         json!({
             "name": id, "severity": severity, "uri": format!("https://nvd.nist.gov/vuln/detail/{id}"),
@@ -103,6 +106,7 @@ async fn allowlisted_and_blocking_findings_from_a_basic_scan() {
         reasons.iter().any(|r| r.as_str().is_some_and(|r| r.starts_with("HIGH CVE-2026-4242 in openssl 3.0.13"))),
         "{reasons:?}"
     );
+    safety.assert_nothing_unsafe_deleted(&stack).await;
 }
 
 #[tokio::test]
@@ -113,6 +117,9 @@ async fn a_new_inspector_finding_demotes_a_promoted_image() {
     stack.create_repository(&repo, ImageTagMutability::Mutable).await;
     let digest = stack.push(&repo, "orders", Some("v1.5.0")).await;
     stack.push(&repo, "orders", Some("v1.5.0-approved")).await;
+    let safety = stack.safety_snapshot(&repo).await;
+    let why = safety.guarded()[&digest].join(", ");
+    assert!(why.contains("protected tag `v1.5.0`") && why.contains("promoted as `v1.5.0-approved`"), "{why}");
     seed_inspector_findings(json!([[inspector_finding(&repo, &digest, "v1.5.0", "CVE-2026-5555", "HIGH", "YES")]]));
     let finding = inspector_finding(&repo, &digest, "v1.5.0", "CVE-2026-5555", "HIGH", "YES");
     let mut detail = finding.clone();
@@ -133,4 +140,5 @@ async fn a_new_inspector_finding_demotes_a_promoted_image() {
     let messages = stack.messages().await;
     assert_eq!(kinds(&messages), vec!["demoted"]);
     assert_eq!(messages[0]["MessageAttributes"]["severity"]["Value"], "critical");
+    safety.assert_nothing_unsafe_deleted(&stack).await;
 }

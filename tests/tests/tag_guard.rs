@@ -39,6 +39,8 @@ async fn conforming_push_is_recorded_quietly() {
     let repo = unique("prod/api-");
     stack.create_repository(&repo, ImageTagMutability::Mutable).await;
     let digest = stack.push(&repo, "conforming", Some("v1.0.0")).await;
+    let safety = stack.safety_snapshot(&repo).await;
+    assert!(safety.guarded().contains_key(&digest), "a release is protected");
 
     let outcome = guard.handle(image_action("PUSH", &repo, &digest, Some("v1.0.0"), T1)).await.expect("handled");
 
@@ -51,6 +53,7 @@ async fn conforming_push_is_recorded_quietly() {
     assert_eq!(history.len(), 1);
     assert_eq!((history[0].what.as_str(), history[0].digest.as_str()), ("current", digest.as_str()));
     assert!(stack.messages().await.is_empty());
+    safety.assert_nothing_unsafe_deleted(&stack).await;
 }
 
 #[tokio::test]
@@ -60,6 +63,8 @@ async fn tag_not_allowed_is_removed_but_the_image_stays_reachable() {
     let repo = unique("dev/web-");
     stack.create_repository(&repo, ImageTagMutability::Mutable).await;
     let digest = stack.push(&repo, "feature", Some("feature-x")).await;
+    // Someone runs it: removing its only tag must never delete it.
+    let safety = stack.safety_snapshot(&repo).await.in_use(&digest);
     let event = image_action("PUSH", &repo, &digest, Some("feature-x"), T1);
 
     let outcome = guard.handle(event.clone()).await.expect("handled");
@@ -90,6 +95,7 @@ async fn tag_not_allowed_is_removed_but_the_image_stays_reachable() {
     assert_eq!(replay.decision, "skipped");
     assert_eq!(stack.tags_of(&repo, &digest).await, Some(vec![quarantine]));
     assert!(stack.messages().await.is_empty(), "no duplicate notification");
+    safety.assert_nothing_unsafe_deleted(&stack).await;
 }
 
 #[tokio::test]
@@ -107,6 +113,9 @@ async fn protected_tag_move_in_a_mutable_repository_is_reverted() {
     guard.handle(image_action("PUSH", &repo, &original, Some("v1.4.2"), T1)).await.expect("first push");
     let moved = stack.push(&repo, "hotfix", Some("v1.4.2")).await;
     assert_eq!(stack.tag_digest(&repo, "v1.4.2").await.as_deref(), Some(moved.as_str()), "moto let the tag move");
+    // Both images matter: the original release, and the pushed one (it holds the protected tag now).
+    let safety = stack.safety_snapshot(&repo).await.in_use(&original);
+    assert!(safety.guarded().contains_key(&moved));
     let event = image_action("PUSH", &repo, &moved, Some("v1.4.2"), T2);
 
     let outcome = guard.handle(event.clone()).await.expect("handled");
@@ -140,6 +149,7 @@ async fn protected_tag_move_in_a_mutable_repository_is_reverted() {
     assert_eq!(replay.decision, "skipped");
     assert_eq!(stack.tag_digest(&repo, "v1.4.2").await.as_deref(), Some(original.as_str()));
     assert!(stack.messages().await.is_empty());
+    safety.assert_nothing_unsafe_deleted(&stack).await;
 }
 
 #[tokio::test]
@@ -148,6 +158,8 @@ async fn new_repository_gets_its_class_tag_mutability() {
     let guard = guard(&stack);
     let repo = unique("prod/worker-");
     stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    stack.push(&repo, "worker", Some("v0.9.0")).await;
+    let safety = stack.safety_snapshot(&repo).await;
     let mut event: serde_json::Value =
         serde_json::from_str(include_str!("../../events/cloudtrail-create-repository.json")).expect("sample");
     event["detail"]["requestParameters"]["repositoryName"] = repo.clone().into();
@@ -166,6 +178,7 @@ async fn new_repository_gets_its_class_tag_mutability() {
     let again = guard.handle(event).await.expect("replay");
     assert_eq!(again.decision, "settings-ok");
     assert!(stack.messages().await.is_empty());
+    safety.assert_nothing_unsafe_deleted(&stack).await;
 }
 
 #[tokio::test]
@@ -173,8 +186,11 @@ async fn sweep_fixes_drift_with_one_summary() {
     let stack = Stack::new().await;
     let guard = guard(&stack);
     let (a, b, sandbox) = (unique("prod/a-"), unique("misc/b-"), unique("sandbox/c-"));
+    let mut safety = Vec::new();
     for repo in [&a, &b, &sandbox] {
         stack.create_repository(repo, ImageTagMutability::Mutable).await;
+        stack.push(repo, "release", Some("v2.0.0")).await;
+        safety.push(stack.safety_snapshot(repo).await);
     }
     let sweep = serde_json::json!({
         "version": "0", "id": unique("sweep-"), "detail-type": "Scheduled Event", "source": "aws.scheduler",
@@ -201,6 +217,9 @@ async fn sweep_fixes_drift_with_one_summary() {
     let messages = stack.messages().await;
     assert_eq!(messages.len(), 1, "one summary, not one message per repository");
     assert_eq!(body(&messages[0])["reasons"].as_array().map(Vec::len), Some(2));
+    for guard in &safety {
+        guard.assert_nothing_unsafe_deleted(&stack).await;
+    }
 }
 
 #[tokio::test]
@@ -209,8 +228,10 @@ async fn events_for_deleted_repositories_are_skipped() {
     let guard = guard(&stack);
     let repo = unique("dev/gone-");
     let digest = common::digest_of(&common::manifest("gone"));
+    let safety = stack.safety_snapshot(&repo).await;
     let outcome = guard.handle(image_action("PUSH", &repo, &digest, Some("bad-tag"), T1)).await.expect("handled");
     assert_eq!(outcome.decision, "skipped");
     assert!(outcome.reasons[0].contains("no longer exists"), "{:?}", outcome.reasons);
     assert!(stack.messages().await.is_empty());
+    safety.assert_nothing_unsafe_deleted(&stack).await;
 }
