@@ -115,12 +115,20 @@ fn lifecycle(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rul
     let calls = CallCounter::default();
     let (c1, c2, c3, c4) = (calls.clone(), calls.clone(), calls.clone(), calls.clone());
     let clients = Clients {
-        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, ecr, move |c| c.interceptor(c1.clone())),
-        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c.interceptor(c2.clone())),
-        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c.interceptor(c3.clone())),
+        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, ecr, move |c| c
+            .interceptor(c1.clone())
+            .retry_config(retries())),
+        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c
+            .interceptor(c2.clone())
+            .retry_config(retries())),
+        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c
+            .interceptor(c3.clone())
+            .retry_config(retries())),
         calls,
     };
-    let inspector = mock_client!(aws_sdk_inspector2, RuleMode::MatchAny, inspector, move |c| c.interceptor(c4.clone()));
+    let inspector = mock_client!(aws_sdk_inspector2, RuleMode::MatchAny, inspector, move |c| c
+        .interceptor(c4.clone())
+        .retry_config(retries()));
     let config = Config {
         ledger_table: Some("ledger".into()),
         topic_arn: Some("arn:aws:sns:us-east-1:123456789012:ecr-warden".into()),
@@ -128,6 +136,14 @@ fn lifecycle(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rul
         ..Config::default()
     };
     Lifecycle::new(Policy::from_toml(POLICY, "test.toml").expect("policy"), config, clients, inspector).expect("init")
+}
+
+/// The SDK's standard retry mode as deployed (3 attempts), with millisecond backoff.
+fn retries() -> aws_smithy_types::retry::RetryConfig {
+    aws_smithy_types::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(1))
+        .with_max_backoff(Duration::from_millis(5))
 }
 
 fn calls(outcome: &Outcome) -> BTreeMap<&str, u32> {
@@ -343,8 +359,8 @@ async fn retain(
 ) -> Outcome {
     let pages = inventory(vec![images]);
     let (repos, same, delete) = (repositories(&["builds/api"]), policy_is(NATIVE), deletes(failing));
-    let mut ecr: Vec<&Rule> = pages.iter().chain([&repos, &same, &delete]).collect();
-    ecr.extend(extra_ecr);
+    // The test's own rules first: the first matching rule answers.
+    let ecr: Vec<&Rule> = extra_ecr.iter().copied().chain(pages.iter()).chain([&repos, &same, &delete]).collect();
     let (claim, get, clear, publish) = (claim(), no_cursor(), cursor_cleared(), publish());
     let lc = lifecycle(&ecr, &[&claim, &get, &clear], &[&publish], inspector, false);
     let outcome = lc.handle(sweep(), None).await.expect("ok");
@@ -508,4 +524,40 @@ async fn a_repository_deleted_mid_sweep_is_skipped_and_the_sweep_goes_on() {
     assert_eq!(outcome.decision, "sweep-complete");
     assert_eq!(outcome.aws_calls["ECR.DescribeImages"], 2);
     assert!(outcome.items.is_empty(), "{:?}", outcome.items);
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_by_the_sdk_and_nothing_is_deleted_twice() {
+    use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageError;
+    use aws_sdk_inspector2::operation::list_coverage::ListCoverageError;
+    use aws_smithy_types::error::ErrorMetadata;
+    let throttled = |code: &str| ErrorMetadata::builder().code(code).message("Rate exceeded").build();
+    let delete = mock!(aws_sdk_ecr::Client::batch_delete_image)
+        .sequence()
+        .error(move || BatchDeleteImageError::generic(throttled("ThrottlingException")))
+        .http_status(500, Some(r#"{"__type":"ServerException","message":"internal failure"}"#.to_owned()))
+        .output(|| BatchDeleteImageOutput::builder().build())
+        .build();
+    let coverage = mock!(aws_sdk_inspector2::Client::list_coverage)
+        .sequence()
+        .error(move || ListCoverageError::generic(throttled("ThrottlingException")))
+        .output(|| ListCoverageOutput::builder().build())
+        .build();
+    let images = (60..63).map(|n| detail(n, &[], 60)).collect();
+    let outcome = retain(images, &[&delete], &[&coverage], &[]).await;
+    assert_eq!(deleted_digests(&outcome).len(), 3);
+    assert_eq!(delete.num_calls(), 3, "one BatchDeleteImage, two retries");
+
+    // Retries exhausted: the invocation fails with a retryable error (EventBridge retries it), having deleted
+    // nothing; the retry sees the same inventory and deletes each image once.
+    let always = mock!(aws_sdk_ecr::Client::batch_delete_image)
+        .then_error(move || BatchDeleteImageError::generic(throttled("ThrottlingException")));
+    let pages = inventory(vec![(60..63).map(|n| detail(n, &[], 60)).collect()]);
+    let (repos, same, coverage) = (repositories(&["builds/api"]), policy_is(NATIVE), no_coverage());
+    let ecr: Vec<&Rule> = pages.iter().chain([&repos, &same, &always]).collect();
+    let (get, clear) = (no_cursor(), cursor_cleared());
+    let lc = lifecycle(&ecr, &[&get, &clear], &[], &[&coverage], false);
+    let error = lc.handle(sweep(), None).await.expect_err("retries exhausted");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(always.num_calls(), 3);
 }
