@@ -2,11 +2,22 @@
 //! pipeline pushes them, and the EventBridge events ECR would send delivered to the functions running as
 //! Lambdas under `cargo lambda watch`. Prints what happened and what subscribers received; exits non-zero if
 //! any step did not behave as expected.
+//!
+//! `demo inspector-stand-in PORT` is the other half scripts/demo starts: Amazon Inspector's ListCoverage for the
+//! functions, which moto does not implement (see [`inspector_stand_in`]).
 
 use aws_sdk_ecr::types::ImageTagMutability;
-use integration_tests::{Stack, envelope, image_action, inspector_finding, seed_basic_scan, seed_inspector_findings};
+use integration_tests::{
+    ACCOUNT, Stack, envelope, image_action, inspector_finding, seed_basic_scan, seed_inspector_findings,
+};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+use warden::policy::{Classification, EMBEDDED_POLICY, NativePolicy, Policy};
 
 /// Names the functions are configured with by scripts/demo.
 const TABLE: &str = "ecr-warden-ledger";
@@ -18,6 +29,9 @@ struct Demo {
     step: usize,
     failures: Vec<String>,
     sent: Vec<Value>,
+    /// Notifications read off the subscriber's queue so far, and the ids of those a step already printed.
+    received: Vec<Value>,
+    shown: BTreeSet<String>,
 }
 
 impl Demo {
@@ -74,6 +88,39 @@ impl Demo {
         println!("   pushed {repository}@{} as {}", short(&digest), tags.join(", "));
         digest
     }
+
+    /// Every notification the subscriber has received so far (read off its queue once, kept here).
+    async fn notifications(&mut self) -> &[Value] {
+        let new = self.stack.messages().await;
+        self.received.extend(new);
+        &self.received
+    }
+
+    /// Runs the `warden` command built next to the demo (it talks to the local stack through AWS_ENDPOINT_URL).
+    fn warden(&self, args: &[&str]) -> Result<(bool, String), String> {
+        let warden =
+            std::env::current_exe().map(|exe| exe.with_file_name("warden")).unwrap_or_else(|_| "warden".into());
+        let out = Command::new(warden).args(args).output().map_err(|e| format!("warden could not run: {e}"))?;
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        Ok((out.status.success(), text))
+    }
+}
+
+/// Prints one notification as the SQS subscriber received it (the SNS envelope around the JSON schema).
+fn print_notification(message: &Value) {
+    let body: Value = serde_json::from_str(message["Message"].as_str().unwrap_or("{}")).unwrap_or_default();
+    let attributes: Vec<String> = message["MessageAttributes"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v["Value"].as_str().unwrap_or_default())).collect())
+        .unwrap_or_default();
+    println!("\n   Subject: {}", message["Subject"].as_str().unwrap_or_default());
+    println!("   Attributes: {}", attributes.join(" "));
+    println!("   Message: {}", serde_json::to_string_pretty(&body).unwrap_or_default().replace('\n', "\n   "));
+}
+
+fn kind_of(message: &Value) -> &str {
+    message["MessageAttributes"]["kind"]["Value"].as_str().unwrap_or_default()
 }
 
 fn short(digest: &str) -> &str {
@@ -84,26 +131,47 @@ fn at(minute: u32) -> String {
     format!("2026-11-28T09:{minute:02}:00Z")
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("inspector-stand-in") {
+        return inspector_stand_in(args.get(2).map_or("0", String::as_str));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(demo()),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn demo() -> ExitCode {
+    let started = Instant::now();
     let invoke_port = std::env::var("WARDEN_INVOKE_PORT").unwrap_or_else(|_| "9000".into());
     let stack = Stack::with_names(TABLE, TOPIC).await;
-    let mut demo = Demo { stack, invoke_port, step: 0, failures: Vec::new(), sent: Vec::new() };
+    let mut demo = Demo {
+        stack,
+        invoke_port,
+        step: 0,
+        failures: Vec::new(),
+        sent: Vec::new(),
+        received: Vec::new(),
+        shown: BTreeSet::new(),
+    };
     run(&mut demo).await;
+    lifecycle_story(&mut demo).await;
 
     println!("\n\x1b[1mNotifications, as an SQS subscriber of the topic received them\x1b[0m");
-    let messages = demo.stack.messages().await;
+    let messages = demo.notifications().await.to_vec();
     for message in &messages {
-        let body: Value = serde_json::from_str(message["Message"].as_str().unwrap_or("{}")).unwrap_or_default();
-        let attributes: Vec<String> = message["MessageAttributes"]
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v["Value"].as_str().unwrap_or_default())).collect())
-            .unwrap_or_default();
-        println!("\n   Subject: {}", message["Subject"].as_str().unwrap_or_default());
-        println!("   Attributes: {}", attributes.join(" "));
-        println!("   Message: {}", serde_json::to_string_pretty(&body).unwrap_or_default().replace('\n', "\n   "));
+        if demo.shown.contains(message["MessageId"].as_str().unwrap_or_default()) {
+            println!("\n   Subject: {} (shown above)", message["Subject"].as_str().unwrap_or_default());
+        } else {
+            print_notification(message);
+        }
     }
-    let kinds: Vec<&str> = messages.iter().filter_map(|m| m["MessageAttributes"]["kind"]["Value"].as_str()).collect();
+    let kinds: Vec<&str> = messages.iter().map(kind_of).collect();
     let mut expected = vec![
         "tag-mutability-drift",
         "tag-not-allowed",
@@ -116,6 +184,9 @@ async fn main() -> ExitCode {
         "replication-failed",
         "lifecycle-expired",
         "tag-mutability-drift",
+        "lifecycle-policy-applied",
+        "retention",
+        "lifecycle-policy-applied",
     ];
     let mut got = kinds.clone();
     expected.sort_unstable();
@@ -128,7 +199,7 @@ async fn main() -> ExitCode {
     demo.check(got == expected, &format!("exactly one notification per finding, none for replays ({what})"));
 
     if demo.failures.is_empty() {
-        println!("\n\x1b[32mAll {} steps behaved as expected.\x1b[0m", demo.step);
+        println!("\n\x1b[32mAll {} steps behaved as expected ({} s).\x1b[0m", demo.step, started.elapsed().as_secs());
         ExitCode::SUCCESS
     } else {
         println!("\n\x1b[31m{} expectation(s) failed:\x1b[0m", demo.failures.len());
@@ -227,7 +298,14 @@ async fn run(demo: &mut Demo) {
     let outcome = demo.invoke("scan-gate", &scan);
     let approved = format!("approved-{}", &pr[7..19]);
     demo.check(outcome["decision"] == "promoted", "development allows HIGH findings: decided from the event's counts");
-    demo.check(total_calls(&outcome) == 3, "three AWS calls: BatchGetImage, PutImage, Publish");
+    let calls = &outcome["aws-calls"];
+    demo.check(
+        calls["ECR.BatchGetImage"] == 1
+            && calls["ECR.PutImage"] == 1
+            && calls.get("ECR.DescribeImageScanFindings").is_none()
+            && calls.get("Inspector2.ListFindings").is_none(),
+        "no findings read: one BatchGetImage and one PutImage promote it",
+    );
     demo.check(
         demo.stack.tag_digest(web, &approved).await.as_deref() == Some(pr.as_str()),
         &format!("{approved} now points at the image"),
@@ -308,19 +386,17 @@ async fn run(demo: &mut Demo) {
     demo.check(mode == "MUTABLE_WITH_EXCLUSION [v*.*.*]", &format!("prod/payments-api is now {mode}"));
 
     demo.title("What v1.4.2 pointed to over time: `warden tags history prod/payments-api v1.4.2`");
-    let warden = std::env::current_exe().map(|exe| exe.with_file_name("warden")).unwrap_or_else(|_| "warden".into());
-    let history = Command::new(warden).args(["tags", "history", payments, "v1.4.2", "--table", TABLE]).output();
-    match history {
-        Ok(out) => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            print!("{}", text.lines().map(|l| format!("   {l}\n")).collect::<String>());
-            demo.check(
-                out.status.success() && text.contains("reverted") && text.contains("current"),
-                "history shows the revert",
-            );
+    match demo.warden(&["tags", "history", payments, "v1.4.2", "--table", TABLE]) {
+        Ok((ok, text)) => {
+            print!("{}", indent(&text));
+            demo.check(ok && text.contains("reverted") && text.contains("current"), "history shows the revert");
         }
-        Err(e) => demo.check(false, &format!("warden tags history could not run: {e}")),
+        Err(e) => demo.check(false, &e),
     }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("   {l}\n")).collect()
 }
 
 fn total_calls(outcome: &Value) -> u64 {
@@ -335,4 +411,363 @@ async fn repository_mode(stack: &Stack, repository: &str) -> String {
     let filters: Vec<&str> = repo.image_tag_mutability_exclusion_filters().iter().map(|f| f.filter()).collect();
     let mode = repo.image_tag_mutability().map_or("?", |m| m.as_str());
     if filters.is_empty() { mode.to_owned() } else { format!("{mode} [{}]", filters.join(", ")) }
+}
+
+/// The lifecycle chapter: a development repository gets its class's native lifecycle policy when it is
+/// created; pull-request builds pile up; `warden lifecycle preview` shows what ECR's own policy would (and
+/// could) do; a push runs retention, which keeps the newest 3 builds of each pull request, the build a preview
+/// environment still runs, and the multi-architecture index with its children; the daily sweep then sets the
+/// native policy on the repositories that predate ecr-warden and finds nothing more to delete.
+async fn lifecycle_story(demo: &mut Demo) {
+    let checkout = "dev/checkout-ui";
+    let policy = Policy::from_toml(EMBEDDED_POLICY, "warden.toml").ok();
+    let native = |repository: &str| -> Option<NativePolicy> {
+        match policy.as_ref()?.classify(repository) {
+            Classification::Managed(class) => class.lifecycle.as_ref()?.native.clone(),
+            Classification::Unmanaged(_) => None,
+        }
+    };
+
+    demo.title("A team creates dev/checkout-ui: CloudTrail CreateRepository reaches lifecycle");
+    demo.stack.create_repository(checkout, ImageTagMutability::Mutable).await;
+    let mut created: Value =
+        serde_json::from_str(include_str!("../../../events/cloudtrail-create-repository.json")).unwrap_or_default();
+    created["id"] = "5b0e1c2d-7f3a-4e58-9a61-0c4d2b8e7f10".into();
+    created["time"] = at(30).into();
+    created["detail"]["requestParameters"]["repositoryName"] = checkout.into();
+    created["detail"]["responseElements"]["repository"]["repositoryName"] = checkout.into();
+    let outcome = demo.invoke("lifecycle", &created);
+    let text = lifecycle_policy(&demo.stack, checkout).await;
+    for rule in text
+        .as_deref()
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .iter()
+        .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
+    {
+        println!(
+            "   GetLifecyclePolicy: rule {} \"{}\": {}",
+            rule["rulePriority"],
+            rule["description"].as_str().unwrap_or_default(),
+            rule["selection"]
+        );
+    }
+    demo.check(outcome["decision"] == "baseline-applied", "lifecycle applies the development class's native policy");
+    demo.check(
+        native(checkout).is_some_and(|n| n.is_current(text.as_deref())),
+        "ECR now carries exactly that policy: untagged images expire after 3 days",
+    );
+
+    demo.title("CI pushes builds of pull requests 1300 and 1301, and a multi-architecture `main`");
+    let (mut pr1300, mut pr1301) = (Vec::new(), Vec::new());
+    for build in 1..=6 {
+        // ECR ranks builds by push time (whole seconds in moto): one second apart, the order is unambiguous.
+        if build > 1 {
+            tokio::time::sleep(Duration::from_millis(1050)).await;
+        }
+        pr1300.push(
+            demo.stack.push(checkout, &format!("checkout-pr-1300-{build}"), Some(&format!("pr-1300-{build}"))).await,
+        );
+        if build <= 4 {
+            pr1301.push(
+                demo.stack
+                    .push(checkout, &format!("checkout-pr-1301-{build}"), Some(&format!("pr-1301-{build}")))
+                    .await,
+            );
+        }
+    }
+    println!("   pushed pr-1300-1 … pr-1300-6 and pr-1301-1 … pr-1301-4, one second apart");
+    let (index, children) = demo.stack.push_index(checkout, "checkout-main", "main").await;
+    println!(
+        "   pushed {checkout}@{} as main: an image index of linux/amd64 {} and linux/arm64 {} (pushed by digest)",
+        short(&index),
+        short(&children[0]),
+        short(&children[1])
+    );
+    seed_coverage(checkout, &pr1300[0], "pr-1300-1");
+    println!("   Amazon Inspector sees pr-1300-1 running: the preview environment of pull request 1300 still uses it");
+    let safety = demo.stack.safety_snapshot(checkout).await.in_use(&pr1300[0]);
+    let before = demo.stack.images(checkout).await;
+    demo.check(
+        before.len() == 13 && children.iter().all(|c| safety.guarded().contains_key(c)),
+        &format!("{} images; the index's children and the running build must survive any deletion", before.len()),
+    );
+
+    demo.title("What ECR's own lifecycle policy would do: `warden lifecycle preview --repository dev/checkout-ui`");
+    match demo.warden(&["lifecycle", "preview", "--repository", checkout]) {
+        Ok((ok, text)) => {
+            print!("{}", indent(&text));
+            let preview: Value = serde_json::from_str(&text).unwrap_or_default();
+            demo.check(
+                ok && preview["summary"]["expiringImageTotalCount"] == 0,
+                "nothing: its one rule takes untagged images after 3 days, and everything here is minutes old",
+            );
+        }
+        Err(e) => demo.check(false, &e),
+    }
+    // The closest ECR itself can express: keep the newest 3 pull-request builds, across all pull requests.
+    let what_if = json!({"rules": [{"rulePriority": 1, "description": "keep the newest 3 pull-request builds",
+        "selection": {"tagStatus": "tagged", "tagPatternList": ["pr-*"], "countType": "imageCountMoreThan", "countNumber": 3},
+        "action": {"type": "expire"}}]});
+    let what_if_file = state_dir().join("what-if-lifecycle-policy.json");
+    let written = std::fs::write(&what_if_file, what_if.to_string());
+    println!("   and with the closest rule ECR can express (tagPatternList [\"pr-*\"], imageCountMoreThan 3):");
+    let file = what_if_file.to_string_lossy().into_owned();
+    match (written, demo.warden(&["lifecycle", "preview", "--repository", checkout, "--policy", &file])) {
+        (Ok(()), Ok((ok, text))) => {
+            let preview: Value = serde_json::from_str(&text).unwrap_or_default();
+            let expiring: Vec<String> = preview["previewResults"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    r["imageTags"].as_array().and_then(|t| t.first()).and_then(Value::as_str).unwrap_or("?").to_owned()
+                })
+                .collect();
+            println!("   expire: {}", expiring.join(", "));
+            demo.check(
+                ok && expiring.len() == 7 && expiring.iter().any(|t| t == "pr-1300-1"),
+                "7 builds, across both pull requests, including pr-1300-1 that is running: ECR cannot count per pull request",
+            );
+        }
+        (Err(e), _) => demo.check(false, &format!("cannot write {}: {e}", what_if_file.display())),
+        (_, Err(e)) => demo.check(false, &e),
+    }
+
+    demo.title("The push of `main` reaches lifecycle: the development class runs retention after every push");
+    let mut pushed = image_action("PUSH", checkout, &index, Some("main"), &at(40));
+    pushed["detail"]["manifest-media-type"] = "application/vnd.oci.image.index.v1+json".into();
+    let outcome = demo.invoke("lifecycle", &pushed);
+    let deleted: BTreeSet<&str> = outcome["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["result"] == "done")
+        .filter_map(|a| a["action"].as_str()?.split(' ').nth(1))
+        .collect();
+    let expected: BTreeSet<&str> = [&pr1300[1], &pr1300[2], &pr1301[0]].into_iter().map(String::as_str).collect();
+    let after = demo.stack.images(checkout).await;
+    let gone: Vec<&String> = before.keys().filter(|d| !after.contains_key(*d)).collect();
+    let kept_newest = [&pr1300[3], &pr1300[4], &pr1300[5], &pr1301[1], &pr1301[2], &pr1301[3]];
+    let lost: Vec<&String> = safety.guarded().keys().filter(|d| !after.contains_key(*d)).collect();
+    demo.check(
+        outcome["decision"] == "deleted" && deleted == expected && gone.len() == 3,
+        "deleted pr-1300-2, pr-1300-3 and pr-1301-1: beyond the newest 3 of their pull request",
+    );
+    demo.check(
+        after.contains_key(&pr1300[0])
+            && outcome["reasons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| r.as_str().is_some_and(|r| r.contains(pr1300[0].as_str()) && r.contains("in use"))),
+        "pr-1300-1 stays: Inspector reports it in use",
+    );
+    demo.check(
+        kept_newest.iter().all(|d| after.contains_key(*d))
+            && after.contains_key(&index)
+            && children.iter().all(|c| after.contains_key(c))
+            && lost.is_empty(),
+        "the newest 3 builds of each pull request, the index and both its children stay",
+    );
+
+    demo.title("The retention notification, as an SQS subscriber of the topic receives it");
+    let retention = demo.notifications().await.iter().find(|m| kind_of(m) == "retention").cloned();
+    match retention {
+        Some(message) => {
+            print_notification(&message);
+            demo.shown.insert(message["MessageId"].as_str().unwrap_or_default().to_owned());
+            let body: Value = serde_json::from_str(message["Message"].as_str().unwrap_or("{}")).unwrap_or_default();
+            let listed: BTreeSet<&str> = body["actions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a["action"].as_str()?.split(' ').nth(1))
+                .collect();
+            demo.check(
+                body["repository"] == checkout && body["outcome"] == "deleted" && listed == expected,
+                "one message for the run: what was deleted, by which rule, and what was kept and why",
+            );
+        }
+        None => demo.check(false, "no retention notification reached the subscriber"),
+    }
+
+    demo.title("The daily sweep reaches lifecycle: every repository's lifecycle policy and retention");
+    let mut sweep: Value = serde_json::from_str(include_str!("../../../events/scheduler.json")).unwrap_or_default();
+    sweep["id"] = "c4f1e2a9-3b7d-4c6e-8f05-9d2a1b6e4c37".into();
+    sweep["time"] = "2026-11-29T03:00:00Z".into();
+    sweep["resources"] =
+        json!(["arn:aws:scheduler:us-east-1:123456789012:schedule/default/ecr-warden-lifecycle-sweep"]);
+    let outcome = demo.invoke("lifecycle", &sweep);
+    let mut policies_set = Vec::new();
+    for repository in ["prod/billing-worker", "prod/payments-api", "dev/web-frontend"] {
+        let text = lifecycle_policy(&demo.stack, repository).await;
+        if native(repository).is_some_and(|n| n.is_current(text.as_deref())) {
+            policies_set.push(repository);
+        }
+    }
+    let unchanged = demo.stack.images(checkout).await == after;
+    let stopped_at_once = outcome["reasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r.as_str().is_some_and(|r| r.contains(" 0 with lifecycle rules checked")));
+    demo.check(
+        outcome["decision"] == "sweep-complete",
+        if stopped_at_once {
+            "every repository checked in one run (it stopped before the first: the emulator's deadline, \
+             Lambda-Runtime-Deadline-Ms 600000, lies in 1970)"
+        } else {
+            "every repository checked in one run"
+        },
+    );
+    demo.check(
+        policies_set.len() == 3,
+        "the repositories that predate ecr-warden now carry their class's native policy (one summary sent)",
+    );
+    demo.check(unchanged, "dev/checkout-ui: nothing more to delete, pr-1300-1 is still running");
+}
+
+/// The current lifecycle policy text of a repository (GetLifecyclePolicy), or None.
+async fn lifecycle_policy(stack: &Stack, repository: &str) -> Option<String> {
+    let out = stack.ecr.get_lifecycle_policy().repository_name(repository).send().await.ok()?;
+    out.lifecycle_policy_text().map(str::to_owned)
+}
+
+/// Where scripts/demo keeps the local stack's files (`.local-stack/`).
+fn state_dir() -> PathBuf {
+    std::env::var_os("WARDEN_DEMO_STATE").map_or_else(std::env::temp_dir, PathBuf::from)
+}
+
+/// The file the Inspector stand-in answers ListCoverage from: Inspector's `coveredResources`.
+fn coverage_file() -> PathBuf {
+    state_dir().join("inspector-coverage.json")
+}
+
+/// Records what Amazon Inspector would report: `digest` in `repository` runs somewhere (ListCoverage
+/// `ecrImage.inUseCount`, `lastInUseAt`).
+fn seed_coverage(repository: &str, digest: &str, tag: &str) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let resource = json!({
+        "accountId": ACCOUNT,
+        "resourceId": format!("arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{repository}/{digest}"),
+        "resourceType": "AWS_ECR_CONTAINER_IMAGE",
+        "scanType": "PACKAGE",
+        "scanStatus": {"statusCode": "ACTIVE", "reason": "SUCCESSFUL"},
+        "resourceMetadata": {"ecrImage": {"tags": [tag], "inUseCount": 1, "lastInUseAt": now}},
+        "lastScannedAt": now
+    });
+    let mut all: Vec<Value> =
+        std::fs::read_to_string(coverage_file()).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    all.push(resource);
+    if let Err(e) = std::fs::write(coverage_file(), Value::Array(all).to_string()) {
+        println!("   cannot write {}: {e}", coverage_file().display());
+    }
+}
+
+/// Amazon Inspector for the functions, as far as moto cannot be: moto 5.2.5 does not implement ListCoverage
+/// (Inspector's view of each image, including whether it runs), which lifecycle's retention reads before it
+/// deletes anything in a class that protects images in use. scripts/demo points the functions' Inspector client
+/// here (`AWS_ENDPOINT_URL_INSPECTOR2`): ListCoverage is answered from the coverage file the demo writes,
+/// filtered by the request's repository name; every other request (ListFindings for scan-gate) goes to moto
+/// unchanged. One request per connection, plain HTTP/1.1: what the AWS SDK sends to a local `http://` endpoint.
+fn inspector_stand_in(port: &str) -> ExitCode {
+    let upstream = std::env::var("WARDEN_TEST_ENDPOINT").unwrap_or_default();
+    let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let listener = match TcpListener::bind(format!("127.0.0.1:{port}")) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("inspector stand-in: cannot listen on 127.0.0.1:{port}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for client in listener.incoming().flatten() {
+        let upstream = upstream.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = serve_inspector(client, &upstream) {
+                eprintln!("inspector stand-in: {e}");
+            }
+        });
+    }
+    ExitCode::SUCCESS
+}
+
+fn serve_inspector(mut client: TcpStream, upstream: &str) -> std::io::Result<()> {
+    let (head, body) = read_request(&mut client)?;
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    let response = if path == "/coverage/list" {
+        let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let repository = request["filterCriteria"]["ecrRepositoryName"][0]["value"].as_str().unwrap_or_default();
+        let prefix = format!("arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{repository}/sha256:");
+        let all: Vec<Value> = std::fs::read_to_string(coverage_file())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let covered: Vec<Value> =
+            all.into_iter().filter(|r| r["resourceId"].as_str().is_some_and(|id| id.starts_with(&prefix))).collect();
+        eprintln!("ListCoverage {repository}: {} covered resources", covered.len());
+        let body = json!({ "coveredResources": covered }).to_string();
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             x-amzn-RequestId: inspector-stand-in\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    } else {
+        let mut server = TcpStream::connect(upstream)?;
+        server.write_all(closing(&head).as_bytes())?;
+        server.write_all(&body)?;
+        let mut response = Vec::new();
+        server.read_to_end(&mut response)?;
+        match response.windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(at) => {
+                let mut out = closing(&String::from_utf8_lossy(&response[..at + 4])).into_bytes();
+                out.extend_from_slice(&response[at + 4..]);
+                out
+            }
+            None => response,
+        }
+    };
+    client.write_all(&response)?;
+    client.flush()
+}
+
+/// A request's head and its `Content-Length` body.
+fn read_request(stream: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-request"));
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = buffer[head_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok((head, body))
+}
+
+/// An HTTP head with `Connection: close` instead of whatever it said.
+fn closing(head: &str) -> String {
+    let mut lines: Vec<&str> = head.trim_end_matches("\r\n").split("\r\n").collect();
+    lines.retain(|line| !line.to_ascii_lowercase().starts_with("connection:"));
+    lines.push("Connection: close");
+    format!("{}\r\n\r\n", lines.join("\r\n"))
 }
