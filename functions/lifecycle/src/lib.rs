@@ -175,11 +175,12 @@ impl Lifecycle {
         }
         let mut baseline_changes = Vec::new();
         let (mut checked, mut deleted) = (0, 0);
-        let mut stopped_after = None;
-        let mut last_done: Option<&str> = None;
+        // Set when time runs short: the last repository finished (the resume point), if any.
+        let mut stopped: Option<Option<String>> = None;
+        let mut last_done: Option<&str> = resume_after.as_deref();
         for repository in repositories.iter().filter(|r| resume_after.as_ref().is_none_or(|after| *r > after)) {
             if deadline.is_some_and(|d| d.duration_since(SystemTime::now()).unwrap_or_default() < SWEEP_MARGIN) {
-                stopped_after = Some(last_done.unwrap_or(resume_after.as_deref().unwrap_or_default()).to_owned());
+                stopped = Some(last_done.map(str::to_owned));
                 break;
             }
             last_done = Some(repository);
@@ -204,17 +205,27 @@ impl Lifecycle {
                 }
             }
         }
-        self.base.ledger.save_sweep_cursor(FUNCTION, stopped_after.as_deref(), &cx.at).await?;
-        outcome.decision = if stopped_after.is_some() { "sweep-incomplete".into() } else { "sweep-complete".into() };
+        let cursor = stopped.as_ref().and_then(|after| after.as_deref());
+        if cursor.is_some() || resume_after.is_some() {
+            self.base.ledger.save_sweep_cursor(FUNCTION, cursor, &cx.at).await?;
+        }
+        outcome.decision = if stopped.is_some() { "sweep-incomplete".into() } else { "sweep-complete".into() };
         outcome.reasons.push(format!(
             "{} repositories listed, {checked} with lifecycle rules checked, {} lifecycle policies set, {deleted} images deleted",
             repositories.len(),
             baseline_changes.len()
         ));
-        if let Some(after) = &stopped_after {
-            outcome.reasons.push(format!("ran out of time after {after}: the next sweep resumes there"));
+        match &stopped {
+            Some(Some(after)) => {
+                outcome.reasons.push(format!("ran out of time after {after}: the next sweep resumes there"));
+            }
+            Some(None) => outcome.reasons.push(format!(
+                "less than {} s left before the first repository: the next sweep starts over",
+                SWEEP_MARGIN.as_secs()
+            )),
+            None => {}
         }
-        if !baseline_changes.is_empty() || stopped_after.is_some() {
+        if !baseline_changes.is_empty() || stopped.is_some() {
             // One summary per sweep for policy changes, not one message per repository.
             let mut reasons: Vec<String> = baseline_changes
                 .iter()
@@ -225,9 +236,9 @@ impl Lifecycle {
                 cx,
                 "lifecycle-policy-applied",
                 &outcome,
-                if stopped_after.is_some() { "incomplete" } else { "fixed" },
+                if stopped.is_some() { "incomplete" } else { "fixed" },
                 reasons,
-                if stopped_after.is_some() { Severity::Warning } else { Severity::Info },
+                if stopped.is_some() { Severity::Warning } else { Severity::Info },
             );
             outcome.notified = self.base.send(&notification).await?;
         }

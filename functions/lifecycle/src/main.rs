@@ -16,9 +16,10 @@ async fn main() -> Result<(), Error> {
     let inspector = clients.inspector(&sdk);
     let lifecycle = &Lifecycle::new(policy, config, clients, inspector)?;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // The runtime's deadline (0 when a local runtime gives none): sweeps stop in time to record progress.
-        let deadline = event.context.deadline;
-        let deadline = (deadline > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(deadline));
+        // The runtime's deadline, so sweeps stop in time to record progress. Local emulators send none or a
+        // fixed one in the past (cargo lambda watch): then there is none to keep.
+        let deadline = Some(SystemTime::UNIX_EPOCH + Duration::from_millis(event.context.deadline))
+            .filter(|deadline| *deadline > SystemTime::now());
         lifecycle.handle(event.payload, deadline).await
     }))
     .await

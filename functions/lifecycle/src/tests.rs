@@ -485,15 +485,24 @@ async fn a_sweep_short_of_time_records_where_it_stopped_and_the_next_resumes() {
     let (claim, get, publish) = (claim(), no_cursor(), publish());
     let ecr: Vec<&Rule> = pages.iter().chain([&repos, &same]).collect();
     let lc = lifecycle(&ecr, &[&saved, &get, &claim], &[&publish], &[], false);
-    // Less than the margin left: nothing is started, and the cursor says so.
-    let deadline = SystemTime::now() + Duration::from_secs(5);
-    let outcome = lc.handle(sweep(), Some(deadline)).await.expect("ok");
+    // Less than the margin left: nothing is started; with nothing finished there is no resume point to record.
+    let short = || Some(SystemTime::now() + Duration::from_secs(5));
+    let outcome = lc.handle(sweep(), short()).await.expect("ok");
     assert_eq!(outcome.decision, "sweep-incomplete");
-    assert_eq!(saved.num_calls(), 1);
+    assert!(outcome.reasons.iter().any(|r| r.contains("before the first repository")), "{:?}", outcome.reasons);
+    assert_eq!(saved.num_calls(), 0);
+    assert_eq!(outcome.aws_calls.get("ECR.GetLifecyclePolicy"), None);
 
-    // The next run starts after the recorded repository.
+    // A sweep that resumes after builds/a and runs short again keeps builds/a as the resume point.
     let resume = mock!(aws_sdk_dynamodb::Client::get_item)
         .then_output(|| GetItemOutput::builder().item("repository", AttributeValue::S("builds/a".into())).build());
+    let lc = lifecycle(&ecr, &[&saved, &resume, &claim], &[&publish], &[], false);
+    let outcome = lc.handle(sweep(), short()).await.expect("ok");
+    assert_eq!(outcome.decision, "sweep-incomplete");
+    assert_eq!(saved.num_calls(), 1);
+    assert!(outcome.reasons.iter().any(|r| r.contains("ran out of time after builds/a")), "{:?}", outcome.reasons);
+
+    // With time, the next run starts after the recorded repository, finishes, and clears the cursor.
     let clear = cursor_cleared();
     let lc = lifecycle(&ecr, &[&resume, &clear, &claim], &[&publish], &[], false);
     let outcome = lc.handle(sweep(), Some(SystemTime::now() + Duration::from_secs(900))).await.expect("ok");
