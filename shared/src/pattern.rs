@@ -78,6 +78,14 @@ impl Pattern {
         }
     }
 
+    /// Text every matching name starts with (a wildcard's part before its first `*`); empty for regexes.
+    pub fn leading_literal(&self) -> &str {
+        match self {
+            Self::Wildcard { parts, .. } => parts.first().map_or("", String::as_str),
+            Self::Regex { .. } => "",
+        }
+    }
+
     /// Text every matching name contains (the longest literal part of a wildcard), for prefiltering many names
     /// with one substring search; empty when there is none to rely on (regexes, `*`).
     pub fn required_literal(&self) -> &str {
