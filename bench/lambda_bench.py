@@ -8,7 +8,10 @@ the outcome reports (per `Service.Operation`), and peak RSS (VmHWM) when the res
 Python/Rust ratios as a Markdown table and writes every sample as JSON.
 
 Usage: python bench/lambda_bench.py CASES.json SAMPLES OUT.json RUST_BINARY [PEER_PYTHON PEER_HANDLER]
-(run by bench/run; PEER_HANDLER is `tag_guard.handler` or `scan_gate.handler`)
+(run by bench/run; PEER_HANDLER is `tag_guard.handler` or `scan_gate.handler`; without a peer, Rust alone)
+
+A case may carry `env` (variables for its processes, e.g. WARDEN_POLICY_FILE) and `timeout_s` (the function's
+timeout: the invocation deadline the Runtime API hands out, 30 s unless given; sweeps stop short of it).
 """
 
 import json
@@ -32,6 +35,7 @@ class RuntimeApi:
         self.result = None
         self.pid = None
         self.rss_kib = 0
+        self.timeout_s = 30
         self.done = threading.Event()
         self.release = threading.Event()
         api = self
@@ -57,7 +61,7 @@ class RuntimeApi:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Lambda-Runtime-Aws-Request-Id", str(uuid.uuid4()))
-                self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30_000))
+                self.send_header("Lambda-Runtime-Deadline-Ms", str(int((time.time() + api.timeout_s) * 1000)))
                 self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
                 self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
                 self.send_header("Content-Length", str(len(body)))
@@ -97,10 +101,11 @@ def peak_rss_kib(pid):
     return 0
 
 
-def sample(command, env, event):
+def sample(command, env, event, timeout_s=30):
     # A Runtime API of its own per process: a killed process's last `next` must not take the next event.
     api = RuntimeApi()
     api.reset(event)
+    api.timeout_s = timeout_s
     env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.port}")
     started = time.perf_counter()
     log = open(os.environ.get("BENCH_LOG", os.devnull), "ab")
@@ -128,6 +133,9 @@ def sample(command, env, event):
         "aws_calls": sum(calls.values()),
         "calls": calls,
         "decision": (outcome or {}).get("decision"),
+        # Sweeps: the decision per repository reported (a sweep leaves out repositories with nothing to do).
+        "items": [item.get("decision") for item in (outcome or {}).get("items", [])],
+        "reasons": (outcome or {}).get("reasons", []),
     }
 
 
@@ -170,22 +178,27 @@ def main():
               "| event ms Rust | Python | × | peak RSS MiB Rust | Python | × |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     else:
-        print("| case | decision | AWS calls | init ms (median) | event ms (median, moto round trips included) "
-              "| peak RSS MiB (max) |")
-        print("|---|---|---|---|---|---|")
+        print("| case | decision | AWS calls | AWS calls by operation | init ms (median) "
+              "| event ms (median, moto round trips included) | peak RSS MiB (median) | (max) |")
+        print("|---|---|---|---|---|---|---|---|")
     for case in cases:
         runs = {name: [] for name in runtimes}
         for i in range(samples):
             for name, (command, runtime_env) in runtimes.items():
                 events = case["peer_events"] if name == "python" else case["events"]
-                runs[name].append(sample(command, runtime_env, events[i % len(events)]))
+                runs[name].append(sample(command, dict(runtime_env, **case.get("env", {})), events[i % len(events)],
+                                         case.get("timeout_s", 30)))
         results[case["name"]] = runs
         rust = runs["rust"]
-        decisions = ", ".join(sorted({r["decision"] for r in rust}))
+        decisions = ", ".join(sorted({r["decision"] + (f" ({', '.join(r['items'])})" if r["items"] else "")
+                                      for r in rust}))
         calls = ", ".join(map(str, sorted({r["aws_calls"] for r in rust})))
         if "python" not in runs:
-            print(f"| {case['name']} | {decisions} | {calls} | {median(rust, 'init_ms'):.1f} "
-                  f"| {median(rust, 'event_ms'):.1f} | {max(r['peak_rss_mib'] for r in rust):.1f} |", flush=True)
+            by_operation = " / ".join(sorted({", ".join(f"{op}{f' ×{n}' if n > 1 else ''}" for op, n in r["calls"].items())
+                                              for r in rust}))
+            print(f"| {case['name']} | {decisions} | {calls} | {by_operation} | {median(rust, 'init_ms'):.1f} "
+                  f"| {median(rust, 'event_ms'):.1f} | {median(rust, 'peak_rss_mib'):.1f} "
+                  f"| {max(r['peak_rss_mib'] for r in rust):.1f} |", flush=True)
             continue
         peer = runs["python"]
         differ = [(r, p) for r, p in zip(rust, peer) if r["calls"] != p["calls"] or r["decision"] != p["decision"]]

@@ -4,13 +4,15 @@ case has `events` for the Rust function and `peer_events` for the Python / boto3
 situations under other names.
 
 Usage: python bench/prepare.py FUNCTION SAMPLES TABLE TOPIC OUT.json   (run by bench/run; AWS_ENDPOINT_URL set)
-FUNCTION is tag-guard or scan-gate. Prints the topic ARN.
+FUNCTION is tag-guard, scan-gate or lifecycle (Rust only: the peer has no lifecycle handler). Prints the topic ARN.
 """
 
 import hashlib
 import json
 import os
+import re
 import sys
+import tomllib
 import uuid
 
 import urllib.request
@@ -75,13 +77,14 @@ def moto_post(path, payload):
 RUNNERS = ("rs", "py")  # `events` (Rust), `peer_events` (Python peer)
 
 
-def case(name, make):
-    """A case whose sample `i` of runner `r` is `make(r, i)`, made in the order the harness consumes them."""
+def case(name, make, runners=RUNNERS, **extra):
+    """A case whose sample `i` of runner `r` is `make(r, i)`, made in the order the harness consumes them.
+    `extra`: `env` and `timeout_s` for the function's processes (see bench/lambda_bench.py)."""
     made = {r: [] for r in RUNNERS}
     for i in range(samples):
-        for r in RUNNERS:
+        for r in runners:
             made[r].append(make(r, i))
-    return {"name": name, "events": made["rs"], "peer_events": made["py"]}
+    return {"name": name, "events": made["rs"], "peer_events": made["py"], **extra}
 
 
 def tag_guard_cases():
@@ -189,7 +192,77 @@ def scan_gate_cases():
     return cases
 
 
-cases = tag_guard_cases() if function == "tag-guard" else scan_gate_cases()
+POLICY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "warden.toml")
+
+
+def native_policy(class_name):
+    """The class's native lifecycle policy as the function puts it (`{"rules": [...]}`), from warden.toml."""
+    with open(POLICY_FILE, "rb") as f:
+        policy = tomllib.load(f)
+    (cls,) = [c for c in policy["class"] if c["name"] == class_name]
+    return json.dumps({"rules": cls["lifecycle"]["native"]})
+
+
+def bench_policy():
+    """warden.toml with `protect-in-use = false` for the development class: moto 5.2.5 has no Inspector
+    ListCoverage, which a sweep that deletes calls first under the shipped policy. Written beside OUT.json."""
+    with open(POLICY_FILE) as f:
+        text = f.read()
+    development = re.compile(r'(name = "development"\n.*?\[class\.lifecycle\.retention\]\n)', re.S)
+    text, n = development.subn(r"\1protect-in-use = false   # bench: moto has no Inspector ListCoverage\n", text, 1)
+    assert n == 1, "warden.toml has no development class with retention: update bench/prepare.py"
+    path = os.path.join(os.path.dirname(os.path.abspath(out)), "bench-lifecycle-policy.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def lifecycle_cases():
+    rust = ("rs",)
+    cases = []
+
+    def created(prefix, policy=None):
+        def make(r, i):
+            name = repo(f"{prefix}-{i}")
+            if policy:
+                ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=policy)
+            return envelope("AWS API Call via CloudTrail", "aws.ecr", {
+                "eventSource": "ecr.amazonaws.com", "eventName": "CreateRepository", "awsRegion": "us-east-1",
+                "requestParameters": {"repositoryName": name},
+                "responseElements": {"repository": {"repositoryName": name}}})
+        return make
+    cases.append(case("CreateRepository, production, no lifecycle policy: policy set",
+                      created("prod/bench-lc-new"), rust))
+    cases.append(case("CreateRepository replayed: policy already there",
+                      created("prod/bench-lc-replay", native_policy("production")), rust))
+
+    development = native_policy("development")
+
+    def swept(prefix, builds):
+        """A development repository carrying its class's native policy and `builds` (pull request, build)."""
+        def make(r, i):
+            name = repo(f"{prefix}-{i}")
+            ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=development)
+            for pr, build in builds:
+                push(name, f"{name}:{pr}-{build}", f"pr-{pr}-{build}")
+            # EventBridge Scheduler's payload: `detail` as JSON text; `repositories` narrows the sweep to one.
+            return {**envelope("Scheduled Event", "aws.scheduler", json.dumps({"repositories": [name]})),
+                    "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/lifecycle-sweep"]}
+        return make
+    # The function's deployed timeout (infra/template.yaml): a sweep stops 60 s before its deadline.
+    sweep = {"timeout_s": 900}
+    # 10 pull requests x 5 builds: the class keeps the newest 3 of each, 20 of 50 go (under its caps: 100, 0.6).
+    cases.append(case("sweep, one development repository, 50 builds: 20 deleted",
+                      swept("dev/bench-lc-sweep", [(pr, b) for pr in range(1, 11) for b in range(1, 6)]), rust,
+                      env={"WARDEN_POLICY_FILE": bench_policy()}, **sweep))
+    # 17 pull requests with at most 3 builds each: the same 50 images, nothing to delete.
+    cases.append(case("sweep, one development repository, 50 builds: nothing to delete",
+                      swept("dev/bench-lc-keep", [(pr, b) for pr in range(1, 18) for b in range(1, 4)][:50]), rust,
+                      **sweep))
+    return cases
+
+
+cases = {"tag-guard": tag_guard_cases, "scan-gate": scan_gate_cases, "lifecycle": lifecycle_cases}[function]()
 with open(out, "w") as f:
     json.dump(cases, f)
 print(topic_arn)
