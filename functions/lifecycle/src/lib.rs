@@ -18,7 +18,7 @@ use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
 use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
 use warden::handler::{Base, Context, describe};
-use warden::lifecycle::{Observed, RetentionPlan, TagProtections, plan_retention};
+use warden::lifecycle::{Chosen, Observed, RetentionPlan, TagProtections, plan_retention};
 use warden::notify::Severity;
 use warden::outcome::{Action, ActionResult, Outcome};
 use warden::pattern::Pattern;
@@ -293,10 +293,36 @@ impl Lifecycle {
             let results: Vec<(String, Deleted)> = if dry_run {
                 digests.iter().map(|d| (d.clone(), Deleted::Done)).collect()
             } else {
-                match retention::delete_images(ecr, repository, &digests).await? {
+                // The inventory may be minutes old: delete only images whose tags are still what the plan saw.
+                let Found::Yes(now_tagged) = retention::current_tags(ecr, repository).await? else { return Ok(None) };
+                let unchanged = |digest: &String, image: &warden::lifecycle::Image| {
+                    let mut planned = image.tags.clone();
+                    planned.sort();
+                    now_tagged.get(digest).is_some_and(|tags| *tags == planned)
+                };
+                let (still, changed): (Vec<(&String, &Chosen)>, Vec<(&String, &Chosen)>) =
+                    digests.iter().zip(&plan.delete).partition(|(d, c)| unchanged(d, &images[c.image]));
+                let deletable: Vec<String> = still.iter().map(|(d, _)| (*d).clone()).collect();
+                let mut results = match retention::delete_images(ecr, repository, &deletable).await? {
                     Found::Yes(results) => results,
                     _ => return Ok(None),
-                }
+                };
+                results.extend(changed.into_iter().map(|(digest, _)| {
+                    let result = if now_tagged.contains_key(digest) {
+                        Deleted::Failed {
+                            code: "TagsChanged".into(),
+                            reason: "its tags changed since the inventory; not deleted, re-planned next run".into(),
+                        }
+                    } else {
+                        Deleted::AlreadyGone
+                    };
+                    (digest.clone(), result)
+                }));
+                // Back in plan order, so each result meets the rule that chose its image.
+                let order: std::collections::HashMap<&str, usize> =
+                    digests.iter().enumerate().map(|(i, d)| (d.as_str(), i)).collect();
+                results.sort_by_key(|(digest, _)| order[digest.as_str()]);
+                results
             };
             for ((digest, result), chosen) in results.into_iter().zip(&plan.delete) {
                 let image = &images[chosen.image];
@@ -308,9 +334,7 @@ impl Lifecycle {
                         (ActionResult::Done, None)
                     }
                     Deleted::AlreadyGone => (ActionResult::AlreadyDone, None),
-                    Deleted::Failed { code, reason } => {
-                        (ActionResult::Failed, Some(format!("{code}: {reason} (retried next run)")))
-                    }
+                    Deleted::Failed { code, reason } => (ActionResult::Failed, Some(format!("{code}: {reason}"))),
                 };
                 let tags = if image.tags.is_empty() { "untagged".to_owned() } else { image.tags.join(", ") };
                 outcome.actions.push(Action {

@@ -12,6 +12,7 @@ use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
 use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
 use aws_sdk_ecr::operation::get_lifecycle_policy::{GetLifecyclePolicyError, GetLifecyclePolicyOutput};
+use aws_sdk_ecr::operation::list_images::ListImagesOutput;
 use aws_sdk_ecr::operation::put_lifecycle_policy::PutLifecyclePolicyOutput;
 use aws_sdk_ecr::types::error::LifecyclePolicyNotFoundException;
 use aws_sdk_ecr::types::{Image, ImageDetail, ImageFailure, ImageFailureCode, ImageIdentifier, Repository};
@@ -197,6 +198,21 @@ fn inventory(pages: Vec<Vec<ImageDetail>>) -> Vec<Rule> {
         .collect()
 }
 
+/// ListImages answering with the images' current tags.
+fn listing(images: &[ImageDetail]) -> Rule {
+    let ids: Vec<ImageIdentifier> = images
+        .iter()
+        .flat_map(|d| {
+            let digest = d.image_digest().unwrap_or_default().to_owned();
+            let tags: Vec<Option<String>> =
+                if d.image_tags().is_empty() { vec![None] } else { d.image_tags().iter().cloned().map(Some).collect() };
+            tags.into_iter().map(move |tag| ImageIdentifier::builder().image_digest(&digest).set_image_tag(tag).build())
+        })
+        .collect();
+    mock!(aws_sdk_ecr::Client::list_images)
+        .then_output(move || ListImagesOutput::builder().set_image_ids(Some(ids.clone())).build())
+}
+
 fn repositories(names: &[&str]) -> Rule {
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
     mock!(aws_sdk_ecr::Client::describe_repositories).then_output(move || {
@@ -305,11 +321,12 @@ async fn retention_pages_through_the_inventory_and_deletes_in_batches_of_100() {
     let old: Vec<ImageDetail> = (0..250).map(|n| detail(n, &[], 40)).collect();
     let mut pages: Vec<Vec<ImageDetail>> = old.chunks(100).map(<[ImageDetail]>::to_vec).collect();
     pages[2].extend((250..253).map(|n| detail(n, &["main"], 1)));
+    let list = listing(&pages.concat());
     let pages = inventory(pages);
     let page_refs: Vec<&Rule> = pages.iter().collect();
     let (delete, coverage, claim, publish) = (deletes(&[]), no_coverage(), claim(), publish());
     let mut ecr = page_refs.clone();
-    ecr.push(&delete);
+    ecr.extend([&delete, &list]);
     let lc = lifecycle(&ecr, &[&claim], &[&publish], &[&coverage], false);
     let outcome = lc.handle(push("builds/api"), None).await;
     // Pushes only trigger retention with after-push; this class runs it on the sweep.
@@ -357,10 +374,12 @@ async fn retain(
     inspector: &[&Rule],
     failing: &'static [usize],
 ) -> Outcome {
+    let list = listing(&images);
     let pages = inventory(vec![images]);
     let (repos, same, delete) = (repositories(&["builds/api"]), policy_is(NATIVE), deletes(failing));
     // The test's own rules first: the first matching rule answers.
-    let ecr: Vec<&Rule> = extra_ecr.iter().copied().chain(pages.iter()).chain([&repos, &same, &delete]).collect();
+    let ecr: Vec<&Rule> =
+        extra_ecr.iter().copied().chain(pages.iter()).chain([&repos, &same, &delete, &list]).collect();
     let (claim, get, clear, publish) = (claim(), no_cursor(), cursor_cleared(), publish());
     let lc = lifecycle(&ecr, &[&claim, &get, &clear], &[&publish], inspector, false);
     let outcome = lc.handle(sweep(), None).await.expect("ok");
@@ -561,12 +580,30 @@ async fn throttling_and_server_errors_are_retried_by_the_sdk_and_nothing_is_dele
     // nothing; the retry sees the same inventory and deletes each image once.
     let always = mock!(aws_sdk_ecr::Client::batch_delete_image)
         .then_error(move || BatchDeleteImageError::generic(throttled("ThrottlingException")));
-    let pages = inventory(vec![(60..63).map(|n| detail(n, &[], 60)).collect()]);
+    let images: Vec<ImageDetail> = (60..63).map(|n| detail(n, &[], 60)).collect();
+    let list = listing(&images);
+    let pages = inventory(vec![images]);
     let (repos, same, coverage) = (repositories(&["builds/api"]), policy_is(NATIVE), no_coverage());
-    let ecr: Vec<&Rule> = pages.iter().chain([&repos, &same, &always]).collect();
+    let ecr: Vec<&Rule> = pages.iter().chain([&repos, &same, &always, &list]).collect();
     let (get, clear) = (no_cursor(), cursor_cleared());
     let lc = lifecycle(&ecr, &[&get, &clear], &[], &[&coverage], false);
     let error = lc.handle(sweep(), None).await.expect_err("retries exhausted");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(always.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn an_image_tagged_since_the_inventory_is_not_deleted() {
+    // The plan chose three untagged images; meanwhile one got a release tag and one was deleted by someone.
+    let images: Vec<ImageDetail> = (70..73).map(|n| detail(n, &[], 60)).collect();
+    let now_listed = vec![detail(70, &[], 60), detail(71, &["v9.0.0"], 60)];
+    let list = listing(&now_listed);
+    let coverage = no_coverage();
+    let outcome = retain(images, &[&list], &[&coverage], &[]).await;
+    assert_eq!(deleted_digests(&outcome), vec![digest(70)]);
+    let kept = outcome.actions.iter().find(|a| a.action.contains(&digest(71))).expect("reported");
+    assert_eq!(kept.result, ActionResult::Failed);
+    assert!(kept.detail.as_deref().unwrap_or_default().contains("tags changed since the inventory"));
+    let gone = outcome.actions.iter().find(|a| a.action.contains(&digest(72))).expect("reported");
+    assert_eq!(gone.result, ActionResult::AlreadyDone);
 }

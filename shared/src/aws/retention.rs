@@ -121,7 +121,7 @@ pub async fn delete_images(
                 Some(ImageFailureCode::ImageNotFound) => Deleted::AlreadyGone,
                 code => Deleted::Failed {
                     code: code.map(|c| c.as_str().to_owned()).unwrap_or_default(),
-                    reason: failure.failure_reason().unwrap_or_default().to_owned(),
+                    reason: format!("{} (retried next run)", failure.failure_reason().unwrap_or_default()),
                 },
             };
             failed.insert(digest, result);
@@ -167,4 +167,29 @@ pub async fn images_in_use(
         }
     }
     Ok(in_use)
+}
+
+/// Every image's tags right now (ListImages, all pages, 1,000 per call): digest → tags, sorted.
+/// Retention compares them with its inventory just before deleting, so an image tagged meanwhile (a promotion,
+/// a release) is not deleted on the strength of a stale picture.
+pub async fn current_tags(ecr: &Client, repository: &str) -> Result<Found<HashMap<String, Vec<String>>>, WardenError> {
+    let mut pages = ecr.list_images().repository_name(repository).max_results(1000).into_paginator().send();
+    let mut tags: HashMap<String, Vec<String>> = HashMap::new();
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_repository_not_found_exception()) => {
+                return Ok(Found::NoRepository);
+            }
+            Err(e) => return Err(aws_error("ECR.ListImages", e)),
+        };
+        for id in page.image_ids() {
+            let entry = tags.entry(id.image_digest().unwrap_or_default().to_owned()).or_default();
+            entry.extend(id.image_tag().map(str::to_owned));
+        }
+    }
+    for list in tags.values_mut() {
+        list.sort();
+    }
+    Ok(Found::Yes(tags))
 }
