@@ -162,13 +162,14 @@ impl Lifecycle {
             event: describe(cx.event),
             ..Outcome::default()
         };
-        let mut repositories: Vec<String> = ecr::list_repositories(&self.base.clients.ecr)
-            .await?
-            .into_iter()
-            .map(|r| r.name)
-            .filter(|name| sweep.repositories.is_empty() || sweep.repositories.contains(name))
-            .collect();
+        // A sweep that names its repositories needs no listing: one that no longer exists is skipped below.
+        let mut repositories: Vec<String> = if sweep.repositories.is_empty() {
+            ecr::list_repositories(&self.base.clients.ecr).await?.into_iter().map(|r| r.name).collect()
+        } else {
+            sweep.repositories.clone()
+        };
         repositories.sort();
+        repositories.dedup();
         let resume_after = self.base.ledger.sweep_cursor(FUNCTION).await?;
         if let Some(after) = &resume_after {
             outcome.reasons.push(format!("resumed after {after}, where the previous sweep ran out of time"));
@@ -211,7 +212,7 @@ impl Lifecycle {
         }
         outcome.decision = if stopped.is_some() { "sweep-incomplete".into() } else { "sweep-complete".into() };
         outcome.reasons.push(format!(
-            "{} repositories listed, {checked} with lifecycle rules checked, {} lifecycle policies set, {deleted} images deleted",
+            "{} repositories in the sweep, {checked} with lifecycle rules checked, {} lifecycle policies set, {deleted} images deleted",
             repositories.len(),
             baseline_changes.len()
         ));

@@ -607,3 +607,18 @@ async fn an_image_tagged_since_the_inventory_is_not_deleted() {
     let gone = outcome.actions.iter().find(|a| a.action.contains(&digest(72))).expect("reported");
     assert_eq!(gone.result, ActionResult::AlreadyDone);
 }
+
+#[tokio::test]
+async fn a_sweep_naming_its_repositories_lists_nothing() {
+    let mut event = sweep();
+    event["detail"] = serde_json::json!({"repositories": ["builds/api", "builds/api"]});
+    let same = policy_is(NATIVE);
+    let pages = inventory(vec![vec![detail(1, &["main"], 1)]]);
+    let ecr: Vec<&Rule> = pages.iter().chain([&same]).collect();
+    let get = no_cursor();
+    let lc = lifecycle(&ecr, &[&get], &[], &[], false);
+    let outcome = lc.handle(event, None).await.expect("ok");
+    assert_eq!(outcome.decision, "sweep-complete");
+    assert_eq!(outcome.aws_calls.get("ECR.DescribeRepositories"), None);
+    assert_eq!(outcome.aws_calls["ECR.DescribeImages"], 1, "named twice, swept once");
+}
