@@ -207,14 +207,24 @@ impl Base {
     /// Parks a notification about changes made whose delivery cannot happen in this invocation (it fails
     /// afterwards), for EventBridge's retry to send ([`Base::flush_parked`]). Best effort: logged if it fails.
     pub async fn park(&self, notification: &Notification, claim_kind: &str) {
-        let parked = match serde_json::to_string(notification) {
-            Ok(json) => {
-                self.ledger.park_notification(&notification.event_id, claim_kind, &json, Utc::now().timestamp()).await
+        let json = match serde_json::to_string(notification) {
+            Ok(json) => json,
+            Err(error) => {
+                tracing::error!(%error, kind = %notification.kind, "could not park an undelivered notification; it may be lost");
+                return;
             }
-            Err(e) => Err(WardenError::Config(e.to_string())),
         };
-        if let Err(error) = parked {
-            tracing::error!(%error, kind = %notification.kind, "could not park an undelivered notification; it may be lost");
+        // Unparked, the notification is lost (the retry finds nothing left to do): try harder than once.
+        for attempt in 1..=3 {
+            let parked =
+                self.ledger.park_notification(&notification.event_id, claim_kind, &json, Utc::now().timestamp()).await;
+            match parked {
+                Ok(()) => return,
+                Err(error) if attempt == 3 => {
+                    tracing::error!(%error, kind = %notification.kind, "could not park an undelivered notification; it may be lost");
+                }
+                Err(_) => {}
+            }
         }
     }
 

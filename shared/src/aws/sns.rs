@@ -86,8 +86,15 @@ pub async fn deliver_as(
             continue;
         }
         if let Err(error) = publish(sns, &destination.topic_arn, destination.format, notification).await {
-            if let Err(release) = ledger.release_notification(&notification.event_id, &key).await {
-                tracing::error!(error = %release, "could not release the notification claim; this notification may be lost");
+            // A claim left behind silences this notification for good: try harder than once.
+            for attempt in 1..=3 {
+                match ledger.release_notification(&notification.event_id, &key).await {
+                    Ok(()) => break,
+                    Err(release) if attempt == 3 => {
+                        tracing::error!(error = %release, "could not release the notification claim; this notification may be lost");
+                    }
+                    Err(_) => {}
+                }
             }
             return Err(error);
         }
