@@ -30,6 +30,12 @@ pub const SWEEP_MARGIN: Duration = Duration::from_secs(60);
 /// Digests listed in a retention notification before the rest are counted.
 const LISTED: usize = 20;
 
+/// The invocation's deadline from the runtime's `Lambda-Runtime-Deadline-Ms`, so sweeps stop in time to record
+/// progress. Local emulators send none or a fixed one in the past (cargo lambda watch): then there is none.
+pub fn invocation_deadline(deadline_ms: u64, now: SystemTime) -> Option<SystemTime> {
+    Some(SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms)).filter(|deadline| *deadline > now)
+}
+
 #[derive(Debug)]
 pub struct Lifecycle {
     pub(crate) base: Base,
@@ -201,7 +207,7 @@ impl Lifecycle {
                 && let Some(run) = self.retain(cx, class, rules, repository).await?
             {
                 deleted += run.deleted;
-                if !run.outcome.actions.is_empty() || run.outcome.decision != "nothing-to-delete" {
+                if run.outcome.decision != "nothing-to-delete" {
                     outcome.items.push(run.outcome);
                 }
             }

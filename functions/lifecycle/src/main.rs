@@ -1,9 +1,9 @@
 //! lifecycle Lambda: wiring only. The behaviour lives in `lib.rs` and `warden::lifecycle`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use lifecycle::Lifecycle;
+use lifecycle::{Lifecycle, invocation_deadline};
 use serde_json::Value;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use warden::{aws::Clients, config::Config, policy::Policy};
 
 #[tokio::main]
@@ -16,10 +16,7 @@ async fn main() -> Result<(), Error> {
     let inspector = clients.inspector(&sdk);
     let lifecycle = &Lifecycle::new(policy, config, clients, inspector)?;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // The runtime's deadline, so sweeps stop in time to record progress. Local emulators send none or a
-        // fixed one in the past (cargo lambda watch): then there is none to keep.
-        let deadline = Some(SystemTime::UNIX_EPOCH + Duration::from_millis(event.context.deadline))
-            .filter(|deadline| *deadline > SystemTime::now());
+        let deadline = invocation_deadline(event.context.deadline, SystemTime::now());
         lifecycle.handle(event.payload, deadline).await
     }))
     .await

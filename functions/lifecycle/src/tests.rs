@@ -622,3 +622,16 @@ async fn a_sweep_naming_its_repositories_lists_nothing() {
     assert_eq!(outcome.aws_calls.get("ECR.DescribeRepositories"), None);
     assert_eq!(outcome.aws_calls["ECR.DescribeImages"], 1, "named twice, swept once");
 }
+
+#[test]
+fn deadlines_in_the_past_are_no_deadline() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+    // cargo lambda watch sends a fixed 600000 ms: 1970.
+    assert_eq!(invocation_deadline(600_000, now), None);
+    assert_eq!(invocation_deadline(0, now), None);
+    let in_a_minute = 1_795_000_060_000;
+    assert_eq!(
+        invocation_deadline(in_a_minute, now),
+        Some(SystemTime::UNIX_EPOCH + Duration::from_millis(in_a_minute))
+    );
+}
