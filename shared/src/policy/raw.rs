@@ -473,12 +473,12 @@ fn compile_lifecycle(raw: &RawLifecycle, key: &str, errors: &mut Errors<'_>) -> 
             }
         }
     });
-    let retention =
-        raw.retention.as_ref().and_then(|r| compile_retention(r.get_ref(), &format!("{key}.retention"), errors));
+    let retention = raw.retention.as_ref().and_then(|r| compile_retention(r, &format!("{key}.retention"), errors));
     (errors.list.len() == before).then(|| LifecycleRules { native, retention })
 }
 
-fn compile_retention(raw: &RawRetention, key: &str, errors: &mut Errors<'_>) -> Option<RetentionRules> {
+fn compile_retention(spanned: &Spanned<RawRetention>, key: &str, errors: &mut Errors<'_>) -> Option<RetentionRules> {
+    let raw = spanned.get_ref();
     let before = errors.list.len();
     let protect = compile_patterns(&raw.protect, &format!("{key}.protect"), errors, is_tag_char);
     let mut days = |value: &Option<Spanned<i64>>, name: &str, default: u32| match value {
@@ -512,7 +512,7 @@ fn compile_retention(raw: &RawRetention, key: &str, errors: &mut Errors<'_>) -> 
         }
     };
     if raw.rules.is_empty() {
-        errors.push(None, format!("{key}.rule"), "retention needs at least one [[...retention.rule]]");
+        errors.push(Some(spanned.span()), format!("{key}.rule"), "retention needs at least one [[...retention.rule]]");
     }
     let mut rules = Vec::new();
     for (i, spanned) in raw.rules.iter().enumerate() {

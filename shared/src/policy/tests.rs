@@ -1612,6 +1612,13 @@ fn lifecycle_sections_are_validated_with_ecr_rules_and_located() {
             "{case}: expected `{key}` with {message:?}, got:\n{all}"
         );
     }
+    // Retention without rules: located at the retention table.
+    let empty = invalid("no rules", &lifecycle_policy("[class.lifecycle.retention]\napply = true\n"));
+    assert!(
+        empty.iter().any(|e| e.key == "class[0].lifecycle.retention.rule" && e.line == 7),
+        "{:?}",
+        empty.iter().map(ToString::to_string).collect::<Vec<_>>()
+    );
     // Unmanaged classes cannot declare lifecycle rules.
     let unmanaged = lifecycle_policy(
         "managed = false\n[class.lifecycle.retention]\n[[class.lifecycle.retention.rule]]\npriority = 1\ntag-status = \"untagged\"\ncount-type = \"since-image-pushed\"\ncount = 3\n",
