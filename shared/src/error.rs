@@ -3,11 +3,10 @@
 
 use crate::event::EventError;
 use crate::policy::PolicyErrors;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use lambda_runtime::Diagnostic;
+#[cfg(feature = "aws")]
+use aws_smithy_runtime_api::client::{orchestrator::HttpResponse, result::SdkError};
+#[cfg(feature = "aws")]
+use aws_smithy_types::error::{display::DisplayErrorContext, metadata::ProvideErrorMetadata};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WardenError {
@@ -29,6 +28,7 @@ impl WardenError {
         matches!(self, Self::Aws { retryable: true, .. })
     }
 
+    #[cfg(feature = "aws")]
     fn diagnostic_type(&self) -> &'static str {
         match self {
             Self::Event(_) => "NonRetryable.InvalidEvent",
@@ -41,13 +41,15 @@ impl WardenError {
     }
 }
 
-impl From<WardenError> for Diagnostic {
+#[cfg(feature = "aws")]
+impl From<WardenError> for lambda_runtime::Diagnostic {
     fn from(error: WardenError) -> Self {
-        Diagnostic { error_type: error.diagnostic_type().to_owned(), error_message: error.to_string() }
+        Self { error_type: error.diagnostic_type().to_owned(), error_message: error.to_string() }
     }
 }
 
 /// Error codes AWS uses for throttling and transient server trouble.
+#[cfg(feature = "aws")]
 const TRANSIENT_CODES: &[&str] = &[
     "ThrottlingException",
     "Throttling",
@@ -65,6 +67,7 @@ const TRANSIENT_CODES: &[&str] = &[
 ];
 
 /// Wraps an SDK error (after the SDK's own retries) with whether the invocation should be retried.
+#[cfg(feature = "aws")]
 pub fn aws_error<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> WardenError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

@@ -94,7 +94,7 @@ impl Base {
     }
 
     pub fn skipped(&self, cx: &Context<'_>, reason: impl Into<String>) -> Outcome {
-        let mut outcome = Outcome::skipped(self.function, &cx.event.id, &describe(cx.event), reason);
+        let mut outcome = Outcome::skipped(self.function, &cx.event.id, &cx.event.describe(), reason);
         outcome.repository = cx.event.kind.repository().map(ToString::to_string);
         outcome
     }
@@ -132,7 +132,7 @@ impl Base {
         Outcome {
             function: self.function,
             event_id: cx.event.id.clone(),
-            event: describe(cx.event),
+            event: cx.event.describe(),
             repository: Some(repository.to_owned()),
             digest: digest.map(str::to_owned),
             tags: tags.to_vec(),
@@ -268,15 +268,5 @@ impl Base {
             publish(&self.clients.sns, &destination.topic_arn, destination.format, notification).await?;
         }
         Ok(!destinations.is_empty())
-    }
-}
-
-/// How an event is named in outcomes.
-pub fn describe(event: &Event) -> String {
-    match &event.kind {
-        EventKind::ImageAction(action) => format!("{} {}", event.detail_type, action.action_type.as_str()),
-        EventKind::CreateRepository(_) => "CloudTrail CreateRepository".into(),
-        EventKind::DeleteRepository(_) => "CloudTrail DeleteRepository".into(),
-        _ => event.detail_type.clone(),
     }
 }

@@ -1,11 +1,16 @@
 //! ecr-warden's shared library: the event model, the policy file, pure decisions, notifications and thin
 //! adapters over the AWS SDK clients. Decisions never do I/O; adapters never decide.
+//!
+//! The `aws` feature (on by default) brings the adapters, the handler base and the Lambda error mapping, and
+//! with them the AWS SDK. Without it the crate is the pure part only: what the fuzz targets build.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod error;
 pub mod event;
 pub mod gate;
+#[cfg(feature = "aws")]
 pub mod handler;
 pub mod lifecycle;
 pub mod notify;

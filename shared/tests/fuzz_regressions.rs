@@ -24,7 +24,7 @@ fn exercise(result: Result<Event, EventError>) {
         Ok(event) => {
             let _ = event.kind.name();
             let _ = event.kind.repository().map(ToString::to_string);
-            let _ = warden::handler::describe(&event);
+            let _ = event.describe();
         }
         Err(error) => {
             let _ = error.to_string();

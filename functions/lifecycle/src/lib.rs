@@ -17,7 +17,7 @@ use warden::aws::retention::{self, Deleted};
 use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
 use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
-use warden::handler::{Base, Context, describe};
+use warden::handler::{Base, Context};
 use warden::lifecycle::{Chosen, Observed, RetentionPlan, TagProtections, plan_retention};
 use warden::notify::Severity;
 use warden::outcome::{Action, ActionResult, Outcome};
@@ -29,6 +29,9 @@ pub const FUNCTION: &str = "lifecycle";
 pub const SWEEP_MARGIN: Duration = Duration::from_secs(60);
 /// Digests listed in a retention notification before the rest are counted.
 const LISTED: usize = 20;
+/// Notification kinds: a native policy set or fixed (also the sweep's summary), and a sweep out of time.
+const APPLIED: &str = "lifecycle-policy-applied";
+const INCOMPLETE: &str = "lifecycle-sweep-incomplete";
 
 /// The invocation's deadline from the runtime's `Lambda-Runtime-Deadline-Ms`, so sweeps stop in time to record
 /// progress. Local emulators send none or a fixed one in the past (cargo lambda watch): then there is none.
@@ -95,20 +98,16 @@ impl Lifecycle {
             Some(None) => {
                 outcome.decision = "baseline-ok".into();
                 outcome.reasons.push(format!("{repository} already carries class `{}`'s policy", class.name));
+                // A retry of an invocation that set the policy but could not notify: what it parked goes now.
+                outcome.notified = self.base.flush_parked(&cx.event.id).await?;
             }
             Some(Some(action)) => {
                 outcome.decision = "baseline-applied".into();
                 outcome.reasons.push(format!("class `{}`'s lifecycle policy applied to {repository}", class.name));
                 outcome.actions.push(action);
-                let notification = self.base.notification(
-                    cx,
-                    "lifecycle-policy-applied",
-                    &outcome,
-                    "fixed",
-                    outcome.reasons.clone(),
-                    Severity::Info,
-                );
-                outcome.notified = self.base.send(&notification).await?;
+                let notification =
+                    self.base.notification(cx, APPLIED, &outcome, "fixed", outcome.reasons.clone(), Severity::Info);
+                outcome.notified = self.base.send_after_change(&notification, APPLIED, false).await?;
             }
         }
         Ok(outcome)
@@ -148,10 +147,15 @@ impl Lifecycle {
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
         match class.lifecycle.as_ref().and_then(|l| l.retention.as_ref()) {
-            Some(rules) if rules.after_push => Ok(self.retain(cx, class, rules, repository).await?.map_or_else(
-                || self.base.skipped(cx, format!("repository {repository} no longer exists")),
-                |run| run.outcome,
-            )),
+            Some(rules) if rules.after_push => match self.retain(cx, class, rules, repository).await? {
+                None => Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),
+                Some(RetentionRun { mut outcome, deleted: 0 }) => {
+                    // Possibly a retry of a run that deleted but could not notify: what it parked goes now.
+                    outcome.notified |= self.base.flush_parked(&cx.event.id).await?;
+                    Ok(outcome)
+                }
+                Some(run) => Ok(run.outcome),
+            },
             _ => Ok(self.base.skipped(cx, format!("class `{}` runs retention on the sweep only", class.name))),
         }
     }
@@ -165,7 +169,7 @@ impl Lifecycle {
         let mut outcome = Outcome {
             function: FUNCTION,
             event_id: cx.event.id.clone(),
-            event: describe(cx.event),
+            event: cx.event.describe(),
             ..Outcome::default()
         };
         // A sweep that names its repositories needs no listing: one that no longer exists is skipped below.
@@ -233,22 +237,25 @@ impl Lifecycle {
             None => {}
         }
         if !baseline_changes.is_empty() || stopped.is_some() {
-            // One summary per sweep for policy changes, not one message per repository.
+            // One summary per sweep for policy changes, not one message per repository. Its own kind when the
+            // sweep ran out of time: a retry's warning and a parked summary of fixes then never share a claim.
             let mut reasons: Vec<String> = baseline_changes
                 .iter()
                 .map(|c| format!("{}: {}", c.repository.as_deref().unwrap_or_default(), c.actions[0].action))
                 .collect();
             reasons.extend(outcome.reasons.iter().cloned());
-            let notification = self.base.notification(
-                cx,
-                "lifecycle-policy-applied",
-                &outcome,
-                if stopped.is_some() { "incomplete" } else { "fixed" },
-                reasons,
-                if stopped.is_some() { Severity::Warning } else { Severity::Info },
-            );
-            outcome.notified = self.base.send(&notification).await?;
+            let (kind, result, severity) = if stopped.is_some() {
+                (INCOMPLETE, "incomplete", Severity::Warning)
+            } else {
+                (APPLIED, "fixed", Severity::Info)
+            };
+            let notification = self.base.notification(cx, kind, &outcome, result, reasons, severity);
+            // Only fixes are changes a retry would not find again; an incomplete sweep's warning is re-decided.
+            outcome.notified = self.base.send_after_change(&notification, kind, false).await?;
         }
+        // A retry of a sweep that changed something but could not notify: what it parked goes now (one Query a
+        // sweep; the retry itself finds those repositories already in order).
+        outcome.notified |= self.base.flush_parked(&cx.event.id).await?;
         outcome.items.extend(baseline_changes);
         Ok(outcome)
     }
@@ -368,7 +375,14 @@ impl Lifecycle {
             // The first digests and the rule that chose each; the rest are counted.
             notification.actions_omitted = notification.actions.len().saturating_sub(LISTED);
             notification.actions.truncate(LISTED);
-            outcome.notified = self.base.send_as(&notification, &format!("retention@{repository}")).await?;
+            let claim = format!("retention@{repository}");
+            // Deletions are changes a retry cannot see again: if this notification fails it is parked for it.
+            // A dry run or a stop is decided again by the retry, so plain claimed delivery is enough.
+            outcome.notified = if deleted > 0 {
+                self.base.send_after_change(&notification, &claim, false).await?
+            } else {
+                self.base.send_as(&notification, &claim).await?
+            };
         }
         Ok(Some(RetentionRun { outcome, deleted }))
     }

@@ -6,6 +6,7 @@ use super::*;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
@@ -23,7 +24,8 @@ use aws_sdk_inspector2::types::{
 use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_types::DateTime;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use warden::aws::CallCounter;
 
 const DAY: i64 = 86_400;
@@ -64,6 +66,26 @@ count = 1
 
 [[class.lifecycle.retention.rule]]
 priority = 2
+tag-status = "any"
+count-type = "since-image-pushed"
+count = 30
+
+[[class]]
+name = "pushes"
+repositories = ["pushes/*"]
+
+[[class.lifecycle.native]]
+rulePriority = 1
+selection = { tagStatus = "untagged", countType = "sinceImagePushed", countUnit = "days", countNumber = 3 }
+action = { type = "expire" }
+
+[class.lifecycle.retention]
+apply = true
+after-push = true
+max-fraction = 1.0
+
+[[class.lifecycle.retention.rule]]
+priority = 1
 tag-status = "any"
 count-type = "since-image-pushed"
 count = 30
@@ -112,7 +134,12 @@ fn push(repository: &str) -> Value {
     event
 }
 
+/// The lifecycle function over mocks. The ledger answers "nothing parked" to any Query the test's own rules
+/// leave unanswered (rules match in order).
 fn lifecycle(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rule], dry_run: bool) -> Lifecycle {
+    let nothing_parked = parked(None);
+    let dynamodb: Vec<&Rule> = dynamodb.iter().copied().chain([&nothing_parked]).collect();
+    let dynamodb = dynamodb.as_slice();
     let calls = CallCounter::default();
     let (c1, c2, c3, c4) = (calls.clone(), calls.clone(), calls.clone(), calls.clone());
     let clients = Clients {
@@ -157,6 +184,20 @@ fn claim() -> Rule {
 
 fn publish() -> Rule {
     mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m-1").build())
+}
+
+/// The ledger's parked notifications for the event: none, or one under `claim_kind` with `json`.
+fn parked(notification: Option<(&'static str, String)>) -> Rule {
+    mock!(aws_sdk_dynamodb::Client::query).then_output(move || {
+        let items = notification.iter().map(|(claim_kind, json)| {
+            HashMap::from([
+                ("pk".to_owned(), AttributeValue::S("NOTIFY#e".into())),
+                ("sk".to_owned(), AttributeValue::S(format!("PARKED#{claim_kind}"))),
+                ("notification".to_owned(), AttributeValue::S(json.clone())),
+            ])
+        });
+        QueryOutput::builder().set_items(Some(items.collect())).build()
+    })
 }
 
 fn no_cursor() -> Rule {
@@ -297,7 +338,8 @@ async fn the_same_policy_written_differently_is_not_drift() {
     let lc = lifecycle(&[&same], &[], &[], &[], false);
     let outcome = lc.handle(create_repository("builds/api"), None).await.expect("ok");
     assert_eq!(outcome.decision, "baseline-ok");
-    assert_eq!(calls(&outcome), BTreeMap::from([("ECR.GetLifecyclePolicy", 1)]));
+    // The Query: what an earlier attempt of this event may have parked (nothing here).
+    assert_eq!(calls(&outcome), BTreeMap::from([("ECR.GetLifecyclePolicy", 1), ("DynamoDB.Query", 1)]));
 }
 
 #[tokio::test]
@@ -634,4 +676,159 @@ fn deadlines_in_the_past_are_no_deadline() {
         invocation_deadline(in_a_minute, now),
         Some(SystemTime::UNIX_EPOCH + Duration::from_millis(in_a_minute))
     );
+}
+
+/// The ledger as an attempt that failed to notify leaves it and its retry reads it: parking a notification
+/// under `claim_kind` stores it, the Query returns what was stored, and unparking removes it.
+struct Parking {
+    stored: Arc<Mutex<Option<String>>>,
+    park: Rule,
+    parked: Rule,
+    unpark: Rule,
+    claim: Rule,
+    release: Rule,
+}
+
+fn parking_lot(claim_kind: &'static str) -> Parking {
+    let stored = Arc::new(Mutex::new(None));
+    let keep = Arc::clone(&stored);
+    let park = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(move |r| {
+            let parked = sk_of(r.item()) == format!("PARKED#{claim_kind}");
+            if parked {
+                *keep.lock().expect("lock") = r.item().and_then(|i| i.get("notification")?.as_s().ok().cloned());
+            }
+            parked
+        })
+        .then_output(|| PutItemOutput::builder().build());
+    let found = Arc::clone(&stored);
+    let parked = mock!(aws_sdk_dynamodb::Client::query).then_output(move || {
+        let json = found.lock().expect("lock").clone();
+        let items = json.into_iter().map(|json| {
+            HashMap::from([
+                ("sk".to_owned(), AttributeValue::S(format!("PARKED#{claim_kind}"))),
+                ("notification".to_owned(), AttributeValue::S(json)),
+            ])
+        });
+        QueryOutput::builder().set_items(Some(items.collect())).build()
+    });
+    let gone = Arc::clone(&stored);
+    let unpark = mock!(aws_sdk_dynamodb::Client::delete_item)
+        .match_requests(move |r| {
+            let unparked = sk_of(r.key()) == format!("PARKED#{claim_kind}");
+            if unparked {
+                gone.lock().expect("lock").take();
+            }
+            unparked
+        })
+        .then_output(|| DeleteItemOutput::builder().build());
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(move |r| sk_of(r.item()) == claim_kind)
+        .then_output(|| PutItemOutput::builder().build());
+    let release = mock!(aws_sdk_dynamodb::Client::delete_item)
+        .match_requests(move |r| sk_of(r.key()) == claim_kind)
+        .then_output(|| DeleteItemOutput::builder().build());
+    Parking { stored, park, parked, unpark, claim, release }
+}
+
+impl Parking {
+    fn rules(&self) -> [&Rule; 5] {
+        [&self.park, &self.parked, &self.unpark, &self.claim, &self.release]
+    }
+
+    /// The parked notification's kind and result, if one is parked.
+    fn holds(&self) -> Option<(String, String)> {
+        let json: Value = serde_json::from_str(self.stored.lock().expect("lock").as_deref()?).expect("parked JSON");
+        Some((json["kind"].as_str()?.to_owned(), json["outcome"].as_str()?.to_owned()))
+    }
+}
+
+fn sk_of(item: Option<&HashMap<String, AttributeValue>>) -> String {
+    item.and_then(|i| i.get("sk")).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+/// SNS failing with 500 through all of the SDK's attempts, then answering.
+fn publish_fails_then_works() -> Rule {
+    mock!(aws_sdk_sns::Client::publish)
+        .sequence()
+        .http_status(500, Some("<ErrorResponse><Error><Code>InternalFailure</Code></Error></ErrorResponse>".into()))
+        .times(3)
+        .output(|| PublishOutput::builder().message_id("m-1").build())
+        .build()
+}
+
+#[tokio::test]
+async fn deletions_whose_notification_fails_are_reported_by_the_retry() {
+    // An after-push run deletes one old image, then SNS fails past the SDK's retries.
+    let (old, recent) = (detail(40, &[], 60), detail(41, &["main"], 1));
+    let before = vec![old.clone(), recent.clone()];
+    let after = vec![recent];
+    let describe = mock!(aws_sdk_ecr::Client::describe_images)
+        .sequence()
+        .output(move || DescribeImagesOutput::builder().set_image_details(Some(before.clone())).build())
+        .output(move || DescribeImagesOutput::builder().set_image_details(Some(after.clone())).build())
+        .build();
+    let (list, delete, coverage) = (listing(&[old, detail(41, &["main"], 1)]), deletes(&[]), no_coverage());
+    let lot = parking_lot("retention@pushes/api");
+    let publish = publish_fails_then_works();
+    let lc = lifecycle(&[&describe, &list, &delete], &lot.rules(), &[&publish], &[&coverage], false);
+
+    let error = lc.handle(push("pushes/api"), None).await.expect_err("SNS failing past the SDK's retries");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(delete.num_calls(), 1);
+    assert_eq!((lot.release.num_calls(), lot.park.num_calls()), (1, 1), "claim given back, notification parked");
+    assert_eq!(lot.holds(), Some(("retention".into(), "deleted".into())));
+
+    // EventBridge's retry finds nothing left to delete, and sends what the first attempt parked.
+    let retried = lc.handle(push("pushes/api"), None).await.expect("the retry");
+    assert_eq!(retried.decision, "nothing-to-delete");
+    assert!(retried.notified);
+    assert_eq!((delete.num_calls(), publish.num_calls(), lot.unpark.num_calls()), (1, 4, 1));
+    assert_eq!(lot.holds(), None);
+}
+
+#[tokio::test]
+async fn a_policy_set_whose_notification_fails_is_reported_by_the_retry() {
+    let policy = mock!(aws_sdk_ecr::Client::get_lifecycle_policy)
+        .sequence()
+        .error(|| {
+            GetLifecyclePolicyError::LifecyclePolicyNotFoundException(
+                LifecyclePolicyNotFoundException::builder().message("none").build(),
+            )
+        })
+        .output(|| GetLifecyclePolicyOutput::builder().lifecycle_policy_text(NATIVE).build())
+        .times(2)
+        .build();
+    let put = put_policy();
+    let lot = parking_lot("lifecycle-policy-applied");
+    let publish = publish_fails_then_works();
+    let lc = lifecycle(&[&policy, &put], &lot.rules(), &[&publish], &[], false);
+
+    let error = lc.handle(create_repository("builds/api"), None).await.expect_err("SNS failing");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(lot.holds(), Some(("lifecycle-policy-applied".into(), "fixed".into())));
+
+    let retried = lc.handle(create_repository("builds/api"), None).await.expect("the retry");
+    assert_eq!(retried.decision, "baseline-ok");
+    assert!(retried.notified);
+    assert_eq!((put.num_calls(), publish.num_calls(), lot.unpark.num_calls()), (1, 4, 1));
+    // A later replay finds nothing parked and sends nothing.
+    let replay = lc.handle(create_repository("builds/api"), None).await.expect("a replay");
+    assert!(!replay.notified);
+    assert_eq!(publish.num_calls(), 4);
+}
+
+#[tokio::test]
+async fn a_sweep_out_of_time_warns_under_its_own_kind() {
+    let repos = repositories(&["builds/a"]);
+    let incomplete = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| sk_of(r.item()) == "lifecycle-sweep-incomplete")
+        .then_output(|| PutItemOutput::builder().build());
+    let (get, publish) = (no_cursor(), publish());
+    let lc = lifecycle(&[&repos], &[&incomplete, &get], &[&publish], &[], false);
+    let outcome = lc.handle(sweep(), Some(SystemTime::now() + Duration::from_secs(5))).await.expect("ok");
+    assert_eq!(outcome.decision, "sweep-incomplete");
+    assert!(outcome.notified);
+    assert_eq!((incomplete.num_calls(), publish.num_calls()), (1, 1));
+    assert!(warden::notify::KINDS.contains(&"lifecycle-sweep-incomplete"));
 }

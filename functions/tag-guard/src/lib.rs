@@ -16,7 +16,7 @@ use warden::aws::steps;
 use warden::aws::{Clients, Found};
 use warden::config::Config;
 use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
-use warden::handler::{Base, Context, describe};
+use warden::handler::{Base, Context};
 use warden::notify::{Notification, Severity};
 use warden::outcome::{Action, ActionResult, Outcome};
 use warden::policy::{Classification, Policy, TagRules};
@@ -299,7 +299,7 @@ impl TagGuard {
         let mut outcome = Outcome {
             function: FUNCTION,
             event_id: cx.event.id.clone(),
-            event: describe(cx.event),
+            event: cx.event.describe(),
             ..Outcome::default()
         };
         let repositories = ecr::list_repositories(&self.base.clients.ecr).await?;

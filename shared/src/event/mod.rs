@@ -104,6 +104,18 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+impl Event {
+    /// How the event is named in outcomes and logs.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            EventKind::ImageAction(action) => format!("{} {}", self.detail_type, action.action_type.as_str()),
+            EventKind::CreateRepository(_) => "CloudTrail CreateRepository".into(),
+            EventKind::DeleteRepository(_) => "CloudTrail DeleteRepository".into(),
+            _ => self.detail_type.clone(),
+        }
+    }
+}
+
 /// Every event ecr-warden knows, by `source` + `detail-type`.
 #[derive(Debug, Clone)]
 pub enum EventKind {

@@ -531,7 +531,7 @@ proptest! {
         for image in &images {
             if deleted.contains(image.digest.as_str()) {
                 prop_assert!(!image.tags.iter().any(|t| t.starts_with("v-")), "protected {:?}", image);
-                prop_assert!(observed.in_use.get(&image.digest).is_none(), "in use {:?}", image);
+                prop_assert!(!observed.in_use.contains_key(&image.digest), "in use {:?}", image);
             } else if let Some(children) = observed.index_children.get(&image.digest) {
                 for child in children {
                     prop_assert!(!deleted.contains(child.as_str()), "child {} of kept index {}", child, image.digest);

@@ -34,6 +34,7 @@ pub const KINDS: &[&str] = &[
     "not-scanned",
     // lifecycle
     "lifecycle-policy-applied",
+    "lifecycle-sweep-incomplete",
     "retention",
     // notify
     "replication-failed",
