@@ -13,6 +13,7 @@ use chrono::Utc;
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 use warden::WardenError;
+use warden::aws::ledger::STANDING_PLAN_REPEAT_SECONDS;
 use warden::aws::retention::{self, Deleted};
 use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
@@ -376,13 +377,28 @@ impl Lifecycle {
             notification.actions_omitted = notification.actions.len().saturating_sub(LISTED);
             notification.actions.truncate(LISTED);
             let claim = format!("retention@{repository}");
-            // Deletions are changes a retry cannot see again: if this notification fails it is parked for it.
-            // A dry run or a stop is decided again by the retry, so plain claimed delivery is enough.
-            outcome.notified = if deleted > 0 {
-                self.base.send_after_change(&notification, &claim, false).await?
+            // A dry run or a stop by a cap changes nothing and stands until someone acts: reported when it
+            // changes (and weekly), not on every sweep.
+            let standing = matches!(outcome.decision.as_str(), "would-delete" | "over-cap");
+            let ledger = &self.base.ledger;
+            if standing && !ledger.note_standing_plan(repository, &plan.fingerprint(&images), now).await? {
+                outcome.reasons.push(format!(
+                    "the same plan was reported within the last {} days: not notified again",
+                    STANDING_PLAN_REPEAT_SECONDS / 86_400
+                ));
+            } else if deleted > 0 {
+                // Deletions are changes a retry cannot see again: if this notification fails it is parked.
+                outcome.notified = self.base.send_after_change(&notification, &claim, false).await?;
             } else {
-                self.base.send_as(&notification, &claim).await?
-            };
+                let sent = self.base.send_as(&notification, &claim).await;
+                if sent.is_err() && standing {
+                    // Unreported, so the retry must find it new. Best effort: at worst it waits a week.
+                    if let Err(error) = ledger.forget_standing_plan(repository).await {
+                        tracing::warn!(%error, repository, "could not forget an unreported retention plan");
+                    }
+                }
+                outcome.notified = sent?;
+            }
         }
         Ok(Some(RetentionRun { outcome, deleted }))
     }

@@ -832,3 +832,76 @@ async fn a_sweep_out_of_time_warns_under_its_own_kind() {
     assert_eq!((incomplete.num_calls(), publish.num_calls()), (1, 1));
     assert!(warden::notify::KINDS.contains(&"lifecycle-sweep-incomplete"));
 }
+
+#[tokio::test]
+async fn a_standing_dry_run_is_reported_when_it_changes_not_on_every_sweep() {
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+    // cautious/tools is in dry run: 2 old images it would delete, 7 recent ones.
+    let inventory: Vec<ImageDetail> =
+        (40..42).map(|n| detail(n, &[], 60)).chain((50..57).map(|n| detail(n, &[], 1))).collect();
+    let images = Arc::new(Mutex::new(inventory));
+    let current = Arc::clone(&images);
+    let describe = mock!(aws_sdk_ecr::Client::describe_images).then_output(move || {
+        DescribeImagesOutput::builder().set_image_details(Some(current.lock().expect("lock").clone())).build()
+    });
+    // The ledger's record of the plan last reported, with DynamoDB's conditional semantics.
+    let reported: Arc<Mutex<Option<String>>> = Arc::default();
+    let (seen, cleared) = (Arc::clone(&reported), Arc::clone(&reported));
+    let is_plan = |pk: Option<&AttributeValue>| pk.and_then(|v| v.as_s().ok()).is_some_and(|k| k.starts_with("PLAN#"));
+    let note = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(move |r| is_plan(r.item().and_then(|i| i.get("pk"))))
+        .then_compute_response(move |r| {
+            let fingerprint = r.item().and_then(|i| i.get("fingerprint")).and_then(|v| v.as_s().ok()).cloned();
+            let mut last = seen.lock().expect("lock");
+            if *last == fingerprint {
+                let failed =
+                    ConditionalCheckFailedException::builder().message("The conditional request failed").build();
+                return aws_smithy_mocks::MockResponse::Error(PutItemError::ConditionalCheckFailedException(failed));
+            }
+            *last = fingerprint;
+            aws_smithy_mocks::MockResponse::Output(PutItemOutput::builder().build())
+        });
+    let forget = mock!(aws_sdk_dynamodb::Client::delete_item)
+        .match_requests(move |r| is_plan(r.key().and_then(|k| k.get("pk"))))
+        .then_output(move || {
+            cleared.lock().expect("lock").take();
+            DeleteItemOutput::builder().build()
+        });
+    let publish = mock!(aws_sdk_sns::Client::publish)
+        .sequence()
+        .output(|| PublishOutput::builder().message_id("m-1").build())
+        .times(2)
+        .http_status(500, Some("<ErrorResponse><Error><Code>InternalFailure</Code></Error></ErrorResponse>".into()))
+        .times(3)
+        .output(|| PublishOutput::builder().message_id("m-2").build())
+        .build();
+    let repos = repositories(&["cautious/tools"]);
+    let (claim, get, clear, coverage) = (claim(), no_cursor(), cursor_cleared(), no_coverage());
+    let lc = lifecycle(&[&describe, &repos], &[&note, &forget, &claim, &get, &clear], &[&publish], &[&coverage], false);
+    let sweep_item = || async { lc.handle(sweep(), None).await.map(|o| o.items.into_iter().next().expect("an item")) };
+
+    let first = sweep_item().await.expect("ok");
+    assert_eq!((first.decision.as_str(), first.notified), ("would-delete", true));
+
+    // The next day: the same plan. Nothing sent; the outcome says why.
+    let again = sweep_item().await.expect("ok");
+    assert_eq!((again.decision.as_str(), again.notified), ("would-delete", false));
+    assert!(again.reasons.iter().any(|r| r.contains("reported within the last 7 days")), "{:?}", again.reasons);
+    assert_eq!(publish.num_calls(), 1);
+
+    // Another image ages into the plan in place of one that was deleted by hand: a different plan, reported.
+    images.lock().expect("lock")[1] = detail(42, &[], 60);
+    let changed = sweep_item().await.expect("ok");
+    assert!(changed.notified);
+    assert_eq!(publish.num_calls(), 2);
+
+    // A report that fails is forgotten, so the retry reports it.
+    images.lock().expect("lock")[1] = detail(43, &[], 60);
+    let error = sweep_item().await.expect_err("SNS failing past the SDK's retries");
+    assert!(error.is_retryable());
+    assert_eq!((forget.num_calls(), reported.lock().expect("lock").clone()), (1, None));
+    let retried = sweep_item().await.expect("the retry");
+    assert!(retried.notified);
+    assert_eq!(publish.num_calls(), 6);
+}

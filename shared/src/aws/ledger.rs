@@ -8,6 +8,7 @@
 //! | a notification already sent (expires) | `NOTIFY#<event id>` | `<kind>` |
 //! | a notification whose delivery failed after its actions were done (expires) | `NOTIFY#<event id>` | `PARKED#<kind>` |
 //! | where an unfinished sweep resumes (the last repository it finished) | `SWEEP#<function>` | `CURSOR` |
+//! | the standing retention plan last reported for a repository (expires: reported again weekly) | `PLAN#<repository>` | `retention` |
 //!
 //! The current pointer is one conditional UpdateItem (which also returns what was there), a tag's history is
 //! one Query, and conditional writes keep concurrent pushes of the same tag from overwriting each other.
@@ -25,6 +26,9 @@ use std::collections::HashMap;
 
 /// How long notification dedup records live: longer than EventBridge retries an event (24 h).
 const NOTIFY_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+/// How often an unchanged standing retention plan (dry run, or stopped by a cap) is reported again.
+pub const STANDING_PLAN_REPEAT_SECONDS: i64 = 7 * 24 * 3600;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -310,65 +314,106 @@ impl Ledger {
     }
 
     /// Claims the right to send the `kind` notification for an event. `Ok(false)`: already sent.
-    ///
-    /// Each claim carries a token of its own: when the SDK retries a claim whose first attempt was written but
-    /// whose response was lost (a 5xx or timeout after the write), the retry meets its own claim and is told so
-    /// with the conditional failure (`ALL_OLD`), instead of taking it for another invocation's and dropping the
-    /// notification.
     pub async fn claim_notification(&self, event_id: &str, kind: &str, now_epoch: i64) -> Result<bool, WardenError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(format!("NOTIFY#{event_id}"))),
+            ("sk".to_owned(), s(kind)),
+            ("expires_at".to_owned(), AttributeValue::N((now_epoch + NOTIFY_TTL_SECONDS).to_string())),
+        ]);
+        self.put_claimed(item, "attribute_not_exists(pk)", &[]).await
+    }
+
+    /// Records that a standing retention plan (a dry run, or one stopped by a cap: nothing changes until
+    /// someone acts) was reported. `Ok(true)`: it is new, differs from the one last reported, or that report is
+    /// older than [`STANDING_PLAN_REPEAT_SECONDS`]: tell operators. `Ok(false)`: they were told.
+    pub async fn note_standing_plan(
+        &self,
+        repository: &str,
+        fingerprint: &str,
+        now_epoch: i64,
+    ) -> Result<bool, WardenError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(format!("PLAN#{repository}"))),
+            ("sk".to_owned(), s("retention")),
+            ("fingerprint".to_owned(), s(fingerprint)),
+            ("expires_at".to_owned(), AttributeValue::N((now_epoch + STANDING_PLAN_REPEAT_SECONDS).to_string())),
+        ]);
+        // TTL deletes lazily (within days), so an expired record still present counts as absent.
+        let condition = "attribute_not_exists(pk) OR fingerprint <> :fingerprint OR expires_at < :now";
+        let values = [(":fingerprint", s(fingerprint)), (":now", AttributeValue::N(now_epoch.to_string()))];
+        self.put_claimed(item, condition, &values).await
+    }
+
+    /// Forgets the standing plan last reported for a repository (its report failed: the retry tells again).
+    pub async fn forget_standing_plan(&self, repository: &str) -> Result<(), WardenError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("PLAN#{repository}")))
+            .key("sk", s("retention"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("DynamoDB.DeleteItem", e))
+    }
+
+    /// Puts `item` if `condition` holds. `Ok(true)`: this call wrote it; `Ok(false)`: the condition failed.
+    ///
+    /// Each write carries a token of its own: when the SDK retries a write whose first attempt landed but whose
+    /// response was lost (a 5xx or timeout after the write), the retry meets its own item and is told so with the
+    /// conditional failure (`ALL_OLD`), instead of taking it for another invocation's and dropping the
+    /// notification it guards.
+    async fn put_claimed(
+        &self,
+        mut item: Item,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<bool, WardenError> {
         let token = claim_token();
-        let result = self
+        item.insert("claim".to_owned(), s(&token));
+        let key: Item = ["pk", "sk"].iter().filter_map(|k| Some(((*k).to_owned(), item.get(*k)?.clone()))).collect();
+        let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("NOTIFY#{event_id}")))
-            .item("sk", s(kind))
-            .item("expires_at", AttributeValue::N((now_epoch + NOTIFY_TTL_SECONDS).to_string()))
-            .item("claim", s(&token))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
-                    Ok(c.item().and_then(|old| get(old, "claim")).is_some_and(|claim| claim == token))
-                }
-                _ => {
-                    // One attempt may have been written with its answer lost: take that claim back (only ours,
-                    // by its token) so the retried invocation can claim again. A claim left behind would silence
-                    // this notification for good, so this tries harder than once.
-                    for attempt in 1..=3 {
-                        let unclaim = self
-                            .client
-                            .delete_item()
-                            .table_name(&self.table)
-                            .key("pk", s(format!("NOTIFY#{event_id}")))
-                            .key("sk", s(kind))
-                            .condition_expression("claim = :token")
-                            .expression_attribute_values(":token", s(&token))
-                            .send()
-                            .await;
-                        match unclaim {
-                            Ok(_) => break,
-                            Err(error)
-                                if error
-                                    .as_service_error()
-                                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-                            {
-                                break;
-                            }
-                            Err(error) if attempt == 3 => {
-                                tracing::error!(error = %aws_error("DynamoDB.DeleteItem", error), "could not take back a claim that may have been written: this notification may be lost");
-                            }
-                            Err(_) => {}
-                        }
-                    }
-                    Err(aws_error("DynamoDB.PutItem", e))
-                }
-            },
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (name, value) in values {
+            put = put.expression_attribute_values(*name, value.clone());
         }
+        let error = match put.send().await {
+            Ok(_) => return Ok(true),
+            Err(error) => error,
+        };
+        if let Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) =
+            error.as_service_error()
+        {
+            return Ok(c.item().and_then(|old| get(old, "claim")).is_some_and(|claim| claim == token));
+        }
+        // One attempt may have been written with its answer lost: take that write back (only ours, by its token)
+        // so the retried invocation can write again. One left behind would silence its notification for good,
+        // so this tries harder than once.
+        for attempt in 1..=3 {
+            let unclaim = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .condition_expression("claim = :token")
+                .expression_attribute_values(":token", s(&token))
+                .send()
+                .await;
+            match unclaim {
+                Ok(_) => break,
+                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => break,
+                Err(e) if attempt == 3 => {
+                    tracing::error!(error = %aws_error("DynamoDB.DeleteItem", e), "could not take back a claim that may have been written: a notification may be lost");
+                }
+                Err(_) => {}
+            }
+        }
+        Err(aws_error("DynamoDB.PutItem", error))
     }
 
     /// Gives a claim back after a failed publish, so the retried invocation sends it.

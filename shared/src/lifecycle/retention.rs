@@ -76,6 +76,24 @@ pub struct RetentionPlan {
     pub over_cap: Option<String>,
 }
 
+impl RetentionPlan {
+    /// Names what the plan would do to `images` (the inventory it was made from): the same images chosen by
+    /// the same rules, in the same cap state, give the same fingerprint whatever the inventory's order. A
+    /// standing plan (a dry run, or one a cap stops) is reported again only when this changes.
+    pub fn fingerprint(&self, images: &[Image]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut chosen: Vec<(&str, u32)> =
+            self.delete.iter().map(|c| (images[c.image].digest.as_str(), c.rule_priority)).collect();
+        chosen.sort_unstable();
+        let mut hasher = Sha256::new();
+        hasher.update(if self.over_cap.is_some() { "over-cap\n" } else { "within-caps\n" });
+        for (digest, rule) in chosen {
+            hasher.update(format!("{digest} {rule}\n"));
+        }
+        hasher.finalize().iter().take(16).map(|byte| format!("{byte:02x}")).collect()
+    }
+}
+
 /// The class's lists that protect an image by tag: its retention `protect` patterns and its tag-guard
 /// `protected` patterns, and the gate's promotion templates.
 #[derive(Debug, Clone, Copy)]

@@ -483,6 +483,32 @@ fn retention_caps() {
     assert!(plan_retention(&rules, &tags, &images, &Observed::default(), NOW).over_cap.is_none());
 }
 
+#[test]
+fn a_plan_fingerprint_names_what_it_would_do_not_the_inventory_order() {
+    let tags = TagProtections { patterns: &[], promotion: &[] };
+    let mut rules = retention_rules(1, 30, 0);
+    rules.max_fraction = 1.0;
+    let images: Vec<Image> =
+        vec![image("a", &[], 100), image("b", &["dev-1"], 90), image("c", &["dev-2"], 1), image("d", &[], 2)];
+    let plan = |images: &[Image], rules: &crate::policy::RetentionRules| {
+        plan_retention(rules, &tags, images, &Observed::default(), NOW).fingerprint(images)
+    };
+    let base = plan(&images, &rules);
+    assert_eq!(base.len(), 32, "{base}");
+    // Same choices from a reordered inventory, or with a kept image added: the same plan.
+    let reordered: Vec<Image> = images.iter().rev().cloned().collect();
+    assert_eq!(plan(&reordered, &rules), base);
+    let with_kept = [images.clone(), vec![image("e", &[], 3)]].concat();
+    assert_eq!(plan(&with_kept, &rules), base);
+    // Another image chosen, the same image chosen by another rule, or a cap now stopping it: another plan.
+    let more = [images.clone(), vec![image("f", &[], 60)]].concat();
+    assert_ne!(plan(&more, &rules), base);
+    let by_age_only = vec![image("a", &[], 100), image("b", &[], 90), image("c", &["dev-2"], 1), image("d", &[], 2)];
+    assert_ne!(plan(&by_age_only, &rules), base, "b is now chosen by rule 2, not rule 1");
+    rules.max_images = 1;
+    assert_ne!(plan(&images, &rules), base);
+}
+
 fn arbitrary_retention_images() -> impl Strategy<Value = Vec<Image>> {
     proptest::collection::vec(
         (proptest::collection::vec("(v|dev|rc)-[0-9]", 0..3), 0i64..200, proptest::bool::ANY),
