@@ -6,7 +6,7 @@ use crate::aws::Clients;
 use crate::aws::ledger::Ledger;
 use crate::aws::sns::{Destination, deliver, deliver_as, publish};
 use crate::config::{Config, TOPICS_ENV};
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, RepositoryApiCall};
 use crate::notify::{Notification, SCHEMA, Severity};
 use crate::outcome::Outcome;
 use crate::policy::{Class, Classification, Policy};
@@ -119,6 +119,15 @@ impl Base {
                 Err(format!("{repository} matches no class and the default is unmanaged"))
             }
         }
+    }
+
+    /// The managed class of a repository CloudTrail says was created, or why it is left alone (the call
+    /// failed, or the class is unmanaged).
+    pub fn created_repository_class(&self, call: &RepositoryApiCall) -> Result<&Class, String> {
+        if let Some(code) = &call.error_code {
+            return Err(format!("CreateRepository failed ({code}): no repository was created"));
+        }
+        self.managed_class(call.repository_name.as_str())
     }
 
     pub fn outcome_for(

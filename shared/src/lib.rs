@@ -9,6 +9,7 @@ pub mod aws;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod fuzzing;
 pub mod gate;
 #[cfg(feature = "aws")]
 pub mod handler;
@@ -19,6 +20,8 @@ pub mod pattern;
 pub mod policy;
 pub mod tags;
 pub mod template;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use error::WardenError;
 pub use outcome::Outcome;

@@ -19,7 +19,7 @@ use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
 use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
 use warden::handler::{Base, Context};
-use warden::lifecycle::{Chosen, Observed, RetentionPlan, TagProtections, plan_retention};
+use warden::lifecycle::{Observed, RetentionPlan, TagProtections, plan_retention};
 use warden::notify::Severity;
 use warden::outcome::{Action, ActionResult, Outcome};
 use warden::pattern::Pattern;
@@ -82,14 +82,11 @@ impl Lifecycle {
     }
 
     async fn on_create_repository(&self, cx: &Context<'_>, call: &RepositoryApiCall) -> Result<Outcome, WardenError> {
-        if let Some(code) = &call.error_code {
-            return Ok(self.base.skipped(cx, format!("CreateRepository failed ({code}): no repository was created")));
-        }
-        let repository = call.repository_name.as_str();
-        let class = match self.base.managed_class(repository) {
+        let class = match self.base.created_repository_class(call) {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
+        let repository = call.repository_name.as_str();
         let Some(native) = class.lifecycle.as_ref().and_then(|l| l.native.as_ref()) else {
             return Ok(self.base.skipped(cx, format!("class `{}` declares no native lifecycle policy", class.name)));
         };
@@ -315,14 +312,19 @@ impl Lifecycle {
                     planned.sort();
                     now_tagged.get(digest).is_some_and(|tags| *tags == planned)
                 };
-                let (still, changed): (Vec<(&String, &Chosen)>, Vec<(&String, &Chosen)>) =
-                    digests.iter().zip(&plan.delete).partition(|(d, c)| unchanged(d, &images[c.image]));
-                let deletable: Vec<String> = still.iter().map(|(d, _)| (*d).clone()).collect();
+                let (mut deletable, mut changed) = (Vec::new(), Vec::new());
+                for (digest, chosen) in digests.iter().zip(&plan.delete) {
+                    if unchanged(digest, &images[chosen.image]) {
+                        deletable.push(digest.clone());
+                    } else {
+                        changed.push(digest);
+                    }
+                }
                 let mut results = match retention::delete_images(ecr, repository, &deletable).await? {
                     Found::Yes(results) => results,
                     _ => return Ok(None),
                 };
-                results.extend(changed.into_iter().map(|(digest, _)| {
+                results.extend(changed.into_iter().map(|digest| {
                     let result = if now_tagged.contains_key(digest) {
                         Deleted::Failed {
                             code: "TagsChanged".into(),

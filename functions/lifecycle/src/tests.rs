@@ -22,11 +22,12 @@ use aws_sdk_inspector2::types::{
     CoverageResourceType, CoveredResource, EcrContainerImageMetadata, ResourceScanMetadata, ScanType,
 };
 use aws_sdk_sns::operation::publish::PublishOutput;
-use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_types::DateTime;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use warden::aws::CallCounter;
+use warden::testing::wire::sns_500;
+use warden::testing::{self, Retries, sample};
 
 const DAY: i64 = 86_400;
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -112,11 +113,6 @@ fn digest(n: usize) -> String {
     format!("sha256:{n:064x}")
 }
 
-fn sample(name: &str) -> Value {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json")
-}
-
 fn create_repository(name: &str) -> Value {
     let mut event = sample("cloudtrail-create-repository.json");
     event["detail"]["requestParameters"]["repositoryName"] = name.into();
@@ -140,38 +136,10 @@ fn lifecycle(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rul
     let nothing_parked = parked(None);
     let dynamodb: Vec<&Rule> = dynamodb.iter().copied().chain([&nothing_parked]).collect();
     let dynamodb = dynamodb.as_slice();
-    let calls = CallCounter::default();
-    let (c1, c2, c3, c4) = (calls.clone(), calls.clone(), calls.clone(), calls.clone());
-    let clients = Clients {
-        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, ecr, move |c| c
-            .interceptor(c1.clone())
-            .retry_config(retries())),
-        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c
-            .interceptor(c2.clone())
-            .retry_config(retries())),
-        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c
-            .interceptor(c3.clone())
-            .retry_config(retries())),
-        calls,
-    };
-    let inspector = mock_client!(aws_sdk_inspector2, RuleMode::MatchAny, inspector, move |c| c
-        .interceptor(c4.clone())
-        .retry_config(retries()));
-    let config = Config {
-        ledger_table: Some("ledger".into()),
-        topic_arn: Some("arn:aws:sns:us-east-1:123456789012:ecr-warden".into()),
-        dry_run,
-        ..Config::default()
-    };
+    let clients = testing::clients(ecr, dynamodb, sns, Retries::Deployed);
+    let inspector = testing::inspector(inspector, &clients, Retries::Deployed);
+    let config = Config { dry_run, ..testing::config() };
     Lifecycle::new(Policy::from_toml(POLICY, "test.toml").expect("policy"), config, clients, inspector).expect("init")
-}
-
-/// The SDK's standard retry mode as deployed (3 attempts), with millisecond backoff.
-fn retries() -> aws_smithy_types::retry::RetryConfig {
-    aws_smithy_types::retry::RetryConfig::standard()
-        .with_max_attempts(3)
-        .with_initial_backoff(Duration::from_millis(1))
-        .with_max_backoff(Duration::from_millis(5))
 }
 
 fn calls(outcome: &Outcome) -> BTreeMap<&str, u32> {
@@ -325,7 +293,7 @@ async fn a_new_repository_gets_its_class_policy_once() {
         ])
     );
     // What was put is the class's policy, and ECR's own validator accepts it.
-    let text = &lc.base.policy.classes[0].lifecycle.as_ref().unwrap().native.as_ref().unwrap().text;
+    let text = &lc.base.policy.classes[0].lifecycle.as_ref().and_then(|l| l.native.as_ref()).expect("native").text;
     assert!(warden::lifecycle::LifecyclePolicy::parse(text).is_ok());
 }
 
@@ -751,7 +719,7 @@ fn sk_of(item: Option<&HashMap<String, AttributeValue>>) -> String {
 fn publish_fails_then_works() -> Rule {
     mock!(aws_sdk_sns::Client::publish)
         .sequence()
-        .http_status(500, Some("<ErrorResponse><Error><Code>InternalFailure</Code></Error></ErrorResponse>".into()))
+        .http_status(sns_500().0, sns_500().1)
         .times(3)
         .output(|| PublishOutput::builder().message_id("m-1").build())
         .build()
@@ -872,7 +840,7 @@ async fn a_standing_dry_run_is_reported_when_it_changes_not_on_every_sweep() {
         .sequence()
         .output(|| PublishOutput::builder().message_id("m-1").build())
         .times(2)
-        .http_status(500, Some("<ErrorResponse><Error><Code>InternalFailure</Code></Error></ErrorResponse>".into()))
+        .http_status(sns_500().0, sns_500().1)
         .times(3)
         .output(|| PublishOutput::builder().message_id("m-2").build())
         .build();

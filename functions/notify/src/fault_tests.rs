@@ -6,59 +6,14 @@ use super::*;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
-use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use aws_smithy_types::error::ErrorMetadata;
-use aws_smithy_types::retry::RetryConfig;
-use std::time::Duration;
-use warden::aws::CallCounter;
-
-fn retries() -> RetryConfig {
-    RetryConfig::standard()
-        .with_max_attempts(3)
-        .with_initial_backoff(Duration::from_millis(1))
-        .with_max_backoff(Duration::from_millis(5))
-}
+use aws_smithy_mocks::{Rule, mock};
+use warden::testing::wire::{dynamodb_500, sns_500};
+use warden::testing::{self, Retries, error_code as code, sample};
 
 fn notify(dynamodb: &[&Rule], sns: &[&Rule]) -> Notify {
-    let calls = CallCounter::default();
-    let (c1, c2) = (calls.clone(), calls.clone());
-    let clients = Clients {
-        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[] as &[&Rule]),
-        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c
-            .interceptor(c1.clone())
-            .retry_config(retries())),
-        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c
-            .interceptor(c2.clone())
-            .retry_config(retries())),
-        calls,
-    };
-    let config = Config {
-        ledger_table: Some("ledger".into()),
-        topic_arn: Some("arn:aws:sns:us-east-1:123456789012:ecr-warden".into()),
-        dry_run: false,
-        ..Config::default()
-    };
+    let clients = testing::clients(&[], dynamodb, sns, Retries::Deployed);
     let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("policy");
-    Notify::new(policy, config, clients).expect("notify")
-}
-
-fn sample(name: &str) -> Value {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json")
-}
-
-fn code(code: &str) -> ErrorMetadata {
-    ErrorMetadata::builder().code(code).message("injected").build()
-}
-
-fn dynamodb_500() -> (u16, Option<String>) {
-    (500, Some(r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"internal"}"#.to_owned()))
-}
-
-fn sns_500() -> (u16, Option<String>) {
-    let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>internal</Message>\
-                </Error><RequestId>r</RequestId></ErrorResponse>";
-    (500, Some(body.to_owned()))
+    Notify::new(policy, testing::config(), clients).expect("notify")
 }
 
 #[tokio::test]

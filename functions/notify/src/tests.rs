@@ -5,21 +5,16 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
-use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_types::error::ErrorMetadata;
 use std::path::{Path, PathBuf};
-use warden::aws::CallCounter;
 use warden::notify::Format;
+use warden::testing::{self, Retries, TOPIC_ARN as TOPIC, sample};
 
-const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ecr-warden";
 const CHAT: &str = "arn:aws:sns:us-east-1:123456789012:ecr-warden-chat";
 
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events")
-}
-
-fn sample(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(events_dir().join(name)).expect("sample")).expect("json")
 }
 
 fn policy(extra: &str) -> Policy {
@@ -106,21 +101,9 @@ fn chatbot_payload_follows_the_custom_notification_schema() {
 }
 
 fn notify(dynamodb: &[&Rule], sns: &[&Rule], policy: Policy, topics: &[(&str, &str)]) -> Result<Notify, WardenError> {
-    let calls = CallCounter::default();
-    let (c1, c2) = (calls.clone(), calls.clone());
-    let clients = Clients {
-        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[] as &[&Rule]),
-        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c.interceptor(c1.clone())),
-        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c.interceptor(c2.clone())),
-        calls,
-    };
-    let config = Config {
-        ledger_table: Some("ledger".into()),
-        topic_arn: Some(TOPIC.into()),
-        dry_run: false,
-        topics: topics.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-    };
-    Notify::new(policy, config, clients)
+    let clients = testing::clients(&[], dynamodb, sns, Retries::None);
+    let topics = topics.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    Notify::new(policy, Config { topics, ..testing::config() }, clients)
 }
 
 fn claim() -> Rule {

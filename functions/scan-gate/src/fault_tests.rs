@@ -20,73 +20,19 @@ use aws_sdk_inspector2::types::{
     Severity as InspectorSeverity, VulnerablePackage,
 };
 use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
-use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_types::DateTime;
-use aws_smithy_types::error::ErrorMetadata;
-use aws_smithy_types::retry::RetryConfig;
-use std::time::Duration;
-use warden::aws::CallCounter;
+use warden::testing::wire::{ecr_500, inspector_500, sns_500};
+use warden::testing::{self, Retries, error_code as code, sample};
 
 const DIGEST: &str = "sha256:6acea1b877bac2682db3652df3de9bf1930e81c9ffc7265cae361458643f1143";
 const APPROVED: &str = "v1.5.0-approved";
 
-fn retries() -> RetryConfig {
-    RetryConfig::standard()
-        .with_max_attempts(3)
-        .with_initial_backoff(Duration::from_millis(1))
-        .with_max_backoff(Duration::from_millis(5))
-}
-
 fn gate(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rule]) -> ScanGate {
-    let calls = CallCounter::default();
-    let (c1, c2, c3, c4) = (calls.clone(), calls.clone(), calls.clone(), calls.clone());
-    let clients = Clients {
-        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, ecr, move |c| c
-            .interceptor(c1.clone())
-            .retry_config(retries())),
-        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c
-            .interceptor(c2.clone())
-            .retry_config(retries())),
-        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c
-            .interceptor(c3.clone())
-            .retry_config(retries())),
-        calls,
-    };
-    let inspector = mock_client!(aws_sdk_inspector2, RuleMode::MatchAny, inspector, move |c| c
-        .interceptor(c4.clone())
-        .retry_config(retries()));
-    let config = Config {
-        ledger_table: Some("ledger".into()),
-        topic_arn: Some("arn:aws:sns:us-east-1:123456789012:ecr-warden".into()),
-        dry_run: false,
-        ..Config::default()
-    };
+    let clients = testing::clients(ecr, dynamodb, sns, Retries::Deployed);
+    let inspector = testing::inspector(inspector, &clients, Retries::Deployed);
     let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("policy");
-    ScanGate::new(policy, config, clients, inspector).expect("gate")
-}
-
-fn sample(name: &str) -> Value {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json")
-}
-
-fn code(code: &str) -> ErrorMetadata {
-    ErrorMetadata::builder().code(code).message("injected").build()
-}
-
-/// Inspector's 500 on the wire (restJson1): the modeled, retryable `InternalServerException`.
-fn inspector_500() -> (u16, Option<String>) {
-    (500, Some(r#"{"__type":"InternalServerException","message":"internal"}"#.to_owned()))
-}
-
-fn ecr_500() -> (u16, Option<String>) {
-    (500, Some(r#"{"__type":"ServerException","message":"internal"}"#.to_owned()))
-}
-
-fn sns_500() -> (u16, Option<String>) {
-    let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>internal</Message>\
-                </Error><RequestId>r</RequestId></ErrorResponse>";
-    (500, Some(body.to_owned()))
+    ScanGate::new(policy, testing::config(), clients, inspector).expect("gate")
 }
 
 fn finding(id: &str) -> aws_sdk_inspector2::types::Finding {

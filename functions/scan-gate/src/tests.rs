@@ -21,20 +21,15 @@ use aws_sdk_inspector2::types::{
     Severity as InspectorSeverity, VulnerablePackage,
 };
 use aws_sdk_sns::operation::publish::PublishOutput;
-use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::error::ErrorMetadata;
-use warden::aws::CallCounter;
+use warden::testing::{self, Retries, sample};
 
 const PROD: &str = "prod/payments-api";
 const DEV: &str = "dev/web-frontend";
 const DIGEST: &str = "sha256:6acea1b877bac2682db3652df3de9bf1930e81c9ffc7265cae361458643f1143";
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-fn sample(name: &str) -> Value {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json")
-}
 
 /// A basic scan event for `repository` with the given counts and tags.
 fn basic_scan(repository: &str, counts: Value, tags: &[&str]) -> Value {
@@ -53,23 +48,10 @@ fn inspector_scan(tags: &[&str]) -> Value {
 }
 
 fn gate(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rule]) -> ScanGate {
-    let calls = CallCounter::default();
-    let (c1, c2, c3, c4) = (calls.clone(), calls.clone(), calls.clone(), calls.clone());
-    let clients = Clients {
-        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, ecr, move |c| c.interceptor(c1.clone())),
-        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c.interceptor(c2.clone())),
-        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c.interceptor(c3.clone())),
-        calls,
-    };
-    let inspector = mock_client!(aws_sdk_inspector2, RuleMode::MatchAny, inspector, move |c| c.interceptor(c4.clone()));
-    let config = Config {
-        ledger_table: Some("ledger".into()),
-        topic_arn: Some("arn:aws:sns:us-east-1:123456789012:ecr-warden".into()),
-        dry_run: false,
-        ..Config::default()
-    };
+    let clients = testing::clients(ecr, dynamodb, sns, Retries::None);
+    let inspector = testing::inspector(inspector, &clients, Retries::None);
     let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("policy");
-    ScanGate::new(policy, config, clients, inspector).expect("gate")
+    ScanGate::new(policy, testing::config(), clients, inspector).expect("gate")
 }
 
 fn manifest(media_type: &'static str) -> Rule {

@@ -16,81 +16,27 @@ use aws_sdk_ecr::operation::describe_images::{DescribeImagesError, DescribeImage
 use aws_sdk_ecr::operation::put_image::{PutImageError, PutImageOutput};
 use aws_sdk_ecr::types::{Image, ImageDetail};
 use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
-use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use aws_smithy_types::error::ErrorMetadata;
-use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_mocks::{Rule, mock};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use warden::aws::CallCounter;
+use warden::testing::wire::{dynamodb_500, ecr_500, ecr_503, sns_500};
+use warden::testing::{self, Retries, error_code};
 
 const A: &str = "sha256:7a6a95028731dbae7ab5e36a95ae1087234d240b81be3464060d7314b4c74d26";
 const B: &str = "sha256:9879c546333f36f5d34063ebf385952ed69a10aac53e0e1c1da5066edd05012b";
 const QUARANTINE_A: &str = "quarantine-7a6a95028731";
 const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
 
-/// The SDK's standard retry mode as deployed (3 attempts), with millisecond backoff.
-fn retries() -> RetryConfig {
-    RetryConfig::standard()
-        .with_max_attempts(3)
-        .with_initial_backoff(Duration::from_millis(1))
-        .with_max_backoff(Duration::from_millis(5))
-}
-
 fn guard(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule]) -> TagGuard {
-    let calls = CallCounter::default();
-    let (c1, c2, c3) = (calls.clone(), calls.clone(), calls.clone());
-    let clients = Clients {
-        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, ecr, move |c| c
-            .interceptor(c1.clone())
-            .retry_config(retries())),
-        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c
-            .interceptor(c2.clone())
-            .retry_config(retries())),
-        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c
-            .interceptor(c3.clone())
-            .retry_config(retries())),
-        calls,
-    };
-    let config = Config {
-        ledger_table: Some("ledger".into()),
-        topic_arn: Some("arn:aws:sns:us-east-1:123456789012:ecr-warden".into()),
-        dry_run: false,
-        ..Config::default()
-    };
+    let clients = testing::clients(ecr, dynamodb, sns, Retries::Deployed);
     let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("valid policy");
-    TagGuard::new(policy, config, clients).expect("guard")
+    TagGuard::new(policy, testing::config(), clients).expect("guard")
 }
 
 fn push(tag: &str, digest: &str) -> Value {
-    let text = std::fs::read_to_string(format!("{}/../../events/ecr-image-push.json", env!("CARGO_MANIFEST_DIR")))
-        .expect("sample");
-    let mut event: Value = serde_json::from_str(&text).expect("json");
+    let mut event = testing::sample("ecr-image-push.json");
     event["detail"]["image-tag"] = tag.into();
     event["detail"]["image-digest"] = digest.into();
     event
-}
-
-fn throttling(code: &str) -> ErrorMetadata {
-    ErrorMetadata::builder().code(code).message("Rate exceeded").build()
-}
-
-/// ECR's 500 as the wire carries it (awsJson1.1): the SDK sees the status and the modeled `ServerException`.
-fn ecr_500() -> (u16, Option<String>) {
-    (500, Some(r#"{"__type":"ServerException","message":"internal failure"}"#.to_owned()))
-}
-
-fn ecr_503() -> (u16, Option<String>) {
-    (503, Some(r#"{"__type":"ServiceUnavailableException","message":"unavailable"}"#.to_owned()))
-}
-
-fn dynamodb_500() -> (u16, Option<String>) {
-    (500, Some(r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"internal"}"#.to_owned()))
-}
-
-fn sns_500() -> (u16, Option<String>) {
-    let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>internal</Message>\
-                </Error><RequestId>r</RequestId></ErrorResponse>";
-    (500, Some(body.to_owned()))
 }
 
 fn image(tags: &[&str]) -> DescribeImagesOutput {
@@ -123,7 +69,7 @@ async fn transient_faults_on_every_call_end_in_one_untag_and_one_notification() 
     let (s, body) = ecr_503();
     let describe = mock!(aws_sdk_ecr::Client::describe_images)
         .sequence()
-        .error(|| DescribeImagesError::generic(throttling("ThrottlingException")))
+        .error(|| DescribeImagesError::generic(error_code("ThrottlingException")))
         .http_status(s, body)
         .output(|| image(&["feature-x"]))
         .build();
@@ -132,7 +78,7 @@ async fn transient_faults_on_every_call_end_in_one_untag_and_one_notification() 
     let quarantine = mock!(aws_sdk_ecr::Client::put_image)
         .match_requests(|r| r.image_tag() == Some(QUARANTINE_A))
         .sequence()
-        .error(|| PutImageError::generic(throttling("ThrottlingException")))
+        .error(|| PutImageError::generic(error_code("ThrottlingException")))
         .output(|| PutImageOutput::builder().build())
         .build();
     let (s, body) = ecr_500();
@@ -143,13 +89,13 @@ async fn transient_faults_on_every_call_end_in_one_untag_and_one_notification() 
         .build();
     let claim = mock!(aws_sdk_dynamodb::Client::put_item)
         .sequence()
-        .error(|| PutItemError::generic(throttling("ProvisionedThroughputExceededException")))
+        .error(|| PutItemError::generic(error_code("ProvisionedThroughputExceededException")))
         .output(|| PutItemOutput::builder().build())
         .build();
     let (s, body) = sns_500();
     let publish = mock!(aws_sdk_sns::Client::publish)
         .sequence()
-        .error(|| PublishError::generic(throttling("Throttling")))
+        .error(|| PublishError::generic(error_code("Throttling")))
         .http_status(s, body)
         .output(publish_ok)
         .build();
@@ -178,7 +124,7 @@ async fn ledger_throttling_and_5xx_are_retried_by_the_sdk() {
     let (s, body) = dynamodb_500();
     let ledger = mock!(aws_sdk_dynamodb::Client::update_item)
         .sequence()
-        .error(|| UpdateItemError::generic(throttling("ProvisionedThroughputExceededException")))
+        .error(|| UpdateItemError::generic(error_code("ProvisionedThroughputExceededException")))
         .http_status(s, body)
         .output(|| UpdateItemOutput::builder().build())
         .build();
@@ -207,7 +153,7 @@ async fn exhausted_retries_fail_retryably_and_the_eventbridge_retry_finishes_wit
     let remove = mock!(aws_sdk_ecr::Client::batch_delete_image)
         .match_requests(|r| r.image_ids().len() == 1 && r.image_ids()[0].image_tag() == Some("feature-x"))
         .sequence()
-        .error(|| BatchDeleteImageError::generic(throttling("ThrottlingException")))
+        .error(|| BatchDeleteImageError::generic(error_code("ThrottlingException")))
         .times(3)
         .output(|| BatchDeleteImageOutput::builder().build())
         .build();
@@ -315,7 +261,7 @@ async fn publish_throttled_past_retries_releases_the_claim_and_the_retry_notifie
     let release = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
     let publish = mock!(aws_sdk_sns::Client::publish)
         .sequence()
-        .error(|| PublishError::generic(throttling("Throttling")))
+        .error(|| PublishError::generic(error_code("Throttling")))
         .times(3)
         .output(publish_ok)
         .build();

@@ -251,14 +251,11 @@ impl TagGuard {
     }
 
     async fn on_create_repository(&self, cx: &Context<'_>, call: &RepositoryApiCall) -> Result<Outcome, WardenError> {
-        if let Some(code) = &call.error_code {
-            return Ok(self.base.skipped(cx, format!("CreateRepository failed ({code}): no repository was created")));
-        }
-        let repository = call.repository_name.as_str();
-        let class = match self.base.managed_class(repository) {
+        let class = match self.base.created_repository_class(call) {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
+        let repository = call.repository_name.as_str();
         let Some(rules) = &class.tags else {
             return Ok(self.base.skipped(cx, format!("class `{}` declares no tag rules", class.name)));
         };

@@ -19,20 +19,14 @@ use aws_sdk_ecr::types::error::{
 };
 use aws_sdk_ecr::types::{Image, ImageDetail, ImageTagMutability, Repository};
 use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
-use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_types::error::ErrorMetadata;
-use warden::aws::CallCounter;
+use warden::testing::{self, Retries, sample};
 
 const REPO: &str = "prod/payments-api";
 const A: &str = "sha256:7a6a95028731dbae7ab5e36a95ae1087234d240b81be3464060d7314b4c74d26";
 const B: &str = "sha256:9879c546333f36f5d34063ebf385952ed69a10aac53e0e1c1da5066edd05012b";
 const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
-const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ecr-warden";
-
-fn sample(name: &str) -> Value {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("sample exists")).expect("sample is JSON")
-}
 
 /// A push event for `tag` at `digest` (based on the ecr-image-push.json sample).
 fn push(repository: &str, tag: &str, digest: &str) -> Value {
@@ -44,22 +38,9 @@ fn push(repository: &str, tag: &str, digest: &str) -> Value {
 }
 
 fn guard(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule]) -> TagGuard {
-    let calls = CallCounter::default();
-    let (c1, c2, c3) = (calls.clone(), calls.clone(), calls.clone());
-    let clients = Clients {
-        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, ecr, move |c| c.interceptor(c1.clone())),
-        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| c.interceptor(c2.clone())),
-        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| c.interceptor(c3.clone())),
-        calls,
-    };
-    let config = Config {
-        ledger_table: Some("ledger".into()),
-        topic_arn: Some(TOPIC.into()),
-        dry_run: false,
-        ..Config::default()
-    };
+    let clients = testing::clients(ecr, dynamodb, sns, Retries::None);
     let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("valid policy");
-    TagGuard::new(policy, config, clients).expect("guard")
+    TagGuard::new(policy, testing::config(), clients).expect("guard")
 }
 
 fn ledger_new() -> Rule {

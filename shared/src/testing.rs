@@ -1,0 +1,137 @@
+//! What the functions' adapter tests share (feature `test-util`, for dev-dependencies only): SDK clients over
+//! aws-smithy-mocks rules with the call counter, the deployed retry mode with millisecond backoff, a test
+//! configuration, the `events/` samples, and AWS's 5xx responses as each service's wire protocol carries them.
+
+use crate::aws::{CallCounter, Clients};
+use crate::config::Config;
+use aws_smithy_mocks::{Rule, RuleMode, mock_client};
+use aws_smithy_types::error::ErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
+use std::time::Duration;
+
+/// The SNS topic [`config`] publishes to.
+pub const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:ecr-warden";
+
+/// How the mocked clients retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retries {
+    /// The SDK's test defaults: each call's first answer is its result (counting calls stays simple).
+    None,
+    /// The SDK's standard mode as deployed (3 attempts), with millisecond backoff: fault tests.
+    Deployed,
+}
+
+impl Retries {
+    fn config(self) -> Option<RetryConfig> {
+        (self == Self::Deployed).then(|| {
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(1))
+                .with_max_backoff(Duration::from_millis(5))
+        })
+    }
+}
+
+/// ECR, DynamoDB and SNS clients answering from `rules` (the first rule that matches a request answers), each
+/// counting its calls into the returned [`Clients::calls`].
+pub fn clients(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], retries: Retries) -> Clients {
+    let calls = CallCounter::default();
+    let (c1, c2, c3) = (calls.clone(), calls.clone(), calls.clone());
+    let retry = retries.config();
+    let (r1, r2, r3) = (retry.clone(), retry.clone(), retry);
+    Clients {
+        ecr: mock_client!(aws_sdk_ecr, RuleMode::MatchAny, ecr, move |c| {
+            let c = c.interceptor(c1.clone());
+            match &r1 {
+                Some(retry) => c.retry_config(retry.clone()),
+                None => c,
+            }
+        }),
+        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, move |c| {
+            let c = c.interceptor(c2.clone());
+            match &r2 {
+                Some(retry) => c.retry_config(retry.clone()),
+                None => c,
+            }
+        }),
+        sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, move |c| {
+            let c = c.interceptor(c3.clone());
+            match &r3 {
+                Some(retry) => c.retry_config(retry.clone()),
+                None => c,
+            }
+        }),
+        calls,
+    }
+}
+
+/// An Inspector client answering from `rules`, counting into `clients`' counter.
+pub fn inspector(rules: &[&Rule], clients: &Clients, retries: Retries) -> aws_sdk_inspector2::Client {
+    let calls = clients.calls.clone();
+    let retry = retries.config();
+    mock_client!(aws_sdk_inspector2, RuleMode::MatchAny, rules, move |c| {
+        let c = c.interceptor(calls.clone());
+        match &retry {
+            Some(retry) => c.retry_config(retry.clone()),
+            None => c,
+        }
+    })
+}
+
+/// A configuration with a ledger table and a default topic ([`TOPIC_ARN`]), not in dry run.
+pub fn config() -> Config {
+    Config {
+        ledger_table: Some("ledger".into()),
+        topic_arn: Some(TOPIC_ARN.into()),
+        dry_run: false,
+        ..Config::default()
+    }
+}
+
+/// A sample event from the repository's `events/` folder.
+pub fn sample(name: &str) -> serde_json::Value {
+    let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// An error's metadata with `code` (a throttling code, say), for `then_error` / `.error(..)`.
+pub fn error_code(code: &str) -> ErrorMetadata {
+    ErrorMetadata::builder().code(code).message("injected").build()
+}
+
+/// 5xx responses as each service's protocol carries them, for `.http_status(status, body)`: the SDK sees the
+/// status and the modeled exception, as it would from AWS.
+pub mod wire {
+    /// ECR (awsJson1.1): `ServerException`.
+    pub fn ecr_500() -> (u16, Option<String>) {
+        (500, Some(r#"{"__type":"ServerException","message":"internal failure"}"#.to_owned()))
+    }
+
+    /// ECR (awsJson1.1): `ServiceUnavailableException`.
+    pub fn ecr_503() -> (u16, Option<String>) {
+        (503, Some(r#"{"__type":"ServiceUnavailableException","message":"unavailable"}"#.to_owned()))
+    }
+
+    /// DynamoDB (awsJson1.0): `InternalServerError`.
+    pub fn dynamodb_500() -> (u16, Option<String>) {
+        (
+            500,
+            Some(
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"internal"}"#.to_owned(),
+            ),
+        )
+    }
+
+    /// SNS (awsQuery): `InternalError`.
+    pub fn sns_500() -> (u16, Option<String>) {
+        let body = "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>internal</Message>\
+                    </Error><RequestId>r</RequestId></ErrorResponse>";
+        (500, Some(body.to_owned()))
+    }
+
+    /// Inspector (restJson1): `InternalServerException`.
+    pub fn inspector_500() -> (u16, Option<String>) {
+        (500, Some(r#"{"__type":"InternalServerException","message":"internal"}"#.to_owned()))
+    }
+}
