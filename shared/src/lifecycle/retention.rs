@@ -5,6 +5,7 @@
 //! Pure: the handler reads the inventory, Inspector's in-use data and index manifests, and carries out the plan.
 
 use super::evaluate::{Image, Ranked, apply_rule, count_reached};
+use super::policy::{MIN_ARCHIVE_DAYS, StorageClass};
 use crate::pattern::Pattern;
 use crate::policy::{RetentionRule, RetentionRules};
 use crate::template::TagTemplate;
@@ -41,6 +42,9 @@ pub enum Protection {
     InUse,
     /// Pushed less than the minimum age ago.
     Young,
+    /// Archived less than 90 days ago: ECR bills an archived image for at least 90 days, so deleting it
+    /// sooner saves nothing (ECR's own lifecycle refuses to). Also when the archive time is unknown.
+    ArchiveMinimum,
     /// A kept image index references it.
     IndexChild(String),
 }
@@ -52,6 +56,9 @@ impl Protection {
             Self::Promoted(tag) => format!("promoted ({tag})"),
             Self::InUse => "in use (Amazon Inspector)".into(),
             Self::Young => "younger than the minimum age".into(),
+            Self::ArchiveMinimum => {
+                format!("archived less than {MIN_ARCHIVE_DAYS} days ago (billed for {MIN_ARCHIVE_DAYS} days anyway)")
+            }
             Self::IndexChild(index) => format!("referenced by kept index {index}"),
         }
     }
@@ -125,6 +132,11 @@ fn protection(
     }
     if now - image.pushed_at < i64::from(rules.min_age_days) * DAY {
         return Some(Protection::Young);
+    }
+    if image.storage_class == StorageClass::Archive
+        && image.archived_at.is_none_or(|at| now - at < i64::from(MIN_ARCHIVE_DAYS) * DAY)
+    {
+        return Some(Protection::ArchiveMinimum);
     }
     None
 }

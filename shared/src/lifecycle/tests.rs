@@ -466,6 +466,26 @@ fn retention_table() {
 }
 
 #[test]
+fn archived_images_are_kept_until_their_90_billed_days_are_over() {
+    let tags = TagProtections { patterns: &[], promotion: &[] };
+    let archived = |digest: &str, days_in_archive: Option<i64>| Image {
+        storage_class: StorageClass::Archive,
+        archived_at: days_in_archive.map(|days| NOW - days * DAY),
+        ..image(digest, &[], 400)
+    };
+    let images = vec![archived("recent", Some(10)), archived("unknown", None), archived("old", Some(120))];
+    let mut rules = retention_rules(1, 30, 0);
+    rules.max_fraction = 1.0;
+    let plan = plan_retention(&rules, &tags, &images, &Observed::default(), NOW);
+    assert_eq!(planned(&plan, &images), vec![("old".into(), 2)]);
+    let mut spared: Vec<(&str, Protection)> =
+        plan.spared.iter().map(|(c, why)| (images[c.image].digest.as_str(), why.clone())).collect();
+    spared.sort_by_key(|(digest, _)| *digest);
+    assert_eq!(spared, vec![("recent", Protection::ArchiveMinimum), ("unknown", Protection::ArchiveMinimum)]);
+    assert!(Protection::ArchiveMinimum.describe().contains("90 days"));
+}
+
+#[test]
 fn retention_caps() {
     let tags = TagProtections { patterns: &[], promotion: &[] };
     let images: Vec<Image> = (0..10).map(|i| image(&format!("d{i}"), &[], 100)).collect();
