@@ -30,13 +30,35 @@ pub struct NativePolicy {
 }
 
 impl NativePolicy {
-    /// Whether a repository's current policy text is this policy (semantically: formatting and key order
-    /// do not count). Text that is not JSON is drift.
+    /// Whether a repository's current policy text is this policy, semantically: formatting, key order, rule
+    /// order, the order of `tagPrefixList` / `tagPatternList` and empty lists do not count (the forms in which
+    /// a policy read back from ECR is known to differ from what was put; Terraform's AWS provider compares the
+    /// same way). Text that is not JSON is drift.
     pub fn is_current(&self, current: Option<&str>) -> bool {
         current
             .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
-            .is_some_and(|v| v == self.document)
+            .is_some_and(|v| canonical(v) == canonical(self.document.clone()))
     }
+}
+
+/// A lifecycle policy document in one form per meaning (see [`NativePolicy::is_current`]).
+fn canonical(mut document: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    if let Some(Value::Array(rules)) = document.get_mut("rules") {
+        rules.sort_by_key(|rule| rule.get("rulePriority").and_then(Value::as_i64));
+        for selection in rules.iter_mut().filter_map(|rule| rule.get_mut("selection")?.as_object_mut()) {
+            for list in ["tagPrefixList", "tagPatternList"] {
+                match selection.get_mut(list) {
+                    Some(Value::Array(items)) if items.is_empty() => {
+                        selection.remove(list);
+                    }
+                    Some(Value::Array(items)) => items.sort_by(|a, b| a.as_str().cmp(&b.as_str())),
+                    _ => {}
+                }
+            }
+        }
+    }
+    document
 }
 
 /// The retention ecr-warden runs on the scheduled sweep (and, with `after_push`, after each push).

@@ -1641,3 +1641,35 @@ fn the_embedded_lifecycle_rules_compile_to_what_ecr_accepts() {
     let rules = &development.lifecycle.as_ref().and_then(|l| l.retention.as_ref()).expect("retention").rules;
     assert!(rules[0].group_by.as_ref().is_some_and(|g| g.captures("pr-12-3").is_some_and(|c| &c[1] == "pr-12")));
 }
+
+#[test]
+fn a_native_policy_read_back_in_another_order_is_not_drift() {
+    let text = r#"version = 1
+default-class = "c"
+[[class]]
+name = "c"
+[[class.lifecycle.native]]
+rulePriority = 1
+selection = { tagStatus = "tagged", tagPrefixList = ["rc", "beta"], countType = "imageCountMoreThan", countNumber = 5 }
+action = { type = "expire" }
+[[class.lifecycle.native]]
+rulePriority = 2
+selection = { tagStatus = "untagged", countType = "sinceImagePushed", countUnit = "days", countNumber = 3 }
+action = { type = "expire" }
+"#;
+    let policy = Policy::from_toml(text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    let native = policy.classes[0].lifecycle.as_ref().and_then(|l| l.native.as_ref()).expect("native");
+    let rule = |priority: u32, prefixes: &str, count: u32, extra: &str| {
+        format!(
+            r#"{{"rulePriority":{priority},"action":{{"type":"expire"}},"selection":{{"tagStatus":"tagged","tagPrefixList":[{prefixes}],"countType":"imageCountMoreThan","countNumber":{count}{extra}}}}}"#
+        )
+    };
+    let untagged = r#"{"rulePriority":2,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":3},"action":{"type":"expire"}}"#;
+    let read_back = |first: String| format!(r#"{{"rules":[{untagged},{first}]}}"#);
+    // Rules in another order, prefixes in another order, an empty pattern list: the same policy.
+    assert!(native.is_current(Some(&read_back(rule(1, r#""beta","rc""#, 5, r#","tagPatternList":[]"#)))));
+    assert!(native.is_current(Some(&read_back(rule(1, r#""rc","beta""#, 5, "")))));
+    // Another count, another prefix: drift.
+    assert!(!native.is_current(Some(&read_back(rule(1, r#""beta","rc""#, 6, "")))));
+    assert!(!native.is_current(Some(&read_back(rule(1, r#""beta","ga""#, 5, "")))));
+}
