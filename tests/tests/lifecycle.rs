@@ -1,6 +1,7 @@
 //! lifecycle end to end against moto: the class's native policy set on a new repository and restored after
 //! drift by the sweep, and extended retention deleting for real (keep-N per pull request, untagged strays)
-//! while the release and the children of its multi-architecture index stay.
+//! while the release and the children of its multi-architecture index stay; a dry-run plan reported once until
+//! it changes.
 
 use aws_sdk_ecr::types::ImageTagMutability;
 use integration_tests::{Stack, envelope, unique};
@@ -52,6 +53,23 @@ count-type = "image-count-more-than"
 count = 1
 "#;
 
+/// A class whose retention only reports (no `apply`): one untagged image at most.
+const PREVIEW: &str = r#"
+[[class]]
+name = "preview"
+repositories = ["preview/*"]
+
+[class.lifecycle.retention]
+protect-in-use = false
+max-fraction = 1.0
+
+[[class.lifecycle.retention.rule]]
+priority = 1
+tag-status = "untagged"
+count-type = "image-count-more-than"
+count = 1
+"#;
+
 fn lifecycle(stack: &Stack) -> Lifecycle {
     let config = Config {
         ledger_table: Some(stack.table.clone()),
@@ -60,7 +78,11 @@ fn lifecycle(stack: &Stack) -> Lifecycle {
     };
     let clients = Clients::new(&stack.sdk);
     let inspector = clients.inspector(&stack.sdk);
-    Lifecycle::new(Policy::from_toml(POLICY, "test.toml").expect("policy"), config, clients, inspector).expect("init")
+    Lifecycle::new(policy(), config, clients, inspector).expect("init")
+}
+
+fn policy() -> Policy {
+    Policy::from_toml(&format!("{POLICY}{PREVIEW}"), "test.toml").expect("policy")
 }
 
 fn create_repository_event(repository: &str) -> serde_json::Value {
@@ -144,7 +166,7 @@ async fn retention_deletes_old_builds_but_never_a_release_or_its_children() {
     let stray_old = stack.push(&repo, "stray-1", None).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let stray_new = stack.push(&repo, "stray-2", None).await;
-    let safety = stack.safety_snapshot_with(&repo, &Policy::from_toml(POLICY, "test.toml").expect("policy")).await;
+    let safety = stack.safety_snapshot_with(&repo, &policy()).await;
     assert!(safety.guarded().contains_key(&index) && children.iter().all(|c| safety.guarded().contains_key(c)));
 
     let outcome = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
@@ -169,19 +191,53 @@ async fn retention_deletes_old_builds_but_never_a_release_or_its_children() {
 
     // One notification for the repository's run (and one for the native policy the sweep set); a replay of the
     // sweep finds nothing more to do and sends nothing.
-    let kinds: Vec<String> = stack
-        .messages()
-        .await
+    let kinds = kinds(&stack.messages().await);
+    assert_eq!(kinds.iter().filter(|k| *k == "retention").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    let again = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    assert!(again.items.iter().all(|i| i.decision != "deleted"));
+    assert!(stack.messages().await.is_empty());
+}
+
+fn kinds(messages: &[serde_json::Value]) -> Vec<String> {
+    messages
         .iter()
         .map(|m| {
             let body: serde_json::Value =
                 serde_json::from_str(m["Message"].as_str().unwrap_or_default()).expect("json");
             body["kind"].as_str().unwrap_or_default().to_owned()
         })
-        .collect();
-    assert_eq!(kinds.iter().filter(|k| *k == "retention").count(), 1, "{kinds:?}");
-    assert_eq!(kinds.len(), 2, "{kinds:?}");
-    let again = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
-    assert!(again.items.iter().all(|i| i.decision != "deleted"));
-    assert!(stack.messages().await.is_empty());
+        .collect()
+}
+
+#[tokio::test]
+async fn a_dry_run_plan_is_reported_once_until_it_changes() {
+    let stack = Stack::new().await;
+    let lifecycle = lifecycle(&stack);
+    let repo = unique("preview/tool-");
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    let mut images = Vec::new();
+    for n in 1..=3 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        images.push(stack.push(&repo, &format!("untagged-{n}"), None).await);
+    }
+    let safety = stack.safety_snapshot_with(&repo, &policy()).await;
+    // Daily sweeps (a new event each): the first reports the plan, the second finds it unchanged.
+    let first = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    assert_eq!(first.items[0].decision, "would-delete", "{first:#?}");
+    assert_eq!(kinds(&stack.messages().await), vec!["retention"]);
+    let second = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    assert_eq!(second.items[0].decision, "would-delete");
+    assert!(!second.items[0].notified);
+    assert!(stack.messages().await.is_empty(), "an unchanged dry-run plan is not sent again");
+
+    // Another image joins the plan: reported again. Nothing was ever deleted.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    images.push(stack.push(&repo, "untagged-4", None).await);
+    let third = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    assert!(third.items[0].notified);
+    assert_eq!(kinds(&stack.messages().await), vec!["retention"]);
+    let left = stack.images(&repo).await;
+    assert!(images.iter().all(|digest| left.contains_key(digest)));
+    safety.assert_nothing_unsafe_deleted(&stack).await;
 }
