@@ -8,7 +8,7 @@ the outcome reports (per `Service.Operation`), and peak RSS (VmHWM) when the res
 Python/Rust ratios as a Markdown table and writes every sample as JSON.
 
 Usage: python bench/lambda_bench.py CASES.json SAMPLES OUT.json RUST_BINARY [PEER_PYTHON PEER_HANDLER]
-(run by bench/run; PEER_HANDLER is `tag_guard.handler` or `scan_gate.handler`; without a peer, Rust alone)
+(run by bench/run; PEER_HANDLER is `<module>.handler` of bench/peer (tag_guard, scan_gate, lifecycle, notify); without a peer, Rust alone)
 
 A case may carry `env` (variables for its processes, e.g. WARDEN_POLICY_FILE) and `timeout_s` (the function's
 timeout: the invocation deadline the Runtime API hands out, 30 s unless given; sweeps stop short of it).

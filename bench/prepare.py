@@ -4,7 +4,7 @@ case has `events` for the Rust function and `peer_events` for the Python / boto3
 situations under other names.
 
 Usage: python bench/prepare.py FUNCTION SAMPLES TABLE TOPIC OUT.json   (run by bench/run; AWS_ENDPOINT_URL set)
-FUNCTION is tag-guard, scan-gate or lifecycle (Rust only: the peer has no lifecycle handler). Prints the topic ARN.
+FUNCTION is tag-guard, scan-gate, lifecycle or notify (the peer has a handler for each). Prints the topic ARN.
 """
 
 import hashlib
@@ -218,12 +218,13 @@ def bench_policy():
 
 
 def lifecycle_cases():
-    rust = ("rs",)
     cases = []
+    # The Rust samples' repositories keep their names (`prefix-<i>`); the peer's are `prefix-py-<i>`.
+    named = lambda prefix, r, i: f"{prefix}-{i}" if r == "rs" else f"{prefix}-{r}-{i}"
 
     def created(prefix, policy=None):
         def make(r, i):
-            name = repo(f"{prefix}-{i}")
+            name = repo(named(prefix, r, i))
             if policy:
                 ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=policy)
             return envelope("AWS API Call via CloudTrail", "aws.ecr", {
@@ -232,16 +233,16 @@ def lifecycle_cases():
                 "responseElements": {"repository": {"repositoryName": name}}})
         return make
     cases.append(case("CreateRepository, production, no lifecycle policy: policy set",
-                      created("prod/bench-lc-new"), rust))
+                      created("prod/bench-lc-new")))
     cases.append(case("CreateRepository replayed: policy already there",
-                      created("prod/bench-lc-replay", native_policy("production")), rust))
+                      created("prod/bench-lc-replay", native_policy("production"))))
 
     development = native_policy("development")
 
     def swept(prefix, builds):
         """A development repository carrying its class's native policy and `builds` (pull request, build)."""
         def make(r, i):
-            name = repo(f"{prefix}-{i}")
+            name = repo(named(prefix, r, i))
             ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=development)
             for pr, build in builds:
                 push(name, f"{name}:{pr}-{build}", f"pr-{pr}-{build}")
@@ -253,16 +254,54 @@ def lifecycle_cases():
     sweep = {"timeout_s": 900}
     # 10 pull requests x 5 builds: the class keeps the newest 3 of each, 20 of 50 go (under its caps: 100, 0.6).
     cases.append(case("sweep, one development repository, 50 builds: 20 deleted",
-                      swept("dev/bench-lc-sweep", [(pr, b) for pr in range(1, 11) for b in range(1, 6)]), rust,
+                      swept("dev/bench-lc-sweep", [(pr, b) for pr in range(1, 11) for b in range(1, 6)]),
                       env={"WARDEN_POLICY_FILE": bench_policy()}, **sweep))
     # 17 pull requests with at most 3 builds each: the same 50 images, nothing to delete.
     cases.append(case("sweep, one development repository, 50 builds: nothing to delete",
-                      swept("dev/bench-lc-keep", [(pr, b) for pr in range(1, 18) for b in range(1, 4)][:50]), rust,
+                      swept("dev/bench-lc-keep", [(pr, b) for pr in range(1, 18) for b in range(1, 4)][:50]),
                       **sweep))
     return cases
 
 
-cases = {"tag-guard": tag_guard_cases, "scan-gate": scan_gate_cases, "lifecycle": lifecycle_cases}[function]()
+EVENTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "events")
+
+
+def sample_event(name, **detail):
+    """A sample event from events/ under a new id, with `detail` fields replaced."""
+    with open(os.path.join(EVENTS_DIR, name)) as f:
+        event = json.load(f)
+    event["id"] = str(uuid.uuid4())
+    event["detail"].update({k.replace("_", "-"): v for k, v in detail.items()})
+    return event
+
+
+def notify_cases():
+    """notify makes no ECR call: the events need no repository or image in moto, only a new event id per sample
+    and runtime (each sample claims and publishes), and for the replay a claim already in the ledger."""
+    cases = []
+    digest = lambda seed: "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+    minor = {"rs": 0, "py": 1}
+    cases.append(case("replication failed: notified", lambda r, i: sample_event(
+        "ecr-replication-failed.json", image_digest=digest(f"{r}f{i}"), image_tag=f"sha-{r}{i:05d}")))
+
+    def replayed(r, i):
+        event = sample_event("ecr-replication-failed.json", image_digest=digest(f"{r}r{i}"), image_tag=f"sha-{r}r{i:04d}")
+        # What the first delivery of this event left in the ledger (shared/src/aws/ledger.rs, claim_notification).
+        dynamodb.put_item(TableName=table, Item={
+            "pk": {"S": f"NOTIFY#{event['id']}"}, "sk": {"S": "replication-failed"},
+            "expires_at": {"N": "4102444800"}, "claim": {"S": "bench-first-delivery"}})
+        return event
+    cases.append(case("replication failed, replayed: already notified", replayed))
+    cases.append(case("protected tag deleted (critical)", lambda r, i: sample_event(
+        "ecr-image-delete.json", image_digest=digest(f"{r}d{i}"), image_tag=f"v3.{minor[r]}.{i}")))
+    cases.append(case("replication succeeded into dev/: not reported (skipped)", lambda r, i: sample_event(
+        "ecr-replication-success.json", repository_name="dev/web-frontend", image_digest=digest(f"{r}s{i}"),
+        image_tag=f"pr-{r}-{i}")))
+    return cases
+
+
+cases = {"tag-guard": tag_guard_cases, "scan-gate": scan_gate_cases, "lifecycle": lifecycle_cases,
+         "notify": notify_cases}[function]()
 with open(out, "w") as f:
     json.dump(cases, f)
 print(topic_arn)
