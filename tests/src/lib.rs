@@ -252,6 +252,12 @@ impl Stack {
         SafetyGuard { repository: repository.to_owned(), guarded }
     }
 
+    /// A repository's lifecycle policy text, if it has one (GetLifecyclePolicy).
+    pub async fn lifecycle_policy(&self, repository: &str) -> Option<String> {
+        let output = self.ecr.get_lifecycle_policy().repository_name(repository).send().await.ok()?;
+        output.lifecycle_policy_text().map(str::to_owned)
+    }
+
     /// Every image of a repository: digest → its tags (sorted; empty when untagged); none when the repository does
     /// not exist. ListImages, all pages.
     pub async fn images(&self, repository: &str) -> BTreeMap<String, Vec<String>> {

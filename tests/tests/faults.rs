@@ -1,8 +1,8 @@
-//! The functions against moto through the fault-injecting proxy (`integration_tests::fault_proxy`): the same
+//! The four functions against moto through the fault-injecting proxy (`integration_tests::fault_proxy`): the same
 //! scenario runs once directly and once with ECR, DynamoDB, SNS and Inspector throttling, 5xx and lost
 //! responses injected, each event delivered the way EventBridge does (a failed invocation is retried). The end
-//! state must be the same: images and tags, tag mutability, the ledger, and exactly the same notifications,
-//! each once.
+//! state must be the same: images and tags, tag mutability, lifecycle policies, the ledger, and exactly the same
+//! notifications, each once.
 
 mod support;
 
@@ -25,6 +25,7 @@ const ATTEMPTS: u32 = 10;
 struct EndState {
     images: BTreeMap<String, BTreeMap<String, Vec<String>>>,
     mutability: BTreeMap<String, String>,
+    lifecycle_policies: BTreeMap<String, Option<String>>,
     ledger: Vec<BTreeMap<String, String>>,
     /// (event, kind) of every notification received, sorted.
     notifications: Vec<(String, String)>,
@@ -127,7 +128,9 @@ async fn scenario(stack: &Stack, functions: &Functions, run: &Run) -> u32 {
 async fn end_state(stack: &Stack, run: &Run) -> EndState {
     let mut images = BTreeMap::new();
     let mut mutability = BTreeMap::new();
+    let mut lifecycle_policies = BTreeMap::new();
     for (role, repository) in [("prod", &run.prod), ("dev", &run.dev)] {
+        lifecycle_policies.insert(role.to_owned(), stack.lifecycle_policy(repository).await);
         images.insert(role.to_owned(), stack.images(repository).await);
         let described = stack.ecr.describe_repositories().repository_names(repository).send().await.expect("describe");
         let repo = &described.repositories()[0];
@@ -158,7 +161,7 @@ async fn end_state(stack: &Stack, run: &Run) -> EndState {
         })
         .collect();
     notifications.sort();
-    EndState { images, mutability, ledger, notifications }
+    EndState { images, mutability, lifecycle_policies, ledger, notifications }
 }
 
 /// Runs the scenario on a stack of its own with the functions' clients going through `proxy` (or straight to
@@ -195,6 +198,7 @@ fn plan(seed: u64, rate: f64) -> FaultPlan {
         ("ecr", "PutImage"),
         ("ecr", "BatchDeleteImage"),
         ("ecr", "PutImageTagMutability"),
+        ("ecr", "PutLifecyclePolicy"),
         ("dynamodb", "UpdateItem"),
         ("dynamodb", "PutItem"),
         ("dynamodb", "TransactWriteItems"),
@@ -209,9 +213,11 @@ fn plan(seed: u64, rate: f64) -> FaultPlan {
 async fn injected_faults_leave_the_same_end_state_with_no_lost_or_double_action() {
     let (expected, failures) = run_scenario(None).await;
     assert_eq!(failures, 0, "no faults, no failed invocation");
-    // The scenario does what it says: one notification for each of the nine notifying events.
+    // The scenario does what it says: one notification for each of the nine notifying events, two for the new
+    // repository (tag mutability fixed, lifecycle policy set).
     let events: std::collections::BTreeSet<&String> = expected.notifications.iter().map(|(e, _)| e).collect();
-    assert_eq!((expected.notifications.len(), events.len()), (9, 9), "{:?}", expected.notifications);
+    assert_eq!((expected.notifications.len(), events.len()), (10, 9), "{:?}", expected.notifications);
+    assert!(expected.lifecycle_policies["prod"].is_some(), "lifecycle gave the new repository its class's policy");
 
     // More seeds or another rate: WARDEN_FAULT_SEEDS=1-50 WARDEN_FAULT_RATE=0.3 scripts/test (or cargo test).
     let seeds = std::env::var("WARDEN_FAULT_SEEDS").unwrap_or_else(|_| "1-3".into());
@@ -231,6 +237,7 @@ async fn injected_faults_leave_the_same_end_state_with_no_lost_or_double_action(
         assert!(stats.total_faults() >= 5, "the plan injected faults: {stats:?}");
         assert_eq!(state.images, expected.images, "seed {seed}: images and tags");
         assert_eq!(state.mutability, expected.mutability, "seed {seed}: tag mutability");
+        assert_eq!(state.lifecycle_policies, expected.lifecycle_policies, "seed {seed}: lifecycle policies");
         assert_eq!(state.notifications, expected.notifications, "seed {seed}: notifications (each exactly once)");
         let missing: Vec<_> = expected.ledger.iter().filter(|i| !state.ledger.contains(i)).collect();
         let extra: Vec<_> = state.ledger.iter().filter(|i| !expected.ledger.contains(i)).collect();

@@ -101,17 +101,6 @@ fn sweep_event(repository: &str) -> serde_json::Value {
     envelope("aws.scheduler", "Scheduled Event", serde_json::json!({ "repositories": [repository] }))
 }
 
-async fn policy_text(stack: &Stack, repository: &str) -> Option<String> {
-    stack
-        .ecr
-        .get_lifecycle_policy()
-        .repository_name(repository)
-        .send()
-        .await
-        .ok()
-        .and_then(|o| o.lifecycle_policy_text().map(str::to_owned))
-}
-
 #[tokio::test]
 async fn native_policy_on_creation_and_after_drift() {
     let stack = Stack::new().await;
@@ -121,7 +110,7 @@ async fn native_policy_on_creation_and_after_drift() {
 
     let outcome = lifecycle.handle(create_repository_event(&repo), None).await.expect("handled");
     assert_eq!(outcome.decision, "baseline-applied", "{outcome:?}");
-    let applied = policy_text(&stack, &repo).await.expect("policy set");
+    let applied = stack.lifecycle_policy(&repo).await.expect("policy set");
     let document: serde_json::Value = serde_json::from_str(&applied).expect("json");
     assert_eq!(document["rules"][0]["selection"]["countNumber"], 7);
 
@@ -143,7 +132,7 @@ async fn native_policy_on_creation_and_after_drift() {
     assert_eq!(outcome.decision, "sweep-complete");
     assert!(outcome.actions.iter().any(|a| a.action.contains("replace the drifted lifecycle policy")));
     let restored: serde_json::Value =
-        serde_json::from_str(&policy_text(&stack, &repo).await.expect("policy")).expect("json");
+        serde_json::from_str(&stack.lifecycle_policy(&repo).await.expect("policy")).expect("json");
     assert_eq!(restored, document);
     assert_eq!(stack.messages().await.len(), 1);
 }

@@ -1,5 +1,5 @@
 //! Every sample in `events/` delivered twice to every function, against moto: the second delivery changes
-//! nothing (ECR images and tags, repository settings, the whole ledger) and says nothing (each notifying sample
+//! nothing (ECR images and tags, repository settings and lifecycle policies, the whole ledger) and says nothing (each notifying sample
 //! produces exactly one notification in all).
 //!
 //! Each sample gets repositories of its own (its names with a unique suffix, so the classes stay the same) and
@@ -24,8 +24,11 @@ const REPOSITORIES: &[&str] = &[
     "ecr-public/library/nginx",
 ];
 
-/// The notification each sample must produce, exactly once over both deliveries (samples not listed: none).
+/// The notifications each sample must produce, each exactly once over both deliveries (samples not listed:
+/// none). Its repositories are new, so sweeps and CreateRepository find them without the class's native
+/// lifecycle policy (lifecycle sets it) and, for production, with the wrong tag mutability (tag-guard fixes it).
 const NOTIFYING: &[(&str, &str)] = &[
+    ("cloudtrail-create-repository.json", "lifecycle-policy-applied"),
     ("cloudtrail-create-repository.json", "tag-mutability-drift"),
     ("cloudtrail-lifecycle-policy-execution.json", "lifecycle-expired"),
     ("ecr-image-delete.json", "protected-tag-deleted"),
@@ -41,8 +44,11 @@ const NOTIFYING: &[(&str, &str)] = &[
     ("inspector2-finding-closed.json", "promoted"),
     ("inspector2-finding.json", "demoted"),
     ("inspector2-scan.json", "gate-failed"),
+    ("scheduled-rule.json", "lifecycle-policy-applied"),
     ("scheduled-rule.json", "tag-mutability-drift"),
+    ("scheduler-repositories.json", "lifecycle-policy-applied"),
     ("scheduler-repositories.json", "tag-mutability-drift"),
+    ("scheduler.json", "lifecycle-policy-applied"),
     ("scheduler.json", "tag-mutability-drift"),
 ];
 
@@ -217,7 +223,8 @@ async fn prepare(stack: &Stack, name: &str, text: &str) -> Prepared {
     Prepared { name: name.to_owned(), event, repositories, safety }
 }
 
-/// Everything a delivery may change: each repository's images, tags and tag mutability, and the whole ledger.
+/// Everything a delivery may change: each repository's images, tags, tag mutability and lifecycle policy, and
+/// the whole ledger.
 async fn end_state(stack: &Stack, prepared: &[Prepared]) -> (BTreeMap<String, String>, Vec<BTreeMap<String, String>>) {
     let mut registry = BTreeMap::new();
     for repository in prepared.iter().flat_map(|p| &p.repositories) {
@@ -226,7 +233,11 @@ async fn end_state(stack: &Stack, prepared: &[Prepared]) -> (BTreeMap<String, St
             let filters: Vec<&str> = r.image_tag_mutability_exclusion_filters().iter().map(|f| f.filter()).collect();
             format!("{:?} {filters:?}", r.image_tag_mutability())
         });
-        registry.insert(repository.clone(), format!("{settings:?} {:?}", stack.images(repository).await));
+        let lifecycle_policy = stack.lifecycle_policy(repository).await;
+        registry.insert(
+            repository.clone(),
+            format!("{settings:?} {lifecycle_policy:?} {:?}", stack.images(repository).await),
+        );
     }
     (registry, stack.ledger_items().await)
 }
@@ -258,8 +269,9 @@ async fn every_sample_twice_changes_nothing_the_second_time_and_notifies_once() 
     let mut problems = Vec::new();
     for sample in &prepared {
         let id = sample.event["id"].as_str().unwrap_or_default();
-        let got: Vec<&str> =
+        let mut got: Vec<&str> =
             ids.iter().zip(&kinds).filter(|(i, _)| i.as_str() == id).map(|(_, kind)| kind.as_str()).collect();
+        got.sort_unstable();
         let want: Vec<&str> = NOTIFYING.iter().filter(|(n, _)| *n == sample.name).map(|(_, k)| *k).collect();
         if got != want {
             problems.push(format!("{}: notified {got:?}, expected {want:?}", sample.name));

@@ -20,7 +20,7 @@ use warden::config::Config;
 use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
 use warden::handler::{Base, Context};
 use warden::lifecycle::{Observed, RetentionPlan, TagProtections, plan_retention};
-use warden::notify::Severity;
+use warden::notify::{Notification, Severity};
 use warden::outcome::{Action, ActionResult, Outcome};
 use warden::pattern::Pattern;
 use warden::policy::{Class, Classification, NativePolicy, Policy, RetentionRules};
@@ -33,6 +33,10 @@ const LISTED: usize = 20;
 /// Notification kinds: a native policy set or fixed (also the sweep's summary), and a sweep out of time.
 const APPLIED: &str = "lifecycle-policy-applied";
 const INCOMPLETE: &str = "lifecycle-sweep-incomplete";
+/// How an image a deletion did not get to is reported.
+const INTERRUPTED: &str = "interrupted";
+/// The claim of a summary parked by a sweep that failed part-way (see [`Lifecycle::on_sweep`]).
+const APPLIED_INTERRUPTED: &str = "lifecycle-policy-applied:interrupted";
 
 /// The invocation's deadline from the runtime's `Lambda-Runtime-Deadline-Ms`, so sweeps stop in time to record
 /// progress. Local emulators send none or a fixed one in the past (cargo lambda watch): then there is none.
@@ -44,6 +48,18 @@ pub fn invocation_deadline(deadline_ms: u64, now: SystemTime) -> Option<SystemTi
 pub struct Lifecycle {
     pub(crate) base: Base,
     pub(crate) inspector: aws_sdk_inspector2::Client,
+}
+
+/// What making a repository carry its class's native policy came to.
+enum Baseline {
+    /// The repository is gone.
+    Gone,
+    /// It already carries the policy.
+    Current,
+    /// Set or replaced (or would be, in a dry run).
+    Changed(Action),
+    /// The put failed past the SDK's retries, perhaps after it landed (a lost answer): the invocation fails.
+    Interrupted(Action, WardenError),
 }
 
 /// What retention did in one repository.
@@ -91,48 +107,59 @@ impl Lifecycle {
             return Ok(self.base.skipped(cx, format!("class `{}` declares no native lifecycle policy", class.name)));
         };
         let mut outcome = self.base.outcome_for(cx, class, repository, None, &[]);
+        let applied = |outcome: &mut Outcome, action: Action| {
+            outcome.decision = "baseline-applied".into();
+            outcome.reasons.push(format!("class `{}`'s lifecycle policy applied to {repository}", class.name));
+            outcome.actions.push(action);
+            self.base.notification(cx, APPLIED, outcome, "fixed", outcome.reasons.clone(), Severity::Info)
+        };
         match self.apply_baseline(repository, native).await? {
-            None => return Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),
-            Some(None) => {
+            Baseline::Gone => return Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),
+            Baseline::Current => {
                 outcome.decision = "baseline-ok".into();
                 outcome.reasons.push(format!("{repository} already carries class `{}`'s policy", class.name));
                 // A retry of an invocation that set the policy but could not notify: what it parked goes now.
                 outcome.notified = self.base.flush_parked(&cx.event.id).await?;
             }
-            Some(Some(action)) => {
-                outcome.decision = "baseline-applied".into();
-                outcome.reasons.push(format!("class `{}`'s lifecycle policy applied to {repository}", class.name));
-                outcome.actions.push(action);
-                let notification =
-                    self.base.notification(cx, APPLIED, &outcome, "fixed", outcome.reasons.clone(), Severity::Info);
-                outcome.notified = self.base.send_after_change(&notification, APPLIED, false).await?;
+            Baseline::Changed(action) => {
+                let notification = applied(&mut outcome, action);
+                let sent = self.base.send_after_change(&notification, APPLIED, false).await?;
+                // A retry of an attempt whose put failed parked the same news: with the claim taken it is not
+                // sent again, only cleared.
+                let flushed = self.base.flush_parked(&cx.event.id).await?;
+                outcome.notified = sent || flushed;
+            }
+            Baseline::Interrupted(action, error) => {
+                // Parked for the retry: sent if it finds the policy in place, superseded if it puts it itself.
+                let notification = applied(&mut outcome, action);
+                self.base.park(&notification, APPLIED).await;
+                return Err(error);
             }
         }
         Ok(outcome)
     }
 
-    /// Makes a repository carry `native`. `None`: the repository is gone; `Some(None)`: nothing to do.
-    async fn apply_baseline(
-        &self,
-        repository: &str,
-        native: &NativePolicy,
-    ) -> Result<Option<Option<Action>>, WardenError> {
+    /// Makes a repository carry `native`.
+    async fn apply_baseline(&self, repository: &str, native: &NativePolicy) -> Result<Baseline, WardenError> {
         let current = match retention::current_policy(&self.base.clients.ecr, repository).await? {
             Found::Yes(current) => current,
-            _ => return Ok(None),
+            _ => return Ok(Baseline::Gone),
         };
         if native.is_current(current.as_deref()) {
-            return Ok(Some(None));
+            return Ok(Baseline::Current);
         }
         let what = if current.is_some() { "replace the drifted lifecycle policy" } else { "set the lifecycle policy" };
-        let result = if self.base.config.dry_run {
-            ActionResult::DryRun
-        } else if retention::put_policy(&self.base.clients.ecr, repository, &native.text).await? {
-            ActionResult::Done
-        } else {
-            ActionResult::Gone
-        };
-        Ok(Some(Some(Action { action: what.into(), result, detail: None })))
+        let action = |result| Action { action: what.into(), result, detail: None };
+        if self.base.config.dry_run {
+            return Ok(Baseline::Changed(action(ActionResult::DryRun)));
+        }
+        match retention::put_policy(&self.base.clients.ecr, repository, &native.text).await {
+            Ok(true) => Ok(Baseline::Changed(action(ActionResult::Done))),
+            Ok(false) => Ok(Baseline::Changed(action(ActionResult::Gone))),
+            // The put may have landed with its answer lost: reported as done if the retry finds it in place.
+            Err(error) if error.is_retryable() => Ok(Baseline::Interrupted(action(ActionResult::Done), error)),
+            Err(error) => Err(error),
+        }
     }
 
     async fn on_push(&self, cx: &Context<'_>, push: &ImageAction) -> Result<Outcome, WardenError> {
@@ -147,12 +174,12 @@ impl Lifecycle {
         match class.lifecycle.as_ref().and_then(|l| l.retention.as_ref()) {
             Some(rules) if rules.after_push => match self.retain(cx, class, rules, repository).await? {
                 None => Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),
-                Some(RetentionRun { mut outcome, deleted: 0 }) => {
-                    // Possibly a retry of a run that deleted but could not notify: what it parked goes now.
+                Some(RetentionRun { mut outcome, .. }) => {
+                    // Possibly a retry of a run that deleted but could not notify, or was interrupted: what it
+                    // parked goes now (its claims differ from this run's, so nothing shadows anything).
                     outcome.notified |= self.base.flush_parked(&cx.event.id).await?;
                     Ok(outcome)
                 }
-                Some(run) => Ok(run.outcome),
             },
             _ => Ok(self.base.skipped(cx, format!("class `{}` runs retention on the sweep only", class.name))),
         }
@@ -196,22 +223,50 @@ impl Lifecycle {
             let Classification::Managed(class) = self.base.policy.classify(repository) else { continue };
             let Some(lifecycle) = &class.lifecycle else { continue };
             checked += 1;
-            if let Some(native) = &lifecycle.native
-                && let Some(Some(action)) = self.apply_baseline(repository, native).await?
-            {
-                let mut item = self.base.outcome_for(cx, class, repository, None, &[]);
-                item.decision = "baseline-applied".into();
-                item.actions.push(action.clone());
-                outcome.actions.push(Action { action: format!("{repository}: {}", action.action), ..action });
-                baseline_changes.push(item);
-            }
-            if let Some(rules) = &lifecycle.retention
-                && let Some(run) = self.retain(cx, class, rules, repository).await?
-            {
-                deleted += run.deleted;
-                if run.outcome.decision != "nothing-to-delete" {
-                    outcome.items.push(run.outcome);
+            let mut interrupted = None;
+            if let Some(native) = &lifecycle.native {
+                let change = match self.apply_baseline(repository, native).await {
+                    Ok(Baseline::Changed(action)) => Some(action),
+                    Ok(Baseline::Interrupted(action, error)) => {
+                        interrupted = Some(error);
+                        Some(action)
+                    }
+                    Ok(Baseline::Current | Baseline::Gone) => None,
+                    Err(error) => {
+                        interrupted = Some(error);
+                        None
+                    }
+                };
+                if let Some(action) = change {
+                    let mut item = self.base.outcome_for(cx, class, repository, None, &[]);
+                    item.decision = "baseline-applied".into();
+                    item.actions.push(action.clone());
+                    outcome.actions.push(Action { action: format!("{repository}: {}", action.action), ..action });
+                    baseline_changes.push(item);
                 }
+            }
+            if interrupted.is_none()
+                && let Some(rules) = &lifecycle.retention
+            {
+                match self.retain(cx, class, rules, repository).await {
+                    Ok(Some(run)) => {
+                        deleted += run.deleted;
+                        if run.outcome.decision != "nothing-to-delete" {
+                            outcome.items.push(run.outcome);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(error) => interrupted = Some(error),
+                }
+            }
+            if let Some(error) = interrupted {
+                // The policies set so far would go unreported, since the retry finds them in place: parked
+                // under a claim of their own, so the retry's own summary does not shadow them.
+                if error.is_retryable() && !baseline_changes.is_empty() {
+                    let notification = self.sweep_summary(cx, &outcome, &baseline_changes, false);
+                    self.base.park(&notification, APPLIED_INTERRUPTED).await;
+                }
+                return Err(error);
             }
         }
         let cursor = stopped.as_ref().and_then(|after| after.as_deref());
@@ -235,27 +290,27 @@ impl Lifecycle {
             None => {}
         }
         if !baseline_changes.is_empty() || stopped.is_some() {
-            // One summary per sweep for policy changes, not one message per repository. Its own kind when the
-            // sweep ran out of time: a retry's warning and a parked summary of fixes then never share a claim.
-            let mut reasons: Vec<String> = baseline_changes
-                .iter()
-                .map(|c| format!("{}: {}", c.repository.as_deref().unwrap_or_default(), c.actions[0].action))
-                .collect();
-            reasons.extend(outcome.reasons.iter().cloned());
-            let (kind, result, severity) = if stopped.is_some() {
-                (INCOMPLETE, "incomplete", Severity::Warning)
-            } else {
-                (APPLIED, "fixed", Severity::Info)
-            };
-            let notification = self.base.notification(cx, kind, &outcome, result, reasons, severity);
-            // Only fixes are changes a retry would not find again; an incomplete sweep's warning is re-decided.
-            outcome.notified = self.base.send_after_change(&notification, kind, false).await?;
+            let notification = self.sweep_summary(cx, &outcome, &baseline_changes, stopped.is_some());
+            outcome.notified = self.base.send_after_change(&notification, &notification.kind, false).await?;
         }
         // A retry of a sweep that changed something but could not notify: what it parked goes now (one Query a
         // sweep; the retry itself finds those repositories already in order).
         outcome.notified |= self.base.flush_parked(&cx.event.id).await?;
         outcome.items.extend(baseline_changes);
         Ok(outcome)
+    }
+
+    /// One summary per sweep for the policies it set, not one message per repository. Its own kind when the
+    /// sweep ran out of time: a retry's warning and a parked summary of fixes then never share a claim.
+    fn sweep_summary(&self, cx: &Context<'_>, outcome: &Outcome, changes: &[Outcome], stopped: bool) -> Notification {
+        let mut reasons: Vec<String> = changes
+            .iter()
+            .map(|c| format!("{}: {}", c.repository.as_deref().unwrap_or_default(), c.actions[0].action))
+            .collect();
+        reasons.extend(outcome.reasons.iter().cloned());
+        let (kind, result, severity) =
+            if stopped { (INCOMPLETE, "incomplete", Severity::Warning) } else { (APPLIED, "fixed", Severity::Info) };
+        self.base.notification(cx, kind, outcome, result, reasons, severity)
     }
 
     /// Runs a class's retention on one repository. `None`: the repository is gone.
@@ -295,6 +350,7 @@ impl Lifecycle {
         let digests: Vec<String> = plan.delete.iter().map(|c| images[c.image].digest.clone()).collect();
         let mut deleted = 0;
         let mut reclaimed: i64 = 0;
+        let mut interrupted = None;
         outcome.decision = match (&plan.over_cap, digests.is_empty(), dry_run) {
             (Some(_), _, _) => "over-cap".into(),
             (None, true, _) => "nothing-to-delete".into(),
@@ -320,10 +376,12 @@ impl Lifecycle {
                         changed.push(digest);
                     }
                 }
-                let mut results = match retention::delete_images(ecr, repository, &deletable).await? {
-                    Found::Yes(results) => results,
+                let deletion = match retention::delete_images(ecr, repository, &deletable).await? {
+                    Found::Yes(deletion) => deletion,
                     _ => return Ok(None),
                 };
+                interrupted = deletion.interrupted;
+                let mut results = deletion.results;
                 results.extend(changed.into_iter().map(|digest| {
                     let result = if now_tagged.contains_key(digest) {
                         Deleted::Failed {
@@ -352,6 +410,12 @@ impl Lifecycle {
                     }
                     Deleted::AlreadyGone => (ActionResult::AlreadyDone, None),
                     Deleted::Failed { code, reason } => (ActionResult::Failed, Some(format!("{code}: {reason}"))),
+                    Deleted::Interrupted => (
+                        ActionResult::Failed,
+                        Some(format!(
+                            "{INTERRUPTED}: AWS failed its batch past the SDK's retries; EventBridge retries"
+                        )),
+                    ),
                 };
                 let tags = if image.tags.is_empty() { "untagged".to_owned() } else { image.tags.join(", ") };
                 outcome.actions.push(Action {
@@ -363,6 +427,16 @@ impl Lifecycle {
         }
         if deleted > 0 {
             outcome.reasons.push(format!("{deleted} images deleted, {} reclaimed", human_bytes(reclaimed)));
+        }
+        if let Some(error) = &interrupted {
+            let pending = outcome
+                .actions
+                .iter()
+                .filter(|a| a.detail.as_deref().is_some_and(|d| d.starts_with(INTERRUPTED)))
+                .count();
+            outcome.reasons.push(format!(
+                "interrupted with {pending} images left ({error}): EventBridge retries the run, which deletes and reports the rest"
+            ));
         }
         let failed = outcome.actions.iter().filter(|a| a.result == ActionResult::Failed).count();
         if plan.over_cap.is_some() || !outcome.actions.is_empty() {
@@ -383,7 +457,12 @@ impl Lifecycle {
             // changes (and weekly), not on every sweep.
             let standing = matches!(outcome.decision.as_str(), "would-delete" | "over-cap");
             let ledger = &self.base.ledger;
-            if standing && !ledger.note_standing_plan(repository, &plan.fingerprint(&images), now).await? {
+            if let Some(error) = interrupted {
+                // What was deleted before the interruption is reported now, under a claim of its own: the retry
+                // deletes the rest and reports it under the usual one. Then the invocation fails, to be retried.
+                self.base.send_after_change(&notification, &format!("{claim}:interrupted"), false).await?;
+                return Err(error);
+            } else if standing && !ledger.note_standing_plan(repository, &plan.fingerprint(&images), now).await? {
                 outcome.reasons.push(format!(
                     "the same plan was reported within the last {} days: not notified again",
                     STANDING_PLAN_REPEAT_SECONDS / 86_400

@@ -26,7 +26,7 @@ use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_types::DateTime;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use warden::testing::wire::sns_500;
+use warden::testing::wire::{ecr_500, sns_500};
 use warden::testing::{self, Retries, sample};
 
 const DAY: i64 = 86_400;
@@ -209,6 +209,11 @@ fn inventory(pages: Vec<Vec<ImageDetail>>) -> Vec<Rule> {
 
 /// ListImages answering with the images' current tags.
 fn listing(images: &[ImageDetail]) -> Rule {
+    let output = listing_of(images);
+    mock!(aws_sdk_ecr::Client::list_images).then_output(move || output.clone())
+}
+
+fn listing_of(images: &[ImageDetail]) -> ListImagesOutput {
     let ids: Vec<ImageIdentifier> = images
         .iter()
         .flat_map(|d| {
@@ -218,8 +223,7 @@ fn listing(images: &[ImageDetail]) -> Rule {
             tags.into_iter().map(move |tag| ImageIdentifier::builder().image_digest(&digest).set_image_tag(tag).build())
         })
         .collect();
-    mock!(aws_sdk_ecr::Client::list_images)
-        .then_output(move || ListImagesOutput::builder().set_image_ids(Some(ids.clone())).build())
+    ListImagesOutput::builder().set_image_ids(Some(ids)).build()
 }
 
 fn repositories(names: &[&str]) -> Rule {
@@ -285,9 +289,11 @@ async fn a_new_repository_gets_its_class_policy_once() {
     assert!(outcome.notified);
     assert_eq!(
         calls(&outcome),
+        // The Query: news an earlier attempt of this event may have parked (none here).
         BTreeMap::from([
             ("ECR.GetLifecyclePolicy", 1),
             ("ECR.PutLifecyclePolicy", 1),
+            ("DynamoDB.Query", 1),
             ("DynamoDB.PutItem", 1),
             ("SNS.Publish", 1)
         ])
@@ -596,10 +602,72 @@ async fn throttling_and_server_errors_are_retried_by_the_sdk_and_nothing_is_dele
     let (repos, same, coverage) = (repositories(&["builds/api"]), policy_is(NATIVE), no_coverage());
     let ecr: Vec<&Rule> = pages.iter().chain([&repos, &same, &always, &list]).collect();
     let (get, clear) = (no_cursor(), cursor_cleared());
-    let lc = lifecycle(&ecr, &[&get, &clear], &[], &[&coverage], false);
+    let interrupted = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| sk_of(r.item()) == "retention@builds/api:interrupted")
+        .then_output(|| PutItemOutput::builder().build());
+    let report = publish();
+    let lc = lifecycle(&ecr, &[&interrupted, &get, &clear], &[&report], &[&coverage], false);
     let error = lc.handle(sweep(), None).await.expect_err("retries exhausted");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(always.num_calls(), 3);
+    // Operators hear that the run was interrupted (the batch may have landed); the retry reports what it does.
+    assert_eq!((interrupted.num_calls(), report.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_deletion_interrupted_part_way_reports_what_it_did_and_the_retry_the_rest() {
+    // 150 old untagged images: the first batch of 100 goes, the second fails past the SDK's retries.
+    let all: Vec<ImageDetail> = (0..150).map(|n| detail(n, &[], 60)).chain([detail(999, &["main"], 1)]).collect();
+    let rest: Vec<ImageDetail> = all[100..].to_vec();
+    let (before, after) = (all.clone(), rest.clone());
+    let describe = mock!(aws_sdk_ecr::Client::describe_images)
+        .sequence()
+        .output(move || DescribeImagesOutput::builder().set_image_details(Some(before.clone())).build())
+        .output(move || DescribeImagesOutput::builder().set_image_details(Some(after.clone())).build())
+        .build();
+    let list = mock!(aws_sdk_ecr::Client::list_images)
+        .sequence()
+        .output(move || listing_of(&all))
+        .output(move || listing_of(&rest))
+        .build();
+    let delete = mock!(aws_sdk_ecr::Client::batch_delete_image)
+        .sequence()
+        .output(|| BatchDeleteImageOutput::builder().build())
+        .http_status(ecr_500().0, ecr_500().1)
+        .times(3)
+        .output(|| BatchDeleteImageOutput::builder().build())
+        .build();
+    let (repos, same, coverage) = (repositories(&["builds/api"]), policy_is(NATIVE), no_coverage());
+    let lot = parking_lot("retention@builds/api");
+    let interrupted = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| sk_of(r.item()) == "retention@builds/api:interrupted")
+        .then_output(|| PutItemOutput::builder().build());
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&messages);
+    let publish = mock!(aws_sdk_sns::Client::publish)
+        .match_requests(move |r| {
+            seen.lock().expect("lock").push(r.message().unwrap_or_default().to_owned());
+            true
+        })
+        .then_output(|| PublishOutput::builder().message_id("m").build());
+    let (get, clear) = (no_cursor(), cursor_cleared());
+    let dynamodb: Vec<&Rule> = [&interrupted].into_iter().chain(lot.rules()).chain([&get, &clear]).collect();
+    let lc = lifecycle(&[&describe, &list, &delete, &repos, &same], &dynamodb, &[&publish], &[&coverage], false);
+
+    let error = lc.handle(sweep(), None).await.expect_err("interrupted");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!((interrupted.num_calls(), messages.lock().expect("lock").len()), (1, 1));
+    let report: Value = serde_json::from_str(&messages.lock().expect("lock")[0]).expect("json");
+    let text = report["default"].as_str().unwrap_or_default();
+    assert!(text.contains("100 images deleted"), "{text}");
+    assert!(text.contains("interrupted"), "{text}");
+
+    // EventBridge's retry: the 50 left are deleted and reported under the usual claim.
+    let retried = lc.handle(sweep(), None).await.expect("the retry");
+    let run = retried.items.iter().find(|i| i.decision == "deleted").expect("deleted");
+    assert_eq!(deleted_digests(run).len(), 50);
+    assert_eq!((lot.claim.num_calls(), messages.lock().expect("lock").len()), (1, 2));
+    assert_eq!(delete.num_calls(), 5, "1 + 3 attempts, then the retry's one batch");
 }
 
 #[tokio::test]
@@ -690,12 +758,27 @@ fn parking_lot(claim_kind: &'static str) -> Parking {
             unparked
         })
         .then_output(|| DeleteItemOutput::builder().build());
+    // The claim as DynamoDB's conditional write answers it: taken once, refused until given back.
+    let claimed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (take, give_back) = (Arc::clone(&claimed), claimed);
     let claim = mock!(aws_sdk_dynamodb::Client::put_item)
         .match_requests(move |r| sk_of(r.item()) == claim_kind)
-        .then_output(|| PutItemOutput::builder().build());
+        .then_compute_response(move |_| {
+            if take.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let taken = aws_sdk_dynamodb::types::error::ConditionalCheckFailedException::builder().build();
+                aws_smithy_mocks::MockResponse::Error(
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(taken),
+                )
+            } else {
+                aws_smithy_mocks::MockResponse::Output(PutItemOutput::builder().build())
+            }
+        });
     let release = mock!(aws_sdk_dynamodb::Client::delete_item)
         .match_requests(move |r| sk_of(r.key()) == claim_kind)
-        .then_output(|| DeleteItemOutput::builder().build());
+        .then_output(move || {
+            give_back.store(false, std::sync::atomic::Ordering::SeqCst);
+            DeleteItemOutput::builder().build()
+        });
     Parking { stored, park, parked, unpark, claim, release }
 }
 
@@ -872,4 +955,101 @@ async fn a_standing_dry_run_is_reported_when_it_changes_not_on_every_sweep() {
     let retried = sweep_item().await.expect("the retry");
     assert!(retried.notified);
     assert_eq!(publish.num_calls(), 6);
+}
+
+#[tokio::test]
+async fn a_policy_put_whose_answer_is_lost_is_reported_by_the_retry_that_finds_it() {
+    // PutLifecyclePolicy lands but its answers are lost (500 each time): the invocation fails; the retry
+    // finds the policy in place and sends what the first attempt parked.
+    let policy = mock!(aws_sdk_ecr::Client::get_lifecycle_policy)
+        .sequence()
+        .error(|| {
+            GetLifecyclePolicyError::LifecyclePolicyNotFoundException(
+                LifecyclePolicyNotFoundException::builder().message("none").build(),
+            )
+        })
+        .output(|| GetLifecyclePolicyOutput::builder().lifecycle_policy_text(NATIVE).build())
+        .build();
+    let put = mock!(aws_sdk_ecr::Client::put_lifecycle_policy)
+        .sequence()
+        .http_status(ecr_500().0, ecr_500().1)
+        .times(3)
+        .build();
+    let lot = parking_lot("lifecycle-policy-applied");
+    let publish = publish();
+    let lc = lifecycle(&[&policy, &put], &lot.rules(), &[&publish], &[], false);
+
+    let error = lc.handle(create_repository("builds/api"), None).await.expect_err("the put's answers are lost");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!((put.num_calls(), publish.num_calls()), (3, 0));
+    assert_eq!(lot.holds(), Some(("lifecycle-policy-applied".into(), "fixed".into())));
+
+    let retried = lc.handle(create_repository("builds/api"), None).await.expect("the retry");
+    assert_eq!(retried.decision, "baseline-ok");
+    assert!(retried.notified);
+    assert_eq!((put.num_calls(), publish.num_calls(), lot.unpark.num_calls()), (3, 1, 1));
+}
+
+#[tokio::test]
+async fn a_sweep_failing_part_way_parks_the_policies_it_set() {
+    // builds/a gets its policy; reading builds/b's fails past the SDK's retries. The retry finds builds/a in
+    // order, so the parked summary is the only report of it.
+    let missing_a = mock!(aws_sdk_ecr::Client::get_lifecycle_policy)
+        .match_requests(|r| r.repository_name() == Some("builds/a"))
+        .sequence()
+        .error(|| {
+            GetLifecyclePolicyError::LifecyclePolicyNotFoundException(
+                LifecyclePolicyNotFoundException::builder().message("none").build(),
+            )
+        })
+        .output(|| GetLifecyclePolicyOutput::builder().lifecycle_policy_text(NATIVE).build())
+        .build();
+    let failing_b = mock!(aws_sdk_ecr::Client::get_lifecycle_policy)
+        .match_requests(|r| r.repository_name() == Some("builds/b"))
+        .sequence()
+        .http_status(ecr_500().0, ecr_500().1)
+        .times(3)
+        .output(|| GetLifecyclePolicyOutput::builder().lifecycle_policy_text(NATIVE).build())
+        .build();
+    let (repos, put, pages) = (repositories(&["builds/a", "builds/b"]), put_policy(), inventory(vec![vec![]]));
+    let ecr: Vec<&Rule> = [&repos, &missing_a, &failing_b, &put].into_iter().chain(pages.iter()).collect();
+    let lot = parking_lot("lifecycle-policy-applied:interrupted");
+    let (get, publish) = (no_cursor(), publish());
+    let dynamodb: Vec<&Rule> = lot.rules().into_iter().chain([&get]).collect();
+    let lc = lifecycle(&ecr, &dynamodb, &[&publish], &[], false);
+
+    let error = lc.handle(sweep(), None).await.expect_err("builds/b unreadable");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(lot.holds(), Some(("lifecycle-policy-applied".into(), "fixed".into())));
+    assert_eq!(publish.num_calls(), 0);
+
+    let retried = lc.handle(sweep(), None).await.expect("the retry");
+    assert_eq!(retried.decision, "sweep-complete");
+    assert!(retried.notified, "the parked summary of builds/a");
+    assert_eq!((put.num_calls(), publish.num_calls(), lot.unpark.num_calls()), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn a_retry_that_puts_the_policy_itself_sends_the_news_once_and_leaves_nothing_parked() {
+    use aws_sdk_ecr::operation::put_lifecycle_policy::PutLifecyclePolicyError;
+    // Throttled past the SDK's retries: the put did not land. The retry puts it and finds the parked news.
+    let missing = policy_missing();
+    let put = mock!(aws_sdk_ecr::Client::put_lifecycle_policy)
+        .sequence()
+        .error(|| PutLifecyclePolicyError::generic(testing::error_code("ThrottlingException")))
+        .times(3)
+        .output(|| PutLifecyclePolicyOutput::builder().build())
+        .build();
+    let lot = parking_lot("lifecycle-policy-applied");
+    let publish = publish();
+    let lc = lifecycle(&[&missing, &put], &lot.rules(), &[&publish], &[], false);
+
+    let error = lc.handle(create_repository("builds/api"), None).await.expect_err("throttled");
+    assert!(error.is_retryable(), "{error}");
+    assert!(lot.holds().is_some());
+    let retried = lc.handle(create_repository("builds/api"), None).await.expect("the retry");
+    assert_eq!(retried.decision, "baseline-applied");
+    assert!(retried.notified);
+    assert_eq!((put.num_calls(), publish.num_calls(), lot.unpark.num_calls()), (4, 1, 1));
+    assert_eq!(lot.holds(), None, "nothing left parked");
 }

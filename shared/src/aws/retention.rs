@@ -89,15 +89,24 @@ pub enum Deleted {
         code: String,
         reason: String,
     },
+    /// Its batch failed past the SDK's retries (it may still be gone: an answer can be lost after the delete),
+    /// or a batch before it did, so it was not tried.
+    Interrupted,
+}
+
+/// What a deletion did, image by image, in the order asked.
+#[derive(Debug)]
+pub struct Deletion {
+    pub results: Vec<(String, Deleted)>,
+    /// Set when a batch failed retryably: the images from that batch on are `Deleted::Interrupted`, and the
+    /// invocation should fail with this error once what was done is reported, so EventBridge retries the rest.
+    pub interrupted: Option<WardenError>,
 }
 
 /// Deletes images by digest (BatchDeleteImage in batches of 100). Per-image failures are returned, not
-/// raised: the next run retries them. `Found::NoRepository` when the repository is gone.
-pub async fn delete_images(
-    ecr: &Client,
-    repository: &str,
-    digests: &[String],
-) -> Result<Found<Vec<(String, Deleted)>>, WardenError> {
+/// raised: the next run retries them. A batch that fails retryably stops the deletion without losing what
+/// the batches before it did ([`Deletion::interrupted`]). `Found::NoRepository` when the repository is gone.
+pub async fn delete_images(ecr: &Client, repository: &str, digests: &[String]) -> Result<Found<Deletion>, WardenError> {
     use aws_sdk_ecr::types::ImageFailureCode;
     let mut results = Vec::with_capacity(digests.len());
     for batch in digests.chunks(BATCH_LIMIT) {
@@ -112,7 +121,15 @@ pub async fn delete_images(
             Err(e) if e.as_service_error().is_some_and(|se| se.is_repository_not_found_exception()) => {
                 return Ok(Found::NoRepository);
             }
-            Err(e) => return Err(aws_error("ECR.BatchDeleteImage", e)),
+            Err(e) => {
+                let error = aws_error("ECR.BatchDeleteImage", e);
+                if !error.is_retryable() {
+                    return Err(error);
+                }
+                let rest = digests[results.len()..].iter().map(|d| (d.clone(), Deleted::Interrupted));
+                results.extend(rest);
+                return Ok(Found::Yes(Deletion { results, interrupted: Some(error) }));
+            }
         };
         let mut failed: HashMap<&str, Deleted> = HashMap::new();
         for failure in output.failures() {
@@ -128,7 +145,7 @@ pub async fn delete_images(
         }
         results.extend(batch.iter().map(|d| (d.clone(), failed.remove(d.as_str()).unwrap_or(Deleted::Done))));
     }
-    Ok(Found::Yes(results))
+    Ok(Found::Yes(Deletion { results, interrupted: None }))
 }
 
 /// Amazon Inspector's in-use data for a repository's images (ListCoverage filtered by repository, all pages):

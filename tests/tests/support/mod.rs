@@ -1,9 +1,10 @@
-//! What the reliability tests (replay, faults, load) share: the three functions built on one SDK config, and
+//! What the reliability tests (replay, faults, load) share: the four functions built on one SDK config, and
 //! delivery the way EventBridge does it (a failed invocation is retried).
 
 #![allow(dead_code)]
 
 use integration_tests::Stack;
+use lifecycle::Lifecycle;
 use notify::Notify;
 use scan_gate::ScanGate;
 use serde_json::Value;
@@ -20,17 +21,19 @@ pub enum Function {
     TagGuard,
     ScanGate,
     Notify,
+    Lifecycle,
 }
 
-pub const ALL: [Function; 3] = [Function::TagGuard, Function::ScanGate, Function::Notify];
+pub const ALL: [Function; 4] = [Function::TagGuard, Function::ScanGate, Function::Notify, Function::Lifecycle];
 
-/// tag-guard, scan-gate and notify as deployed, with the stack's ledger and topic, their AWS clients built
+/// The four functions as deployed, with the stack's ledger and topic, their AWS clients built
 /// from `sdk` (moto directly, or the fault proxy).
 #[derive(Debug)]
 pub struct Functions {
     pub tag_guard: TagGuard,
     pub scan_gate: ScanGate,
     pub notify: Notify,
+    pub lifecycle: Lifecycle,
 }
 
 impl Functions {
@@ -44,10 +47,13 @@ impl Functions {
         };
         let clients = Clients::new(sdk);
         let inspector = clients.inspector(sdk);
+        let lifecycle_clients = Clients::new(sdk);
+        let lifecycle_inspector = lifecycle_clients.inspector(sdk);
         Self {
             tag_guard: TagGuard::new(policy(), config.clone(), Clients::new(sdk)).expect("tag-guard"),
             scan_gate: ScanGate::new(policy(), config.clone(), clients, inspector).expect("scan-gate"),
-            notify: Notify::new(policy(), config, Clients::new(sdk)).expect("notify"),
+            notify: Notify::new(policy(), config.clone(), Clients::new(sdk)).expect("notify"),
+            lifecycle: Lifecycle::new(policy(), config, lifecycle_clients, lifecycle_inspector).expect("lifecycle"),
         }
     }
 
@@ -57,6 +63,8 @@ impl Functions {
             Function::TagGuard => self.tag_guard.handle(event.clone()).await,
             Function::ScanGate => self.scan_gate.handle(event.clone()).await,
             Function::Notify => self.notify.handle(event.clone()).await,
+            // No deadline: sweeps here are small, and the deadline rule has tests of its own.
+            Function::Lifecycle => self.lifecycle.handle(event.clone(), None).await,
         }
     }
 
