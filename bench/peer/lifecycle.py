@@ -172,7 +172,9 @@ def on_create_repository(event, outcome, repository):
     outcome["reasons"].append(f"class `{cls.name}`'s lifecycle policy applied to {repository}")
     outcome["actions"].append(result)
     n = w.notification(FUNCTION, event, outcome, APPLIED, "fixed", list(outcome["reasons"]), "info")
-    outcome["notified"] = send_after_change(n, APPLIED)
+    sent = send_after_change(n, APPLIED)
+    # News an earlier attempt parked when its put failed: with the claim taken, only cleared.
+    outcome["notified"] = flush_parked(event["id"]) or sent
     return outcome
 
 
@@ -213,9 +215,8 @@ def on_push(event, outcome, detail):
     run = retain(event, cls, rules, repository)
     if run is None:
         return w.skipped(outcome, f"repository {repository} no longer exists")
-    item, deleted = run
-    if deleted == 0:
-        item["notified"] |= flush_parked(event["id"])
+    item, _deleted = run
+    item["notified"] |= flush_parked(event["id"])
     item["event"] = outcome["event"]
     return item
 
