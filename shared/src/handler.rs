@@ -6,7 +6,7 @@ use crate::aws::Clients;
 use crate::aws::ledger::Ledger;
 use crate::aws::sns::{Destination, deliver, deliver_as, publish};
 use crate::config::{Config, TOPICS_ENV};
-use crate::event::{Event, EventKind, RepositoryApiCall};
+use crate::event::{Event, EventKind, ImageAction, RepositoryApiCall};
 use crate::notify::{Notification, SCHEMA, Severity};
 use crate::outcome::Outcome;
 use crate::policy::{Class, Classification, Policy};
@@ -128,6 +128,15 @@ impl Base {
             return Err(format!("CreateRepository failed ({code}): no repository was created"));
         }
         self.managed_class(call.repository_name.as_str())
+    }
+
+    /// The managed class of the repository an image was pushed to, or why the push is left alone (it failed,
+    /// or the class is unmanaged).
+    pub fn pushed_image_class(&self, push: &ImageAction) -> Result<&Class, String> {
+        if !push.succeeded() {
+            return Err(format!("push result is `{}`, not SUCCESS", push.result));
+        }
+        self.managed_class(push.repository_name.as_str())
     }
 
     pub fn outcome_for(

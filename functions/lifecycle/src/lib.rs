@@ -163,14 +163,11 @@ impl Lifecycle {
     }
 
     async fn on_push(&self, cx: &Context<'_>, push: &ImageAction) -> Result<Outcome, WardenError> {
-        if !push.succeeded() {
-            return Ok(self.base.skipped(cx, format!("push result is `{}`, not SUCCESS", push.result)));
-        }
-        let repository = push.repository_name.as_str();
-        let class = match self.base.managed_class(repository) {
+        let class = match self.base.pushed_image_class(push) {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
+        let repository = push.repository_name.as_str();
         match class.lifecycle.as_ref().and_then(|l| l.retention.as_ref()) {
             Some(rules) if rules.after_push => match self.retain(cx, class, rules, repository).await? {
                 None => Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),

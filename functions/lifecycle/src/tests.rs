@@ -1053,3 +1053,20 @@ async fn a_retry_that_puts_the_policy_itself_sends_the_news_once_and_leaves_noth
     assert_eq!((put.num_calls(), publish.num_calls(), lot.unpark.num_calls()), (4, 1, 1));
     assert_eq!(lot.holds(), None, "nothing left parked");
 }
+
+#[tokio::test]
+async fn a_failed_push_or_an_unmanaged_repository_costs_nothing() {
+    let lc = lifecycle(&[], &[], &[], &[], false);
+    let mut failed = push("pushes/api");
+    failed["detail"]["result"] = "FAILURE".into();
+    let outcome = lc.handle(failed, None).await.expect("skipped");
+    assert_eq!(outcome.decision, "skipped");
+    assert!(
+        outcome.reasons.iter().any(|r| r.contains("push result is `FAILURE`, not SUCCESS")),
+        "{:?}",
+        outcome.reasons
+    );
+    let outcome = lc.handle(push("elsewhere/api"), None).await.expect("skipped");
+    assert_eq!(outcome.decision, "skipped");
+    assert!(outcome.aws_calls.is_empty());
+}

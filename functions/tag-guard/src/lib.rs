@@ -64,14 +64,11 @@ impl TagGuard {
     }
 
     async fn on_push(&self, cx: &Context<'_>, push: &ImageAction) -> Result<Outcome, WardenError> {
-        if !push.succeeded() {
-            return Ok(self.base.skipped(cx, format!("push result is `{}`, not SUCCESS", push.result)));
-        }
-        let repository = push.repository_name.as_str();
-        let class = match self.base.managed_class(repository) {
+        let class = match self.base.pushed_image_class(push) {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
+        let repository = push.repository_name.as_str();
         let rules = class.tags.as_ref();
         let mut outcome = self.base.outcome_for(cx, class, repository, Some(&push.image_digest), &tags_of(push));
         let pushed = TagPointer { digest: push.image_digest.clone(), since: cx.at.clone(), deleted_at: None };
