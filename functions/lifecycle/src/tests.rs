@@ -83,6 +83,7 @@ action = { type = "expire" }
 [class.lifecycle.retention]
 apply = true
 after-push = true
+max-images = 1000
 max-fraction = 1.0
 
 [[class.lifecycle.retention.rule]]
@@ -1069,4 +1070,52 @@ async fn a_failed_push_or_an_unmanaged_repository_costs_nothing() {
     let outcome = lc.handle(push("elsewhere/api"), None).await.expect("skipped");
     assert_eq!(outcome.decision, "skipped");
     assert!(outcome.aws_calls.is_empty());
+}
+
+#[tokio::test]
+async fn a_push_retry_that_deletes_more_still_sends_what_the_interrupted_attempt_parked() {
+    // After a push, 150 old images: the second batch fails, and so does the report of the first. The retry
+    // deletes the 50 left and reports them, and sends the parked report of the first 100 too.
+    let all: Vec<ImageDetail> = (0..150).map(|n| detail(n, &[], 60)).chain([detail(999, &["main"], 1)]).collect();
+    let rest: Vec<ImageDetail> = all[100..].to_vec();
+    let (before, after, listed, left) = (all.clone(), rest.clone(), all.clone(), rest);
+    let describe = mock!(aws_sdk_ecr::Client::describe_images)
+        .sequence()
+        .output(move || DescribeImagesOutput::builder().set_image_details(Some(before.clone())).build())
+        .output(move || DescribeImagesOutput::builder().set_image_details(Some(after.clone())).build())
+        .build();
+    let list = mock!(aws_sdk_ecr::Client::list_images)
+        .sequence()
+        .output(move || listing_of(&listed))
+        .output(move || listing_of(&left))
+        .build();
+    let delete = mock!(aws_sdk_ecr::Client::batch_delete_image)
+        .sequence()
+        .output(|| BatchDeleteImageOutput::builder().build())
+        .http_status(ecr_500().0, ecr_500().1)
+        .times(3)
+        .output(|| BatchDeleteImageOutput::builder().build())
+        .build();
+    let coverage = no_coverage();
+    let lot = parking_lot("retention@pushes/api:interrupted");
+    let claim = claim();
+    let publish = mock!(aws_sdk_sns::Client::publish)
+        .sequence()
+        .http_status(sns_500().0, sns_500().1)
+        .times(3)
+        .output(|| PublishOutput::builder().message_id("m").build())
+        .times(2)
+        .build();
+    let dynamodb: Vec<&Rule> = lot.rules().into_iter().chain([&claim]).collect();
+    let lc = lifecycle(&[&describe, &list, &delete], &dynamodb, &[&publish], &[&coverage], false);
+
+    let error = lc.handle(push("pushes/api"), None).await.expect_err("interrupted, and its report failed");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(lot.holds(), Some(("retention".into(), "partly-failed".into())));
+
+    let retried = lc.handle(push("pushes/api"), None).await.expect("the retry");
+    assert_eq!(deleted_digests(&retried).len(), 50);
+    assert!(retried.notified);
+    assert_eq!((publish.num_calls(), lot.unpark.num_calls()), (5, 1), "its own report and the parked one");
+    assert_eq!(lot.holds(), None);
 }
