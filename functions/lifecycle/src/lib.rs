@@ -33,8 +33,6 @@ const LISTED: usize = 20;
 /// Notification kinds: a native policy set or fixed (also the sweep's summary), and a sweep out of time.
 const APPLIED: &str = "lifecycle-policy-applied";
 const INCOMPLETE: &str = "lifecycle-sweep-incomplete";
-/// How an image a deletion did not get to is reported.
-const INTERRUPTED: &str = "interrupted";
 /// The claim of a summary parked by a sweep that failed part-way (see [`Lifecycle::on_sweep`]).
 const APPLIED_INTERRUPTED: &str = "lifecycle-policy-applied:interrupted";
 
@@ -347,7 +345,7 @@ impl Lifecycle {
         let digests: Vec<String> = plan.delete.iter().map(|c| images[c.image].digest.clone()).collect();
         let mut deleted = 0;
         let mut reclaimed: i64 = 0;
-        let mut interrupted = None;
+        let (mut interrupted, mut pending) = (None, 0);
         outcome.decision = match (&plan.over_cap, digests.is_empty(), dry_run) {
             (Some(_), _, _) => "over-cap".into(),
             (None, true, _) => "nothing-to-delete".into(),
@@ -407,12 +405,11 @@ impl Lifecycle {
                     }
                     Deleted::AlreadyGone => (ActionResult::AlreadyDone, None),
                     Deleted::Failed { code, reason } => (ActionResult::Failed, Some(format!("{code}: {reason}"))),
-                    Deleted::Interrupted => (
-                        ActionResult::Failed,
-                        Some(format!(
-                            "{INTERRUPTED}: AWS failed its batch past the SDK's retries; EventBridge retries"
-                        )),
-                    ),
+                    Deleted::Interrupted => {
+                        pending += 1;
+                        let why = "interrupted: AWS failed its batch past the SDK's retries; EventBridge retries";
+                        (ActionResult::Failed, Some(why.to_owned()))
+                    }
                 };
                 let tags = if image.tags.is_empty() { "untagged".to_owned() } else { image.tags.join(", ") };
                 outcome.actions.push(Action {
@@ -426,11 +423,6 @@ impl Lifecycle {
             outcome.reasons.push(format!("{deleted} images deleted, {} reclaimed", human_bytes(reclaimed)));
         }
         if let Some(error) = &interrupted {
-            let pending = outcome
-                .actions
-                .iter()
-                .filter(|a| a.detail.as_deref().is_some_and(|d| d.starts_with(INTERRUPTED)))
-                .count();
             outcome.reasons.push(format!(
                 "interrupted with {pending} images left ({error}): EventBridge retries the run, which deletes and reports the rest"
             ));
