@@ -636,17 +636,7 @@ def note_standing_plan(repository, fingerprint_, now):
 
 def send_as(n, claim_kind):
     """`warden_peer.send` with the claim taken under `claim_kind` (`retention@<repository>`)."""
-    if not w.TOPIC_ARN:
-        return False
-    key = {"pk": w.s(f"NOTIFY#{n['event-id']}"), "sk": w.s(claim_kind)}
-    if not w.put_if_absent({**key, "expires_at": {"N": str(int(time.time()) + w.NOTIFY_TTL_SECONDS)}}):
-        return False
-    try:
-        w.publish(n)
-    except Exception:
-        w.DYNAMODB.delete_item(TableName=w.LEDGER_TABLE, Key=key)
-        raise
-    return True
+    return w.send(n, claim_kind)
 
 
 def send_after_change(n, claim_kind):

@@ -413,12 +413,13 @@ def publish(n):
                 MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()})
 
 
-def send(n):
-    """At most once per event and kind: claim in the ledger, publish, give the claim back if publishing fails."""
+def send(n, claim_kind=None):
+    """At most once per event and kind (or `claim_kind`): claim in the ledger, publish, give the claim back if
+    publishing fails."""
     print(json.dumps({"level": "INFO", "message": "notification", "kind": n["kind"], "severity": n["severity"]}))
     if not TOPIC_ARN:
         return False
-    key = {"pk": s(f"NOTIFY#{n['event-id']}"), "sk": s(n["kind"])}
+    key = {"pk": s(f"NOTIFY#{n['event-id']}"), "sk": s(claim_kind or n["kind"])}
     if not put_if_absent({**key, "expires_at": {"N": str(int(time.time()) + NOTIFY_TTL_SECONDS)}}):
         return False
     try:
