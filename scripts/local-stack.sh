@@ -36,7 +36,8 @@ local_stack_start() {
   local_stack_install
   mkdir -p "$STATE_DIR"
   MOTO_PORT="${MOTO_PORT:-$(free_port)}"
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$STATE_DIR/moto.log" 2>&1 &
+  # moto_server with ECR's conditional tag removal (scripts/moto_server.py says why).
+  "$VENV/bin/python" "$REPO_ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$MOTO_PORT" >"$STATE_DIR/moto.log" 2>&1 &
   MOTO_PID=$!
   trap local_stack_stop EXIT
   local ready=""

@@ -300,7 +300,12 @@ fn describe_tag_check(policy: &Policy, repository: &str, tag: &str) -> String {
         PushCheck::Conforming { protected: true } => "allowed, protected (may never move)".to_owned(),
         PushCheck::Conforming { protected: false } if rules.is_mutable(tag) => "allowed, mutable".to_owned(),
         PushCheck::Conforming { protected: false } => "allowed".to_owned(),
-        PushCheck::OwnTag => "a tag ecr-warden adds itself (quarantine or promotion)".to_owned(),
+        PushCheck::OwnTag(kind) => format!(
+            "shaped like a {} tag ecr-warden adds itself: accepted only with its record in the ledger, otherwise \
+             a forgery (removed with remediation `{}`)",
+            kind.as_str(),
+            rules.remediation.as_str()
+        ),
         PushCheck::NotAllowed { reason } => {
             format!("NOT allowed: {reason}; remediation `{}`", rules.remediation.as_str())
         }

@@ -104,6 +104,20 @@ SCHEDULES = {"TagGuardFunction.Sweep": "TagGuardSweepSchedule", "LifecycleFuncti
 
 MARKER = "urn:ecr-warden:sample:"
 
+# The local stack's account: `!Ref AWS::AccountId` in a pattern stands for it (moto stamps it on every event).
+ACCOUNT = "123456789012"
+
+
+def deployed(pattern):
+    """The pattern as CloudFormation deploys it into the local stack's account."""
+    if pattern == {"Ref": "AWS::AccountId"}:
+        return ACCOUNT
+    if isinstance(pattern, dict):
+        return {key: deployed(value) for key, value in pattern.items()}
+    if isinstance(pattern, list):
+        return [deployed(value) for value in pattern]
+    return pattern
+
 
 class TemplateLoader(yaml.SafeLoader):
     """YAML loader for CloudFormation: `!Ref X` becomes {"Ref": X}, `!GetAtt A.B` {"Fn::GetAtt": [A, B]}, ..."""
@@ -195,6 +209,9 @@ def main():
     for key, pattern in patterns.items():
         if mentions_key(pattern, "resources"):
             problems.append(f"{key}: the pattern uses `resources`; change how this test marks samples")
+        # Events of other accounts never reach a function through its rules.
+        if pattern.get("account") != [{"Ref": "AWS::AccountId"}]:
+            problems.append(f"{key}: the pattern must filter `account: [!Ref AWS::AccountId]`")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         raise SystemExit(1)
@@ -210,7 +227,7 @@ def main():
             queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"]
             created.append((name, queue_url))
-            events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
+            events.put_rule(Name=name, EventPattern=json.dumps(deployed(pattern)), State="ENABLED")
             events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": queue_arn}])
         rule_of = {name: key for (name, _), key in zip(created, sorted(patterns))}
 

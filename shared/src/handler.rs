@@ -5,8 +5,10 @@ use crate::WardenError;
 use crate::aws::Clients;
 use crate::aws::ledger::Ledger;
 use crate::aws::sns::{Destination, deliver, deliver_as, publish};
+use crate::aws::steps::Executor;
 use crate::config::{Config, TOPICS_ENV};
 use crate::event::{Event, EventKind, ImageAction, RepositoryApiCall};
+use crate::invocation::{Home, Invocation, admit};
 use crate::notify::{Notification, SCHEMA, Severity};
 use crate::outcome::Outcome;
 use crate::policy::{Class, Classification, Policy};
@@ -22,6 +24,10 @@ pub struct Context<'a> {
     pub event: &'a Event,
     /// The event's time, or now when it has none.
     pub at: String,
+    /// The account and region the function serves; `None`: unknown, and every event is refused at the door.
+    pub home: Option<Home>,
+    /// When the invocation is cut off, if the runtime says.
+    pub deadline: Option<std::time::SystemTime>,
 }
 
 /// A function's policy, configuration, clients and ledger, built once at init.
@@ -68,10 +74,36 @@ impl Base {
         Started(self.clients.calls.snapshot())
     }
 
-    /// The context for a parsed event.
-    pub fn context<'a>(&self, event: &'a Event) -> Context<'a> {
+    /// The context for a parsed event of an invocation.
+    pub fn context<'a>(&self, event: &'a Event, invocation: &Invocation) -> Context<'a> {
         let at = event.time.clone().unwrap_or_else(|| Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        Context { event, at }
+        Context { event, at, home: invocation.home(), deadline: invocation.deadline }
+    }
+
+    /// The door every event passes first: the skipped outcome, with the reason, of an event from an account or
+    /// region this function does not serve ([`admit`]); `None` for an event it may act on.
+    pub fn refuse(&self, cx: &Context<'_>) -> Option<Outcome> {
+        let reason = admit(cx.event, cx.home.as_ref()).err()?;
+        tracing::warn!(
+            function = self.function,
+            event_id = %cx.event.id,
+            account = cx.event.account.as_deref(),
+            region = cx.event.region.as_deref(),
+            %reason,
+            "event refused at the door"
+        );
+        Some(self.skipped(cx, reason))
+    }
+
+    /// Where this event's decided steps are carried out.
+    pub fn executor<'a>(&'a self, cx: &'a Context<'_>) -> Executor<'a> {
+        Executor {
+            ecr: &self.clients.ecr,
+            ledger: &self.ledger,
+            function: self.function,
+            event_id: &cx.event.id,
+            dry_run: self.config.dry_run,
+        }
     }
 
     /// Completes the outcome (dry run, AWS calls since `started`) and logs it.

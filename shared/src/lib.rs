@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod gate;
 #[cfg(feature = "aws")]
 pub mod handler;
+pub mod invocation;
 pub mod lifecycle;
 pub mod notify;
 pub mod outcome;

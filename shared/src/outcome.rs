@@ -53,12 +53,14 @@ pub enum ActionResult {
     Failed,
     /// The image or repository no longer exists (deleted since the event was sent).
     Gone,
+    /// The tag points at another image now (moved since it was read): left alone.
+    Moved,
 }
 
 impl ActionResult {
     /// Whether the step did not happen: later steps must not run.
     pub fn is_failure(self) -> bool {
-        matches!(self, Self::Failed | Self::Gone)
+        matches!(self, Self::Failed | Self::Gone | Self::Moved)
     }
 }
 

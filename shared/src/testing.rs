@@ -9,6 +9,20 @@ use aws_smithy_types::error::ErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 use std::time::Duration;
 
+/// The account and region the samples in `events/` come from, and the test functions serve.
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+/// An invocation of a function serving [`ACCOUNT`] in [`REGION`], without a deadline.
+pub fn invocation() -> crate::invocation::Invocation {
+    crate::invocation::Invocation::serving(ACCOUNT, REGION)
+}
+
+/// [`invocation`] cut off at `deadline`.
+pub fn invocation_until(deadline: Option<std::time::SystemTime>) -> crate::invocation::Invocation {
+    crate::invocation::Invocation { deadline, ..invocation() }
+}
+
 /// The SNS topic [`config`] publishes to.
 pub const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:ecr-warden";
 
@@ -133,5 +147,103 @@ pub mod wire {
     /// Inspector (restJson1): `InternalServerException`.
     pub fn inspector_500() -> (u16, Option<String>) {
         (500, Some(r#"{"__type":"InternalServerException","message":"internal"}"#.to_owned()))
+    }
+}
+
+/// Mock rules many adapter tests need, so each test names only what is particular to it.
+pub mod rules {
+    use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason};
+    use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+    use aws_sdk_ecr::types::ImageDetail;
+    use aws_sdk_inspector2::operation::list_coverage::ListCoverageOutput;
+    use aws_sdk_inspector2::types::{
+        CoverageResourceType, CoveredResource, ScanStatus, ScanStatusCode, ScanStatusReason, ScanType,
+    };
+    use aws_smithy_mocks::{Rule, mock};
+    use aws_smithy_types::DateTime;
+
+    /// Every DynamoDB transaction succeeds (approvals, revocations).
+    pub fn transaction_ok() -> Rule {
+        mock!(aws_sdk_dynamodb::Client::transact_write_items)
+            .then_output(|| TransactWriteItemsOutput::builder().build())
+    }
+
+    /// An approval transaction fails its condition: the ledger holds a failing verdict on evidence from
+    /// `evidence_at` (epoch seconds), recorded by `event_id`.
+    pub fn approval_superseded(evidence_at: i64, event_id: &'static str) -> Rule {
+        mock!(aws_sdk_dynamodb::Client::transact_write_items).then_error(move || {
+            let reason = CancellationReason::builder()
+                .code("ConditionalCheckFailed")
+                .item("verdict", AttributeValue::S("fail".into()))
+                .item("evidence_at", AttributeValue::N(evidence_at.to_string()))
+                .item("event_id", AttributeValue::S(event_id.into()))
+                .build();
+            TransactWriteItemsError::TransactionCanceledException(
+                TransactionCanceledException::builder().cancellation_reasons(reason).build(),
+            )
+        })
+    }
+
+    /// DescribeImages answers that `digest` carries `tags`.
+    pub fn image_with_tags(digest: &'static str, tags: &'static [&'static str]) -> Rule {
+        mock!(aws_sdk_ecr::Client::describe_images).then_output(move || {
+            let detail = ImageDetail::builder()
+                .image_digest(digest)
+                .set_image_tags(Some(tags.iter().map(|t| (*t).to_owned()).collect()))
+                .build();
+            DescribeImagesOutput::builder().image_details(detail).build()
+        })
+    }
+
+    /// Amazon Inspector covers the image `repository@digest` of the test account with the given status,
+    /// reason and last scan time; only a request filtered by that image's ARN matches.
+    pub fn coverage(
+        repository: &'static str,
+        digest: &'static str,
+        status: ScanStatusCode,
+        reason: ScanStatusReason,
+        last_scanned_at: Option<i64>,
+    ) -> Rule {
+        let wanted = image_arn(repository, digest);
+        mock!(aws_sdk_inspector2::Client::list_coverage)
+            .match_requests(move |r| {
+                r.filter_criteria().is_some_and(|c| c.resource_id().iter().any(|f| f.value() == wanted))
+            })
+            .then_output(coverage_output(repository, digest, status, reason, last_scanned_at))
+    }
+
+    /// The ListCoverage answer of [`coverage`], for sequences.
+    pub fn coverage_output(
+        repository: &'static str,
+        digest: &'static str,
+        status: ScanStatusCode,
+        reason: ScanStatusReason,
+        last_scanned_at: Option<i64>,
+    ) -> impl Fn() -> ListCoverageOutput + Send + Sync + 'static {
+        move || {
+            let scan_status =
+                ScanStatus::builder().status_code(status.clone()).reason(reason.clone()).build().expect("status");
+            let resource = CoveredResource::builder()
+                .resource_type(CoverageResourceType::AwsEcrContainerImage)
+                .resource_id(image_arn(repository, digest))
+                .account_id(super::ACCOUNT)
+                .scan_type(ScanType::Package)
+                .scan_status(scan_status)
+                .set_last_scanned_at(last_scanned_at.map(DateTime::from_secs))
+                .build()
+                .expect("covered resource");
+            ListCoverageOutput::builder().covered_resources(resource).build()
+        }
+    }
+
+    fn image_arn(repository: &str, digest: &str) -> String {
+        format!("arn:aws:ecr:{}:{}:repository/{repository}/{digest}", super::REGION, super::ACCOUNT)
+    }
+
+    /// Inspector covers the image actively, its last scan complete.
+    pub fn coverage_active(repository: &'static str, digest: &'static str) -> Rule {
+        coverage(repository, digest, ScanStatusCode::Active, ScanStatusReason::Successful, Some(1_764_000_000))
     }
 }

@@ -144,16 +144,25 @@ impl Drop for FaultProxy {
 impl FaultProxy {
     /// Starts a proxy on 127.0.0.1 (a free port) in front of `upstream` (`http://host:port`).
     pub async fn start(upstream: &str, plan: FaultPlan) -> Self {
+        Self::start_routed(upstream, &[], plan).await
+    }
+
+    /// [`FaultProxy::start`], with the requests of some services (by SigV4 signing name) going to another
+    /// upstream: `inspector2` to the stack's Inspector stand-in, say.
+    pub async fn start_routed(upstream: &str, routes: &[(&str, &str)], plan: FaultPlan) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fault proxy");
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));
-        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let authority = |url: &str| url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let upstream = authority(upstream);
+        let routes: Arc<BTreeMap<String, String>> =
+            Arc::new(routes.iter().map(|(service, url)| ((*service).to_owned(), authority(url))).collect());
         let state = Arc::new(Mutex::new(State { plan, stats: ProxyStats::default() }));
         let shared = Arc::clone(&state);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (state, upstream) = (Arc::clone(&shared), upstream.clone());
+                let (state, upstream, routes) = (Arc::clone(&shared), upstream.clone(), Arc::clone(&routes));
                 tokio::spawn(async move {
-                    let _ = serve(client, &upstream, &state).await;
+                    let _ = serve(client, &upstream, &routes, &state).await;
                 });
             }
         });
@@ -163,6 +172,12 @@ impl FaultProxy {
     /// In front of the moto server the tests use (`WARDEN_TEST_ENDPOINT`).
     pub async fn in_front_of_moto(plan: FaultPlan) -> Self {
         Self::start(&std::env::var("WARDEN_TEST_ENDPOINT").expect("WARDEN_TEST_ENDPOINT"), plan).await
+    }
+
+    /// In front of a stack: moto, with Amazon Inspector's requests going to the stack's stand-in.
+    pub async fn in_front_of(stack: &crate::Stack, plan: FaultPlan) -> Self {
+        let moto = std::env::var("WARDEN_TEST_ENDPOINT").expect("WARDEN_TEST_ENDPOINT");
+        Self::start_routed(&moto, &[("inspector2", stack.inspector.endpoint())], plan).await
     }
 
     /// The URL to give the SDK instead of moto's.
@@ -183,9 +198,9 @@ impl FaultProxy {
 }
 
 /// A request's head and body as read off the wire.
-struct Request {
-    head: String,
-    body: Vec<u8>,
+pub(crate) struct Request {
+    pub(crate) head: String,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Request {
@@ -197,7 +212,7 @@ impl Request {
     }
 
     /// The SigV4 signing name (`ecr`, `dynamodb`, `sns`, `inspector2`, `sqs`) and the operation.
-    fn operation(&self) -> (String, String) {
+    pub(crate) fn operation(&self) -> (String, String) {
         let service = self
             .header("authorization")
             .and_then(|auth| auth.split("Credential=").nth(1))
@@ -215,6 +230,7 @@ impl Request {
             let path = self.head.split_whitespace().nth(1).unwrap_or("/");
             match path {
                 "/findings/list" => "ListFindings".to_owned(),
+                "/coverage/list" => "ListCoverage".to_owned(),
                 other => other.to_owned(),
             }
         };
@@ -222,7 +238,7 @@ impl Request {
     }
 }
 
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
+pub(crate) async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
     let mut buffer = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -266,9 +282,15 @@ fn closing(head: &str) -> String {
     format!("{}\r\n\r\n", lines.join("\r\n"))
 }
 
-async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Result<()> {
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    routes: &BTreeMap<String, String>,
+    state: &Mutex<State>,
+) -> std::io::Result<()> {
     let Some(request) = read_request(&mut client).await? else { return Ok(()) };
     let (service, operation) = request.operation();
+    let upstream = routes.get(&service).map_or(upstream, String::as_str);
     let key = format!("{service}.{operation}");
     let fault = match state.lock() {
         Ok(mut state) => {
@@ -293,7 +315,7 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
     client.shutdown().await
 }
 
-async fn forward(request: &Request, upstream: &str) -> std::io::Result<Vec<u8>> {
+pub(crate) async fn forward(request: &Request, upstream: &str) -> std::io::Result<Vec<u8>> {
     let mut server = TcpStream::connect(upstream).await?;
     server.write_all(closing(&request.head).as_bytes()).await?;
     server.write_all(&request.body).await?;

@@ -13,8 +13,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use warden::policy::{Classification, EMBEDDED_POLICY, Policy};
 
 pub mod fault_proxy;
+pub mod inspector;
 
 pub const ACCOUNT: &str = "123456789012";
+
+/// An invocation of a function serving moto's default account in us-east-1, as Lambda would hand it.
+pub fn invocation() -> warden::invocation::Invocation {
+    warden::invocation::Invocation::serving(ACCOUNT, "us-east-1")
+}
 
 /// A name no other test (or earlier run against the same server) uses.
 pub fn unique(prefix: &str) -> String {
@@ -48,6 +54,8 @@ pub struct Stack {
     pub table: String,
     pub topic_arn: String,
     pub queue_url: String,
+    /// Amazon Inspector's ListCoverage, which moto lacks (see [`inspector`]).
+    pub inspector: inspector::InspectorStandIn,
 }
 
 impl Stack {
@@ -64,7 +72,15 @@ impl Stack {
         let table = table.to_owned();
         create_ledger_table(&dynamodb, &table).await;
         let (topic_arn, queue_url) = topic_with_queue(&sns, &sqs, topic).await;
-        Self { sdk, ecr, dynamodb, sqs, table, topic_arn, queue_url }
+        let moto = std::env::var("WARDEN_TEST_ENDPOINT").expect("WARDEN_TEST_ENDPOINT");
+        let inspector =
+            inspector::InspectorStandIn::start(&moto, inspector::CoverageStore::Memory(Default::default())).await;
+        Self { sdk, ecr, dynamodb, sqs, table, topic_arn, queue_url, inspector }
+    }
+
+    /// The SDK config for the functions' Inspector client: moto, with ListCoverage from the stand-in.
+    pub fn inspector_sdk(&self) -> aws_config::SdkConfig {
+        self.sdk.to_builder().endpoint_url(self.inspector.endpoint()).build()
     }
 
     /// Another topic with its own SQS subscriber: (topic ARN, queue URL).

@@ -7,7 +7,7 @@
 mod support;
 
 use aws_sdk_ecr::types::ImageTagMutability;
-use integration_tests::fault_proxy::{Fault, FaultPlan, FaultProxy, Trigger, sdk_config_via};
+use integration_tests::fault_proxy::{Fault, FaultPlan, FaultProxy, ProxyStats, Trigger, sdk_config_via};
 use integration_tests::{
     SafetyGuard, Stack, envelope, image_action, inspector_finding, seed_basic_scan, seed_inspector_findings, unique,
 };
@@ -97,6 +97,8 @@ async fn scenario(stack: &Stack, functions: &Functions, run: &Run) -> u32 {
             "image-tags": tags, "finding-severity-counts": counts});
         envelope("aws.ecr", "ECR Image Scan", detail)
     };
+    let high = |id: &str| json!({"name": id, "severity": "HIGH", "uri": "https://nvd.nist.gov"});
+    seed_basic_scan(stack, &run.dev, &pr, json!([high("CVE-2026-0001"), high("CVE-2026-0002")])).await;
     deliver("scan-pr", scan(&run.dev, &pr, &["pr-1"], json!({"HIGH": 2}))).await;
     seed_basic_scan(stack, &run.prod, &candidate, json!([])).await;
     deliver("scan-candidate", scan(&run.prod, &candidate, &["v2.0.0"], json!({}))).await;
@@ -164,11 +166,16 @@ async fn end_state(stack: &Stack, run: &Run) -> EndState {
     EndState { images, mutability, lifecycle_policies, ledger, notifications }
 }
 
-/// Runs the scenario on a stack of its own with the functions' clients going through `proxy` (or straight to
-/// moto), and returns the end state and how many invocations failed (and were retried).
-async fn run_scenario(proxy: Option<&FaultProxy>) -> (EndState, u32) {
+/// Runs the scenario on a stack of its own with the functions' clients going through a fault proxy with `plan`
+/// (or straight to moto), and returns the end state, how many invocations failed (and were retried), and what
+/// the proxy saw.
+async fn run_scenario(plan: Option<FaultPlan>) -> (EndState, u32, Option<ProxyStats>) {
     let stack = Stack::new().await;
-    let sdk = match proxy {
+    let proxy = match plan {
+        Some(plan) => Some(FaultProxy::in_front_of(&stack, plan).await),
+        None => None,
+    };
+    let sdk = match &proxy {
         Some(proxy) => sdk_config_via(proxy).await,
         None => stack.sdk.clone(),
     };
@@ -179,7 +186,7 @@ async fn run_scenario(proxy: Option<&FaultProxy>) -> (EndState, u32) {
     for guard in &safety {
         guard.assert_nothing_unsafe_deleted(&stack).await;
     }
-    (end_state(&stack, &run).await, failures)
+    (end_state(&stack, &run).await, failures, proxy.map(|p| p.stats()))
 }
 
 /// Throttling, 5xx and (where a retry is safe to detect) lost responses on every service the functions call.
@@ -211,7 +218,7 @@ fn plan(seed: u64, rate: f64) -> FaultPlan {
 
 #[tokio::test]
 async fn injected_faults_leave_the_same_end_state_with_no_lost_or_double_action() {
-    let (expected, failures) = run_scenario(None).await;
+    let (expected, failures, _) = run_scenario(None).await;
     assert_eq!(failures, 0, "no faults, no failed invocation");
     // The scenario does what it says: one notification for each of the nine notifying events, two for the new
     // repository (tag mutability fixed, lifecycle policy set).
@@ -225,9 +232,8 @@ async fn injected_faults_leave_the_same_end_state_with_no_lost_or_double_action(
     let seeds = first.trim().parse::<u64>().expect("seed")..=last.trim().parse::<u64>().expect("seed");
     let rate = std::env::var("WARDEN_FAULT_RATE").map_or(0.2, |r| r.parse().expect("rate"));
     for seed in seeds {
-        let proxy = FaultProxy::in_front_of_moto(plan(seed, rate)).await;
-        let (state, failures) = run_scenario(Some(&proxy)).await;
-        let stats = proxy.stats();
+        let (state, failures, stats) = run_scenario(Some(plan(seed, rate))).await;
+        let stats = stats.expect("proxy stats");
         println!(
             "seed {seed}: {} requests, {} faults injected ({:?}), {failures} failed invocations retried",
             stats.requests.values().sum::<u32>(),
@@ -254,7 +260,7 @@ async fn injected_faults_leave_the_same_end_state_with_no_lost_or_double_action(
 async fn a_service_down_for_a_while_fails_invocations_until_it_recovers() {
     let stack = Stack::new().await;
     let down = FaultPlan::new(7).fail("sns", Some("Publish"), Fault::Unavailable, Trigger::Always);
-    let proxy = FaultProxy::in_front_of_moto(down).await;
+    let proxy = FaultProxy::in_front_of(&stack, down).await;
     let functions = Functions::new(&stack, &sdk_config_via(&proxy).await);
     let mut event: Value =
         serde_json::from_str(include_str!("../../events/ecr-pull-through-cache-failed.json")).expect("sample");

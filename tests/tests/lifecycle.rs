@@ -4,7 +4,7 @@
 //! it changes.
 
 use aws_sdk_ecr::types::ImageTagMutability;
-use integration_tests::{Stack, envelope, unique};
+use integration_tests::{Stack, envelope, invocation, unique};
 use lifecycle::Lifecycle;
 use std::time::Duration;
 use warden::aws::Clients;
@@ -77,7 +77,7 @@ fn lifecycle(stack: &Stack) -> Lifecycle {
         ..Config::default()
     };
     let clients = Clients::new(&stack.sdk);
-    let inspector = clients.inspector(&stack.sdk);
+    let inspector = clients.inspector(&stack.inspector_sdk());
     Lifecycle::new(policy(), config, clients, inspector).expect("init")
 }
 
@@ -108,14 +108,14 @@ async fn native_policy_on_creation_and_after_drift() {
     let repo = unique("ci/api-");
     stack.create_repository(&repo, ImageTagMutability::Mutable).await;
 
-    let outcome = lifecycle.handle(create_repository_event(&repo), None).await.expect("handled");
+    let outcome = lifecycle.handle(create_repository_event(&repo), &invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "baseline-applied", "{outcome:?}");
     let applied = stack.lifecycle_policy(&repo).await.expect("policy set");
     let document: serde_json::Value = serde_json::from_str(&applied).expect("json");
     assert_eq!(document["rules"][0]["selection"]["countNumber"], 7);
 
     // Replayed: nothing to do, nothing sent again.
-    let again = lifecycle.handle(create_repository_event(&repo), None).await.expect("handled");
+    let again = lifecycle.handle(create_repository_event(&repo), &invocation()).await.expect("handled");
     assert_eq!(again.decision, "baseline-ok");
     assert_eq!(stack.messages().await.len(), 1);
 
@@ -128,7 +128,7 @@ async fn native_policy_on_creation_and_after_drift() {
         .send()
         .await
         .expect("drift");
-    let outcome = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    let outcome = lifecycle.handle(sweep_event(&repo), &invocation()).await.expect("swept");
     assert_eq!(outcome.decision, "sweep-complete");
     assert!(outcome.actions.iter().any(|a| a.action.contains("replace the drifted lifecycle policy")));
     let restored: serde_json::Value =
@@ -158,7 +158,7 @@ async fn retention_deletes_old_builds_but_never_a_release_or_its_children() {
     let safety = stack.safety_snapshot_with(&repo, &policy()).await;
     assert!(safety.guarded().contains_key(&index) && children.iter().all(|c| safety.guarded().contains_key(c)));
 
-    let outcome = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    let outcome = lifecycle.handle(sweep_event(&repo), &invocation()).await.expect("swept");
     let run = outcome.items.iter().find(|i| i.decision == "deleted").expect("retention deleted");
     let deleted: Vec<&str> = run
         .actions
@@ -183,7 +183,7 @@ async fn retention_deletes_old_builds_but_never_a_release_or_its_children() {
     let kinds = kinds(&stack.messages().await);
     assert_eq!(kinds.iter().filter(|k| *k == "retention").count(), 1, "{kinds:?}");
     assert_eq!(kinds.len(), 2, "{kinds:?}");
-    let again = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    let again = lifecycle.handle(sweep_event(&repo), &invocation()).await.expect("swept");
     assert!(again.items.iter().all(|i| i.decision != "deleted"));
     assert!(stack.messages().await.is_empty());
 }
@@ -212,10 +212,10 @@ async fn a_dry_run_plan_is_reported_once_until_it_changes() {
     }
     let safety = stack.safety_snapshot_with(&repo, &policy()).await;
     // Daily sweeps (a new event each): the first reports the plan, the second finds it unchanged.
-    let first = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    let first = lifecycle.handle(sweep_event(&repo), &invocation()).await.expect("swept");
     assert_eq!(first.items[0].decision, "would-delete", "{first:#?}");
     assert_eq!(kinds(&stack.messages().await), vec!["retention"]);
-    let second = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    let second = lifecycle.handle(sweep_event(&repo), &invocation()).await.expect("swept");
     assert_eq!(second.items[0].decision, "would-delete");
     assert!(!second.items[0].notified);
     assert!(stack.messages().await.is_empty(), "an unchanged dry-run plan is not sent again");
@@ -223,7 +223,7 @@ async fn a_dry_run_plan_is_reported_once_until_it_changes() {
     // Another image joins the plan: reported again. Nothing was ever deleted.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     images.push(stack.push(&repo, "untagged-4", None).await);
-    let third = lifecycle.handle(sweep_event(&repo), None).await.expect("swept");
+    let third = lifecycle.handle(sweep_event(&repo), &invocation()).await.expect("swept");
     assert!(third.items[0].notified);
     assert_eq!(kinds(&stack.messages().await), vec!["retention"]);
     let left = stack.images(&repo).await;

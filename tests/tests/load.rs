@@ -7,7 +7,7 @@
 mod support;
 
 use aws_sdk_ecr::types::ImageTagMutability;
-use integration_tests::{Stack, envelope, image_action, unique};
+use integration_tests::{Stack, envelope, image_action, seed_basic_scan, unique};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,6 +66,20 @@ async fn a_thousand_pushes_and_a_thousand_scans_with_bounded_concurrency() {
     for n in 0..count {
         digests.push(stack.push(&repo, &format!("load-{n}"), Some(&format!("pr-{n}"))).await);
     }
+    // What ECR's scan found, as scan-gate re-reads it before promoting: what the events will say.
+    let finding = |id: &str, severity: &str| json!({"name": id, "severity": severity, "uri": "https://nvd.nist.gov"});
+    let findings = json!([
+        finding("CVE-2026-0001", "HIGH"),
+        finding("CVE-2026-0002", "HIGH"),
+        finding("CVE-2026-0003", "MEDIUM"),
+        finding("CVE-2026-0004", "MEDIUM"),
+        finding("CVE-2026-0005", "MEDIUM"),
+        finding("CVE-2026-0006", "MEDIUM"),
+        finding("CVE-2026-0007", "MEDIUM")
+    ]);
+    for digest in &digests {
+        seed_basic_scan(&stack, &repo, digest, findings.clone()).await;
+    }
     let setup = started.elapsed().as_secs_f64();
     let safety = stack.safety_snapshot(&repo).await;
 
@@ -92,7 +106,12 @@ async fn a_thousand_pushes_and_a_thousand_scans_with_bounded_concurrency() {
         .collect();
     let (scanned, scan_seconds) = drive(&stack, Function::ScanGate, scans, concurrency).await;
     let promoted = scanned.iter().filter(|o| o.decision == "promoted" && o.notified).count();
-    assert_eq!(promoted, count, "every image promoted and announced");
+    assert_eq!(
+        promoted,
+        count,
+        "every image promoted and announced: {:?}",
+        scanned.iter().find(|o| o.decision != "promoted")
+    );
 
     // The end state: each tag in the ledger once, each image promoted once, nothing deleted.
     let images = stack.images(&repo).await;

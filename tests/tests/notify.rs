@@ -2,7 +2,7 @@
 //! format and through a chat route; replays stay silent; a huge lifecycle run is one message within limits.
 
 use aws_sdk_ecr::types::ImageTagMutability;
-use integration_tests::{SafetyGuard, Stack, envelope, unique};
+use integration_tests::{SafetyGuard, Stack, envelope, invocation, unique};
 use notify::Notify;
 use serde_json::{Value, json};
 use warden::aws::Clients;
@@ -50,7 +50,7 @@ async fn failed_replication_reaches_both_topics_once() {
     let (stack, notify, chat_queue, repo, safety) = setup().await;
     let event = sample("ecr-replication-failed.json", &repo);
 
-    let outcome = notify.handle(event.clone()).await.expect("handled");
+    let outcome = notify.handle(event.clone(), &invocation()).await.expect("handled");
 
     assert_eq!(outcome.decision, "replication-failed");
     let default = stack.messages().await;
@@ -64,7 +64,7 @@ async fn failed_replication_reaches_both_topics_once() {
     let payload: Value = serde_json::from_str(chat[0]["Message"].as_str().expect("message")).expect("chatbot json");
     assert_eq!((payload["version"].as_str(), payload["source"].as_str()), (Some("1.0"), Some("custom")));
 
-    let replay = notify.handle(event).await.expect("replayed");
+    let replay = notify.handle(event, &invocation()).await.expect("replayed");
     assert_eq!(replay.decision, "already-notified");
     assert!(stack.messages().await.is_empty() && stack.messages_in(&chat_queue).await.is_empty());
     safety.assert_nothing_unsafe_deleted(&stack).await;
@@ -73,7 +73,7 @@ async fn failed_replication_reaches_both_topics_once() {
 #[tokio::test]
 async fn info_kinds_skip_the_warning_route() {
     let (stack, notify, chat_queue, repo, safety) = setup().await;
-    notify.handle(sample("ecr-scan-resource-change.json", &repo)).await.expect("handled");
+    notify.handle(sample("ecr-scan-resource-change.json", &repo), &invocation()).await.expect("handled");
     assert_eq!(stack.messages().await.len(), 1);
     assert!(stack.messages_in(&chat_queue).await.is_empty(), "scan-frequency-changed is info");
     safety.assert_nothing_unsafe_deleted(&stack).await;
@@ -94,8 +94,10 @@ async fn a_lifecycle_run_of_ten_thousand_images_is_one_message_within_limits() {
             "lifecycleEventImageActions": actions}
     });
 
-    let outcome =
-        notify.handle(envelope("aws.ecr", "AWS Service Event via CloudTrail", detail)).await.expect("handled");
+    let outcome = notify
+        .handle(envelope("aws.ecr", "AWS Service Event via CloudTrail", detail), &invocation())
+        .await
+        .expect("handled");
 
     assert_eq!(outcome.decision, "lifecycle-expired");
     let messages = stack.messages().await;

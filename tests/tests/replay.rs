@@ -9,6 +9,7 @@
 mod support;
 
 use aws_sdk_ecr::types::ImageTagMutability;
+use integration_tests::inspector::ImageCoverage;
 use integration_tests::{SafetyGuard, Stack, inspector_finding, seed_basic_scan, seed_inspector_findings, unique};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -183,6 +184,17 @@ async fn prepare(stack: &Stack, name: &str, text: &str) -> Prepared {
                     Vec::new()
                 };
                 seed_inspector_findings(json!([findings]));
+                // Inspector scans the image actively: a finding that closes may promote it.
+                let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+                stack.inspector.cover(&ImageCoverage {
+                    repository,
+                    digest: &digest,
+                    tags: &tags,
+                    status: "ACTIVE",
+                    reason: "SUCCESSFUL",
+                    last_scanned_at: Some(1_795_000_000),
+                    in_use: Some((3, 1_795_000_000)),
+                });
                 digests.push((image.image_hash.clone(), digest));
             }
         }

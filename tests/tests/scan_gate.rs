@@ -2,7 +2,9 @@
 //! promotion tags in ECR and the messages subscribers receive.
 
 use aws_sdk_ecr::types::ImageTagMutability;
-use integration_tests::{Stack, envelope, inspector_finding, seed_basic_scan, seed_inspector_findings, unique};
+use integration_tests::{
+    Stack, envelope, inspector_finding, invocation, seed_basic_scan, seed_inspector_findings, unique,
+};
 use scan_gate::ScanGate;
 use serde_json::json;
 use warden::aws::Clients;
@@ -18,7 +20,7 @@ fn gate(stack: &Stack) -> ScanGate {
         ..Config::default()
     };
     let clients = Clients::new(&stack.sdk);
-    let inspector = clients.inspector(&stack.sdk);
+    let inspector = clients.inspector(&stack.inspector_sdk());
     ScanGate::new(policy, config, clients, inspector).expect("scan-gate")
 }
 
@@ -38,29 +40,40 @@ fn kinds(messages: &[serde_json::Value]) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn clean_scan_promotes_from_the_event_counts() {
+async fn a_passing_scan_is_confirmed_by_the_registry_and_promoted_with_its_approval_recorded() {
     let stack = Stack::new().await;
     let gate = gate(&stack);
     let repo = unique("dev/web-");
     stack.create_repository(&repo, ImageTagMutability::Mutable).await;
     let digest = stack.push(&repo, "clean", Some("pr-7")).await;
+    let high = |id: &str| json!({"name": id, "severity": "HIGH", "uri": "https://nvd.nist.gov"});
+    seed_basic_scan(&stack, &repo, &digest, json!([high("CVE-2026-1"), high("CVE-2026-2"), high("CVE-2026-3")])).await;
     let safety = stack.safety_snapshot(&repo).await.in_use(&digest);
     let event = basic_scan(&repo, &digest, &["pr-7"], json!({"HIGH": 3}));
 
-    let outcome = gate.handle(event.clone()).await.expect("handled");
+    let outcome = gate.handle(event.clone(), &invocation()).await.expect("handled");
 
     assert_eq!(outcome.decision, "promoted");
     assert_eq!(
         outcome.total_aws_calls(),
-        4,
-        "BatchGetImage + PutImage + PutItem (the notice's claim) + Publish: {:?}",
+        6,
+        "DescribeImageScanFindings (the registry's word) + TransactWriteItems (the approval) + BatchGetImage + \
+         PutImage + PutItem (the notice's claim) + Publish: {:?}",
         outcome.aws_calls
     );
     let approved = format!("approved-{}", &digest[7..19]);
     assert_eq!(stack.tag_digest(&repo, &approved).await.as_deref(), Some(digest.as_str()));
     assert_eq!(kinds(&stack.messages().await), vec!["promoted"]);
+    let ledger = stack.ledger_items().await;
+    let approval = ledger
+        .iter()
+        .find(|i| i.get("sk").is_some_and(|sk| *sk == format!("{digest}#{approved}")))
+        .expect("the approval is recorded");
+    assert_eq!(approval.get("verdict").map(String::as_str), Some("pass"));
+    assert_eq!(approval.get("scanner").map(String::as_str), Some("basic"));
+    assert!(approval.get("policy").is_some_and(|p| p.len() == 16), "{approval:?}");
 
-    let replay = gate.handle(event).await.expect("replayed");
+    let replay = gate.handle(event, &invocation()).await.expect("replayed");
     assert_eq!(replay.decision, "already-promoted");
     assert!(stack.messages().await.is_empty(), "a replay says nothing");
     safety.assert_nothing_unsafe_deleted(&stack).await;
@@ -89,8 +102,10 @@ async fn allowlisted_and_blocking_findings_from_a_basic_scan() {
     )
     .await;
 
-    let outcome =
-        gate.handle(basic_scan(&repo, &digest, &["v3.1.0"], json!({"CRITICAL": 1, "HIGH": 1}))).await.expect("handled");
+    let outcome = gate
+        .handle(basic_scan(&repo, &digest, &["v3.1.0"], json!({"CRITICAL": 1, "HIGH": 1})), &invocation())
+        .await
+        .expect("handled");
 
     assert_eq!(outcome.decision, "blocked");
     let result = outcome.gate.as_ref().expect("gate result");
@@ -129,7 +144,8 @@ async fn a_new_inspector_finding_demotes_a_promoted_image() {
     }
     detail["resources"][0]["details"]["awsEcrContainerImage"]["pushedAt"] = "Sat Nov 28 08:00:00.000 UTC 2026".into();
 
-    let outcome = gate.handle(envelope("aws.inspector2", "Inspector2 Finding", detail)).await.expect("handled");
+    let outcome =
+        gate.handle(envelope("aws.inspector2", "Inspector2 Finding", detail), &invocation()).await.expect("handled");
 
     assert_eq!(outcome.decision, "demoted", "{outcome:?}");
     assert_eq!(

@@ -2,7 +2,7 @@
 //! driven through the real handler with EventBridge events.
 
 use aws_sdk_ecr::types::ImageTagMutability;
-use integration_tests::{self as common, Stack, image_action, unique};
+use integration_tests::{self as common, Stack, image_action, invocation, unique};
 use tag_guard::TagGuard;
 use warden::aws::Clients;
 use warden::aws::ledger::Ledger;
@@ -42,7 +42,8 @@ async fn conforming_push_is_recorded_quietly() {
     let safety = stack.safety_snapshot(&repo).await;
     assert!(safety.guarded().contains_key(&digest), "a release is protected");
 
-    let outcome = guard.handle(image_action("PUSH", &repo, &digest, Some("v1.0.0"), T1)).await.expect("handled");
+    let outcome =
+        guard.handle(image_action("PUSH", &repo, &digest, Some("v1.0.0"), T1), &invocation()).await.expect("handled");
 
     assert_eq!(outcome.decision, "conforming");
     assert_eq!(outcome.total_aws_calls(), 1, "{:?}", outcome.aws_calls);
@@ -67,7 +68,7 @@ async fn tag_not_allowed_is_removed_but_the_image_stays_reachable() {
     let safety = stack.safety_snapshot(&repo).await.in_use(&digest);
     let event = image_action("PUSH", &repo, &digest, Some("feature-x"), T1);
 
-    let outcome = guard.handle(event.clone()).await.expect("handled");
+    let outcome = guard.handle(event.clone(), &invocation()).await.expect("handled");
 
     assert_eq!(outcome.decision, "not-allowed");
     assert!(outcome.actions.iter().all(|a| a.result == ActionResult::Done), "{:?}", outcome.actions);
@@ -91,7 +92,7 @@ async fn tag_not_allowed_is_removed_but_the_image_stays_reachable() {
     assert_eq!(schema["digest"], digest);
 
     // EventBridge delivers again: same state, no second message.
-    let replay = guard.handle(event).await.expect("replayed");
+    let replay = guard.handle(event, &invocation()).await.expect("replayed");
     assert_eq!(replay.decision, "skipped");
     assert_eq!(stack.tags_of(&repo, &digest).await, Some(vec![quarantine]));
     assert!(stack.messages().await.is_empty(), "no duplicate notification");
@@ -110,7 +111,7 @@ async fn protected_tag_move_in_a_mutable_repository_is_reverted() {
     // moto drops an image whose only tag moves away, where ECR keeps it untagged. The untagged case against
     // real ECR behaviour is tag-guard's aws-smithy-mocks test `protected_tag_move_is_reverted`.)
     stack.push(&repo, "release", Some("sha-1a2b3c4")).await;
-    guard.handle(image_action("PUSH", &repo, &original, Some("v1.4.2"), T1)).await.expect("first push");
+    guard.handle(image_action("PUSH", &repo, &original, Some("v1.4.2"), T1), &invocation()).await.expect("first push");
     let moved = stack.push(&repo, "hotfix", Some("v1.4.2")).await;
     assert_eq!(stack.tag_digest(&repo, "v1.4.2").await.as_deref(), Some(moved.as_str()), "moto let the tag move");
     // Both images matter: the original release, and the pushed one (it holds the protected tag now).
@@ -118,7 +119,7 @@ async fn protected_tag_move_in_a_mutable_repository_is_reverted() {
     assert!(safety.guarded().contains_key(&moved));
     let event = image_action("PUSH", &repo, &moved, Some("v1.4.2"), T2);
 
-    let outcome = guard.handle(event.clone()).await.expect("handled");
+    let outcome = guard.handle(event.clone(), &invocation()).await.expect("handled");
 
     assert_eq!(outcome.decision, "protected-tag-moved");
     assert!(outcome.actions.iter().all(|a| a.result == ActionResult::Done), "{:?}", outcome.actions);
@@ -141,11 +142,11 @@ async fn protected_tag_move_in_a_mutable_repository_is_reverted() {
 
     // The revert's own PUSH event, and a replay of the move, change nothing and say nothing.
     let echo = guard
-        .handle(image_action("PUSH", &repo, &original, Some("v1.4.2"), "2026-11-20T10:00:01Z"))
+        .handle(image_action("PUSH", &repo, &original, Some("v1.4.2"), "2026-11-20T10:00:01Z"), &invocation())
         .await
         .expect("echo");
     assert_eq!(echo.decision, "conforming");
-    let replay = guard.handle(event).await.expect("replay");
+    let replay = guard.handle(event, &invocation()).await.expect("replay");
     assert_eq!(replay.decision, "skipped");
     assert_eq!(stack.tag_digest(&repo, "v1.4.2").await.as_deref(), Some(original.as_str()));
     assert!(stack.messages().await.is_empty());
@@ -165,7 +166,7 @@ async fn new_repository_gets_its_class_tag_mutability() {
     event["detail"]["requestParameters"]["repositoryName"] = repo.clone().into();
     event["id"] = unique("event-").into();
 
-    let outcome = guard.handle(event.clone()).await.expect("handled");
+    let outcome = guard.handle(event.clone(), &invocation()).await.expect("handled");
 
     assert_eq!(outcome.decision, "settings-drift");
     let described = stack.ecr.describe_repositories().repository_names(&repo).send().await.expect("describe");
@@ -175,7 +176,7 @@ async fn new_repository_gets_its_class_tag_mutability() {
     assert_eq!(filters, vec!["v*.*.*"]);
     assert_eq!(stack.messages().await.len(), 1);
 
-    let again = guard.handle(event).await.expect("replay");
+    let again = guard.handle(event, &invocation()).await.expect("replay");
     assert_eq!(again.decision, "settings-ok");
     assert!(stack.messages().await.is_empty());
     safety.assert_nothing_unsafe_deleted(&stack).await;
@@ -199,7 +200,7 @@ async fn sweep_fixes_drift_with_one_summary() {
         "detail": serde_json::json!({"repositories": [a, b, sandbox]}).to_string()
     });
 
-    let outcome = guard.handle(sweep).await.expect("handled");
+    let outcome = guard.handle(sweep, &invocation()).await.expect("handled");
 
     assert_eq!(outcome.decision, "settings-drift");
     assert_eq!(outcome.items.len(), 2, "{:?}", outcome.items);
@@ -229,7 +230,8 @@ async fn events_for_deleted_repositories_are_skipped() {
     let repo = unique("dev/gone-");
     let digest = common::digest_of(&common::manifest("gone"));
     let safety = stack.safety_snapshot(&repo).await;
-    let outcome = guard.handle(image_action("PUSH", &repo, &digest, Some("bad-tag"), T1)).await.expect("handled");
+    let outcome =
+        guard.handle(image_action("PUSH", &repo, &digest, Some("bad-tag"), T1), &invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "skipped");
     assert!(outcome.reasons[0].contains("no longer exists"), "{:?}", outcome.reasons);
     assert!(stack.messages().await.is_empty());

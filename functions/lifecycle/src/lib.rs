@@ -19,6 +19,7 @@ use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
 use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
 use warden::handler::{Base, Context};
+use warden::invocation::Invocation;
 use warden::lifecycle::{Observed, RetentionPlan, TagProtections, plan_retention};
 use warden::notify::{Notification, Severity};
 use warden::outcome::{Action, ActionResult, Outcome};
@@ -35,12 +36,6 @@ const APPLIED: &str = "lifecycle-policy-applied";
 const INCOMPLETE: &str = "lifecycle-sweep-incomplete";
 /// The claim of a summary parked by a sweep that failed part-way (see [`Lifecycle::on_sweep`]).
 const APPLIED_INTERRUPTED: &str = "lifecycle-policy-applied:interrupted";
-
-/// The invocation's deadline from the runtime's `Lambda-Runtime-Deadline-Ms`, so sweeps stop in time to record
-/// progress. Local emulators send none or a fixed one in the past (cargo lambda watch): then there is none.
-pub fn invocation_deadline(deadline_ms: u64, now: SystemTime) -> Option<SystemTime> {
-    Some(SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms)).filter(|deadline| *deadline > now)
-}
 
 #[derive(Debug)]
 pub struct Lifecycle {
@@ -76,11 +71,15 @@ impl Lifecycle {
         Ok(Self { base: Base::new(FUNCTION, policy, config, clients)?, inspector })
     }
 
-    /// Handles one EventBridge event. `deadline`: when the invocation is cut off (sweeps stop in time).
-    pub async fn handle(&self, payload: Value, deadline: Option<SystemTime>) -> Result<Outcome, WardenError> {
+    /// Handles one EventBridge event. The invocation's deadline stops sweeps in time.
+    pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
         let started = self.base.start();
         let event = warden::event::parse(payload)?;
-        let cx = self.base.context(&event);
+        let cx = self.base.context(&event, invocation);
+        let deadline = cx.deadline;
+        if let Some(refused) = self.base.refuse(&cx) {
+            return Ok(self.base.finish(refused, started));
+        }
         let outcome = match &event.kind {
             EventKind::CreateRepository(call) => self.on_create_repository(&cx, call).await?,
             EventKind::Scheduled(sweep) => self.on_sweep(&cx, sweep, deadline).await?,

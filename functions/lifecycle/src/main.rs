@@ -1,10 +1,9 @@
 //! lifecycle Lambda: wiring only. The behaviour lives in `lib.rs` and `warden::lifecycle`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use lifecycle::{Lifecycle, invocation_deadline};
+use lifecycle::Lifecycle;
 use serde_json::Value;
-use std::time::SystemTime;
-use warden::{aws::Clients, config::Config, policy::Policy};
+use warden::{aws::Clients, config::Config, invocation::Invocation, policy::Policy};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -16,8 +15,7 @@ async fn main() -> Result<(), Error> {
     let inspector = clients.inspector(&sdk);
     let lifecycle = &Lifecycle::new(policy, config, clients, inspector)?;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = invocation_deadline(event.context.deadline, SystemTime::now());
-        lifecycle.handle(event.payload, deadline).await
+        lifecycle.handle(event.payload, &Invocation::from(&event.context)).await
     }))
     .await
 }

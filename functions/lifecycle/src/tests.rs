@@ -276,7 +276,7 @@ fn deleted_digests(outcome: &Outcome) -> Vec<String> {
 async fn a_new_repository_gets_its_class_policy_once() {
     let (missing, put, claim, publish) = (policy_missing(), put_policy(), claim(), publish());
     let lc = lifecycle(&[&missing, &put], &[&claim], &[&publish], &[], false);
-    let outcome = lc.handle(create_repository("builds/api"), None).await.expect("ok");
+    let outcome = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "baseline-applied");
     assert!(outcome.notified);
     assert_eq!(
@@ -302,7 +302,7 @@ async fn the_same_policy_written_differently_is_not_drift() {
            "selection": {"countNumber": 3, "countType": "sinceImagePushed", "countUnit": "days", "tagStatus": "untagged"} } ] }"#,
     );
     let lc = lifecycle(&[&same], &[], &[], &[], false);
-    let outcome = lc.handle(create_repository("builds/api"), None).await.expect("ok");
+    let outcome = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "baseline-ok");
     // The Query: what an earlier attempt of this event may have parked (nothing here).
     assert_eq!(calls(&outcome), BTreeMap::from([("ECR.GetLifecyclePolicy", 1), ("DynamoDB.Query", 1)]));
@@ -315,10 +315,10 @@ async fn a_drifted_policy_is_replaced_and_unmanaged_repositories_are_left_alone(
     );
     let (put, claim, publish) = (put_policy(), claim(), publish());
     let lc = lifecycle(&[&drifted, &put], &[&claim], &[&publish], &[], false);
-    let outcome = lc.handle(create_repository("builds/api"), None).await.expect("ok");
+    let outcome = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.actions[0].action, "replace the drifted lifecycle policy");
     assert_eq!(outcome.actions[0].result, ActionResult::Done);
-    let outcome = lc.handle(create_repository("somewhere/else"), None).await.expect("ok");
+    let outcome = lc.handle(create_repository("somewhere/else"), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "skipped");
     assert!(outcome.aws_calls.is_empty());
 }
@@ -336,7 +336,7 @@ async fn retention_pages_through_the_inventory_and_deletes_in_batches_of_100() {
     let mut ecr = page_refs.clone();
     ecr.extend([&delete, &list]);
     let lc = lifecycle(&ecr, &[&claim], &[&publish], &[&coverage], false);
-    let outcome = lc.handle(push("builds/api"), None).await;
+    let outcome = lc.handle(push("builds/api"), &testing::invocation()).await;
     // Pushes only trigger retention with after-push; this class runs it on the sweep.
     assert_eq!(outcome.expect("ok").decision, "skipped");
 
@@ -344,7 +344,7 @@ async fn retention_pages_through_the_inventory_and_deletes_in_batches_of_100() {
         (repositories(&["builds/api"]), no_cursor(), cursor_cleared(), policy_missing(), put_policy());
     ecr.extend([&repos, &missing, &put]);
     let lc = lifecycle(&ecr, &[&claim, &get, &clear], &[&publish], &[&coverage], false);
-    let outcome = lc.handle(sweep(), None).await.expect("ok");
+    let outcome = lc.handle(sweep(), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "sweep-complete");
     let run = outcome.items.iter().find(|i| i.decision == "deleted").expect("retention ran");
     assert_eq!(deleted_digests(run).len(), 250);
@@ -390,7 +390,7 @@ async fn retain(
         extra_ecr.iter().copied().chain(pages.iter()).chain([&repos, &same, &delete, &list]).collect();
     let (claim, get, clear, publish) = (claim(), no_cursor(), cursor_cleared(), publish());
     let lc = lifecycle(&ecr, &[&claim, &get, &clear], &[&publish], inspector, false);
-    let outcome = lc.handle(sweep(), None).await.expect("ok");
+    let outcome = lc.handle(sweep(), &testing::invocation()).await.expect("ok");
     outcome.items.into_iter().find(|i| i.repository.as_deref() == Some("builds/api")).unwrap_or_default()
 }
 
@@ -484,7 +484,7 @@ async fn a_class_without_apply_only_reports_and_a_cap_stops_everything() {
         let ecr: Vec<&Rule> = pages.iter().chain([&repos]).collect();
         let (claim, get, clear, publish, coverage) = (claim(), no_cursor(), cursor_cleared(), publish(), no_coverage());
         let lc = lifecycle(&ecr, &[&claim, &get, &clear], &[&publish], &[&coverage], false);
-        lc.handle(sweep(), None).await.expect("ok")
+        lc.handle(sweep(), &testing::invocation()).await.expect("ok")
     };
     let recent = || (50..57).map(|n| detail(n, &[], 1));
     let outcome = run((40..42).map(|n| detail(n, &[], 60)).chain(recent()).collect()).await;
@@ -514,7 +514,7 @@ async fn a_sweep_short_of_time_records_where_it_stopped_and_the_next_resumes() {
     let lc = lifecycle(&ecr, &[&saved, &get, &claim], &[&publish], &[], false);
     // Less than the margin left: nothing is started; with nothing finished there is no resume point to record.
     let short = || Some(SystemTime::now() + Duration::from_secs(5));
-    let outcome = lc.handle(sweep(), short()).await.expect("ok");
+    let outcome = lc.handle(sweep(), &testing::invocation_until(short())).await.expect("ok");
     assert_eq!(outcome.decision, "sweep-incomplete");
     assert!(outcome.reasons.iter().any(|r| r.contains("before the first repository")), "{:?}", outcome.reasons);
     assert_eq!(saved.num_calls(), 0);
@@ -524,7 +524,7 @@ async fn a_sweep_short_of_time_records_where_it_stopped_and_the_next_resumes() {
     let resume = mock!(aws_sdk_dynamodb::Client::get_item)
         .then_output(|| GetItemOutput::builder().item("repository", AttributeValue::S("builds/a".into())).build());
     let lc = lifecycle(&ecr, &[&saved, &resume, &claim], &[&publish], &[], false);
-    let outcome = lc.handle(sweep(), short()).await.expect("ok");
+    let outcome = lc.handle(sweep(), &testing::invocation_until(short())).await.expect("ok");
     assert_eq!(outcome.decision, "sweep-incomplete");
     assert_eq!(saved.num_calls(), 1);
     assert!(outcome.reasons.iter().any(|r| r.contains("ran out of time after builds/a")), "{:?}", outcome.reasons);
@@ -532,7 +532,10 @@ async fn a_sweep_short_of_time_records_where_it_stopped_and_the_next_resumes() {
     // With time, the next run starts after the recorded repository, finishes, and clears the cursor.
     let clear = cursor_cleared();
     let lc = lifecycle(&ecr, &[&resume, &clear, &claim], &[&publish], &[], false);
-    let outcome = lc.handle(sweep(), Some(SystemTime::now() + Duration::from_secs(900))).await.expect("ok");
+    let outcome = lc
+        .handle(sweep(), &testing::invocation_until(Some(SystemTime::now() + Duration::from_secs(900))))
+        .await
+        .expect("ok");
     assert_eq!(outcome.decision, "sweep-complete");
     assert_eq!(outcome.aws_calls["ECR.GetLifecyclePolicy"], 2, "builds/b and builds/c only");
     assert_eq!(clear.num_calls(), 1);
@@ -556,7 +559,7 @@ async fn a_repository_deleted_mid_sweep_is_skipped_and_the_sweep_goes_on() {
     let ecr: Vec<&Rule> = [&repos, &policy_gone, &images_gone, &same].into_iter().chain(pages.iter()).collect();
     let (get, clear) = (no_cursor(), cursor_cleared());
     let lc = lifecycle(&ecr, &[&get, &clear], &[], &[], false);
-    let outcome = lc.handle(sweep(), None).await.expect("a vanished repository is not an error");
+    let outcome = lc.handle(sweep(), &testing::invocation()).await.expect("a vanished repository is not an error");
     assert_eq!(outcome.decision, "sweep-complete");
     assert_eq!(outcome.aws_calls["ECR.DescribeImages"], 2);
     assert!(outcome.items.is_empty(), "{:?}", outcome.items);
@@ -599,7 +602,7 @@ async fn throttling_and_server_errors_are_retried_by_the_sdk_and_nothing_is_dele
         .then_output(|| PutItemOutput::builder().build());
     let report = publish();
     let lc = lifecycle(&ecr, &[&interrupted, &get, &clear], &[&report], &[&coverage], false);
-    let error = lc.handle(sweep(), None).await.expect_err("retries exhausted");
+    let error = lc.handle(sweep(), &testing::invocation()).await.expect_err("retries exhausted");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(always.num_calls(), 3);
     // Operators hear that the run was interrupted (the batch may have landed); the retry reports what it does.
@@ -646,7 +649,7 @@ async fn a_deletion_interrupted_part_way_reports_what_it_did_and_the_retry_the_r
     let dynamodb: Vec<&Rule> = [&interrupted].into_iter().chain(lot.rules()).chain([&get, &clear]).collect();
     let lc = lifecycle(&[&describe, &list, &delete, &repos, &same], &dynamodb, &[&publish], &[&coverage], false);
 
-    let error = lc.handle(sweep(), None).await.expect_err("interrupted");
+    let error = lc.handle(sweep(), &testing::invocation()).await.expect_err("interrupted");
     assert!(error.is_retryable(), "{error}");
     assert_eq!((interrupted.num_calls(), messages.lock().expect("lock").len()), (1, 1));
     let report: Value = serde_json::from_str(&messages.lock().expect("lock")[0]).expect("json");
@@ -655,7 +658,7 @@ async fn a_deletion_interrupted_part_way_reports_what_it_did_and_the_retry_the_r
     assert!(text.contains("interrupted with 50 images left"), "{text}");
 
     // EventBridge's retry: the 50 left are deleted and reported under the usual claim.
-    let retried = lc.handle(sweep(), None).await.expect("the retry");
+    let retried = lc.handle(sweep(), &testing::invocation()).await.expect("the retry");
     let run = retried.items.iter().find(|i| i.decision == "deleted").expect("deleted");
     assert_eq!(deleted_digests(run).len(), 50);
     assert_eq!((lot.claim.num_calls(), messages.lock().expect("lock").len()), (1, 2));
@@ -687,23 +690,10 @@ async fn a_sweep_naming_its_repositories_lists_nothing() {
     let ecr: Vec<&Rule> = pages.iter().chain([&same]).collect();
     let get = no_cursor();
     let lc = lifecycle(&ecr, &[&get], &[], &[], false);
-    let outcome = lc.handle(event, None).await.expect("ok");
+    let outcome = lc.handle(event, &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "sweep-complete");
     assert_eq!(outcome.aws_calls.get("ECR.DescribeRepositories"), None);
     assert_eq!(outcome.aws_calls["ECR.DescribeImages"], 1, "named twice, swept once");
-}
-
-#[test]
-fn deadlines_in_the_past_are_no_deadline() {
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
-    // cargo lambda watch sends a fixed 600000 ms: 1970.
-    assert_eq!(invocation_deadline(600_000, now), None);
-    assert_eq!(invocation_deadline(0, now), None);
-    let in_a_minute = 1_795_000_060_000;
-    assert_eq!(
-        invocation_deadline(in_a_minute, now),
-        Some(SystemTime::UNIX_EPOCH + Duration::from_millis(in_a_minute))
-    );
 }
 
 /// The ledger as an attempt that failed to notify leaves it and its retry reads it: parking a notification
@@ -816,14 +806,15 @@ async fn deletions_whose_notification_fails_are_reported_by_the_retry() {
     let publish = publish_fails_then_works();
     let lc = lifecycle(&[&describe, &list, &delete], &lot.rules(), &[&publish], &[&coverage], false);
 
-    let error = lc.handle(push("pushes/api"), None).await.expect_err("SNS failing past the SDK's retries");
+    let error =
+        lc.handle(push("pushes/api"), &testing::invocation()).await.expect_err("SNS failing past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(delete.num_calls(), 1);
     assert_eq!((lot.release.num_calls(), lot.park.num_calls()), (1, 1), "claim given back, notification parked");
     assert_eq!(lot.holds(), Some(("retention".into(), "deleted".into())));
 
     // EventBridge's retry finds nothing left to delete, and sends what the first attempt parked.
-    let retried = lc.handle(push("pushes/api"), None).await.expect("the retry");
+    let retried = lc.handle(push("pushes/api"), &testing::invocation()).await.expect("the retry");
     assert_eq!(retried.decision, "nothing-to-delete");
     assert!(retried.notified);
     assert_eq!((delete.num_calls(), publish.num_calls(), lot.unpark.num_calls()), (1, 4, 1));
@@ -847,16 +838,16 @@ async fn a_policy_set_whose_notification_fails_is_reported_by_the_retry() {
     let publish = publish_fails_then_works();
     let lc = lifecycle(&[&policy, &put], &lot.rules(), &[&publish], &[], false);
 
-    let error = lc.handle(create_repository("builds/api"), None).await.expect_err("SNS failing");
+    let error = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect_err("SNS failing");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(lot.holds(), Some(("lifecycle-policy-applied".into(), "fixed".into())));
 
-    let retried = lc.handle(create_repository("builds/api"), None).await.expect("the retry");
+    let retried = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect("the retry");
     assert_eq!(retried.decision, "baseline-ok");
     assert!(retried.notified);
     assert_eq!((put.num_calls(), publish.num_calls(), lot.unpark.num_calls()), (1, 4, 1));
     // A later replay finds nothing parked and sends nothing.
-    let replay = lc.handle(create_repository("builds/api"), None).await.expect("a replay");
+    let replay = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect("a replay");
     assert!(!replay.notified);
     assert_eq!(publish.num_calls(), 4);
 }
@@ -869,7 +860,10 @@ async fn a_sweep_out_of_time_warns_under_its_own_kind() {
         .then_output(|| PutItemOutput::builder().build());
     let (get, publish) = (no_cursor(), publish());
     let lc = lifecycle(&[&repos], &[&incomplete, &get], &[&publish], &[], false);
-    let outcome = lc.handle(sweep(), Some(SystemTime::now() + Duration::from_secs(5))).await.expect("ok");
+    let outcome = lc
+        .handle(sweep(), &testing::invocation_until(Some(SystemTime::now() + Duration::from_secs(5))))
+        .await
+        .expect("ok");
     assert_eq!(outcome.decision, "sweep-incomplete");
     assert!(outcome.notified);
     assert_eq!((incomplete.num_calls(), publish.num_calls()), (1, 1));
@@ -922,7 +916,9 @@ async fn a_standing_dry_run_is_reported_when_it_changes_not_on_every_sweep() {
     let repos = repositories(&["cautious/tools"]);
     let (claim, get, clear, coverage) = (claim(), no_cursor(), cursor_cleared(), no_coverage());
     let lc = lifecycle(&[&describe, &repos], &[&note, &forget, &claim, &get, &clear], &[&publish], &[&coverage], false);
-    let sweep_item = || async { lc.handle(sweep(), None).await.map(|o| o.items.into_iter().next().expect("an item")) };
+    let sweep_item = || async {
+        lc.handle(sweep(), &testing::invocation()).await.map(|o| o.items.into_iter().next().expect("an item"))
+    };
 
     let first = sweep_item().await.expect("ok");
     assert_eq!((first.decision.as_str(), first.notified), ("would-delete", true));
@@ -971,12 +967,15 @@ async fn a_policy_put_whose_answer_is_lost_is_reported_by_the_retry_that_finds_i
     let publish = publish();
     let lc = lifecycle(&[&policy, &put], &lot.rules(), &[&publish], &[], false);
 
-    let error = lc.handle(create_repository("builds/api"), None).await.expect_err("the put's answers are lost");
+    let error = lc
+        .handle(create_repository("builds/api"), &testing::invocation())
+        .await
+        .expect_err("the put's answers are lost");
     assert!(error.is_retryable(), "{error}");
     assert_eq!((put.num_calls(), publish.num_calls()), (3, 0));
     assert_eq!(lot.holds(), Some(("lifecycle-policy-applied".into(), "fixed".into())));
 
-    let retried = lc.handle(create_repository("builds/api"), None).await.expect("the retry");
+    let retried = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect("the retry");
     assert_eq!(retried.decision, "baseline-ok");
     assert!(retried.notified);
     assert_eq!((put.num_calls(), publish.num_calls(), lot.unpark.num_calls()), (3, 1, 1));
@@ -1010,12 +1009,12 @@ async fn a_sweep_failing_part_way_parks_the_policies_it_set() {
     let dynamodb: Vec<&Rule> = lot.rules().into_iter().chain([&get]).collect();
     let lc = lifecycle(&ecr, &dynamodb, &[&publish], &[], false);
 
-    let error = lc.handle(sweep(), None).await.expect_err("builds/b unreadable");
+    let error = lc.handle(sweep(), &testing::invocation()).await.expect_err("builds/b unreadable");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(lot.holds(), Some(("lifecycle-policy-applied".into(), "fixed".into())));
     assert_eq!(publish.num_calls(), 0);
 
-    let retried = lc.handle(sweep(), None).await.expect("the retry");
+    let retried = lc.handle(sweep(), &testing::invocation()).await.expect("the retry");
     assert_eq!(retried.decision, "sweep-complete");
     assert!(retried.notified, "the parked summary of builds/a");
     assert_eq!((put.num_calls(), publish.num_calls(), lot.unpark.num_calls()), (1, 1, 1));
@@ -1036,10 +1035,10 @@ async fn a_retry_that_puts_the_policy_itself_sends_the_news_once_and_leaves_noth
     let publish = publish();
     let lc = lifecycle(&[&missing, &put], &lot.rules(), &[&publish], &[], false);
 
-    let error = lc.handle(create_repository("builds/api"), None).await.expect_err("throttled");
+    let error = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect_err("throttled");
     assert!(error.is_retryable(), "{error}");
     assert!(lot.holds().is_some());
-    let retried = lc.handle(create_repository("builds/api"), None).await.expect("the retry");
+    let retried = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect("the retry");
     assert_eq!(retried.decision, "baseline-applied");
     assert!(retried.notified);
     assert_eq!((put.num_calls(), publish.num_calls(), lot.unpark.num_calls()), (4, 1, 1));
@@ -1051,14 +1050,14 @@ async fn a_failed_push_or_an_unmanaged_repository_costs_nothing() {
     let lc = lifecycle(&[], &[], &[], &[], false);
     let mut failed = push("pushes/api");
     failed["detail"]["result"] = "FAILURE".into();
-    let outcome = lc.handle(failed, None).await.expect("skipped");
+    let outcome = lc.handle(failed, &testing::invocation()).await.expect("skipped");
     assert_eq!(outcome.decision, "skipped");
     assert!(
         outcome.reasons.iter().any(|r| r.contains("push result is `FAILURE`, not SUCCESS")),
         "{:?}",
         outcome.reasons
     );
-    let outcome = lc.handle(push("elsewhere/api"), None).await.expect("skipped");
+    let outcome = lc.handle(push("elsewhere/api"), &testing::invocation()).await.expect("skipped");
     assert_eq!(outcome.decision, "skipped");
     assert!(outcome.aws_calls.is_empty());
 }
@@ -1100,13 +1099,31 @@ async fn a_push_retry_that_deletes_more_still_sends_what_the_interrupted_attempt
     let dynamodb: Vec<&Rule> = lot.rules().into_iter().chain([&claim]).collect();
     let lc = lifecycle(&[&describe, &list, &delete], &dynamodb, &[&publish], &[&coverage], false);
 
-    let error = lc.handle(push("pushes/api"), None).await.expect_err("interrupted, and its report failed");
+    let error =
+        lc.handle(push("pushes/api"), &testing::invocation()).await.expect_err("interrupted, and its report failed");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(lot.holds(), Some(("retention".into(), "partly-failed".into())));
 
-    let retried = lc.handle(push("pushes/api"), None).await.expect("the retry");
+    let retried = lc.handle(push("pushes/api"), &testing::invocation()).await.expect("the retry");
     assert_eq!(deleted_digests(&retried).len(), 50);
     assert!(retried.notified);
     assert_eq!((publish.num_calls(), lot.unpark.num_calls()), (5, 1), "its own report and the parked one");
     assert_eq!(lot.holds(), None);
+}
+
+#[tokio::test]
+async fn events_about_other_accounts_or_regions_are_refused_at_the_door() {
+    let delete = mock!(aws_sdk_ecr::Client::batch_delete_image)
+        .then_output(|| aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput::builder().build());
+    let lc = lifecycle(&[&delete], &[], &[], &[], false);
+    for (account, region) in [("999999999999", "us-east-1"), ("123456789012", "eu-west-1")] {
+        for mut event in [sweep(), push("pushes/api"), create_repository("builds/api")] {
+            event["account"] = account.into();
+            event["region"] = region.into();
+            let outcome = lc.handle(event, &testing::invocation()).await.expect("skipped");
+            assert_eq!(outcome.decision, "skipped", "{account} {region}");
+            assert!(outcome.aws_calls.is_empty(), "{:?}", outcome.aws_calls);
+        }
+    }
+    assert_eq!(delete.num_calls(), 0);
 }

@@ -33,7 +33,10 @@ async fn throttled_and_failing_claim_and_publish_end_in_one_message() {
         .output(|| PublishOutput::builder().message_id("m").build())
         .build();
     let notify = notify(&[&claim], &[&publish]);
-    let outcome = notify.handle(sample("ecr-replication-failed.json")).await.expect("retries absorb the faults");
+    let outcome = notify
+        .handle(sample("ecr-replication-failed.json"), &testing::invocation())
+        .await
+        .expect("retries absorb the faults");
     assert_eq!(outcome.decision, "replication-failed");
     assert!(outcome.notified);
     assert_eq!((claim.num_calls(), publish.num_calls()), (3, 3));
@@ -56,12 +59,12 @@ async fn claim_failing_past_retries_sends_nothing_and_the_retry_sends_once() {
     let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
     let notify = notify(&[&claim, &unclaim], &[&publish]);
     let event = sample("ecr-pull-through-cache-failed.json");
-    let error = notify.handle(event.clone()).await.expect_err("5xx past the SDK's retries");
+    let error = notify.handle(event.clone(), &testing::invocation()).await.expect_err("5xx past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(lambda_runtime::Diagnostic::from(error).error_type, "Retryable.AwsError");
     assert_eq!(publish.num_calls(), 0, "never published without the claim");
     assert_eq!(unclaim.num_calls(), 1);
-    let outcome = notify.handle(event).await.expect("retried");
+    let outcome = notify.handle(event, &testing::invocation()).await.expect("retried");
     assert!(outcome.notified);
     assert_eq!(publish.num_calls(), 1);
 }
@@ -80,10 +83,11 @@ async fn publish_failing_past_retries_gives_the_claim_back_and_the_retry_sends_o
         .build();
     let notify = notify(&[&claim, &release], &[&publish]);
     let event = sample("inspector2-coverage.json");
-    let error = notify.handle(event.clone()).await.expect_err("SNS failing past the SDK's retries");
+    let error =
+        notify.handle(event.clone(), &testing::invocation()).await.expect_err("SNS failing past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(release.num_calls(), 1, "the claim is given back");
-    let outcome = notify.handle(event).await.expect("retried");
+    let outcome = notify.handle(event, &testing::invocation()).await.expect("retried");
     assert!(outcome.notified);
     assert_eq!((claim.num_calls(), publish.num_calls()), (2, 4));
     assert!(publish.is_exhausted(), "one message reached SNS");

@@ -8,6 +8,7 @@ use warden::WardenError;
 use warden::aws::Clients;
 use warden::config::Config;
 use warden::handler::{Base, Context};
+use warden::invocation::Invocation;
 use warden::notify::events::{FUNCTION, for_event};
 use warden::outcome::Outcome;
 use warden::policy::Policy;
@@ -22,12 +23,16 @@ impl Notify {
         Ok(Self { base: Base::new(FUNCTION, policy, config, clients)? })
     }
 
-    pub async fn handle(&self, payload: Value) -> Result<Outcome, WardenError> {
+    pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
         let started = self.base.start();
         let event = warden::event::parse(payload)?;
-        // Boxed: the future of the whole send path (claim, publish, release on failure) is too deep a type for
-        // the compiler's layout query when nested in the runtime's.
-        let outcome = Box::pin(self.notify(&self.base.context(&event))).await?;
+        let cx = self.base.context(&event, invocation);
+        let outcome = match self.base.refuse(&cx) {
+            Some(refused) => refused,
+            // Boxed: the future of the whole send path (claim, publish, release on failure) is too deep a type
+            // for the compiler's layout query when nested in the runtime's.
+            None => Box::pin(self.notify(&cx)).await?,
+        };
         Ok(self.base.finish(outcome, started))
     }
 

@@ -5,6 +5,7 @@ use notify::Notify;
 use serde_json::Value;
 use warden::aws::Clients;
 use warden::config::Config;
+use warden::invocation::Invocation;
 use warden::policy::Policy;
 
 #[tokio::main]
@@ -15,5 +16,8 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let notify = Notify::new(policy, config, Clients::new(&sdk))?;
     let notify = &notify;
-    run(service_fn(move |event: LambdaEvent<Value>| async move { notify.handle(event.payload).await })).await
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        notify.handle(event.payload, &Invocation::from(&event.context)).await
+    }))
+    .await
 }

@@ -115,7 +115,7 @@ async fn a_failed_replication_is_notified_once() {
     let (claimed, published) =
         (claim(), mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build()));
     let notify = notify(&[&claimed], &[&published], policy(""), &[]).expect("notify");
-    let outcome = notify.handle(sample("ecr-replication-failed.json")).await.expect("ok");
+    let outcome = notify.handle(sample("ecr-replication-failed.json"), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "replication-failed");
     assert!(outcome.notified);
     assert_eq!(published.num_calls(), 1);
@@ -125,7 +125,7 @@ async fn a_failed_replication_is_notified_once() {
     });
     let again = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().build());
     let notify = self::notify(&[&taken], &[&again], policy(""), &[]).expect("notify");
-    let replay = notify.handle(sample("ecr-replication-failed.json")).await.expect("ok");
+    let replay = notify.handle(sample("ecr-replication-failed.json"), &testing::invocation()).await.expect("ok");
     assert_eq!(replay.decision, "already-notified");
     assert_eq!(again.num_calls(), 0, "the same event id never produces two notifications");
 }
@@ -137,7 +137,10 @@ async fn sns_failure_fails_the_invocation_so_eventbridge_retries() {
     let broken = mock!(aws_sdk_sns::Client::publish)
         .then_error(|| PublishError::generic(ErrorMetadata::builder().code("InternalError").message("boom").build()));
     let notify = notify(&[&claimed, &release], &[&broken], policy(""), &[]).expect("notify");
-    let error = notify.handle(sample("ecr-pull-through-cache-failed.json")).await.expect_err("no silent loss");
+    let error = notify
+        .handle(sample("ecr-pull-through-cache-failed.json"), &testing::invocation())
+        .await
+        .expect_err("no silent loss");
     assert!(error.is_retryable());
     assert_eq!(release.num_calls(), 1);
 }
@@ -158,11 +161,11 @@ async fn routes_send_chosen_kinds_to_other_topics_in_their_format() {
         .then_output(|| PublishOutput::builder().message_id("b").build());
     let notify = notify(&[&claimed], &[&standard, &chat], routed, &[("chat", CHAT)]).expect("notify");
     // A deleted protected tag is critical: both topics.
-    let outcome = notify.handle(sample("ecr-image-delete.json")).await.expect("ok");
+    let outcome = notify.handle(sample("ecr-image-delete.json"), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "protected-tag-deleted");
     assert_eq!((standard.num_calls(), chat.num_calls()), (1, 1));
     // A failed replication is a warning: the default topic only.
-    notify.handle(sample("ecr-replication-failed.json")).await.expect("ok");
+    notify.handle(sample("ecr-replication-failed.json"), &testing::invocation()).await.expect("ok");
     assert_eq!((standard.num_calls(), chat.num_calls()), (2, 1));
 }
 
@@ -179,8 +182,24 @@ async fn events_nobody_needs_to_hear_about_are_skipped_without_calls() {
     for name in
         ["ecr-image-push.json", "inspector2-scan.json", "ecr-pull-through-cache-success.json", "ecr-image-scan.json"]
     {
-        let outcome = notify.handle(sample(name)).await.expect("skipped");
+        let outcome = notify.handle(sample(name), &testing::invocation()).await.expect("skipped");
         assert_eq!(outcome.decision, "skipped", "{name}");
         assert!(outcome.aws_calls.is_empty(), "{name}");
     }
+}
+
+#[tokio::test]
+async fn events_about_other_accounts_or_regions_are_refused_at_the_door() {
+    let (claimed, published) =
+        (claim(), mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build()));
+    let notify = notify(&[&claimed], &[&published], policy(""), &[]).expect("notify");
+    for (account, region) in [("999999999999", "us-east-1"), ("123456789012", "eu-west-1")] {
+        let mut event = sample("ecr-replication-failed.json");
+        event["account"] = account.into();
+        event["region"] = region.into();
+        let outcome = notify.handle(event, &testing::invocation()).await.expect("skipped");
+        assert_eq!(outcome.decision, "skipped", "{account} {region}");
+        assert!(outcome.aws_calls.is_empty());
+    }
+    assert_eq!(published.num_calls(), 0);
 }

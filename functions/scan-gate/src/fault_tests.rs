@@ -7,6 +7,7 @@ use super::*;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_ecr::operation::batch_delete_image::{BatchDeleteImageError, BatchDeleteImageOutput};
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
@@ -14,19 +15,23 @@ use aws_sdk_ecr::operation::describe_images::{DescribeImagesError, DescribeImage
 use aws_sdk_ecr::operation::put_image::{PutImageError, PutImageOutput};
 use aws_sdk_ecr::types::error::ImageAlreadyExistsException;
 use aws_sdk_ecr::types::{Image, ImageDetail};
+use aws_sdk_inspector2::operation::list_coverage::ListCoverageError;
 use aws_sdk_inspector2::operation::list_findings::{ListFindingsError, ListFindingsOutput};
 use aws_sdk_inspector2::types::{
     FindingStatus, FindingType, FixAvailable, PackageVulnerabilityDetails, Resource, ResourceType,
     Severity as InspectorSeverity, VulnerablePackage,
 };
+use aws_sdk_inspector2::types::{ScanStatusCode, ScanStatusReason};
 use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
 use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_types::DateTime;
-use warden::testing::wire::{ecr_500, inspector_500, sns_500};
+use warden::testing::rules::{coverage_active, coverage_output, image_with_tags, transaction_ok};
+use warden::testing::wire::{dynamodb_500, ecr_500, inspector_500, sns_500};
 use warden::testing::{self, Retries, error_code as code, sample};
 
 const DIGEST: &str = "sha256:6acea1b877bac2682db3652df3de9bf1930e81c9ffc7265cae361458643f1143";
 const APPROVED: &str = "v1.5.0-approved";
+const PROD: &str = "prod/payments-api";
 
 fn gate(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rule]) -> ScanGate {
     let clients = testing::clients(ecr, dynamodb, sns, Retries::Deployed);
@@ -115,7 +120,11 @@ async fn transient_faults_everywhere_end_in_one_demotion_and_one_notification() 
         .build();
     let (s, body) = ecr_500();
     let remove = mock!(aws_sdk_ecr::Client::batch_delete_image)
-        .match_requests(|r| r.image_ids().len() == 1 && r.image_ids()[0].image_tag() == Some(APPROVED))
+        .match_requests(|r| {
+            r.image_ids().len() == 1
+                && r.image_ids()[0].image_tag() == Some(APPROVED)
+                && r.image_ids()[0].image_digest() == Some(DIGEST)
+        })
         .sequence()
         .http_status(s, body)
         .output(|| BatchDeleteImageOutput::builder().build())
@@ -125,6 +134,13 @@ async fn transient_faults_everywhere_end_in_one_demotion_and_one_notification() 
         .error(|| PutItemError::generic(code("ProvisionedThroughputExceededException")))
         .output(|| PutItemOutput::builder().build())
         .build();
+    let (s, body) = dynamodb_500();
+    let revoke = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .error(|| TransactWriteItemsError::generic(code("ThrottlingException")))
+        .http_status(s, body)
+        .output(|| TransactWriteItemsOutput::builder().build())
+        .build();
     let (s, body) = sns_500();
     let publish = mock!(aws_sdk_sns::Client::publish)
         .sequence()
@@ -132,13 +148,18 @@ async fn transient_faults_everywhere_end_in_one_demotion_and_one_notification() 
         .http_status(s, body)
         .output(|| PublishOutput::builder().message_id("m").build())
         .build();
-    let gate = gate(&[&describe, &remove], &[&claim], &[&publish], &[&page1, &page2]);
+    let gate = gate(&[&describe, &remove], &[&revoke, &claim], &[&publish], &[&page1, &page2]);
 
-    let outcome = gate.handle(sample("inspector2-finding.json")).await.expect("retries absorb the faults");
+    let outcome = gate
+        .handle(sample("inspector2-finding.json"), &testing::invocation())
+        .await
+        .expect("retries absorb the faults");
 
     assert_eq!(outcome.decision, "demoted");
     assert!(outcome.notified);
-    for (name, rule) in [("page1", &page1), ("page2", &page2), ("describe", &describe), ("remove", &remove)] {
+    for (name, rule) in
+        [("page1", &page1), ("page2", &page2), ("describe", &describe), ("revoke", &revoke), ("remove", &remove)]
+    {
         assert!(rule.is_exhausted(), "{name}: {} calls", rule.num_calls());
     }
     assert!(claim.is_exhausted() && publish.is_exhausted());
@@ -162,15 +183,17 @@ async fn inspector_throttled_past_retries_fails_retryably_then_the_retry_promote
         .then_output(|| PutImageOutput::builder().build());
     let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
     let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
-    let gate = gate(&[&get, &put], &[&claim], &[&publish], &[&findings]);
+    let (covered, current, approval) =
+        (coverage_active(PROD, DIGEST), image_with_tags(DIGEST, &["v1.5.0"]), transaction_ok());
+    let gate = gate(&[&current, &get, &put], &[&approval, &claim], &[&publish], &[&findings, &covered]);
     let event = sample("inspector2-finding-closed.json");
 
-    let error = gate.handle(event.clone()).await.expect_err("throttled past the SDK's retries");
+    let error = gate.handle(event.clone(), &testing::invocation()).await.expect_err("throttled past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(lambda_runtime::Diagnostic::from(error).error_type, "Retryable.AwsError");
     assert_eq!((put.num_calls(), publish.num_calls()), (0, 0), "no decision without the findings");
 
-    let outcome = gate.handle(event).await.expect("EventBridge's retry");
+    let outcome = gate.handle(event, &testing::invocation()).await.expect("EventBridge's retry");
     assert_eq!(outcome.decision, "promoted");
     assert_eq!((put.num_calls(), publish.num_calls()), (1, 1));
 }
@@ -201,10 +224,32 @@ async fn promotion_through_transient_faults_adds_the_tag_once() {
         .error(|| PutItemError::generic(code("ProvisionedThroughputExceededException")))
         .output(|| PutItemOutput::builder().build())
         .build();
-    let gate = gate(&[&get, &put], &[&claim], &[&publish], &[&none]);
-    let outcome = gate.handle(sample("inspector2-finding-closed.json")).await.expect("promoted");
+    let (s, body) = inspector_500();
+    let covered = mock!(aws_sdk_inspector2::Client::list_coverage)
+        .sequence()
+        .http_status(s, body)
+        .error(|| ListCoverageError::generic(code("ThrottlingException")))
+        .output(coverage_output(
+            PROD,
+            DIGEST,
+            ScanStatusCode::Active,
+            ScanStatusReason::Successful,
+            Some(1_764_000_000),
+        ))
+        .build();
+    let approval = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .error(|| TransactWriteItemsError::generic(code("ProvisionedThroughputExceededException")))
+        .output(|| TransactWriteItemsOutput::builder().build())
+        .build();
+    let current = image_with_tags(DIGEST, &["v1.5.0"]);
+    let gate = gate(&[&current, &get, &put], &[&approval, &claim], &[&publish], &[&none, &covered]);
+    let outcome =
+        gate.handle(sample("inspector2-finding-closed.json"), &testing::invocation()).await.expect("promoted");
     assert_eq!(outcome.decision, "promoted");
     assert!(get.is_exhausted() && put.is_exhausted() && none.is_exhausted() && publish.is_exhausted());
+    assert!(covered.is_exhausted() && approval.is_exhausted());
+    assert_eq!(outcome.aws_calls.get("Inspector2.ListCoverage"), Some(&1));
     assert_eq!(outcome.aws_calls.get("ECR.PutImage"), Some(&1));
 }
 
@@ -223,13 +268,14 @@ async fn demotion_interrupted_by_throttling_completes_on_retry_once() {
         .build();
     let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
     let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
-    let gate = gate(&[&describe, &remove], &[&claim], &[&publish], &[&findings]);
+    let revoke = transaction_ok();
+    let gate = gate(&[&describe, &remove], &[&revoke, &claim], &[&publish], &[&findings]);
     let event = sample("inspector2-finding.json");
 
-    let error = gate.handle(event.clone()).await.expect_err("throttled past the SDK's retries");
+    let error = gate.handle(event.clone(), &testing::invocation()).await.expect_err("throttled past the SDK's retries");
     assert!(error.is_retryable());
     assert_eq!(publish.num_calls(), 0);
-    let outcome = gate.handle(event).await.expect("retried");
+    let outcome = gate.handle(event, &testing::invocation()).await.expect("retried");
     assert_eq!(outcome.decision, "demoted");
     assert_eq!((remove.num_calls(), publish.num_calls()), (4, 1));
 }
@@ -257,14 +303,16 @@ async fn replayed_demotion_is_not_reported_again_as_a_gate_failure() {
         .build();
     let parked = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
     let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
-    let gate = gate(&[&describe, &remove], &[&first_claim, &parked], &[&publish], &[&findings]);
+    let revoke = transaction_ok();
+    let gate = gate(&[&describe, &remove], &[&revoke, &first_claim, &parked], &[&publish], &[&findings]);
     let event = sample("inspector2-finding.json");
 
-    assert_eq!(gate.handle(event.clone()).await.expect("demoted").decision, "demoted");
-    let replay = gate.handle(event).await.expect("replayed");
+    assert_eq!(gate.handle(event.clone(), &testing::invocation()).await.expect("demoted").decision, "demoted");
+    let replay = gate.handle(event, &testing::invocation()).await.expect("replayed");
     assert_eq!(replay.decision, "blocked");
     assert!(!replay.notified);
     assert_eq!((remove.num_calls(), publish.num_calls(), first_claim.num_calls()), (1, 1, 2));
+    assert_eq!(revoke.num_calls(), 1, "the replay finds nothing to revoke");
 }
 
 /// SNS fails past the SDK's retries after the promotion tag was added: the claim is given back and the
@@ -287,13 +335,16 @@ async fn publish_failure_after_promotion_is_sent_by_the_retry_without_promoting_
         .build();
     let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
     let release = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
-    let gate = gate(&[&get, &put], &[&claim, &release], &[&publish], &[&none]);
+    let (covered, approval) = (coverage_active(PROD, DIGEST), transaction_ok());
+    let current = image_with_tags(DIGEST, &["v1.5.0"]);
+    let gate = gate(&[&current, &get, &put], &[&approval, &claim, &release], &[&publish], &[&none, &covered]);
     let event = sample("inspector2-finding-closed.json");
 
-    let error = gate.handle(event.clone()).await.expect_err("SNS throttled past the SDK's retries");
+    let error =
+        gate.handle(event.clone(), &testing::invocation()).await.expect_err("SNS throttled past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(release.num_calls(), 1, "the claim is given back");
-    let retried = gate.handle(event).await.expect("retried");
+    let retried = gate.handle(event, &testing::invocation()).await.expect("retried");
     assert_eq!(retried.decision, "already-promoted");
     assert!(retried.notified, "the notice of this event's promotion is sent by the retry");
     assert_eq!(put.num_calls(), 2, "the second PutImage finds the tag there");
@@ -313,8 +364,10 @@ async fn a_lost_put_image_answer_still_announces_the_promotion() {
         .build();
     let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
     let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
-    let gate = gate(&[&get, &put], &[&claim], &[&publish], &[&none]);
-    let outcome = gate.handle(sample("inspector2-finding-closed.json")).await.expect("handled");
+    let (covered, approval) = (coverage_active(PROD, DIGEST), transaction_ok());
+    let current = image_with_tags(DIGEST, &["v1.5.0"]);
+    let gate = gate(&[&current, &get, &put], &[&approval, &claim], &[&publish], &[&none, &covered]);
+    let outcome = gate.handle(sample("inspector2-finding-closed.json"), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "already-promoted");
     assert!(outcome.notified);
     assert_eq!((put.num_calls(), publish.num_calls()), (2, 1));

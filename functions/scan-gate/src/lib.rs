@@ -1,30 +1,36 @@
 //! scan-gate: promotes an image (adds the tags deploy pipelines use) only when its scan results pass the
 //! class's gate, and demotes it when a later finding makes it fail.
 //!
-//! - `ECR Image Scan` (basic) and `Inspector2 Scan` (enhanced): gate a newly scanned image. When the policy needs
-//!   nothing beyond counts, the event's counts decide and no findings are read.
-//! - `Inspector2 Finding`: a finding changed; re-read the image's ACTIVE findings and gate again, promoting or
-//!   demoting as the result says.
+//! Nothing is approved on an event's word. An event's counts may block an image at no cost, but a promotion
+//! re-reads the registry's scan state for the digest (ECR's scan findings, or Amazon Inspector's findings and
+//! its coverage of the digest) and decides on that; it records the approval in the ledger (conditional on no
+//! later failing verdict) before it adds the tags, so tag-guard can tell them from forged ones. A demotion
+//! removes tags, so it too decides on the registry, records the failing verdict and revokes the approvals first.
+//!
+//! - `ECR Image Scan` (basic) and `Inspector2 Scan` (enhanced): gate a newly scanned image.
+//! - `Inspector2 Finding`: a finding changed; re-read the image's findings and gate again. It can demote; it
+//!   promotes only with Inspector's coverage of the digest active and its last scan complete, never on a
+//!   suppression.
 
 use chrono::NaiveDate;
 use serde_json::Value;
 use warden::WardenError;
-use warden::aws::findings::{ScanLookup, inspector_findings, scan_findings};
-use warden::aws::{Clients, Found, ecr, steps};
+use warden::aws::findings::{ScanLookup, coverage, inspector_findings, scan_findings};
+use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
 use warden::event::{EventKind, RepositoryName, SeverityCounts};
 use warden::gate::{
-    GateResult, ScanState, counts_from_event, decidable_from_counts, evaluate_counts, evaluate_findings, plan_demotion,
-    plan_promotion, promotion_tags, scan_state,
+    Approval, Approved, GateResult, ScanState, Scanner, Trigger, counts_disagreement, counts_from_event,
+    decidable_from_counts, evaluate_counts, evaluate_findings, may_promote, plan_demotion, plan_promotion,
+    promotion_tags, scan_state,
 };
 use warden::handler::{Base, Context};
+use warden::invocation::Invocation;
 use warden::notify::Severity;
 use warden::outcome::{ActionResult, Outcome};
 use warden::policy::{Class, GateRules, OnFailure, Policy};
-use warden::template::TagTemplate;
 
 pub const FUNCTION: &str = "scan-gate";
-const DEFAULT_QUARANTINE: &str = "quarantine-{digest12}";
 
 #[derive(Debug)]
 pub struct ScanGate {
@@ -32,21 +38,33 @@ pub struct ScanGate {
     inspector: aws_sdk_inspector2::Client,
 }
 
-/// Which scanner produced the event: it decides where findings are read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scanner {
-    Basic,
-    Enhanced,
-}
-
 /// What a scan event says about one image.
 struct Scanned<'a> {
     scanner: Scanner,
+    trigger: Trigger,
     repository: &'a RepositoryName,
     digest: Option<&'a str>,
     tags: &'a [String],
     counts: Option<&'a SeverityCounts>,
     status: &'a str,
+}
+
+/// What the registry says about an image's scan, read right before a decision.
+enum Registry {
+    /// A complete scan, judged by the gate (allowlist expiry on today's date).
+    Judged { result: GateResult, scanned_at: Option<i64> },
+    /// No usable scan: `not-scanned` or `scan-failed`, and why.
+    NoScan { kind: &'static str, reason: String },
+    /// Still running: its completion event decides.
+    Pending(String),
+    /// The image or repository is gone.
+    Gone,
+}
+
+/// The evidence a decision rests on, and whether it came from the registry.
+struct Evidence {
+    result: GateResult,
+    from_registry: bool,
 }
 
 impl ScanGate {
@@ -59,55 +77,57 @@ impl ScanGate {
         Ok(Self { base: Base::new(FUNCTION, policy, config, clients)?, inspector })
     }
 
-    pub async fn handle(&self, payload: Value) -> Result<Outcome, WardenError> {
+    pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
         let started = self.base.start();
         let event = warden::event::parse(payload)?;
-        // Boxed: the nested futures are otherwise too deep for the compiler's layout computation.
-        let outcome = Box::pin(self.dispatch(&self.base.context(&event))).await?;
+        let cx = self.base.context(&event, invocation);
+        let outcome = match self.base.refuse(&cx) {
+            Some(refused) => refused,
+            // Boxed: the nested futures are otherwise too deep for the compiler's layout computation.
+            None => Box::pin(self.dispatch(&cx)).await?,
+        };
         Ok(self.base.finish(outcome, started))
     }
 
     async fn dispatch(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {
-        match &cx.event.kind {
-            EventKind::BasicScan(scan) => {
-                let scanned = Scanned {
-                    scanner: Scanner::Basic,
-                    repository: &scan.repository_name,
-                    digest: scan.image_digest.as_deref(),
-                    tags: &scan.image_tags,
-                    counts: Some(&scan.finding_severity_counts),
-                    status: &scan.scan_status,
-                };
-                self.gate(cx, &scanned).await
-            }
-            EventKind::InspectorScan(scan) => {
-                let scanned = Scanned {
-                    scanner: Scanner::Enhanced,
-                    repository: &scan.repository_name,
-                    digest: scan.image_digest.as_deref(),
-                    tags: &scan.image_tags,
-                    counts: Some(&scan.finding_severity_counts),
-                    status: &scan.scan_status,
-                };
-                self.gate(cx, &scanned).await
-            }
-            EventKind::InspectorFinding(finding) => match finding.ecr_image() {
-                None => Ok(self.base.skipped(cx, "the finding is not about an ECR image")),
-                Some(image) => {
-                    // A finding changed: the counts of one event say nothing about the image as a whole.
-                    let scanned = Scanned {
-                        scanner: Scanner::Enhanced,
-                        repository: &image.repository_name,
-                        digest: Some(&image.image_hash),
-                        tags: &image.image_tags,
-                        counts: None,
-                        status: "ACTIVE",
-                    };
-                    self.gate(cx, &scanned).await
-                }
+        let scanned = match &cx.event.kind {
+            EventKind::BasicScan(scan) => Scanned {
+                scanner: Scanner::Basic,
+                trigger: Trigger::ScanCompleted,
+                repository: &scan.repository_name,
+                digest: scan.image_digest.as_deref(),
+                tags: &scan.image_tags,
+                counts: Some(&scan.finding_severity_counts),
+                status: &scan.scan_status,
             },
-            _ => Ok(self.base.not_handled(cx)),
-        }
+            EventKind::InspectorScan(scan) => Scanned {
+                scanner: Scanner::Enhanced,
+                trigger: Trigger::ScanCompleted,
+                repository: &scan.repository_name,
+                digest: scan.image_digest.as_deref(),
+                tags: &scan.image_tags,
+                counts: Some(&scan.finding_severity_counts),
+                status: &scan.scan_status,
+            },
+            EventKind::InspectorFinding(finding) => match finding.ecr_image() {
+                None => return Ok(self.base.skipped(cx, "the finding is not about an ECR image")),
+                // A finding changed: the counts of one event say nothing about the image as a whole.
+                Some(image) => Scanned {
+                    scanner: Scanner::Enhanced,
+                    trigger: Trigger::FindingChanged {
+                        finding: finding.finding_arn.clone(),
+                        status: finding.status.clone(),
+                    },
+                    repository: &image.repository_name,
+                    digest: Some(&image.image_hash),
+                    tags: &image.image_tags,
+                    counts: None,
+                    status: "ACTIVE",
+                },
+            },
+            _ => return Ok(self.base.not_handled(cx)),
+        };
+        self.gate(cx, &scanned).await
     }
 
     async fn gate(&self, cx: &Context<'_>, scanned: &Scanned<'_>) -> Result<Outcome, WardenError> {
@@ -132,50 +152,77 @@ impl ScanGate {
             }
             ScanState::Failed(reason) => return self.unscanned(cx, outcome, "scan-failed", reason).await,
         }
-
-        let evidence = match scanned.counts.map(counts_from_event) {
-            Some((counts, reported)) if decidable_from_counts(gate, &reported, scanned.scanner == Scanner::Basic) => {
-                evaluate_counts(gate, &counts)
-            }
-            _ => {
-                let findings = match scanned.scanner {
-                    Scanner::Enhanced => inspector_findings(&self.inspector, repository, digest).await?,
-                    Scanner::Basic => match scan_findings(&self.base.clients.ecr, repository, digest).await? {
-                        ScanLookup::Results(results) => {
-                            match scan_state(&results.status, results.description.as_deref()) {
-                                ScanState::Failed(reason) => {
-                                    return self.unscanned(cx, outcome, "scan-failed", reason).await;
-                                }
-                                ScanState::Pending => {
-                                    return Ok(self.base.skipped(
-                                        cx,
-                                        "the scan is still running: its completion event gates the image",
-                                    ));
-                                }
-                                ScanState::Complete => results.findings,
-                            }
-                        }
-                        ScanLookup::NotScanned => {
-                            return self
-                                .unscanned(cx, outcome, "not-scanned", "no scan found for the image".into())
-                                .await;
-                        }
-                        ScanLookup::Gone(_) => {
-                            return Ok(self.base.skipped(cx, "the image or repository no longer exists"));
-                        }
-                    },
-                };
-                evaluate_findings(gate, repository, &findings, today(cx))
-            }
-        };
-        outcome.reasons = evidence.reasons.clone();
-        if evidence.pass {
-            self.promote(cx, &mut outcome, class, gate, digest, scanned.tags).await?;
-        } else {
-            self.block(cx, &mut outcome, class, gate, digest, &evidence).await?;
+        // The event's counts may block at no cost (blocking approves nothing); they never approve.
+        let by_event = scanned.counts.map(counts_from_event).and_then(|(counts, reported)| {
+            decidable_from_counts(gate, &reported, scanned.scanner == Scanner::Basic)
+                .then(|| evaluate_counts(gate, &counts))
+        });
+        if let Some(result) = by_event.filter(|result| !result.pass) {
+            outcome.reasons = result.reasons.clone();
+            let evidence = Evidence { result, from_registry: false };
+            self.block(cx, &mut outcome, class, gate, digest, scanned, evidence).await?;
+            return Ok(outcome);
         }
-        outcome.gate = Some(evidence);
+        let (result, scanned_at) = match self.read_registry(scanned.scanner, gate, repository, digest).await? {
+            Registry::Judged { result, scanned_at } => (result, scanned_at),
+            Registry::NoScan { kind, reason } => return self.unscanned(cx, outcome, kind, reason).await,
+            Registry::Pending(reason) => return Ok(self.base.skipped(cx, reason)),
+            Registry::Gone => return Ok(self.base.skipped(cx, "the image or repository no longer exists")),
+        };
+        outcome.reasons = result.reasons.clone();
+        if let Some(disagreement) = self.disagreement(scanned, &result) {
+            tracing::warn!(event_id = %cx.event.id, repository, digest, %disagreement, "event and registry disagree");
+            outcome.reasons.push(disagreement);
+        }
+        if result.pass {
+            self.promote(cx, &mut outcome, class, gate, digest, scanned, scanned_at).await?;
+        } else {
+            let evidence = Evidence { result: result.clone(), from_registry: true };
+            self.block(cx, &mut outcome, class, gate, digest, scanned, evidence).await?;
+        }
+        outcome.gate.get_or_insert(result);
         Ok(outcome)
+    }
+
+    /// The registry's own scan state of the digest: ECR's scan findings (basic) or Amazon Inspector's ACTIVE
+    /// findings (enhanced), judged by the gate on today's date.
+    async fn read_registry(
+        &self,
+        scanner: Scanner,
+        gate: &GateRules,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Registry, WardenError> {
+        let today = today();
+        let (findings, scanned_at) = match scanner {
+            Scanner::Enhanced => (inspector_findings(&self.inspector, repository, digest).await?, None),
+            Scanner::Basic => match scan_findings(&self.base.clients.ecr, repository, digest).await? {
+                ScanLookup::Results(results) => match scan_state(&results.status, results.description.as_deref()) {
+                    ScanState::Complete => (results.findings, results.completed_at),
+                    ScanState::Failed(reason) => return Ok(Registry::NoScan { kind: "scan-failed", reason }),
+                    ScanState::Pending => {
+                        return Ok(Registry::Pending(
+                            "the registry's scan is still running: its completion event gates the image".into(),
+                        ));
+                    }
+                },
+                ScanLookup::NotScanned => {
+                    let reason = "the registry holds no scan of the image".into();
+                    return Ok(Registry::NoScan { kind: "not-scanned", reason });
+                }
+                ScanLookup::Gone(_) => return Ok(Registry::Gone),
+            },
+        };
+        Ok(Registry::Judged { result: evaluate_findings(gate, repository, &findings, today), scanned_at })
+    }
+
+    /// Where the event's counts disagree with the registry's findings, if they do.
+    fn disagreement(&self, scanned: &Scanned<'_>, registry: &GateResult) -> Option<String> {
+        let (counts, reported) = counts_from_event(scanned.counts?);
+        // ECR basic scanning omits severities without findings: every severity is reported.
+        let reported =
+            if scanned.scanner == Scanner::Basic { warden::policy::Severity::ALL.to_vec() } else { reported };
+        counts_disagreement(&counts, &reported, &registry.counts_before)
     }
 
     /// No usable scan: never promote, tell operators.
@@ -194,6 +241,10 @@ impl ScanGate {
         Ok(outcome)
     }
 
+    /// The registry's findings pass: promote when the evidence allows it (Inspector's coverage, no suppression,
+    /// no later failing verdict), with the promotion tags rendered from the image's current tags, the approval
+    /// recorded first.
+    #[allow(clippy::too_many_arguments)]
     async fn promote(
         &self,
         cx: &Context<'_>,
@@ -201,13 +252,87 @@ impl ScanGate {
         class: &Class,
         gate: &GateRules,
         digest: &str,
-        tags: &[String],
+        scanned: &Scanned<'_>,
+        scanned_at: Option<i64>,
     ) -> Result<(), WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
-        let (promotion, problems) = promotion_tags(&gate.promote, digest, tags, |t| is_own_tag(class, gate, t));
+        let coverage = match (scanned.scanner, cx.home.as_ref()) {
+            (Scanner::Enhanced, Some(home)) => Some(coverage(&self.inspector, home, &repository, digest).await?),
+            _ => None,
+        };
+        if let Err(why) = may_promote(&scanned.trigger, coverage.as_ref()) {
+            outcome.decision = "not-promoted".into();
+            outcome.reasons.push(why);
+            return Ok(());
+        }
+        let Some(current) = self.current_tags(class, gate, &repository, digest, scanned.tags).await? else {
+            outcome.decision = "skipped".into();
+            outcome.reasons.push("the image was deleted since it was scanned: nothing to promote".into());
+            return Ok(());
+        };
+        let is_own = |t: &str| class.own_tag_kind(t).is_some();
+        let (promotion, problems) = promotion_tags(&gate.promote, digest, &current, is_own);
         outcome.reasons.extend(problems);
-        let steps = plan_promotion(&promotion, digest, tags);
-        outcome.actions = steps::execute(&self.base.clients.ecr, &repository, &steps, self.base.config.dry_run).await?;
+        if promotion.is_empty() {
+            outcome.decision = "not-promoted".into();
+            outcome.reasons.push("no promotion tag could be rendered from the image's current tags".into());
+            return Ok(());
+        }
+        let scanned_at = scanned_at.or_else(|| coverage.as_ref().and_then(|c| c.scanned_at()));
+        let approval = Approval {
+            repository: repository.clone(),
+            digest: digest.to_owned(),
+            tags: promotion.clone(),
+            scanner: scanned.scanner,
+            scanned_at,
+            evidence_at: scanned_at.unwrap_or_else(|| event_epoch(cx)),
+            policy: gate.fingerprint(),
+            event_id: cx.event.id.clone(),
+        };
+        if !self.base.config.dry_run
+            && let Approved::Superseded(latest) = self.base.ledger.approve(&approval).await?
+        {
+            outcome.decision = "skipped".into();
+            outcome.reasons.push(format!(
+                "a failing verdict on later evidence stands (event {}): a passing scan from before it does not \
+                 promote the image again",
+                latest.event_id
+            ));
+            return Ok(());
+        }
+        let steps = plan_promotion(&promotion, digest, &current);
+        outcome.actions = self.base.executor(cx).run(&repository, &steps).await?;
+        self.report_promotion(cx, outcome, &promotion, scanned.tags).await
+    }
+
+    /// The image's current tags (DescribeImages), which the promotion tags are rendered from, when a template
+    /// uses `{tag}`; otherwise the event's (a digest-only template renders the same either way, and PutImage
+    /// settles a tag already there). `None`: the image is gone.
+    async fn current_tags(
+        &self,
+        class: &Class,
+        gate: &GateRules,
+        repository: &str,
+        digest: &str,
+        event_tags: &[String],
+    ) -> Result<Option<Vec<String>>, WardenError> {
+        if !gate.promote.iter().any(|t| t.source().contains("{tag}")) {
+            let own = |t: &String| class.own_tag_kind(t).is_none();
+            return Ok(Some(event_tags.iter().filter(|t| own(t)).cloned().collect()));
+        }
+        Ok(match ecr::describe_digest(&self.base.clients.ecr, repository, digest).await? {
+            Found::Yes(image) => Some(image.tags),
+            _ => None,
+        })
+    }
+
+    async fn report_promotion(
+        &self,
+        cx: &Context<'_>,
+        outcome: &mut Outcome,
+        promotion: &[String],
+        event_tags: &[String],
+    ) -> Result<(), WardenError> {
         if outcome.actions.iter().any(|a| a.result == ActionResult::Gone) {
             outcome.decision = "skipped".into();
             outcome.reasons.push("the image was deleted since it was scanned: nothing to promote".into());
@@ -218,7 +343,7 @@ impl ScanGate {
         // Promoted because of this event: now, or by an earlier invocation of it (whose notice may have failed),
         // or by this very call when ECR's answer to the PutImage was lost and the SDK's retry was told the tag
         // exists. Only an image the event already saw promoted is left in silence.
-        let promoted_by_this_event = changed || promotion.iter().any(|t| !tags.contains(t));
+        let promoted_by_this_event = changed || promotion.iter().any(|t| !event_tags.contains(t));
         outcome.decision = if failed {
             "promotion-failed".into()
         } else if changed {
@@ -227,26 +352,24 @@ impl ScanGate {
             outcome.reasons.push(format!("already promoted as {}", promotion.join(", ")));
             "already-promoted".into()
         };
-        if failed {
-            let notification = self.base.notification(
-                cx,
-                "promotion-failed",
-                outcome,
-                "failed",
-                outcome.reasons.clone(),
-                Severity::Critical,
-            );
-            outcome.notified = self.base.send(&notification).await?;
+        let notification = if failed {
+            let reasons = outcome.reasons.clone();
+            self.base.notification(cx, "promotion-failed", outcome, "failed", reasons, Severity::Critical)
         } else if promoted_by_this_event {
             let mut reasons = vec![format!("passed the gate: promoted as {}", promotion.join(", "))];
             reasons.extend(outcome.reasons.iter().cloned());
-            let notification = self.base.notification(cx, "promoted", outcome, "promoted", reasons, Severity::Info);
-            // Claimed: a replay (or a retry after a failed publish, the claim given back) is told once.
-            outcome.notified = self.base.send(&notification).await?;
-        }
+            self.base.notification(cx, "promoted", outcome, "promoted", reasons, Severity::Info)
+        } else {
+            return Ok(());
+        };
+        // Claimed: a replay (or a retry after a failed publish, the claim given back) is told once.
+        outcome.notified = self.base.send(&notification).await?;
         Ok(())
     }
 
+    /// The gate fails: no promotion; a promoted image in a `demote` class loses its promotion tags, decided on
+    /// the registry's scan state (re-read if the event's counts decided so far).
+    #[allow(clippy::too_many_arguments)]
     async fn block(
         &self,
         cx: &Context<'_>,
@@ -254,92 +377,157 @@ impl ScanGate {
         class: &Class,
         gate: &GateRules,
         digest: &str,
-        evidence: &GateResult,
+        scanned: &Scanned<'_>,
+        evidence: Evidence,
     ) -> Result<(), WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
-        let mut reasons = evidence.reasons.clone();
-        reasons.extend(evidence.blocking.iter().map(|f| f.describe()));
-        let mut kind = "gate-failed";
-        let mut severity = Severity::Warning;
-        let mut flushed = false;
         outcome.decision = "blocked".into();
+        let mut demotion = Demotion::default();
         if gate.on_failure == OnFailure::Demote {
             let current = match ecr::describe_digest(&self.base.clients.ecr, &repository, digest).await? {
                 Found::Yes(image) => image.tags,
                 _ => {
                     outcome.reasons.push("the image no longer exists".into());
+                    outcome.gate = Some(evidence.result);
                     return Ok(());
                 }
             };
-            let quarantine = class
-                .tags
-                .as_ref()
-                .and_then(|t| t.quarantine.clone())
-                .or_else(|| TagTemplate::parse(DEFAULT_QUARANTINE).ok());
-            match plan_demotion(gate, digest, &current, quarantine.as_ref()) {
-                // Not promoted (any more): possibly demoted by an earlier invocation whose notification failed.
-                Ok(steps) if steps.is_empty() => {
-                    flushed = self.base.flush_parked(&cx.event.id).await?;
-                    let lost: Vec<&String> =
-                        outcome.tags.iter().filter(|t| gate.is_promotion_tag(t) && !current.contains(t)).collect();
-                    if !lost.is_empty() {
-                        // The event saw the image promoted and the tags are gone: demoted by an earlier delivery
-                        // of this event (its notification may have been lost with ECR's answer).
-                        outcome.decision = "demoted".into();
-                        kind = "demoted";
-                        severity = Severity::Critical;
-                        reasons.insert(
-                            0,
-                            format!(
-                                "a promoted image no longer passes the gate: its promotion tags are removed ({})",
-                                lost.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
-                            ),
+            if current.iter().any(|t| gate.is_promotion_tag(t)) && !evidence.from_registry {
+                // Removing tags: decide on the registry, not on the event.
+                match self.read_registry(scanned.scanner, gate, &repository, digest).await? {
+                    Registry::Judged { result, .. } if result.pass => {
+                        outcome.decision = "not-demoted".into();
+                        outcome.reasons.push(
+                            "the event's counts fail the gate but the registry's scan of the image passes: it stays \
+                             promoted"
+                                .into(),
                         );
+                        outcome.gate = Some(result);
+                        return Ok(());
                     }
-                }
-                Ok(steps) => {
-                    outcome.actions =
-                        steps::execute(&self.base.clients.ecr, &repository, &steps, self.base.config.dry_run).await?;
-                    outcome.decision = "demoted".into();
-                    kind = "demoted";
-                    severity = Severity::Critical;
-                    reasons
-                        .insert(0, "a promoted image no longer passes the gate: its promotion tags are removed".into());
-                }
-                Err(why) => {
-                    reasons
-                        .insert(0, format!("a promoted image no longer passes the gate, but {why}: it stays promoted"));
-                    severity = Severity::Critical;
+                    Registry::Judged { result, .. } => outcome.gate = Some(result),
+                    Registry::NoScan { reason, .. } => {
+                        outcome.reasons.push(format!("{reason}: nothing vouches for it"))
+                    }
+                    Registry::Pending(reason) => {
+                        outcome.decision = "skipped".into();
+                        outcome.reasons.push(reason);
+                        return Ok(());
+                    }
+                    Registry::Gone => return Ok(()),
                 }
             }
+            demotion = self.demote(cx, outcome, class, gate, digest, &current).await?;
         } else if outcome.tags.iter().any(|t| gate.is_promotion_tag(t)) {
-            reasons.insert(
-                0,
-                "a promoted image no longer passes the gate (on-failure = notify: it stays promoted)".into(),
-            );
-            severity = Severity::Critical;
+            demotion.headline =
+                Some("a promoted image no longer passes the gate (on-failure = notify: it stays promoted)".into());
         }
-        let result = if outcome.decision == "demoted" { "demoted" } else { "blocked" };
-        let notification = self.base.notification(cx, kind, outcome, result, reasons, severity);
+        let result = outcome.gate.get_or_insert(evidence.result).clone();
+        self.report_block(cx, outcome, &result, demotion).await
+    }
+
+    /// Removes a failing image's promotion tags (a quarantine tag first when they are its only tags), after
+    /// recording the failing verdict and revoking their approvals.
+    async fn demote(
+        &self,
+        cx: &Context<'_>,
+        outcome: &mut Outcome,
+        class: &Class,
+        gate: &GateRules,
+        digest: &str,
+        current: &[String],
+    ) -> Result<Demotion, WardenError> {
+        let repository = outcome.repository.clone().unwrap_or_default();
+        let quarantine = class.quarantine();
+        match plan_demotion(gate, digest, current, quarantine.as_ref()) {
+            // Not promoted (any more): possibly demoted by an earlier invocation whose notification failed.
+            Ok(steps) if steps.is_empty() => {
+                let flushed = self.base.flush_parked(&cx.event.id).await?;
+                let lost: Vec<&str> = outcome
+                    .tags
+                    .iter()
+                    .filter(|t| gate.is_promotion_tag(t) && !current.contains(t))
+                    .map(String::as_str)
+                    .collect();
+                // The event saw the image promoted and the tags are gone: demoted by an earlier delivery of this
+                // event (its notification may have been lost with ECR's answer).
+                let headline = (!lost.is_empty()).then(|| {
+                    format!(
+                        "a promoted image no longer passes the gate: its promotion tags are removed ({})",
+                        lost.join(", ")
+                    )
+                });
+                Ok(Demotion { demoted: headline.is_some(), headline, flushed })
+            }
+            Ok(steps) => {
+                if !self.base.config.dry_run {
+                    let promoted: Vec<String> = current.iter().filter(|t| gate.is_promotion_tag(t)).cloned().collect();
+                    self.base.ledger.revoke(&repository, digest, &promoted, event_epoch(cx), &cx.event.id).await?;
+                }
+                outcome.actions = self.base.executor(cx).run(&repository, &steps).await?;
+                let headline = "a promoted image no longer passes the gate: its promotion tags are removed".into();
+                Ok(Demotion { demoted: true, headline: Some(headline), flushed: false })
+            }
+            Err(why) => Ok(Demotion {
+                demoted: false,
+                headline: Some(format!("a promoted image no longer passes the gate, but {why}: it stays promoted")),
+                flushed: false,
+            }),
+        }
+    }
+
+    async fn report_block(
+        &self,
+        cx: &Context<'_>,
+        outcome: &mut Outcome,
+        result: &GateResult,
+        demotion: Demotion,
+    ) -> Result<(), WardenError> {
+        let mut reasons = result.reasons.clone();
+        reasons.extend(result.blocking.iter().map(|f| f.describe()));
+        let critical = demotion.headline.is_some();
+        if let Some(headline) = demotion.headline {
+            reasons.insert(0, headline);
+        }
+        if demotion.demoted {
+            outcome.decision = "demoted".into();
+        }
+        let (kind, result_word) = if demotion.demoted { ("demoted", "demoted") } else { ("gate-failed", "blocked") };
+        let severity = if critical { Severity::Critical } else { Severity::Warning };
+        let notification = self.base.notification(cx, kind, outcome, result_word, reasons, severity);
         // One claim for both kinds: a replay of the event that demoted the image finds it no longer promoted and
         // would otherwise report `gate-failed` as a second notification.
-        let demoted = outcome.actions.iter().any(|a| a.result == ActionResult::Done);
-        outcome.notified = if demoted {
+        let changed = outcome.actions.iter().any(|a| a.result == ActionResult::Done);
+        outcome.notified = if changed {
             self.base.send_after_change(&notification, "gate-failed", false).await?
         } else {
-            self.base.send_as(&notification, "gate-failed").await? || flushed
+            self.base.send_as(&notification, "gate-failed").await? || demotion.flushed
         };
         Ok(())
     }
 }
 
-fn is_own_tag(class: &Class, gate: &GateRules, tag: &str) -> bool {
-    gate.is_promotion_tag(tag) || class.tags.as_ref().is_some_and(|t| t.is_own_tag(tag))
+/// What a failing gate did to a promoted image.
+#[derive(Debug, Default)]
+struct Demotion {
+    /// The image lost its promotion tags (now, or by an earlier delivery of the event).
+    demoted: bool,
+    /// The first line of the notification, when the image was (or stays) promoted.
+    headline: Option<String>,
+    /// A notification an earlier delivery parked was sent now.
+    flushed: bool,
 }
 
-/// The day allowlist expiry is judged on: the event's own date, so a replay decides as the original did.
-fn today(cx: &Context<'_>) -> NaiveDate {
-    chrono::DateTime::parse_from_rfc3339(&cx.at).map_or_else(|_| chrono::Utc::now().date_naive(), |t| t.date_naive())
+/// The event's time in epoch seconds (now when it has none or it is unreadable): the evidence time of a
+/// verdict the event's own data decided.
+fn event_epoch(cx: &Context<'_>) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(&cx.at).map_or_else(|_| chrono::Utc::now().timestamp(), |t| t.timestamp())
+}
+
+/// The day allowlist expiry is judged on: today, whatever the event's date (a late or replayed event decides
+/// on the current state).
+fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
 }
 
 #[cfg(test)]

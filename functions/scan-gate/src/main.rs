@@ -5,6 +5,7 @@ use scan_gate::ScanGate;
 use serde_json::Value;
 use warden::aws::Clients;
 use warden::config::Config;
+use warden::invocation::Invocation;
 use warden::policy::Policy;
 
 #[tokio::main]
@@ -17,5 +18,8 @@ async fn main() -> Result<(), Error> {
     let inspector = clients.inspector(&sdk);
     let gate = ScanGate::new(policy, config, clients, inspector)?;
     let gate = &gate;
-    run(service_fn(move |event: LambdaEvent<Value>| async move { gate.handle(event.payload).await })).await
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        gate.handle(event.payload, &Invocation::from(&event.context)).await
+    }))
+    .await
 }

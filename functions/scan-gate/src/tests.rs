@@ -24,6 +24,7 @@ use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::error::ErrorMetadata;
+use warden::testing::rules::{coverage, coverage_active, image_with_tags, transaction_ok};
 use warden::testing::{self, Retries, sample};
 
 const PROD: &str = "prod/payments-api";
@@ -97,6 +98,11 @@ fn image_tags(tags: &'static [&'static str]) -> Rule {
     })
 }
 
+/// The registry's basic scan of the image: complete, with these findings.
+fn registry_scan(findings: Vec<ImageScanFinding>) -> Rule {
+    mock!(aws_sdk_ecr::Client::describe_image_scan_findings).then_output(move || scan_page(findings.clone(), None))
+}
+
 fn basic_finding(id: &str, severity: FindingSeverity) -> ImageScanFinding {
     ImageScanFinding::builder()
         .name(id)
@@ -156,20 +162,30 @@ fn calls(outcome: &Outcome) -> Vec<(&str, u32)> {
 }
 
 #[tokio::test]
-async fn passing_counts_promote_with_four_calls() {
+async fn passing_counts_are_confirmed_by_the_registry_then_promoted() {
     let (get, put, sent) =
         (manifest("application/vnd.oci.image.manifest.v1+json"), put_ok("approved-6acea1b877ba"), publish());
-    let claimed = claim();
-    let gate = gate(&[&get, &put], &[&claimed], &[&sent], &[]);
-    let outcome =
-        gate.handle(basic_scan(DEV, serde_json::json!({"HIGH": 4, "LOW": 2}), &["pr-1284"])).await.expect("ok");
+    let (registry, approval, claimed) = (registry_scan(vec![]), transaction_ok(), claim());
+    let gate = gate(&[&registry, &get, &put], &[&approval, &claimed], &[&sent], &[]);
+    let outcome = gate
+        .handle(basic_scan(DEV, serde_json::json!({"HIGH": 4, "LOW": 2}), &["pr-1284"]), &testing::invocation())
+        .await
+        .expect("ok");
     assert_eq!(outcome.decision, "promoted");
     assert_eq!(
         calls(&outcome),
-        vec![("DynamoDB.PutItem", 1), ("ECR.BatchGetImage", 1), ("ECR.PutImage", 1), ("SNS.Publish", 1)],
-        "the notice is claimed, so a replay (or a retry after a lost PutImage answer) is told once"
+        vec![
+            ("DynamoDB.PutItem", 1),
+            ("DynamoDB.TransactWriteItems", 1),
+            ("ECR.BatchGetImage", 1),
+            ("ECR.DescribeImageScanFindings", 1),
+            ("ECR.PutImage", 1),
+            ("SNS.Publish", 1)
+        ],
+        "registry re-read + approval + BatchGetImage + PutImage + claim + publish"
     );
-    assert_eq!(outcome.gate.as_ref().map(|g| g.evidence), Some("event-counts"));
+    assert_eq!(outcome.gate.as_ref().map(|g| g.evidence), Some("findings"), "decided on the registry's scan");
+    assert!(outcome.reasons.iter().any(|r| r.contains("disagree")), "{:?}", outcome.reasons);
     assert!(outcome.notified);
 }
 
@@ -186,8 +202,10 @@ async fn replayed_promotion_is_quiet() {
     let told = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
         PutItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build())
     });
-    let gate = gate(&[&get, &exists, &same], &[&told], &[&sent], &[]);
-    let outcome = gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-1284"])).await.expect("ok");
+    let (registry, approval) = (registry_scan(vec![]), transaction_ok());
+    let gate = gate(&[&registry, &get, &exists, &same], &[&approval, &told], &[&sent], &[]);
+    let outcome =
+        gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-1284"]), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "already-promoted");
     assert_eq!(outcome.actions[0].result, ActionResult::AlreadyDone);
     assert_eq!(sent.num_calls(), 0, "nothing changed, nothing to say");
@@ -206,9 +224,12 @@ async fn promotion_tag_held_by_another_image_is_a_clear_failure() {
             )
             .build()
     });
-    let (claimed, sent) = (claim(), publish());
-    let gate = gate(&[&get, &exists, &elsewhere], &[&claimed], &[&sent], &[]);
-    let outcome = gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-1284"])).await.expect("no retry loop");
+    let (claimed, sent, registry, approval) = (claim(), publish(), registry_scan(vec![]), transaction_ok());
+    let gate = gate(&[&registry, &get, &exists, &elsewhere], &[&approval, &claimed], &[&sent], &[]);
+    let outcome = gate
+        .handle(basic_scan(DEV, serde_json::json!({}), &["pr-1284"]), &testing::invocation())
+        .await
+        .expect("no retry loop");
     assert_eq!(outcome.decision, "promotion-failed");
     assert!(outcome.actions[0].detail.as_deref().is_some_and(|d| d.contains("sha256:other")));
     assert_eq!(sent.num_calls(), 1);
@@ -218,7 +239,10 @@ async fn promotion_tag_held_by_another_image_is_a_clear_failure() {
 async fn failing_counts_block_without_reading_findings() {
     let (claimed, sent) = (claim(), publish());
     let gate = gate(&[], &[&claimed], &[&sent], &[]);
-    let outcome = gate.handle(basic_scan(DEV, serde_json::json!({"CRITICAL": 1}), &["pr-1284"])).await.expect("ok");
+    let outcome = gate
+        .handle(basic_scan(DEV, serde_json::json!({"CRITICAL": 1}), &["pr-1284"]), &testing::invocation())
+        .await
+        .expect("ok");
     assert_eq!(outcome.decision, "blocked");
     assert!(outcome.actions.is_empty());
     assert_eq!(calls(&outcome), vec![("DynamoDB.PutItem", 1), ("SNS.Publish", 1)]);
@@ -234,10 +258,12 @@ async fn allowlist_reads_every_page_of_basic_findings() {
         .then_output(|| scan_page(vec![basic_finding("CVE-2026-1111", FindingSeverity::Medium)], None));
     let (get, put, sent) =
         (manifest("application/vnd.oci.image.manifest.v1+json"), put_ok("v1.4.2-approved"), publish());
-    let claimed = claim();
-    let gate = gate(&[&page1, &page2, &get, &put], &[&claimed], &[&sent], &[]);
-    let outcome =
-        gate.handle(basic_scan(PROD, serde_json::json!({"CRITICAL": 1, "MEDIUM": 1}), &["v1.4.2"])).await.expect("ok");
+    let (claimed, current, approval) = (claim(), image_with_tags(DIGEST, &["v1.4.2"]), transaction_ok());
+    let gate = gate(&[&page1, &page2, &current, &get, &put], &[&approval, &claimed], &[&sent], &[]);
+    let outcome = gate
+        .handle(basic_scan(PROD, serde_json::json!({"CRITICAL": 1, "MEDIUM": 1}), &["v1.4.2"]), &testing::invocation())
+        .await
+        .expect("ok");
     assert_eq!((page1.num_calls(), page2.num_calls()), (1, 1));
     assert_eq!(outcome.decision, "promoted");
     let result = outcome.gate.expect("gate result");
@@ -256,7 +282,10 @@ async fn the_allowlist_is_scoped() {
     let (claimed, sent, parked) = (claim(), publish(), nothing_parked());
     let gate = gate(&[&findings, &current], &[&claimed, &parked], &[&sent], &[]);
     let outcome = gate
-        .handle(basic_scan("prod/billing-worker", serde_json::json!({"CRITICAL": 1}), &["v2.0.0"]))
+        .handle(
+            basic_scan("prod/billing-worker", serde_json::json!({"CRITICAL": 1}), &["v2.0.0"]),
+            &testing::invocation(),
+        )
         .await
         .expect("ok");
     assert_eq!(outcome.decision, "blocked");
@@ -291,13 +320,28 @@ async fn enhanced_findings_fail_and_a_promoted_image_is_demoted() {
         });
     let current = image_tags(&["v1.5.0", "v1.5.0-approved"]);
     let removed = mock!(aws_sdk_ecr::Client::batch_delete_image)
-        .match_requests(|r| r.image_ids().len() == 1 && r.image_ids()[0].image_tag() == Some("v1.5.0-approved"))
+        .match_requests(|r| {
+            r.image_ids().len() == 1
+                && r.image_ids()[0].image_tag() == Some("v1.5.0-approved")
+                && r.image_ids()[0].image_digest() == Some(DIGEST)
+        })
         .then_output(|| BatchDeleteImageOutput::builder().build());
+    let revoked = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .match_requests(|r| {
+            // The failing verdict and the deletion of the approval, before the tag goes.
+            r.transact_items().len() == 2
+                && r.transact_items()[1].delete().is_some_and(|d| {
+                    d.key().get("sk").and_then(|v| v.as_s().ok()).map(String::as_str)
+                        == Some(&format!("{DIGEST}#v1.5.0-approved"))
+                })
+        })
+        .then_output(|| aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput::builder().build());
     let (claimed, sent) = (claim(), publish());
-    let gate = gate(&[&current, &removed], &[&claimed], &[&sent], &[&first, &second]);
-    let outcome = gate.handle(inspector_scan(&["v1.5.0", "v1.5.0-approved"])).await.expect("ok");
+    let gate = gate(&[&current, &removed], &[&revoked, &claimed], &[&sent], &[&first, &second]);
+    let outcome =
+        gate.handle(inspector_scan(&["v1.5.0", "v1.5.0-approved"]), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "demoted");
-    assert_eq!(removed.num_calls(), 1);
+    assert_eq!((revoked.num_calls(), removed.num_calls()), (1, 1));
     let result = outcome.gate.expect("gate");
     assert_eq!(result.counts_after[&warden::policy::Severity::High], 1, "the unfixable finding does not count");
     assert_eq!(result.blocking[0].id, "CVE-2026-0001");
@@ -316,26 +360,27 @@ async fn demotion_keeps_an_image_whose_only_tag_is_the_promotion_tag() {
     let quarantine = put_ok("quarantine-6acea1b877ba");
     let removed =
         mock!(aws_sdk_ecr::Client::batch_delete_image).then_output(|| BatchDeleteImageOutput::builder().build());
-    let (claimed, sent) = (claim(), publish());
-    let gate = gate(&[&current, &get, &quarantine, &removed], &[&claimed], &[&sent], &[&findings]);
-    let outcome = gate.handle(sample("inspector2-finding.json")).await.expect("ok");
+    let (claimed, sent, revoked) = (claim(), publish(), transaction_ok());
+    let gate = gate(&[&current, &get, &quarantine, &removed], &[&revoked, &claimed], &[&sent], &[&findings]);
+    let outcome = gate.handle(sample("inspector2-finding.json"), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "demoted");
     assert_eq!((quarantine.num_calls(), removed.num_calls()), (1, 1), "quarantine first, then remove");
 }
 
 #[tokio::test]
-async fn a_finding_that_closes_promotes_again() {
+async fn a_finding_that_closes_promotes_again_when_inspector_scans_the_image() {
     let none = mock!(aws_sdk_inspector2::Client::list_findings).then_output(|| ListFindingsOutput::builder().build());
+    let active = coverage_active(PROD, DIGEST);
     let get = manifest(INDEX);
     let put = mock!(aws_sdk_ecr::Client::put_image)
         .match_requests(|r| r.image_tag() == Some("v1.5.0-approved") && r.image_manifest_media_type() == Some(INDEX))
         .then_output(|| PutImageOutput::builder().build());
-    let sent = publish();
-    let claimed = claim();
-    let gate = gate(&[&get, &put], &[&claimed], &[&sent], &[&none]);
-    let outcome = gate.handle(sample("inspector2-finding-closed.json")).await.expect("ok");
+    let (sent, claimed, approval, current) = (publish(), claim(), transaction_ok(), image_tags(&["v1.5.0"]));
+    let gate = gate(&[&current, &get, &put], &[&approval, &claimed], &[&sent], &[&none, &active]);
+    let outcome = gate.handle(sample("inspector2-finding-closed.json"), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "promoted");
     assert_eq!(put.num_calls(), 1, "an image index is promoted as the index");
+    assert_eq!(active.num_calls(), 1, "Inspector's coverage of the digest confirms the scan");
 }
 
 #[tokio::test]
@@ -345,7 +390,7 @@ async fn failed_or_missing_scans_never_promote() {
     let mut failed = sample("ecr-image-scan-failed.json");
     failed["detail"]["repository-name"] = DEV.into();
     failed["detail"]["image-digest"] = DIGEST.into();
-    let outcome = gate.handle(failed).await.expect("ok");
+    let outcome = gate.handle(failed, &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "scan-failed");
     assert!(outcome.actions.is_empty() && outcome.notified);
 
@@ -353,16 +398,18 @@ async fn failed_or_missing_scans_never_promote() {
         .then_error(|| DescribeImageScanFindingsError::ScanNotFoundException(ScanNotFoundException::builder().build()));
     let (claimed, sent) = (claim(), publish());
     let gate = self::gate(&[&not_found], &[&claimed], &[&sent], &[]);
-    let outcome = gate.handle(basic_scan(PROD, serde_json::json!({}), &["v1.4.2"])).await.expect("ok");
+    let outcome =
+        gate.handle(basic_scan(PROD, serde_json::json!({}), &["v1.4.2"]), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "not-scanned");
 }
 
 #[tokio::test]
 async fn an_image_deleted_since_its_scan_is_skipped() {
     let gone = mock!(aws_sdk_ecr::Client::batch_get_image).then_output(|| BatchGetImageOutput::builder().build());
-    let sent = publish();
-    let gate = gate(&[&gone], &[], &[&sent], &[]);
-    let outcome = gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-9"])).await.expect("ok");
+    let (sent, registry, approval) = (publish(), registry_scan(vec![]), transaction_ok());
+    let gate = gate(&[&registry, &gone], &[&approval], &[&sent], &[]);
+    let outcome =
+        gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-9"]), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "skipped");
     assert_eq!(outcome.actions[0].result, ActionResult::Gone);
     assert_eq!(sent.num_calls(), 0, "no retry loop, no noise");
@@ -374,12 +421,12 @@ async fn irrelevant_events_are_skipped_without_calls() {
     for name in
         ["inspector2-finding-ec2.json", "ecr-image-push.json", "other-source.json", "ecr-replication-failed.json"]
     {
-        let outcome = gate.handle(sample(name)).await.expect("skipped");
+        let outcome = gate.handle(sample(name), &testing::invocation()).await.expect("skipped");
         assert_eq!(outcome.decision, "skipped", "{name}");
         assert!(outcome.aws_calls.is_empty(), "{name}");
     }
     let sandbox = basic_scan("sandbox/experiments", serde_json::json!({"CRITICAL": 9}), &[]);
-    assert_eq!(gate.handle(sandbox).await.expect("skipped").decision, "skipped");
+    assert_eq!(gate.handle(sandbox, &testing::invocation()).await.expect("skipped").decision, "skipped");
 }
 
 #[tokio::test]
@@ -387,22 +434,27 @@ async fn throttled_inspector_is_retryable() {
     let throttled = mock!(aws_sdk_inspector2::Client::list_findings)
         .then_error(|| ListFindingsError::generic(ErrorMetadata::builder().code("ThrottlingException").build()));
     let gate = gate(&[], &[], &[], &[&throttled]);
-    let error = gate.handle(inspector_scan(&["v1.5.0"])).await.expect_err("throttled");
+    let error = gate.handle(inspector_scan(&["v1.5.0"]), &testing::invocation()).await.expect_err("throttled");
     assert!(error.is_retryable(), "{error}");
 }
 
 #[tokio::test]
-async fn a_rescan_of_an_image_the_event_shows_promoted_is_silent_without_a_ledger_write() {
+async fn a_rescan_of_an_image_the_event_shows_promoted_refreshes_its_approval_and_says_nothing() {
     let get = manifest("application/vnd.oci.image.manifest.v1+json");
     let exists = mock!(aws_sdk_ecr::Client::put_image).then_error(|| {
         PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build())
     });
     let same = image_tags(&["pr-1284", "approved-6acea1b877ba"]);
-    let sent = publish();
-    let gate = gate(&[&get, &exists, &same], &[], &[&sent], &[]);
-    let outcome =
-        gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-1284", "approved-6acea1b877ba"])).await.expect("ok");
+    let (sent, registry, approval) = (publish(), registry_scan(vec![]), transaction_ok());
+    let gate = gate(&[&registry, &get, &exists, &same], &[&approval], &[&sent], &[]);
+    let outcome = gate
+        .handle(basic_scan(DEV, serde_json::json!({}), &["pr-1284", "approved-6acea1b877ba"]), &testing::invocation())
+        .await
+        .expect("ok");
     assert_eq!(outcome.decision, "already-promoted");
     assert_eq!(sent.num_calls(), 0);
-    assert!(!outcome.aws_calls.contains_key("DynamoDB.PutItem"));
+    assert_eq!(approval.num_calls(), 1, "the approval is recorded again (a tag pushed before it gets its record)");
+    assert!(!outcome.aws_calls.contains_key("DynamoDB.PutItem"), "no notification claim");
 }
+
+mod threats;

@@ -96,7 +96,8 @@ fn benches(c: &mut Criterion) {
     let update = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| UpdateItemOutput::builder().build());
     let conforming = guard(&[], &[&update], &[]);
     c.bench_function("handler: conforming push (1 mocked call)", |b| {
-        b.to_async(&runtime).iter(|| async { conforming.handle(push("v1.4.2", A)).await.expect("ok") })
+        b.to_async(&runtime)
+            .iter(|| async { conforming.handle(push("v1.4.2", A), &warden::testing::invocation()).await.expect("ok") })
     });
 
     let describe = image(A, &["feature-x"]);
@@ -109,7 +110,8 @@ fn benches(c: &mut Criterion) {
     let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
     let untag = guard(&[&describe, &manifest, &put, &delete], &[&claim], &[&publish]);
     c.bench_function("handler: tag not allowed, last tag quarantined (6 mocked calls)", |b| {
-        b.to_async(&runtime).iter(|| async { untag.handle(push("feature-x", A)).await.expect("ok") })
+        b.to_async(&runtime)
+            .iter(|| async { untag.handle(push("feature-x", A), &warden::testing::invocation()).await.expect("ok") })
     });
 
     let moved = mock!(aws_sdk_dynamodb::Client::update_item).then_error(|| {
@@ -123,13 +125,15 @@ fn benches(c: &mut Criterion) {
     let now_b = image(B, &["v1.4.2", "sha-1"]);
     let revert = guard(&[&now_b, &manifest, &put], &[&moved, &claim], &[&publish]);
     c.bench_function("handler: protected tag move reverted (7 mocked calls)", |b| {
-        b.to_async(&runtime).iter(|| async { revert.handle(push("v1.4.2", B)).await.expect("ok") })
+        b.to_async(&runtime)
+            .iter(|| async { revert.handle(push("v1.4.2", B), &warden::testing::invocation()).await.expect("ok") })
     });
 
     let skip = guard(&[], &[], &[]);
     let unknown = json!({"version": "0", "id": "x", "detail-type": "Object Created", "source": "aws.s3", "detail": {}});
     c.bench_function("handler: unknown event skipped (0 calls)", |b| {
-        b.to_async(&runtime).iter(|| async { skip.handle(unknown.clone()).await.expect("ok") })
+        b.to_async(&runtime)
+            .iter(|| async { skip.handle(unknown.clone(), &warden::testing::invocation()).await.expect("ok") })
     });
 }
 

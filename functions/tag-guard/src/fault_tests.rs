@@ -87,6 +87,15 @@ async fn transient_faults_on_every_call_end_in_one_untag_and_one_notification() 
         .http_status(s, body)
         .output(|| BatchDeleteImageOutput::builder().build())
         .build();
+    let (s, body) = dynamodb_500();
+    let record = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| {
+            r.item().and_then(|i| i.get("pk")).and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("OWN#"))
+        })
+        .sequence()
+        .http_status(s, body)
+        .output(|| PutItemOutput::builder().build())
+        .build();
     let claim = mock!(aws_sdk_dynamodb::Client::put_item)
         .sequence()
         .error(|| PutItemError::generic(error_code("ProvisionedThroughputExceededException")))
@@ -99,9 +108,12 @@ async fn transient_faults_on_every_call_end_in_one_untag_and_one_notification() 
         .http_status(s, body)
         .output(publish_ok)
         .build();
-    let guard = guard(&[&describe, &manifest, &quarantine, &remove], &[&claim], &[&publish]);
+    let guard = guard(&[&describe, &manifest, &quarantine, &remove], &[&record, &claim], &[&publish]);
 
-    let outcome = guard.handle(push("feature-x", A)).await.expect("the SDK's retries absorb transient faults");
+    let outcome = guard
+        .handle(push("feature-x", A), &testing::invocation())
+        .await
+        .expect("the SDK's retries absorb transient faults");
 
     assert_eq!(outcome.decision, "not-allowed");
     assert!(outcome.actions.iter().all(|a| a.result == ActionResult::Done), "{:?}", outcome.actions);
@@ -110,7 +122,7 @@ async fn transient_faults_on_every_call_end_in_one_untag_and_one_notification() 
     for (name, rule) in [("describe", &describe), ("manifest", &manifest), ("quarantine", &quarantine)] {
         assert!(rule.is_exhausted(), "{name}: {} calls", rule.num_calls());
     }
-    for (name, rule) in [("remove", &remove), ("claim", &claim), ("publish", &publish)] {
+    for (name, rule) in [("remove", &remove), ("record", &record), ("claim", &claim), ("publish", &publish)] {
         assert!(rule.is_exhausted(), "{name}: {} calls", rule.num_calls());
     }
     assert_eq!((describe.num_calls(), publish.num_calls()), (3, 3));
@@ -129,7 +141,7 @@ async fn ledger_throttling_and_5xx_are_retried_by_the_sdk() {
         .output(|| UpdateItemOutput::builder().build())
         .build();
     let guard = guard(&[], &[&ledger], &[]);
-    let outcome = guard.handle(push("v1.4.2", A)).await.expect("recorded");
+    let outcome = guard.handle(push("v1.4.2", A), &testing::invocation()).await.expect("recorded");
     assert_eq!(outcome.decision, "conforming");
     assert_eq!(ledger.num_calls(), 3);
 }
@@ -162,12 +174,13 @@ async fn exhausted_retries_fail_retryably_and_the_eventbridge_retry_finishes_wit
     let guard = guard(&[&describe, &manifest, &quarantine, &remove], &[&claim], &[&publish]);
     let event = push("feature-x", A);
 
-    let error = guard.handle(event.clone()).await.expect_err("throttled past the SDK's retries");
+    let error =
+        guard.handle(event.clone(), &testing::invocation()).await.expect_err("throttled past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(lambda_runtime::Diagnostic::from(error).error_type, "Retryable.AwsError");
     assert_eq!((quarantine.num_calls(), remove.num_calls(), publish.num_calls()), (1, 3, 0));
 
-    let retried = guard.handle(event).await.expect("EventBridge's retry");
+    let retried = guard.handle(event, &testing::invocation()).await.expect("EventBridge's retry");
     assert_eq!(retried.decision, "not-allowed");
     assert_eq!(retried.actions.len(), 1, "only the removal is left: {:?}", retried.actions);
     assert_eq!(retried.actions[0].result, ActionResult::Done);
@@ -188,10 +201,10 @@ async fn exhausted_ledger_5xx_fails_retryably_then_the_retry_records_once() {
         .output(|| UpdateItemOutput::builder().build())
         .build();
     let guard = guard(&[], &[&ledger], &[]);
-    let error = guard.handle(push("v1.4.2", A)).await.expect_err("5xx past the SDK's retries");
+    let error = guard.handle(push("v1.4.2", A), &testing::invocation()).await.expect_err("5xx past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(lambda_runtime::Diagnostic::from(error).error_type, "Retryable.AwsError");
-    let outcome = guard.handle(push("v1.4.2", A)).await.expect("retried");
+    let outcome = guard.handle(push("v1.4.2", A), &testing::invocation()).await.expect("retried");
     assert_eq!(outcome.decision, "conforming");
     assert_eq!(ledger.num_calls(), 4);
 }
@@ -241,11 +254,11 @@ async fn revert_interrupted_by_5xx_completes_on_retry_without_double_action() {
     let mut event = push("v1.4.2", B);
     event["time"] = "2026-11-20T11:00:00Z".into();
 
-    let error = guard.handle(event.clone()).await.expect_err("5xx past the SDK's retries");
+    let error = guard.handle(event.clone(), &testing::invocation()).await.expect_err("5xx past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
     assert_eq!((quarantine.num_calls(), point_back.num_calls(), publish.num_calls()), (1, 3, 0));
 
-    let outcome = guard.handle(event).await.expect("EventBridge's retry");
+    let outcome = guard.handle(event, &testing::invocation()).await.expect("EventBridge's retry");
     assert_eq!(outcome.decision, "protected-tag-moved");
     assert!(outcome.actions.iter().all(|a| a.result == ActionResult::Done), "{:?}", outcome.actions);
     assert_eq!(outcome.actions.len(), 1, "the quarantine tag is already there: {:?}", outcome.actions);
@@ -269,11 +282,12 @@ async fn publish_throttled_past_retries_releases_the_claim_and_the_retry_notifie
     let mut event = push("weird", A);
     event["detail"]["repository-name"] = "misc/tool".into();
 
-    let error = guard.handle(event.clone()).await.expect_err("throttled past the SDK's retries");
+    let error =
+        guard.handle(event.clone(), &testing::invocation()).await.expect_err("throttled past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
     assert_eq!((claim.num_calls(), release.num_calls()), (1, 1));
 
-    let outcome = guard.handle(event).await.expect("retried");
+    let outcome = guard.handle(event, &testing::invocation()).await.expect("retried");
     assert!(outcome.notified);
     assert_eq!((claim.num_calls(), release.num_calls(), publish.num_calls()), (2, 1, 4));
 }
@@ -324,11 +338,12 @@ async fn notification_failing_after_the_untag_is_parked_and_sent_by_the_retry() 
     let guard = guard(&[&describe, &remove], &[&claim, &release, &park, &parked, &unpark], &[&publish]);
     let event = push("feature-x", A);
 
-    let error = guard.handle(event.clone()).await.expect_err("SNS failing past the SDK's retries");
+    let error =
+        guard.handle(event.clone(), &testing::invocation()).await.expect_err("SNS failing past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
     assert_eq!((remove.num_calls(), release.num_calls(), park.num_calls()), (1, 1, 1));
 
-    let retried = guard.handle(event).await.expect("EventBridge's retry");
+    let retried = guard.handle(event, &testing::invocation()).await.expect("EventBridge's retry");
     assert_eq!(retried.decision, "skipped", "the tag is gone: nothing left to do");
     assert!(retried.notified, "but the parked notification is sent");
     assert_eq!((remove.num_calls(), publish.num_calls(), unpark.num_calls()), (1, 4, 1));

@@ -9,23 +9,27 @@
 //! Each path observes what it needs, asks a pure decision in `warden::tags`, then carries out its steps.
 
 use serde_json::Value;
+use std::collections::HashSet;
 use warden::WardenError;
-use warden::aws::ecr;
+use warden::aws::ecr::{self, RepositorySettings};
 use warden::aws::ledger::HistoryEntry;
-use warden::aws::steps;
+use warden::aws::retention;
 use warden::aws::{Clients, Found};
 use warden::config::Config;
 use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
 use warden::handler::{Base, Context};
+use warden::invocation::Invocation;
 use warden::notify::{Notification, Severity};
 use warden::outcome::{Action, ActionResult, Outcome};
-use warden::policy::{Classification, Policy, TagRules};
+use warden::policy::{Class, Classification, OwnTagKind, Policy, TagRules};
 use warden::tags::{
-    self, Decision, LedgerObservation, PushCheck, Step, TagPointer, Verdict, check_push, decide_recorded_push,
-    decide_settings, plan_revert, remedy_not_allowed,
+    self, Decision, LedgerObservation, PushCheck, Step, TagPointer, Unwanted, Verdict, check_push,
+    decide_recorded_push, decide_settings, plan_revert, remedy_unwanted,
 };
 
 pub const FUNCTION: &str = "tag-guard";
+/// The most forged tags one sweep removes; the rest are reported and left for the next sweep.
+pub const MAX_SWEEP_REMOVALS: usize = 20;
 
 #[derive(Debug)]
 pub struct TagGuard {
@@ -38,10 +42,14 @@ impl TagGuard {
     }
 
     /// Handles one EventBridge event and reports what happened.
-    pub async fn handle(&self, payload: Value) -> Result<Outcome, WardenError> {
+    pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
         let started = self.base.start();
         let event = warden::event::parse(payload)?;
-        let outcome = self.dispatch(&self.base.context(&event)).await?;
+        let cx = self.base.context(&event, invocation);
+        let outcome = match self.base.refuse(&cx) {
+            Some(refused) => refused,
+            None => self.dispatch(&cx).await?,
+        };
         Ok(self.base.finish(outcome, started))
     }
 
@@ -79,37 +87,18 @@ impl TagGuard {
             outcome.reasons.push(format!("pushed by digest only{}", if new { "" } else { " (already recorded)" }));
             return Ok(outcome);
         };
-        if let Some(rules) = rules {
-            match check_push(rules, tag) {
-                PushCheck::Conforming { .. } => {}
-                PushCheck::OwnTag => {
-                    outcome.decision = "recorded".into();
-                    outcome.reasons.push(format!("`{tag}` is a quarantine or promotion tag ecr-warden adds itself"));
-                    return Ok(outcome);
-                }
-                PushCheck::NotAllowed { reason } => {
-                    let current = match found(ecr::describe_tag(&self.base.clients.ecr, repository, tag).await?) {
-                        Ok(current) => current,
-                        Err(gone) => return Ok(self.base.skipped(cx, gone)),
-                    };
-                    let decision = remedy_not_allowed(rules, tag, &push.image_digest, &reason, current.as_ref());
-                    self.carry_out(cx, &mut outcome, repository, decision, "tag-not-allowed").await?;
-                    if current.is_none() && rules.remediation.writes() && !outcome.notified {
-                        // Gone already: removed by an earlier delivery of this event, whose notification may have
-                        // been lost with ECR's answer. Said once per event (claimed): a replay stays silent.
-                        outcome.reasons.insert(0, reason);
-                        let notification = self.base.notification(
-                            cx,
-                            "tag-not-allowed",
-                            &outcome,
-                            "untagged",
-                            outcome.reasons.clone(),
-                            Severity::Warning,
-                        );
-                        outcome.notified = self.base.send(&notification).await?;
-                    }
-                    return Ok(outcome);
-                }
+        let check = match rules {
+            Some(rules) => check_push(rules, tag),
+            None => class.own_tag_kind(tag).map_or(PushCheck::Conforming { protected: false }, PushCheck::OwnTag),
+        };
+        match check {
+            PushCheck::Conforming { .. } => {}
+            PushCheck::OwnTag(kind) => {
+                return self.verify_own_tag(cx, class, outcome, &push.image_digest, tag, kind).await;
+            }
+            PushCheck::NotAllowed { reason } => {
+                let unwanted = Unwanted::NotAllowed { reason };
+                return self.remove_unwanted(cx, class, outcome, &push.image_digest, tag, &unwanted).await;
             }
         }
 
@@ -137,6 +126,87 @@ impl TagGuard {
             _ => {}
         }
         self.carry_out(cx, &mut outcome, repository, decision, "protected-tag-moved").await?;
+        Ok(outcome)
+    }
+
+    /// A pushed tag shaped like ecr-warden's own (promotion or quarantine): its own only when the ledger holds
+    /// the record written before ecr-warden adds such a tag (one GetItem); otherwise a forgery.
+    async fn verify_own_tag(
+        &self,
+        cx: &Context<'_>,
+        class: &Class,
+        mut outcome: Outcome,
+        digest: &str,
+        tag: &str,
+        kind: OwnTagKind,
+    ) -> Result<Outcome, WardenError> {
+        let repository = outcome.repository.clone().unwrap_or_default();
+        match self.base.ledger.own_tag(&repository, digest, tag).await? {
+            Some(record) => {
+                outcome.decision = "recorded".into();
+                outcome.reasons.push(format!(
+                    "`{tag}` is a {} tag {} added (event {}), as the ledger records",
+                    kind.as_str(),
+                    record.function,
+                    record.event_id
+                ));
+                Ok(outcome)
+            }
+            None => self.remove_unwanted(cx, class, outcome, digest, tag, &Unwanted::Forged { kind }).await,
+        }
+    }
+
+    /// What to do about a tag that must not stay, decided on where it points now (a fresh DescribeImages), with
+    /// that image; `Err` when the repository is gone.
+    async fn unwanted_decision(
+        &self,
+        class: &Class,
+        repository: &str,
+        digest: &str,
+        tag: &str,
+        unwanted: &Unwanted,
+    ) -> Result<Result<(Decision, Option<tags::ImageState>), String>, WardenError> {
+        let current = match found(ecr::describe_tag(&self.base.clients.ecr, repository, tag).await?) {
+            Ok(current) => current,
+            Err(gone) => return Ok(Err(gone)),
+        };
+        let remediation = class.tags.as_ref().map(|rules| rules.remediation);
+        let quarantine = class.quarantine();
+        let decision = remedy_unwanted(unwanted, remediation, quarantine.as_ref(), tag, digest, current.as_ref());
+        Ok(Ok((decision, current)))
+    }
+
+    /// A tag that must not stay (not allowed, or forged): removed where the class's remediation writes (never
+    /// an image's last tag without its quarantine tag first), decided on where the tag points now; reported in
+    /// every class.
+    async fn remove_unwanted(
+        &self,
+        cx: &Context<'_>,
+        class: &Class,
+        mut outcome: Outcome,
+        digest: &str,
+        tag: &str,
+        unwanted: &Unwanted,
+    ) -> Result<Outcome, WardenError> {
+        let repository = outcome.repository.clone().unwrap_or_default();
+        let (decision, current) = match self.unwanted_decision(class, &repository, digest, tag, unwanted).await? {
+            Ok(decided) => decided,
+            Err(gone) => return Ok(self.base.skipped(cx, gone)),
+        };
+        let remediation = class.tags.as_ref().map(|rules| rules.remediation);
+        let (kind, severity) = match unwanted {
+            Unwanted::NotAllowed { .. } => ("tag-not-allowed", Severity::Warning),
+            Unwanted::Forged { .. } => ("forged-approval", Severity::Critical),
+        };
+        self.carry_out(cx, &mut outcome, &repository, decision, kind).await?;
+        if current.is_none() && remediation.is_some_and(|r| r.writes()) && !outcome.notified {
+            // Gone already: removed by an earlier delivery of this event, whose notification may have been lost
+            // with ECR's answer. Said once per event (claimed): a replay stays silent.
+            outcome.reasons.insert(0, unwanted.reason(tag, digest));
+            let notification =
+                self.base.notification(cx, kind, &outcome, "untagged", outcome.reasons.clone(), severity);
+            outcome.notified = self.base.send(&notification).await?;
+        }
         Ok(outcome)
     }
 
@@ -296,17 +366,70 @@ impl TagGuard {
             event: cx.event.describe(),
             ..Outcome::default()
         };
-        let repositories = ecr::list_repositories(&self.base.clients.ecr).await?;
-        let mut drifted = Vec::new();
-        let mut checked = 0;
-        for repository in
-            repositories.iter().filter(|r| sweep.repositories.is_empty() || sweep.repositories.contains(&r.name))
-        {
-            let Classification::Managed(class) = self.base.policy.classify(&repository.name) else {
-                continue;
+        let listed = ecr::list_repositories(&self.base.clients.ecr).await?;
+        let repositories: Vec<(&RepositorySettings, &Class)> = listed
+            .iter()
+            .filter(|r| sweep.repositories.is_empty() || sweep.repositories.contains(&r.name))
+            .filter_map(|r| match self.base.policy.classify(&r.name) {
+                Classification::Managed(class) => Some((r, class)),
+                Classification::Unmanaged(_) => None,
+            })
+            .collect();
+        let drifted = self.sweep_settings(cx, &repositories).await?;
+        let forged = self.sweep_forged(cx, &repositories).await?;
+        for item in drifted.iter().chain(&forged) {
+            let repository = item.repository.as_deref().unwrap_or_default();
+            outcome.actions.extend(
+                item.actions.iter().map(|a| Action { action: format!("{repository}: {}", a.action), ..a.clone() }),
+            );
+        }
+        outcome.decision = match (drifted.is_empty(), forged.is_empty()) {
+            (true, true) => "settings-ok".into(),
+            (_, true) => "settings-drift".into(),
+            _ => "forged-approval".into(),
+        };
+        outcome.reasons.push(format!(
+            "{} repositories listed, {} managed checked, {} drifted, {} forged promotion or quarantine tags",
+            listed.len(),
+            repositories.len(),
+            drifted.len(),
+            forged.len()
+        ));
+        // One summary per kind and sweep, not one message per repository.
+        let summaries =
+            [("tag-mutability-drift", Severity::Warning, &drifted), ("forged-approval", Severity::Critical, &forged)];
+        for (kind, severity, items) in summaries.into_iter().filter(|(_, _, items)| !items.is_empty()) {
+            let reasons = items
+                .iter()
+                .map(|d| format!("{}: {}", d.repository.as_deref().unwrap_or_default(), d.reasons.join("; ")))
+                .collect();
+            let mut summary = outcome.clone();
+            summary
+                .actions
+                .retain(|a| items.iter().any(|i| a.action.starts_with(i.repository.as_deref().unwrap_or("-"))));
+            let notification = self.notify(cx, kind, &summary, reasons, severity);
+            outcome.notified |= if changed(&summary) {
+                self.base.send_after_change(&notification, kind, false).await?
+            } else {
+                self.base.send(&notification).await?
             };
+        }
+        if drifted.is_empty() && forged.is_empty() {
+            outcome.notified = self.base.flush_parked(&cx.event.id).await?;
+        }
+        outcome.items = drifted.into_iter().chain(forged).collect();
+        Ok(outcome)
+    }
+
+    /// Each repository's tag mutability against its class: drift fixed (`untag` / `revert`) or reported.
+    async fn sweep_settings(
+        &self,
+        cx: &Context<'_>,
+        repositories: &[(&RepositorySettings, &Class)],
+    ) -> Result<Vec<Outcome>, WardenError> {
+        let mut drifted = Vec::new();
+        for (repository, class) in repositories {
             let Some(rules) = &class.tags else { continue };
-            checked += 1;
             let decision = decide_settings(&rules.mutability, &repository.mutability, rules.remediation);
             if decision.verdict == Verdict::SettingsOk {
                 continue;
@@ -314,37 +437,71 @@ impl TagGuard {
             let mut item = self.base.outcome_for(cx, class, &repository.name, None, &[]);
             item.decision = verdict_name(decision.verdict);
             item.reasons = decision.reasons.clone();
-            item.actions = self.execute(&repository.name, &decision.steps).await?;
-            outcome.actions.extend(
-                item.actions
-                    .iter()
-                    .map(|a| Action { action: format!("{}: {}", repository.name, a.action), ..a.clone() }),
-            );
+            item.actions = self.execute(cx, &repository.name, &decision.steps).await?;
             drifted.push(item);
         }
-        outcome.decision = if drifted.is_empty() { "settings-ok".into() } else { "settings-drift".into() };
-        outcome.reasons.push(format!(
-            "{} repositories listed, {checked} with tag rules checked, {} drifted",
-            repositories.len(),
-            drifted.len()
-        ));
-        if !drifted.is_empty() {
-            // One summary per sweep, not one message per repository.
-            let reasons = drifted
-                .iter()
-                .map(|d| format!("{}: {}", d.repository.as_deref().unwrap_or_default(), d.reasons.join("; ")))
-                .collect();
-            let notification = self.notify(cx, "tag-mutability-drift", &outcome, reasons, Severity::Warning);
-            outcome.notified = if changed(&outcome) {
-                self.base.send_after_change(&notification, "tag-mutability-drift", false).await?
-            } else {
-                self.base.send(&notification).await?
+        Ok(drifted)
+    }
+
+    /// Tags shaped like ecr-warden's own that the ledger has no record of (pushed while tag-guard was down, or
+    /// its event lost): each is treated like a forged push, removed where the class's remediation writes (at
+    /// most [`MAX_SWEEP_REMOVALS`] per sweep, the rest left for the next) and reported. One ListImages per
+    /// managed repository, and one Query where it holds such tags.
+    async fn sweep_forged(
+        &self,
+        cx: &Context<'_>,
+        repositories: &[(&RepositorySettings, &Class)],
+    ) -> Result<Vec<Outcome>, WardenError> {
+        let mut forged = Vec::new();
+        let mut removals = 0;
+        for (repository, class) in repositories {
+            if class.gate.is_none() && class.quarantine().is_none() {
+                continue;
+            }
+            let Found::Yes(images) = retention::current_tags(&self.base.clients.ecr, &repository.name).await? else {
+                continue;
             };
-        } else {
-            outcome.notified = self.base.flush_parked(&cx.event.id).await?;
+            let mut shaped: Vec<(&String, &String, OwnTagKind)> = images
+                .iter()
+                .flat_map(|(digest, tags)| {
+                    tags.iter().filter_map(move |t| class.own_tag_kind(t).map(|k| (digest, t, k)))
+                })
+                .collect();
+            if shaped.is_empty() {
+                continue;
+            }
+            // Read after the listing: a tag ecr-warden added is recorded before it exists, so it is found here.
+            let recorded: HashSet<(String, String)> =
+                self.base.ledger.own_tags(&repository.name).await?.into_iter().map(|r| (r.digest, r.tag)).collect();
+            shaped.retain(|(digest, tag, _)| !recorded.contains(&((*digest).clone(), (*tag).clone())));
+            shaped.sort();
+            for (digest, tag, kind) in shaped {
+                let mut item =
+                    self.base.outcome_for(cx, class, &repository.name, Some(digest), std::slice::from_ref(tag));
+                let unwanted = Unwanted::Forged { kind };
+                if removals >= MAX_SWEEP_REMOVALS {
+                    item.decision = verdict_name(Verdict::ForgedApproval);
+                    item.reasons.push(unwanted.reason(tag, digest));
+                    item.reasons
+                        .push(format!("this sweep removed {MAX_SWEEP_REMOVALS} already (its cap): left for the next"));
+                    forged.push(item);
+                    continue;
+                }
+                let decision = match self.unwanted_decision(class, &repository.name, digest, tag, &unwanted).await? {
+                    Ok((decision, _)) => decision,
+                    Err(_) => continue,
+                };
+                if decision.verdict != Verdict::ForgedApproval {
+                    continue;
+                }
+                item.decision = verdict_name(decision.verdict);
+                item.reasons = decision.reasons.clone();
+                item.actions = self.execute(cx, &repository.name, &decision.steps).await?;
+                removals += usize::from(!item.actions.is_empty());
+                forged.push(item);
+            }
         }
-        outcome.items = drifted;
-        Ok(outcome)
+        Ok(forged)
     }
 
     /// Carries out a decision, fills the outcome, and notifies when the decision says so.
@@ -358,7 +515,7 @@ impl TagGuard {
     ) -> Result<(), WardenError> {
         outcome.decision = verdict_name(decision.verdict);
         outcome.reasons.extend(decision.reasons.iter().cloned());
-        outcome.actions = self.execute(repository, &decision.steps).await?;
+        outcome.actions = self.execute(cx, repository, &decision.steps).await?;
         if decision.notify {
             self.notify_outcome(cx, outcome, decision.verdict, kind).await?;
         } else if matches!(decision.verdict, Verdict::Skipped | Verdict::SettingsOk) {
@@ -377,7 +534,7 @@ impl TagGuard {
         kind: &str,
     ) -> Result<(), WardenError> {
         let severity = match verdict {
-            Verdict::ProtectedTagMoved => Severity::Critical,
+            Verdict::ProtectedTagMoved | Verdict::ForgedApproval => Severity::Critical,
             _ if outcome.actions.iter().any(|a| a.result.is_failure()) => Severity::Critical,
             _ => Severity::Warning,
         };
@@ -390,8 +547,8 @@ impl TagGuard {
         Ok(())
     }
 
-    async fn execute(&self, repository: &str, steps: &[Step]) -> Result<Vec<Action>, WardenError> {
-        steps::execute(&self.base.clients.ecr, repository, steps, self.base.config.dry_run).await
+    async fn execute(&self, cx: &Context<'_>, repository: &str, steps: &[Step]) -> Result<Vec<Action>, WardenError> {
+        self.base.executor(cx).run(repository, steps).await
     }
 
     fn notify(
@@ -450,7 +607,7 @@ fn summarise(outcome: &Outcome, dry_run: bool) -> String {
         "reported"
     } else {
         match outcome.decision.as_str() {
-            "not-allowed" => "untagged",
+            "not-allowed" | "forged-approval" => "untagged",
             "protected-tag-moved" => "reverted",
             _ => "fixed",
         }

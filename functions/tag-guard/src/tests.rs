@@ -12,6 +12,7 @@ use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
 use aws_sdk_ecr::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
+use aws_sdk_ecr::operation::list_images::ListImagesOutput;
 use aws_sdk_ecr::operation::put_image::{PutImageError, PutImageOutput};
 use aws_sdk_ecr::operation::put_image_tag_mutability::PutImageTagMutabilityOutput;
 use aws_sdk_ecr::types::error::{
@@ -100,13 +101,13 @@ fn put_image_ok(tag: &'static str, digest: &'static str) -> Rule {
         .then_output(|| PutImageOutput::builder().build())
 }
 
-fn remove_ok(tag: &'static str) -> Rule {
+fn remove_ok(tag: &'static str, digest: &'static str) -> Rule {
     mock!(aws_sdk_ecr::Client::batch_delete_image)
         .match_requests(move |r| {
-            // Only ever by tag: a digest would delete the image with all its tags.
+            // Always the tag with the digest it must point at: a tag that moved meanwhile is left alone.
             r.image_ids().len() == 1
                 && r.image_ids()[0].image_tag() == Some(tag)
-                && r.image_ids()[0].image_digest().is_none()
+                && r.image_ids()[0].image_digest() == Some(digest)
         })
         .then_output(|| BatchDeleteImageOutput::builder().build())
 }
@@ -119,7 +120,7 @@ fn calls(outcome: &Outcome) -> Vec<(&str, u32)> {
 async fn conforming_push_costs_one_ledger_write() {
     let ledger = ledger_new();
     let guard = guard(&[], &[&ledger], &[]);
-    let outcome = guard.handle(push(REPO, "v1.4.2", A)).await.expect("handled");
+    let outcome = guard.handle(push(REPO, "v1.4.2", A), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "conforming");
     assert_eq!(calls(&outcome), vec![("DynamoDB.UpdateItem", 1)]);
     assert!(!outcome.notified && outcome.actions.is_empty());
@@ -130,7 +131,8 @@ async fn conforming_push_costs_one_ledger_write() {
 async fn digest_only_push_is_recorded_not_a_violation() {
     let put = any_put_item();
     let guard = guard(&[], &[&put], &[]);
-    let outcome = guard.handle(sample("ecr-image-push-digest-only.json")).await.expect("handled");
+    let outcome =
+        guard.handle(sample("ecr-image-push-digest-only.json"), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "recorded");
     assert_eq!(calls(&outcome), vec![("DynamoDB.PutItem", 1)]);
 }
@@ -140,12 +142,12 @@ async fn last_tag_not_allowed_is_quarantined_then_removed() {
     let describe = tag_points_at("feature-x", A, &["feature-x"]);
     let manifest = manifest_of(A);
     let quarantine = put_image_ok("quarantine-7a6a95028731", A);
-    let remove = remove_ok("feature-x");
+    let remove = remove_ok("feature-x", A);
     let claim = any_put_item();
     let publish = publish_ok();
     let guard = guard(&[&describe, &manifest, &quarantine, &remove], &[&claim], &[&publish]);
 
-    let outcome = guard.handle(push(REPO, "feature-x", A)).await.expect("handled");
+    let outcome = guard.handle(push(REPO, "feature-x", A), &testing::invocation()).await.expect("handled");
 
     assert_eq!(outcome.decision, "not-allowed");
     assert_eq!(outcome.actions.len(), 2, "{:?}", outcome.actions);
@@ -156,7 +158,7 @@ async fn last_tag_not_allowed_is_quarantined_then_removed() {
     assert_eq!(
         calls(&outcome),
         vec![
-            ("DynamoDB.PutItem", 1),
+            ("DynamoDB.PutItem", 2),
             ("ECR.BatchDeleteImage", 1),
             ("ECR.BatchGetImage", 1),
             ("ECR.DescribeImages", 1),
@@ -169,10 +171,10 @@ async fn last_tag_not_allowed_is_quarantined_then_removed() {
 #[tokio::test]
 async fn tag_not_allowed_with_other_tags_is_just_removed() {
     let describe = tag_points_at("feature-x", A, &["feature-x", "v1.4.2"]);
-    let remove = remove_ok("feature-x");
+    let remove = remove_ok("feature-x", A);
     let (claim, publish) = (any_put_item(), publish_ok());
     let guard = guard(&[&describe, &remove], &[&claim], &[&publish]);
-    let outcome = guard.handle(push(REPO, "feature-x", A)).await.expect("handled");
+    let outcome = guard.handle(push(REPO, "feature-x", A), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.actions.len(), 1);
     assert_eq!(remove.num_calls(), 1);
 }
@@ -186,11 +188,11 @@ async fn failed_quarantine_never_removes_the_last_tag() {
         PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build())
     });
     let quarantine_elsewhere = tag_points_at("quarantine-7a6a95028731", B, &["quarantine-7a6a95028731"]);
-    let remove = remove_ok("feature-x");
+    let remove = remove_ok("feature-x", A);
     let (claim, publish) = (any_put_item(), publish_ok());
     let guard = guard(&[&describe, &quarantine_elsewhere, &manifest, &taken, &remove], &[&claim], &[&publish]);
 
-    let outcome = guard.handle(push(REPO, "feature-x", A)).await.expect("handled");
+    let outcome = guard.handle(push(REPO, "feature-x", A), &testing::invocation()).await.expect("handled");
 
     assert_eq!(remove.num_calls(), 0, "the last tag must stay when the quarantine tag could not be added");
     assert_eq!(outcome.actions.len(), 1);
@@ -214,12 +216,12 @@ async fn protected_tag_move_is_reverted() {
 
     let mut event = push(REPO, "v1.4.2", B);
     event["time"] = "2026-11-20T11:00:00Z".into();
-    let outcome = guard.handle(event).await.expect("handled");
+    let outcome = guard.handle(event, &testing::invocation()).await.expect("handled");
 
     assert_eq!(outcome.decision, "protected-tag-moved");
     assert_eq!((quarantine.num_calls(), point_back.num_calls()), (1, 1));
     assert!(outcome.actions.iter().all(|a| a.result == ActionResult::Done), "{:?}", outcome.actions);
-    assert_eq!(history_and_claim.num_calls(), 2, "history entry + notification claim");
+    assert_eq!(history_and_claim.num_calls(), 3, "quarantine record + history entry + notification claim");
     assert!(outcome.notified);
 }
 
@@ -244,7 +246,7 @@ async fn replayed_revert_is_a_no_op() {
     let parked = mock!(aws_sdk_dynamodb::Client::query)
         .then_output(|| aws_sdk_dynamodb::operation::query::QueryOutput::builder().build());
     let guard = guard(&[&describe, &put], &[&ledger, &history, &claimed, &parked], &[&publish]);
-    let outcome = guard.handle(push(REPO, "v1.4.2", B)).await.expect("handled");
+    let outcome = guard.handle(push(REPO, "v1.4.2", B), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "skipped");
     assert!(outcome.reasons.iter().any(|r| r.contains("reverted before")), "{:?}", outcome.reasons);
     assert_eq!((put.num_calls(), publish.num_calls()), (0, 0));
@@ -259,7 +261,7 @@ async fn revert_answered_image_already_exists_is_success() {
         .then_error(|| PutImageError::ImageAlreadyExistsException(ImageAlreadyExistsException::builder().build()));
     let (puts, publish) = (any_put_item(), publish_ok());
     let guard = guard(&[&describe, &manifest, &exists], &[&ledger, &puts], &[&publish]);
-    let outcome = guard.handle(push(REPO, "v1.4.2", B)).await.expect("handled");
+    let outcome = guard.handle(push(REPO, "v1.4.2", B), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.actions.len(), 1, "other tags: no quarantine needed");
     assert_eq!(outcome.actions[0].result, ActionResult::AlreadyDone);
 }
@@ -270,7 +272,7 @@ async fn mutable_tag_move_updates_the_ledger_quietly() {
     let transact = mock!(aws_sdk_dynamodb::Client::transact_write_items)
         .then_output(|| TransactWriteItemsOutput::builder().build());
     let guard = guard(&[], &[&ledger, &transact], &[]);
-    let outcome = guard.handle(push(REPO, "latest", B)).await.expect("handled");
+    let outcome = guard.handle(push(REPO, "latest", B), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "tag-moved");
     assert_eq!(transact.num_calls(), 1);
     assert!(!outcome.notified);
@@ -285,7 +287,7 @@ async fn replayed_report_is_not_notified_twice() {
     });
     let publish = publish_ok();
     let guard = guard(&[&describe], &[&claimed], &[&publish]);
-    let outcome = guard.handle(push("misc/tool", "weird", A)).await.expect("handled");
+    let outcome = guard.handle(push("misc/tool", "weird", A), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "not-allowed");
     assert!(outcome.actions.is_empty());
     assert_eq!(publish.num_calls(), 0);
@@ -298,7 +300,7 @@ async fn deleted_repository_is_skipped() {
         DescribeImagesError::RepositoryNotFoundException(RepositoryNotFoundException::builder().build())
     });
     let guard = guard(&[&gone], &[], &[]);
-    let outcome = guard.handle(push(REPO, "feature-x", A)).await.expect("handled");
+    let outcome = guard.handle(push(REPO, "feature-x", A), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "skipped");
     assert!(outcome.reasons[0].contains("no longer exists"));
 }
@@ -312,7 +314,7 @@ async fn throttled_publish_fails_the_invocation_and_releases_the_claim() {
         PublishError::generic(ErrorMetadata::builder().code("Throttling").message("Rate exceeded").build())
     });
     let guard = guard(&[&describe], &[&claim, &release], &[&throttled]);
-    let error = guard.handle(push("misc/tool", "weird", A)).await.expect_err("publish failed");
+    let error = guard.handle(push("misc/tool", "weird", A), &testing::invocation()).await.expect_err("publish failed");
     assert!(error.is_retryable(), "{error}");
     assert_eq!(release.num_calls(), 1, "the retry must be able to send it");
     let diagnostic = lambda_runtime::Diagnostic::from(error);
@@ -325,7 +327,7 @@ async fn throttled_ledger_is_retryable() {
         UpdateItemError::generic(ErrorMetadata::builder().code("ProvisionedThroughputExceededException").build())
     });
     let guard = guard(&[], &[&throttled], &[]);
-    let error = guard.handle(push(REPO, "v1.4.2", A)).await.expect_err("throttled");
+    let error = guard.handle(push(REPO, "v1.4.2", A), &testing::invocation()).await.expect_err("throttled");
     assert!(error.is_retryable());
 }
 
@@ -350,7 +352,8 @@ async fn create_repository_fixes_tag_mutability() {
         .then_output(|| PutImageTagMutabilityOutput::builder().build());
     let (claim, publish) = (any_put_item(), publish_ok());
     let guard = guard(&[&describe, &fix], &[&claim], &[&publish]);
-    let outcome = guard.handle(sample("cloudtrail-create-repository.json")).await.expect("handled");
+    let outcome =
+        guard.handle(sample("cloudtrail-create-repository.json"), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "settings-drift");
     assert_eq!(fix.num_calls(), 1);
     assert!(outcome.notified);
@@ -378,13 +381,15 @@ async fn sweep_reads_every_page_and_sends_one_summary() {
         .then_output(move || DescribeRepositoriesOutput::builder().repositories(page2.clone()).build());
     let fix = mock!(aws_sdk_ecr::Client::put_image_tag_mutability)
         .then_output(|| PutImageTagMutabilityOutput::builder().build());
+    let no_own_tags = mock!(aws_sdk_ecr::Client::list_images).then_output(|| ListImagesOutput::builder().build());
     let (claim, publish) = (any_put_item(), publish_ok());
-    let guard = guard(&[&first, &second, &fix], &[&claim], &[&publish]);
-    let outcome = guard.handle(sample("scheduled-rule.json")).await.expect("handled");
+    let guard = guard(&[&first, &second, &fix, &no_own_tags], &[&claim], &[&publish]);
+    let outcome = guard.handle(sample("scheduled-rule.json"), &testing::invocation()).await.expect("handled");
     assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
     assert_eq!(fix.num_calls(), 2, "both prod repositories drifted; sandbox is unmanaged");
     assert_eq!(publish.num_calls(), 1, "one summary per sweep");
     assert_eq!(outcome.items.len(), 2);
+    assert_eq!(no_own_tags.num_calls(), 2, "each managed repository listed once for forged tags");
 }
 
 #[tokio::test]
@@ -400,19 +405,22 @@ async fn irrelevant_and_unknown_events_are_skipped_without_calls() {
         "cloudtrail-create-repository-failed.json",
         "inspector2-finding.json",
     ] {
-        let outcome = guard.handle(sample(name)).await.expect("skipped, not an error");
+        let outcome = guard.handle(sample(name), &testing::invocation()).await.expect("skipped, not an error");
         assert_eq!(outcome.decision, "skipped", "{name}");
         assert!(outcome.aws_calls.is_empty(), "{name}: {:?}", outcome.aws_calls);
     }
     let mut sandbox = push("sandbox/experiments", "whatever", A);
     sandbox["id"] = "x".into();
-    assert_eq!(guard.handle(sandbox).await.expect("skipped").decision, "skipped");
+    assert_eq!(guard.handle(sandbox, &testing::invocation()).await.expect("skipped").decision, "skipped");
 }
 
 #[tokio::test]
 async fn malformed_events_are_non_retryable_errors() {
     let guard = guard(&[], &[], &[]);
-    let error = guard.handle(sample("invalid/ecr-image-push-missing-repository.json")).await.expect_err("invalid");
+    let error = guard
+        .handle(sample("invalid/ecr-image-push-missing-repository.json"), &testing::invocation())
+        .await
+        .expect_err("invalid");
     assert!(!error.is_retryable());
     assert!(error.to_string().contains("repository-name"), "{error}");
     assert_eq!(lambda_runtime::Diagnostic::from(error).error_type, "NonRetryable.InvalidEvent");
@@ -424,10 +432,12 @@ async fn dry_run_decides_but_changes_nothing() {
     let (claim, publish) = (any_put_item(), publish_ok());
     let mut guard = guard(&[&describe], &[&claim], &[&publish]);
     guard.base.config.dry_run = true;
-    let outcome = guard.handle(push(REPO, "feature-x", A)).await.expect("handled");
+    let outcome = guard.handle(push(REPO, "feature-x", A), &testing::invocation()).await.expect("handled");
     assert!(outcome.dry_run);
     assert_eq!(outcome.actions.len(), 2);
     assert!(outcome.actions.iter().all(|a| a.result == ActionResult::DryRun));
     assert!(!outcome.aws_calls.keys().any(|op| op.contains("Put") && op.starts_with("ECR")));
     assert!(outcome.notified, "a dry run still tells operators what it would do");
 }
+
+mod threats;

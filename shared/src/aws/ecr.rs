@@ -138,28 +138,36 @@ pub async fn put_tag(ecr: &Client, repository: &str, tag: &str, manifest: &Manif
 pub enum TagRemoval {
     Done,
     AlreadyGone,
-    Failed { code: String, reason: String },
+    /// The tag points at another image now: nothing was removed.
+    Moved,
+    Failed {
+        code: String,
+        reason: String,
+    },
 }
 
-/// Removes one tag (BatchDeleteImage by tag). The caller has made sure it is not the image's last tag:
-/// removing the last tag deletes the image.
-pub async fn remove_tag(ecr: &Client, repository: &str, tag: &str) -> Result<TagRemoval, WardenError> {
+/// Removes `tag` from the image `digest` (BatchDeleteImage naming both). Naming the digest makes it the only
+/// conditional delete ECR has: if the tag moved to another image since it was read, ECR answers
+/// `ImageTagDoesNotMatchDigest` and the other image keeps it. The caller has made sure the image keeps another
+/// tag: removing the last tag deletes the image.
+pub async fn remove_tag(ecr: &Client, repository: &str, tag: &str, digest: &str) -> Result<TagRemoval, WardenError> {
+    let id = ImageIdentifier::builder().image_tag(tag).image_digest(digest).build();
     let output = ecr
         .batch_delete_image()
         .repository_name(repository)
-        .image_ids(tag_id(tag))
+        .image_ids(id)
         .send()
         .await
         .map_err(|e| aws_error("ECR.BatchDeleteImage", e))?;
     if let Some(failure) = output.failures().first() {
-        if matches!(
-            failure.failure_code(),
-            Some(ImageFailureCode::ImageNotFound | ImageFailureCode::ImageTagDoesNotMatchDigest)
-        ) {
-            return Ok(TagRemoval::AlreadyGone);
-        }
-        let code = failure.failure_code().map(|c| c.as_str().to_owned()).unwrap_or_default();
-        return Ok(TagRemoval::Failed { code, reason: failure.failure_reason().unwrap_or_default().to_owned() });
+        return Ok(match failure.failure_code() {
+            Some(ImageFailureCode::ImageNotFound) => TagRemoval::AlreadyGone,
+            Some(ImageFailureCode::ImageTagDoesNotMatchDigest) => TagRemoval::Moved,
+            code => TagRemoval::Failed {
+                code: code.map(|c| c.as_str().to_owned()).unwrap_or_default(),
+                reason: failure.failure_reason().unwrap_or_default().to_owned(),
+            },
+        });
     }
     Ok(TagRemoval::Done)
 }

@@ -4,7 +4,8 @@
 use super::Found;
 use crate::WardenError;
 use crate::error::aws_error;
-use crate::gate::Finding;
+use crate::gate::{Coverage, Finding};
+use crate::invocation::Home;
 use crate::policy::Severity;
 use aws_sdk_ecr::types::{EnhancedImageScanFinding, ImageIdentifier, ImageScanFinding};
 use aws_sdk_inspector2::types::{ExploitAvailable, FilterCriteria, FixAvailable, StringComparison, StringFilter};
@@ -14,6 +15,8 @@ use aws_sdk_inspector2::types::{ExploitAvailable, FilterCriteria, FixAvailable, 
 pub struct ScanResults {
     pub status: String,
     pub description: Option<String>,
+    /// When the scan completed (epoch seconds), when ECR says.
+    pub completed_at: Option<i64>,
     pub findings: Vec<Finding>,
 }
 
@@ -76,7 +79,8 @@ pub async fn scan_findings(
         .max_results(1000)
         .into_paginator()
         .send();
-    let mut results = ScanResults { status: String::new(), description: None, findings: Vec::new() };
+    let mut results =
+        ScanResults { status: String::new(), description: None, completed_at: None, findings: Vec::new() };
     while let Some(page) = pages.next().await {
         let page = match page {
             Ok(page) => page,
@@ -94,6 +98,7 @@ pub async fn scan_findings(
             results.description = status.description().map(str::to_owned);
         }
         if let Some(findings) = page.image_scan_findings() {
+            results.completed_at = findings.image_scan_completed_at().map(aws_smithy_types::DateTime::secs);
             results.findings.extend(findings.findings().iter().map(from_basic));
             results.findings.extend(findings.enhanced_findings().iter().map(from_enhanced));
         }
@@ -146,4 +151,39 @@ pub async fn inspector_findings(
         findings.extend(page.findings().iter().map(from_inspector));
     }
     Ok(findings)
+}
+
+/// Amazon Inspector's coverage of one image (ListCoverage filtered by repository name and the image's ARN,
+/// all pages): whether Inspector scans it continuously, why (not), and when it last scanned it.
+pub async fn coverage(
+    inspector: &aws_sdk_inspector2::Client,
+    home: &Home,
+    repository: &str,
+    digest: &str,
+) -> Result<Coverage, WardenError> {
+    use aws_sdk_inspector2::types::{CoverageFilterCriteria, CoverageStringComparison, CoverageStringFilter};
+    let filter = |value: &str| {
+        CoverageStringFilter::builder()
+            .comparison(CoverageStringComparison::Equals)
+            .value(value)
+            .build()
+            .map_err(|e| WardenError::Unexpected(format!("coverage filter: {e}")))
+    };
+    let arn = home.image_arn(repository, digest);
+    let criteria =
+        CoverageFilterCriteria::builder().ecr_repository_name(filter(repository)?).resource_id(filter(&arn)?).build();
+    let mut pages = inspector.list_coverage().filter_criteria(criteria).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws_error("Inspector2.ListCoverage", e))?;
+        // Filters are Inspector's; the resource id is checked here too, so only this digest's entry counts.
+        if let Some(resource) = page.covered_resources().iter().find(|r| r.resource_id() == arn) {
+            let status = resource.scan_status();
+            return Ok(Coverage::Covered {
+                status: status.map_or_else(|| "UNKNOWN".to_owned(), |s| s.status_code().as_str().to_owned()),
+                reason: status.map_or_else(|| "UNKNOWN".to_owned(), |s| s.reason().as_str().to_owned()),
+                last_scanned_at: resource.last_scanned_at().map(aws_smithy_types::DateTime::secs),
+            });
+        }
+    }
+    Ok(Coverage::NotCovered)
 }

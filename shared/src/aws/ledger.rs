@@ -9,6 +9,8 @@
 //! | a notification whose delivery failed after its actions were done (expires) | `NOTIFY#<event id>` | `PARKED#<kind>` |
 //! | where an unfinished sweep resumes (the last repository it finished) | `SWEEP#<function>` | `CURSOR` |
 //! | the standing retention plan last reported for a repository (expires: reported again weekly) | `PLAN#<repository>` | `retention` |
+//! | a tag ecr-warden added: a promotion (with its approval) or a quarantine tag (see `approvals`) | `OWN#<repository>` | `<digest>#<tag>` |
+//! | the latest gate verdict on an image (see `approvals`) | `VERDICT#<repository>` | `<digest>` |
 //!
 //! The current pointer is one conditional UpdateItem (which also returns what was there), a tag's history is
 //! one Query, and conditional writes keep concurrent pushes of the same tag from overwriting each other.
@@ -32,11 +34,11 @@ pub const STANDING_PLAN_REPEAT_SECONDS: i64 = 7 * 24 * 3600;
 
 type Item = HashMap<String, AttributeValue>;
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn get(item: &Item, key: &str) -> Option<String> {
+pub(super) fn get(item: &Item, key: &str) -> Option<String> {
     item.get(key).and_then(|v| v.as_s().ok()).cloned()
 }
 
@@ -74,8 +76,8 @@ pub struct HistoryEntry {
 
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
 }
 
 impl Ledger {

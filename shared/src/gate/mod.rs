@@ -9,6 +9,10 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
+mod evidence;
+
+pub use evidence::{Approval, Approved, Coverage, RecordedVerdict, Scanner, Trigger, counts_disagreement, may_promote};
+
 /// One vulnerability finding, from ECR basic scanning or Amazon Inspector, reduced to what the gate and the
 /// notification need. Optional fields are unknown when the scanner does not say.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -291,7 +295,7 @@ pub fn plan_demotion(
     if promoted.len() == current_tags.len() {
         let first = promoted[0];
         match quarantine.map(|q| q.render(first, digest)) {
-            Some(Ok(tag)) => steps.push(Step::AddTag { tag, digest: digest.to_owned() }),
+            Some(Ok(tag)) => steps.push(Step::Quarantine { tag, digest: digest.to_owned() }),
             Some(Err(why)) => {
                 return Err(format!(
                     "the promotion tags are the image's only tags and no quarantine tag can be made ({why})"

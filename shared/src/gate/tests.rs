@@ -252,7 +252,7 @@ fn demotion_never_leaves_an_image_without_a_tag() {
             strings(&["approved-6acea1b877ba"]),
             Some(&quarantine),
             Ok(vec![
-                Step::AddTag { tag: "quarantine-6acea1b877ba".into(), digest: DIGEST.into() },
+                Step::Quarantine { tag: "quarantine-6acea1b877ba".into(), digest: DIGEST.into() },
                 remove("approved-6acea1b877ba"),
             ]),
         ),

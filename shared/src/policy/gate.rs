@@ -110,6 +110,28 @@ impl GateRules {
         self.promote.iter().any(|t| t.matches(tag))
     }
 
+    /// A short, stable name for the rules this gate judges by (limits, filters, allowlist, promotion tags).
+    /// Every approval records it, so a reader can tell which rules approved an image.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for (severity, limit) in &self.max {
+            hasher.update(format!("max {severity} {limit}\n"));
+        }
+        hasher.update(format!(
+            "fixable-only {}\nmin-epss {:?}\nexploitable-only {}\non-failure {:?}\n",
+            self.fixable_only, self.min_epss, self.exploitable_only, self.on_failure
+        ));
+        for template in &self.promote {
+            hasher.update(format!("promote {}\n", template.source()));
+        }
+        for entry in &self.allow {
+            let scope: Vec<&str> = entry.repositories.iter().map(Pattern::source).collect();
+            hasher.update(format!("allow {} until {} in {}\n", entry.id, entry.expires, scope.join(",")));
+        }
+        hasher.finalize().iter().take(8).map(|byte| format!("{byte:02x}")).collect()
+    }
+
     pub(super) fn summary(&self) -> String {
         let limits: Vec<String> =
             self.max.iter().map(|(s, n)| format!("{} ≤ {n}", s.as_str().to_lowercase())).collect();

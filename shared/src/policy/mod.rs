@@ -16,6 +16,7 @@ pub use lifecycle::{LifecycleRules, NativePolicy, RetentionRule, RetentionRules}
 pub use tags::{EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules};
 
 use crate::pattern::Pattern;
+use crate::template::TagTemplate;
 use std::fmt;
 use std::path::Path;
 
@@ -81,6 +82,46 @@ pub struct Class {
     pub gate: Option<GateRules>,
     /// Native lifecycle policy and extended retention; `None` when the class declares neither.
     pub lifecycle: Option<LifecycleRules>,
+}
+
+/// A tag ecr-warden adds itself. Pushed by anyone else it is a forgery: tag-guard believes one only when the
+/// ledger holds the record ecr-warden writes before adding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OwnTagKind {
+    /// A gate promotion tag: an approval deploy pipelines trust.
+    Promotion,
+    /// The tag that keeps an image reachable before its last tag is removed.
+    Quarantine,
+}
+
+impl OwnTagKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Promotion => "promotion",
+            Self::Quarantine => "quarantine",
+        }
+    }
+}
+
+impl Class {
+    /// The quarantine tag of the class: its tag rules' (`""` there disables quarantine), or the default when
+    /// the class declares no tag rules.
+    pub fn quarantine(&self) -> Option<TagTemplate> {
+        match &self.tags {
+            Some(rules) => rules.quarantine.clone(),
+            None => TagTemplate::parse(raw::DEFAULT_QUARANTINE).ok(),
+        }
+    }
+
+    /// Which of ecr-warden's own tags `tag` is shaped like in this class, if any.
+    pub fn own_tag_kind(&self, tag: &str) -> Option<OwnTagKind> {
+        match &self.tags {
+            Some(rules) => rules.own_tag_kind(tag),
+            None if self.gate.as_ref().is_some_and(|gate| gate.is_promotion_tag(tag)) => Some(OwnTagKind::Promotion),
+            None => self.quarantine().filter(|q| q.matches(tag)).map(|_| OwnTagKind::Quarantine),
+        }
+    }
 }
 
 /// Which class governs a repository.

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use toml::Spanned;
 
-const DEFAULT_QUARANTINE: &str = "quarantine-{digest12}";
+pub(super) const DEFAULT_QUARANTINE: &str = "quarantine-{digest12}";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

@@ -137,7 +137,18 @@ impl TagRules {
 
     /// A quarantine or promotion tag that ecr-warden itself adds.
     pub fn is_own_tag(&self, tag: &str) -> bool {
-        self.quarantine.as_ref().is_some_and(|q| q.matches(tag)) || self.promotion.iter().any(|p| p.matches(tag))
+        self.own_tag_kind(tag).is_some()
+    }
+
+    /// Which of ecr-warden's own tags `tag` is shaped like, if any.
+    pub fn own_tag_kind(&self, tag: &str) -> Option<super::OwnTagKind> {
+        if self.promotion.iter().any(|p| p.matches(tag)) {
+            Some(super::OwnTagKind::Promotion)
+        } else if self.quarantine.as_ref().is_some_and(|q| q.matches(tag)) {
+            Some(super::OwnTagKind::Quarantine)
+        } else {
+            None
+        }
     }
 
     pub(super) fn summary(&self) -> String {

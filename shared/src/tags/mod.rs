@@ -1,7 +1,8 @@
 //! tag-guard's decisions. Pure: (event facts, class rules, observed state) → [`Decision`]. The handler
 //! observes, calls one of these, and carries out the decision's steps; `warden` prints them for a dry run.
 
-use crate::policy::{MutabilitySetting, Remediation, TagRules};
+use crate::policy::{MutabilitySetting, OwnTagKind, Remediation, TagRules};
+use crate::template::TagTemplate;
 use serde::Serialize;
 
 /// What a decision concluded.
@@ -24,6 +25,8 @@ pub enum Verdict {
     SettingsDrift,
     /// The repository's setting matches its class.
     SettingsOk,
+    /// A promotion or quarantine tag ecr-warden did not add (the ledger holds no record of it).
+    ForgedApproval,
 }
 
 /// One change to make in ECR. Each is safe to repeat.
@@ -32,7 +35,10 @@ pub enum Verdict {
 pub enum Step {
     /// Add `tag` to the image `digest` (BatchGetImage + PutImage).
     AddTag { tag: String, digest: String },
-    /// Remove `tag`, which points at `digest` and is not that image's last tag (BatchDeleteImage by tag).
+    /// Add the quarantine tag `tag` to the image `digest`, recording it in the ledger first as ecr-warden's own.
+    Quarantine { tag: String, digest: String },
+    /// Remove `tag` from the image `digest` (BatchDeleteImage naming both, so a tag that moved meanwhile is
+    /// left alone); the image keeps another tag.
     RemoveTag { tag: String, digest: String },
     /// Point `tag` back at `digest` (BatchGetImage + PutImage).
     PointTag { tag: String, digest: String },
@@ -73,8 +79,8 @@ impl Decision {
 /// The first look at a pushed tag: no state needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushCheck {
-    /// A quarantine or promotion tag ecr-warden itself adds.
-    OwnTag,
+    /// Shaped like a quarantine or promotion tag ecr-warden itself adds: its own only if the ledger says so.
+    OwnTag(OwnTagKind),
     Conforming {
         protected: bool,
     },
@@ -84,8 +90,8 @@ pub enum PushCheck {
 }
 
 pub fn check_push(rules: &TagRules, tag: &str) -> PushCheck {
-    if rules.is_own_tag(tag) {
-        return PushCheck::OwnTag;
+    if let Some(kind) = rules.own_tag_kind(tag) {
+        return PushCheck::OwnTag(kind);
     }
     if rules.is_allowed(tag) {
         return PushCheck::Conforming { protected: rules.is_protected(tag) };
@@ -103,6 +109,15 @@ pub struct ImageState {
     pub tags: Vec<String>,
 }
 
+/// Why a tag must not stay on an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unwanted {
+    /// The class's allowed patterns do not match it.
+    NotAllowed { reason: String },
+    /// Shaped like ecr-warden's own tag, but the ledger holds no record that ecr-warden added it.
+    Forged { kind: OwnTagKind },
+}
+
 /// What to do about a tag that is not allowed. `current` is the image the tag points at now (`None`: the tag
 /// no longer exists).
 pub fn remedy_not_allowed(
@@ -110,6 +125,22 @@ pub fn remedy_not_allowed(
     tag: &str,
     pushed_digest: &str,
     reason: &str,
+    current: Option<&ImageState>,
+) -> Decision {
+    let unwanted = Unwanted::NotAllowed { reason: reason.to_owned() };
+    remedy_unwanted(&unwanted, Some(rules.remediation), rules.quarantine.as_ref(), tag, pushed_digest, current)
+}
+
+/// What to do about a tag that must not stay: removed (naming its digest) where the class's remediation
+/// writes, never an image's last tag without the quarantine tag in place first; otherwise reported.
+/// `remediation` is `None` for a class without tag rules (report only); `current` is the image the tag points
+/// at now (`None`: the tag no longer exists).
+pub fn remedy_unwanted(
+    unwanted: &Unwanted,
+    remediation: Option<Remediation>,
+    quarantine: Option<&TagTemplate>,
+    tag: &str,
+    pushed_digest: &str,
     current: Option<&ImageState>,
 ) -> Decision {
     let Some(current) = current else {
@@ -121,24 +152,56 @@ pub fn remedy_not_allowed(
             format!("tag `{tag}` has moved on to {} since this push; that push is checked on its own", current.digest),
         );
     }
-    let decision = Decision::new(Verdict::NotAllowed, reason).notifying();
-    if rules.remediation == Remediation::Report {
-        return decision.because("remediation is `report`: the tag is left in place");
+    let verdict = match unwanted {
+        Unwanted::NotAllowed { .. } => Verdict::NotAllowed,
+        Unwanted::Forged { .. } => Verdict::ForgedApproval,
+    };
+    let decision = Decision::new(verdict, unwanted.reason(tag, pushed_digest)).notifying();
+    match remediation {
+        Some(Remediation::Report) => return decision.because("remediation is `report`: the tag is left in place"),
+        None => return decision.because("the class declares no tag rules to remediate with: the tag is left in place"),
+        Some(_) => {}
     }
     let remove = Step::RemoveTag { tag: tag.to_owned(), digest: pushed_digest.to_owned() };
     if current.tags.iter().any(|t| t != tag) {
         return decision.with_steps(vec![remove]);
     }
     // Removing an image's last tag deletes the image: keep it reachable under a quarantine tag first.
-    match rules.quarantine.as_ref().map(|q| q.render(tag, pushed_digest)) {
+    match quarantine.map(|q| q.render(tag, pushed_digest)) {
+        Some(Ok(quarantine)) if quarantine == tag => decision.because(format!(
+            "`{tag}` is the image's only tag and already the tag its quarantine would use: the tag is left in place"
+        )),
         Some(Ok(quarantine)) => decision
             .because(format!("`{tag}` is the image's only tag: it stays reachable as `{quarantine}`"))
-            .with_steps(vec![Step::AddTag { tag: quarantine, digest: pushed_digest.to_owned() }, remove]),
+            .with_steps(vec![Step::Quarantine { tag: quarantine, digest: pushed_digest.to_owned() }, remove]),
         Some(Err(why)) => decision.because(format!(
             "`{tag}` is the image's only tag and no quarantine tag can be made ({why}): the tag is left in place"
         )),
         None => decision
             .because(format!("`{tag}` is the image's only tag and quarantine is disabled: the tag is left in place")),
+    }
+}
+
+impl Unwanted {
+    /// Why the tag must not stay, for outcomes and notifications.
+    pub fn reason(&self, tag: &str, digest: &str) -> String {
+        match self {
+            Self::NotAllowed { reason } => reason.clone(),
+            Self::Forged { kind } => forged_reason(*kind, tag, digest),
+        }
+    }
+}
+
+fn forged_reason(kind: OwnTagKind, tag: &str, digest: &str) -> String {
+    match kind {
+        OwnTagKind::Promotion => format!(
+            "`{tag}` is shaped like a promotion tag, but the ledger holds no approval of {digest} for it: a forged \
+             approval, not one scan-gate earned"
+        ),
+        OwnTagKind::Quarantine => format!(
+            "`{tag}` is shaped like a quarantine tag, but the ledger holds no record of ecr-warden quarantining \
+             {digest}: pushed by someone else"
+        ),
     }
 }
 
@@ -231,7 +294,7 @@ pub fn plan_revert(
             if !current.tags.iter().any(|t| t != tag)
                 && let Some(Ok(quarantine)) = rules.quarantine.as_ref().map(|q| q.render(tag, moved_to))
             {
-                steps.push(Step::AddTag { tag: quarantine, digest: moved_to.to_owned() });
+                steps.push(Step::Quarantine { tag: quarantine, digest: moved_to.to_owned() });
             }
             steps.push(Step::PointTag { tag: tag.to_owned(), digest: restore.to_owned() });
             steps

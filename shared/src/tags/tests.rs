@@ -33,7 +33,7 @@ fn check_push_table() {
         ("v1.2.3", PushCheck::Conforming { protected: true }),
         ("sha-abc123", PushCheck::Conforming { protected: false }),
         ("latest", PushCheck::Conforming { protected: false }),
-        ("quarantine-0123456789ab", PushCheck::OwnTag),
+        ("quarantine-0123456789ab", PushCheck::OwnTag(crate::policy::OwnTagKind::Quarantine)),
         ("v1.2", PushCheck::NotAllowed { reason: String::new() }),
         ("feature-x", PushCheck::NotAllowed { reason: String::new() }),
         ("quarantine-xyz", PushCheck::NotAllowed { reason: String::new() }),
@@ -116,7 +116,7 @@ fn remedy_for_tags_not_allowed() {
             quarantine: None,
             current: Some(image(A, &["bad"])),
             verdict: Verdict::NotAllowed,
-            steps: vec![Step::AddTag { tag: "quarantine-aaaaaaaaaaaa".into(), digest: A.into() }, remove.clone()],
+            steps: vec![Step::Quarantine { tag: "quarantine-aaaaaaaaaaaa".into(), digest: A.into() }, remove.clone()],
             notify: true,
         },
         Case {
@@ -125,7 +125,7 @@ fn remedy_for_tags_not_allowed() {
             quarantine: Some("held-{tag}"),
             current: Some(image(A, &["bad"])),
             verdict: Verdict::NotAllowed,
-            steps: vec![Step::AddTag { tag: "held-bad".into(), digest: A.into() }, remove.clone()],
+            steps: vec![Step::Quarantine { tag: "held-bad".into(), digest: A.into() }, remove.clone()],
             notify: true,
         },
         Case {
@@ -249,7 +249,7 @@ fn recorded_push_decisions() {
 fn revert_plans_against_current_state() {
     let rules = prod("revert");
     let point_back = Step::PointTag { tag: "v1.0.0".into(), digest: A.into() };
-    let quarantine = Step::AddTag { tag: "quarantine-bbbbbbbbbbbb".into(), digest: B.into() };
+    let quarantine = Step::Quarantine { tag: "quarantine-bbbbbbbbbbbb".into(), digest: B.into() };
     let cases: Vec<(&str, Option<ImageState>, Vec<Step>)> = vec![
         ("moved image has other tags", Some(image(B, &["v1.0.0", "sha-1"])), vec![point_back.clone()]),
         ("moved image would be left untagged", Some(image(B, &["v1.0.0"])), vec![quarantine, point_back.clone()]),
@@ -326,7 +326,7 @@ mod properties {
             let mut remaining: Vec<String> = state.tags.clone();
             for step in &decision.steps {
                 match step {
-                    Step::AddTag { tag, .. } => remaining.push(tag.clone()),
+                    Step::AddTag { tag, .. } | Step::Quarantine { tag, .. } => remaining.push(tag.clone()),
                     Step::RemoveTag { tag, .. } => {
                         remaining.retain(|t| t != tag);
                         prop_assert!(!remaining.is_empty(), "removed the last tag: {:?}", decision.steps);

@@ -4,16 +4,13 @@
 //! any step did not behave as expected.
 //!
 //! `demo inspector-stand-in PORT` is the other half scripts/demo starts: Amazon Inspector's ListCoverage for the
-//! functions, which moto does not implement (see [`inspector_stand_in`]).
+//! functions, which moto does not implement (see `integration_tests::inspector`).
 
 use aws_sdk_ecr::types::ImageTagMutability;
-use integration_tests::{
-    ACCOUNT, Stack, envelope, image_action, inspector_finding, seed_basic_scan, seed_inspector_findings,
-};
+use integration_tests::inspector::{CoverageStore, ImageCoverage};
+use integration_tests::{Stack, envelope, image_action, inspector_finding, seed_basic_scan, seed_inspector_findings};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -179,6 +176,7 @@ async fn demo() -> ExitCode {
         "tag-not-allowed",
         "promoted",
         "gate-failed",
+        "forged-approval",
         "promoted",
         "demoted",
         "replication-failed",
@@ -289,6 +287,9 @@ async fn run(demo: &mut Demo) {
     demo.check(outcome["decision"] == "skipped" && total_calls(&outcome) == 0, "skipped without a single AWS call");
 
     demo.title("Basic scanning finishes for dev/web-frontend pr-1284: two HIGH findings, no CRITICAL");
+    let high =
+        |id: &str| json!({"name": id, "severity": "HIGH", "uri": format!("https://nvd.nist.gov/vuln/detail/{id}")});
+    seed_basic_scan(&demo.stack, web, &pr, json!([high("CVE-2026-1001"), high("CVE-2026-1002")])).await;
     let scan = envelope(
         "aws.ecr",
         "ECR Image Scan",
@@ -297,14 +298,11 @@ async fn run(demo: &mut Demo) {
     );
     let outcome = demo.invoke("scan-gate", &scan);
     let approved = format!("approved-{}", &pr[7..19]);
-    demo.check(outcome["decision"] == "promoted", "development allows HIGH findings: decided from the event's counts");
+    demo.check(outcome["decision"] == "promoted", "development allows HIGH findings: promoted");
     let calls = &outcome["aws-calls"];
     demo.check(
-        calls["ECR.BatchGetImage"] == 1
-            && calls["ECR.PutImage"] == 1
-            && calls.get("ECR.DescribeImageScanFindings").is_none()
-            && calls.get("Inspector2.ListFindings").is_none(),
-        "no findings read: one BatchGetImage and one PutImage promote it",
+        calls["ECR.DescribeImageScanFindings"] == 1 && calls["DynamoDB.TransactWriteItems"] == 1,
+        "not on the event's word: the registry's own scan is read, and the approval recorded before the tag",
     );
     demo.check(
         demo.stack.tag_digest(web, &approved).await.as_deref() == Some(pr.as_str()),
@@ -321,6 +319,27 @@ async fn run(demo: &mut Demo) {
     );
     let outcome = demo.invoke("scan-gate", &scan);
     demo.check(outcome["decision"] == "blocked", "blocked: not promoted, operators told");
+    demo.check(total_calls(&outcome) == 2, "blocking costs nothing extra: the claim and the publish");
+
+    demo.title("Someone approves the blocked build by hand: dev/web-frontend:approved-<digest12>");
+    let forged = format!("approved-{}", &risky[7..19]);
+    demo.push(web, "pr-1290", &[&forged]).await;
+    let outcome = demo.invoke("tag-guard", &image_action("PUSH", web, &risky, Some(&forged), &at(8)));
+    let tags = demo.stack.tags_of(web, &risky).await.unwrap_or_default();
+    demo.check(outcome["decision"] == "forged-approval", "the ledger holds no approval of this image: forged");
+    demo.check(tags == vec!["pr-1290".to_owned()], &format!("the forged tag is removed; the build keeps {tags:?}"));
+
+    demo.title("The same pull request's events, sent from another account, reach tag-guard and scan-gate");
+    let mut foreign = image_action("PUSH", web, &pr, Some("pr-1284"), &at(9));
+    foreign["account"] = "999999999999".into();
+    let pushed = demo.invoke("tag-guard", &foreign);
+    let mut foreign_scan = scan.clone();
+    foreign_scan["account"] = "999999999999".into();
+    let scanned = demo.invoke("scan-gate", &foreign_scan);
+    demo.check(
+        pushed["decision"] == "skipped" && scanned["decision"] == "skipped" && total_calls(&scanned) == 0,
+        "skipped at the door: this deployment acts on its own account's registry only",
+    );
 
     demo.title("Basic scanning finishes for prod/payments-api v1.4.2: production reads the findings (allowlist)");
     let finding = |id: &str, severity: &str| {
@@ -364,6 +383,24 @@ async fn run(demo: &mut Demo) {
         !tags.iter().any(|t| t.ends_with("-approved")) && tags.contains(&"v1.4.2".to_owned()),
         &format!("promotion tags removed, the image keeps {tags:?}"),
     );
+
+    demo.title("Inspector closes a finding on v1.4.0, an image it stopped scanning long ago");
+    let old_release = demo.push(payments, "release-1.4.0", &["v1.4.0"]).await;
+    seed_coverage(payments, &old_release, "v1.4.0", ("INACTIVE", "SCAN_ELIGIBILITY_EXPIRED"), false);
+    seed_inspector_findings(json!([[]]));
+    let mut closed = inspector_finding(payments, &old_release, "v1.4.0", "CVE-2026-6001", "HIGH", "YES");
+    closed["status"] = "CLOSED".into();
+    for key in ["firstObservedAt", "lastObservedAt", "updatedAt"] {
+        closed[key] = "Sat Nov 28 09:40:00.000 UTC 2026".into();
+    }
+    closed["resources"][0]["details"]["awsEcrContainerImage"]["pushedAt"] = "Sat Feb 28 09:00:00.000 UTC 2026".into();
+    let outcome = demo.invoke("scan-gate", &envelope("aws.inspector2", "Inspector2 Finding", closed));
+    let tags = demo.stack.tags_of(payments, &old_release).await.unwrap_or_default();
+    demo.check(
+        outcome["decision"] == "not-promoted",
+        "no ACTIVE findings, but Inspector's coverage is INACTIVE (SCAN_ELIGIBILITY_EXPIRED): not evidence of a clean image",
+    );
+    demo.check(tags == vec!["v1.4.0".to_owned()], "v1.4.0 is not promoted");
 
     demo.title("Replication into this region fails, and ECR's own lifecycle policy expires images: notify");
     let failed: Value =
@@ -483,7 +520,7 @@ async fn lifecycle_story(demo: &mut Demo) {
         short(&children[0]),
         short(&children[1])
     );
-    seed_coverage(checkout, &pr1300[0], "pr-1300-1");
+    seed_coverage(checkout, &pr1300[0], "pr-1300-1", ("ACTIVE", "SUCCESSFUL"), true);
     println!("   Amazon Inspector sees pr-1300-1 running: the preview environment of pull request 1300 still uses it");
     let safety = demo.stack.safety_snapshot(checkout).await.in_use(&pr1300[0]);
     let before = demo.stack.images(checkout).await;
@@ -639,135 +676,46 @@ fn state_dir() -> PathBuf {
 }
 
 /// The file the Inspector stand-in answers ListCoverage from: Inspector's `coveredResources`.
-fn coverage_file() -> PathBuf {
-    state_dir().join("inspector-coverage.json")
+fn coverage() -> CoverageStore {
+    CoverageStore::File(state_dir().join("inspector-coverage.json"))
 }
 
-/// Records what Amazon Inspector would report: `digest` in `repository` runs somewhere (ListCoverage
-/// `ecrImage.inUseCount`, `lastInUseAt`).
-fn seed_coverage(repository: &str, digest: &str, tag: &str) {
+/// Records what Amazon Inspector would report about an image: scanned (its last scan complete, or not), and
+/// whether it runs somewhere (ListCoverage `ecrImage.inUseCount`, `lastInUseAt`).
+fn seed_coverage(repository: &str, digest: &str, tag: &str, status: (&str, &str), in_use: bool) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let resource = json!({
-        "accountId": ACCOUNT,
-        "resourceId": format!("arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{repository}/{digest}"),
-        "resourceType": "AWS_ECR_CONTAINER_IMAGE",
-        "scanType": "PACKAGE",
-        "scanStatus": {"statusCode": "ACTIVE", "reason": "SUCCESSFUL"},
-        "resourceMetadata": {"ecrImage": {"tags": [tag], "inUseCount": 1, "lastInUseAt": now}},
-        "lastScannedAt": now
-    });
-    let mut all: Vec<Value> =
-        std::fs::read_to_string(coverage_file()).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-    all.push(resource);
-    if let Err(e) = std::fs::write(coverage_file(), Value::Array(all).to_string()) {
-        println!("   cannot write {}: {e}", coverage_file().display());
-    }
+    coverage().record(
+        ImageCoverage {
+            repository,
+            digest,
+            tags: &[tag],
+            status: status.0,
+            reason: status.1,
+            last_scanned_at: Some(now),
+            in_use: in_use.then_some((1, now)),
+        }
+        .resource(),
+    );
 }
 
-/// Amazon Inspector for the functions, as far as moto cannot be: moto 5.2.5 does not implement ListCoverage
-/// (Inspector's view of each image, including whether it runs), which lifecycle's retention reads before it
-/// deletes anything in a class that protects images in use. scripts/demo points the functions' Inspector client
-/// here (`AWS_ENDPOINT_URL_INSPECTOR2`): ListCoverage is answered from the coverage file the demo writes,
-/// filtered by the request's repository name; every other request (ListFindings for scan-gate) goes to moto
-/// unchanged. One request per connection, plain HTTP/1.1: what the AWS SDK sends to a local `http://` endpoint.
+/// Amazon Inspector for the functions, as far as moto cannot be (see `integration_tests::inspector`):
+/// scripts/demo points the functions' Inspector client here (`AWS_ENDPOINT_URL_INSPECTOR2`); ListCoverage is
+/// answered from the coverage file the demo writes, every other request goes to moto unchanged.
 fn inspector_stand_in(port: &str) -> ExitCode {
     let upstream = std::env::var("WARDEN_TEST_ENDPOINT").unwrap_or_default();
-    let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let listener = match TcpListener::bind(format!("127.0.0.1:{port}")) {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("inspector stand-in: cannot listen on 127.0.0.1:{port}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    for client in listener.incoming().flatten() {
-        let upstream = upstream.clone();
-        std::thread::spawn(move || {
-            if let Err(e) = serve_inspector(client, &upstream) {
-                eprintln!("inspector stand-in: {e}");
-            }
-        });
-    }
-    ExitCode::SUCCESS
-}
-
-fn serve_inspector(mut client: TcpStream, upstream: &str) -> std::io::Result<()> {
-    let (head, body) = read_request(&mut client)?;
-    let path = head.split_whitespace().nth(1).unwrap_or("/");
-    let response = if path == "/coverage/list" {
-        let request: Value = serde_json::from_slice(&body).unwrap_or_default();
-        let repository = request["filterCriteria"]["ecrRepositoryName"][0]["value"].as_str().unwrap_or_default();
-        let prefix = format!("arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{repository}/sha256:");
-        let all: Vec<Value> = std::fs::read_to_string(coverage_file())
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        let covered: Vec<Value> =
-            all.into_iter().filter(|r| r["resourceId"].as_str().is_some_and(|id| id.starts_with(&prefix))).collect();
-        eprintln!("ListCoverage {repository}: {} covered resources", covered.len());
-        let body = json!({ "coveredResources": covered }).to_string();
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-             x-amzn-RequestId: inspector-stand-in\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
-    } else {
-        let mut server = TcpStream::connect(upstream)?;
-        server.write_all(closing(&head).as_bytes())?;
-        server.write_all(&body)?;
-        let mut response = Vec::new();
-        server.read_to_end(&mut response)?;
-        match response.windows(4).position(|w| w == b"\r\n\r\n") {
-            Some(at) => {
-                let mut out = closing(&String::from_utf8_lossy(&response[..at + 4])).into_bytes();
-                out.extend_from_slice(&response[at + 4..]);
-                out
-            }
-            None => response,
-        }
-    };
-    client.write_all(&response)?;
-    client.flush()
-}
-
-/// A request's head and its `Content-Length` body.
-fn read_request(stream: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-request"));
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let length = head
-        .lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.trim().eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok())?
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build();
+    let served = runtime.map(|runtime| {
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+            integration_tests::inspector::serve(listener, upstream, coverage()).await;
+            Ok::<(), std::io::Error>(())
         })
-        .unwrap_or(0);
-    let mut body = buffer[head_end..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            break;
+    });
+    match served {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) | Err(e) => {
+            eprintln!("inspector stand-in on 127.0.0.1:{port}: {e}");
+            ExitCode::FAILURE
         }
-        body.extend_from_slice(&chunk[..n]);
     }
-    Ok((head, body))
-}
-
-/// An HTTP head with `Connection: close` instead of whatever it said.
-fn closing(head: &str) -> String {
-    let mut lines: Vec<&str> = head.trim_end_matches("\r\n").split("\r\n").collect();
-    lines.retain(|line| !line.to_ascii_lowercase().starts_with("connection:"));
-    lines.push("Connection: close");
-    format!("{}\r\n\r\n", lines.join("\r\n"))
 }

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use integration_tests::Stack;
+use integration_tests::{Stack, invocation};
 use lifecycle::Lifecycle;
 use notify::Notify;
 use scan_gate::ScanGate;
@@ -45,10 +45,13 @@ impl Functions {
             dry_run: false,
             ..Config::default()
         };
+        // Straight to moto, Inspector goes to the stack's stand-in (ListCoverage); a proxy routes it there itself.
+        let inspector_sdk =
+            if sdk.endpoint_url() == stack.sdk.endpoint_url() { stack.inspector_sdk() } else { sdk.clone() };
         let clients = Clients::new(sdk);
-        let inspector = clients.inspector(sdk);
+        let inspector = clients.inspector(&inspector_sdk);
         let lifecycle_clients = Clients::new(sdk);
-        let lifecycle_inspector = lifecycle_clients.inspector(sdk);
+        let lifecycle_inspector = lifecycle_clients.inspector(&inspector_sdk);
         Self {
             tag_guard: TagGuard::new(policy(), config.clone(), Clients::new(sdk)).expect("tag-guard"),
             scan_gate: ScanGate::new(policy(), config.clone(), clients, inspector).expect("scan-gate"),
@@ -60,11 +63,11 @@ impl Functions {
     /// One invocation of one function.
     pub async fn invoke(&self, function: Function, event: &Value) -> Result<Outcome, WardenError> {
         match function {
-            Function::TagGuard => self.tag_guard.handle(event.clone()).await,
-            Function::ScanGate => self.scan_gate.handle(event.clone()).await,
-            Function::Notify => self.notify.handle(event.clone()).await,
+            Function::TagGuard => self.tag_guard.handle(event.clone(), &invocation()).await,
+            Function::ScanGate => self.scan_gate.handle(event.clone(), &invocation()).await,
+            Function::Notify => self.notify.handle(event.clone(), &invocation()).await,
             // No deadline: sweeps here are small, and the deadline rule has tests of its own.
-            Function::Lifecycle => self.lifecycle.handle(event.clone(), None).await,
+            Function::Lifecycle => self.lifecycle.handle(event.clone(), &invocation()).await,
         }
     }
 

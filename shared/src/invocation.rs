@@ -1,0 +1,236 @@
+//! Who a function is and what it may act on: the account and region it serves (from the invoked function's
+//! ARN, which Lambda hands every invocation), the invocation's deadline, and the door check every event passes
+//! before anything is read or changed.
+//!
+//! EventBridge rules filter on the account too (infra/template.yaml), but anyone allowed to invoke the function
+//! can hand it any payload, and a bus that admits other accounts delivers their genuine events. A function
+//! acts on its own registry, so an event about another account's or region's registry is skipped: acting on
+//! it would change the same-named repository here.
+
+use crate::event::Event;
+use std::time::{Duration, SystemTime};
+
+/// Local emulators (`cargo lambda watch`) hand the function no ARN (it sends the literal `function-arn`).
+/// There, and only there, this variable names the account the function serves; the region is `AWS_REGION`.
+pub const LOCAL_ACCOUNT_ENV: &str = "WARDEN_LOCAL_ACCOUNT";
+
+/// The account and region a function serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    pub partition: String,
+    pub account: String,
+    pub region: String,
+}
+
+impl Home {
+    /// From `arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]`; `None` for anything else.
+    pub fn from_function_arn(arn: &str) -> Option<Self> {
+        let mut parts = arn.split(':');
+        let (arn_, partition, service, region, account, kind) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let valid = arn_ == "arn"
+            && service == "lambda"
+            && kind == "function"
+            && parts.next().is_some_and(|name| !name.is_empty())
+            && is_account_id(account)
+            && is_region(region);
+        valid.then(|| Self { partition: partition.to_owned(), account: account.to_owned(), region: region.to_owned() })
+    }
+
+    /// The ARN Amazon Inspector and ECR give an image of this registry.
+    pub fn image_arn(&self, repository: &str, digest: &str) -> String {
+        format!("arn:{}:ecr:{}:{}:repository/{repository}/{digest}", self.partition, self.region, self.account)
+    }
+}
+
+impl Home {
+    /// A home in the `aws` partition (local fallbacks and tests).
+    pub fn new(account: &str, region: &str) -> Self {
+        Self { partition: "aws".into(), account: account.to_owned(), region: region.to_owned() }
+    }
+}
+
+/// Twelve digits.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`: lower-case words and a number.
+fn is_region(text: &str) -> bool {
+    let mut parts = text.split('-').peekable();
+    let mut words = 0;
+    while let Some(part) = parts.next() {
+        let last = parts.peek().is_none();
+        let ok = if last {
+            !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())
+        } else {
+            !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase())
+        };
+        if !ok {
+            return false;
+        }
+        words += 1;
+    }
+    words >= 3
+}
+
+/// What the runtime says about one invocation.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// The invoked function's ARN (`Lambda-Runtime-Invoked-Function-Arn`).
+    pub function_arn: String,
+    /// When the invocation is cut off; `None` when the runtime gives none (local emulators).
+    pub deadline: Option<SystemTime>,
+    /// Where the function runs when the ARN does not say (local emulators only, [`LOCAL_ACCOUNT_ENV`]).
+    pub local_home: Option<Home>,
+}
+
+impl Invocation {
+    /// From the runtime's function ARN and deadline (epoch milliseconds; one in the past, as `cargo lambda
+    /// watch` sends, is none), with the local fallback read from the environment.
+    pub fn new(function_arn: &str, deadline_ms: u64, now: SystemTime) -> Self {
+        let deadline = Some(SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms)).filter(|d| *d > now);
+        let local_home = std::env::var(LOCAL_ACCOUNT_ENV)
+            .ok()
+            .zip(std::env::var("AWS_REGION").ok())
+            .map(|(account, region)| Home::new(account.trim(), region.trim()))
+            .filter(|home| is_account_id(&home.account) && is_region(&home.region));
+        Self { function_arn: function_arn.to_owned(), deadline, local_home }
+    }
+
+    /// An invocation of a function serving `account` in `region`, as Lambda would hand it (tests, tools).
+    pub fn serving(account: &str, region: &str) -> Self {
+        Self {
+            function_arn: format!("arn:aws:lambda:{region}:{account}:function:ecr-warden"),
+            deadline: None,
+            local_home: None,
+        }
+    }
+
+    /// The account and region the function serves: its ARN's, or the local fallback where there is no ARN.
+    pub fn home(&self) -> Option<Home> {
+        Home::from_function_arn(&self.function_arn)
+            .or_else(|| (!self.function_arn.starts_with("arn:")).then(|| self.local_home.clone()).flatten())
+    }
+}
+
+#[cfg(feature = "aws")]
+impl From<&lambda_runtime::Context> for Invocation {
+    fn from(context: &lambda_runtime::Context) -> Self {
+        Self::new(&context.invoked_function_arn, context.deadline, SystemTime::now())
+    }
+}
+
+/// Whether a function serving `home` may act on `event`; `Err` says why not (the event is skipped).
+pub fn admit(event: &Event, home: Option<&Home>) -> Result<(), String> {
+    let Some(home) = home else {
+        return Err(format!(
+            "this function cannot tell which account and region it serves (the runtime gave no function ARN and \
+             {LOCAL_ACCOUNT_ENV} is not set): it acts on no event"
+        ));
+    };
+    match (event.account.as_deref(), event.region.as_deref()) {
+        (Some(account), Some(region)) if account == home.account && region == home.region => Ok(()),
+        (Some(account), Some(region)) if account != home.account => Err(format!(
+            "the event comes from account {account} ({region}); this function serves account {} in {}: \
+             it does not act on other accounts' registries",
+            home.account, home.region
+        )),
+        (Some(_), Some(region)) => Err(format!(
+            "the event comes from region {region}; this function serves {} in account {}: it does not act on \
+             other regions' registries",
+            home.region, home.account
+        )),
+        _ => Err("the event names no account or region (EventBridge always does): it is not acted on".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(account: Option<&str>, region: Option<&str>) -> Event {
+        let mut value = serde_json::json!({
+            "version": "0", "id": "e-1", "detail-type": "Scheduled Event", "source": "aws.events",
+            "time": "2026-12-01T00:00:00Z", "resources": [], "detail": {}
+        });
+        if let Some(account) = account {
+            value["account"] = account.into();
+        }
+        if let Some(region) = region {
+            value["region"] = region.into();
+        }
+        crate::event::parse(value).expect("event")
+    }
+
+    #[test]
+    fn home_from_function_arns() {
+        let table = [
+            ("arn:aws:lambda:us-east-1:123456789012:function:tag-guard", Some(("123456789012", "us-east-1"))),
+            (
+                "arn:aws:lambda:eu-central-2:210987654321:function:scan-gate:live",
+                Some(("210987654321", "eu-central-2")),
+            ),
+            ("arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:f", Some(("123456789012", "us-gov-west-1"))),
+            ("arn:aws-cn:lambda:cn-north-1:123456789012:function:f:7", Some(("123456789012", "cn-north-1"))),
+            ("function-arn", None),
+            ("", None),
+            ("arn:aws:lambda:us-east-1:123456789012:function:", None),
+            ("arn:aws:lambda:us-east-1:12345678901:function:f", None),
+            ("arn:aws:lambda:us-east-1:12345678901x:function:f", None),
+            ("arn:aws:sns:us-east-1:123456789012:function:f", None),
+            ("arn:aws:lambda:us-east-1:123456789012:layer:f", None),
+            ("arn:aws:lambda:US-EAST-1:123456789012:function:f", None),
+            ("arn:aws:lambda:useast1:123456789012:function:f", None),
+        ];
+        for (arn, expected) in table {
+            let home = Home::from_function_arn(arn);
+            let got = home.as_ref().map(|h| (h.account.as_str(), h.region.as_str()));
+            assert_eq!(got, expected, "{arn}");
+        }
+    }
+
+    #[test]
+    fn the_local_fallback_only_applies_without_an_arn() {
+        let local = Some(Home::new("123456789012", "us-east-1"));
+        let emulated = Invocation { function_arn: "function-arn".into(), deadline: None, local_home: local.clone() };
+        assert_eq!(emulated.home(), local);
+        // A real ARN always wins, and a malformed ARN is not an emulator: no fallback.
+        let real = Invocation { function_arn: "arn:aws:lambda:eu-west-1:210987654321:function:f".into(), ..emulated };
+        assert_eq!(real.home().map(|h| h.account), Some("210987654321".to_owned()));
+        let broken = Invocation { function_arn: "arn:aws:lambda:eu-west-1:2109:function:f".into(), ..real };
+        assert_eq!(broken.home(), None);
+        assert_eq!(Invocation::default().home(), None);
+    }
+
+    #[test]
+    fn deadlines_in_the_past_are_none() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(Invocation::new("function-arn", 0, now).deadline, None);
+        let later = 1_800_000_000_000 + 900_000;
+        assert_eq!(Invocation::new("f", later, now).deadline, Some(now + Duration::from_secs(900)));
+    }
+
+    #[test]
+    fn the_door_admits_only_the_home_account_and_region() {
+        let home = Home::new("123456789012", "us-east-1");
+        assert_eq!(admit(&event(Some("123456789012"), Some("us-east-1")), Some(&home)), Ok(()));
+        let foreign = admit(&event(Some("999999999999"), Some("us-east-1")), Some(&home)).expect_err("foreign");
+        assert!(foreign.contains("account 999999999999") && foreign.contains("serves account 123456789012"));
+        let elsewhere = admit(&event(Some("123456789012"), Some("eu-west-1")), Some(&home)).expect_err("region");
+        assert!(elsewhere.contains("region eu-west-1"), "{elsewhere}");
+        assert!(admit(&event(None, Some("us-east-1")), Some(&home)).is_err());
+        assert!(admit(&event(Some("123456789012"), None), Some(&home)).is_err());
+        let unknown = admit(&event(Some("123456789012"), Some("us-east-1")), None).expect_err("no home");
+        assert!(unknown.contains(LOCAL_ACCOUNT_ENV), "{unknown}");
+    }
+
+    #[test]
+    fn image_arns_are_what_inspector_reports() {
+        let home = Home::new("123456789012", "us-east-1");
+        assert_eq!(
+            home.image_arn("prod/api", "sha256:ab"),
+            "arn:aws:ecr:us-east-1:123456789012:repository/prod/api/sha256:ab"
+        );
+    }
+}
