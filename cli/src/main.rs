@@ -8,11 +8,11 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::aws::findings::{ScanLookup, inspector_findings, scan_findings};
+use warden::aws::findings::{RegistryScan, coverage, registry_scan};
 use warden::aws::ledger::Ledger;
 use warden::aws::{Clients, Found, ecr, retention};
 use warden::config::LEDGER_TABLE_ENV;
-use warden::gate::{GateResult, ScanState, evaluate_findings, promotion_tags, scan_state};
+use warden::gate::{GateResult, Trigger, may_promote, promotion_tags};
 use warden::lifecycle::{LifecyclePolicy, evaluate, parse_images};
 use warden::policy::{Classification, EMBEDDED_POLICY, EMBEDDED_POLICY_NAME, Policy, PolicyErrors};
 use warden::tags::{PushCheck, check_push};
@@ -160,35 +160,50 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Found::NoImage => return Err(format!("{repository}: no image {image}")),
                 Found::NoRepository => return Err(format!("no repository {repository}")),
             };
-            let findings = match scanner {
-                Scanner::Enhanced => inspector_findings(&clients.inspector(&sdk), &repository, &state.digest)
-                    .await
-                    .map_err(|e| e.to_string())?,
-                Scanner::Basic => match scan_findings(&clients.ecr, &repository, &state.digest)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    ScanLookup::Results(results) => match scan_state(&results.status, results.description.as_deref()) {
-                        ScanState::Complete => results.findings,
-                        ScanState::Pending => return Err(format!("the scan of {} is still running", state.digest)),
-                        ScanState::Failed(reason) => return Err(format!("{reason}: scan-gate would not promote")),
-                    },
-                    ScanLookup::NotScanned => {
-                        return Err(format!("no scan found for {}: scan-gate would not promote", state.digest));
-                    }
-                    ScanLookup::Gone(_) => return Err(format!("{repository}: no image {image}")),
-                },
+            let scanner = match scanner {
+                Scanner::Basic => warden::gate::Scanner::Basic,
+                Scanner::Enhanced => warden::gate::Scanner::Enhanced,
             };
+            // The same read scan-gate makes before it promotes: the registry's own scan state, judged today.
+            let inspector = clients.inspector(&sdk);
             let today = chrono::Utc::now().date_naive();
-            let result = evaluate_findings(gate, &repository, &findings, today);
-            let own = |t: &str| gate.is_promotion_tag(t) || class.tags.as_ref().is_some_and(|r| r.is_own_tag(t));
+            let registry = registry_scan(&clients.ecr, &inspector, scanner, gate, &repository, &state.digest, today)
+                .await
+                .map_err(|e| e.to_string())?;
+            let result = match registry {
+                RegistryScan::Judged { result, .. } => result,
+                RegistryScan::Pending(reason) => return Err(format!("{}: {reason}", state.digest)),
+                RegistryScan::NoScan { reason, .. } => {
+                    return Err(format!("{}: {reason}: scan-gate would not promote", state.digest));
+                }
+                RegistryScan::Gone => return Err(format!("{repository}: no image {image}")),
+            };
+            // Enhanced scanning: Inspector must scan the digest actively, its last scan complete.
+            let refusal = match scanner {
+                warden::gate::Scanner::Enhanced => {
+                    let home = match ecr::registry_home(&clients.ecr, &repository).await.map_err(|e| e.to_string())? {
+                        Found::Yes(home) => home,
+                        _ => return Err(format!("no repository {repository}")),
+                    };
+                    let coverage =
+                        coverage(&inspector, &home, &repository, &state.digest).await.map_err(|e| e.to_string())?;
+                    may_promote(&Trigger::ScanCompleted, Some(&coverage)).err()
+                }
+                warden::gate::Scanner::Basic => None,
+            };
+
+            let own = |t: &str| class.own_tag_kind(t).is_some();
             let (promotion, _) = promotion_tags(&gate.promote, &state.digest, &state.tags, own);
             if json {
                 let report = serde_json::json!({"repository": repository, "digest": state.digest, "tags": state.tags,
-                    "class": class.name, "result": result, "promotion-tags": promotion});
+                    "class": class.name, "result": result, "promotion-tags": promotion, "not-promoted-because": refusal});
                 println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             } else {
-                print!("{}", describe_gate(&repository, &state.digest, &class.name, &result, &promotion));
+                let gate_report = describe_gate(&repository, &state.digest, &class.name, &result, &promotion);
+                print!("{gate_report}");
+                if let Some(why) = refusal.filter(|_| result.pass) {
+                    println!("but scan-gate would not promote it: {why}");
+                }
             }
             Ok(())
         }
@@ -343,7 +358,7 @@ mod tests {
             warden::gate::Finding::new("CVE-2026-4242", warden::policy::Severity::High),
         ];
         let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
-        let result = evaluate_findings(gate, "prod/payments-api", &findings, today);
+        let result = warden::gate::evaluate_findings(gate, "prod/payments-api", &findings, today);
         let text = describe_gate("prod/payments-api", "sha256:abc", &class.name, &result, &["v1-approved".into()]);
         for expected in [
             "prod/payments-api@sha256:abc (class production)",

@@ -455,6 +455,17 @@ pub fn moto_post(path: &str, body: &serde_json::Value) -> u16 {
 
 /// Seeds what ECR's DescribeImageScanFindings returns for an image (moto's scan-finding-results endpoint).
 pub async fn seed_basic_scan(stack: &Stack, repository: &str, digest: &str, findings: serde_json::Value) {
+    seed_basic_scan_completed(stack, repository, digest, findings, None).await;
+}
+
+/// [`seed_basic_scan`], the scan completed at `completed_at` (epoch seconds) when given.
+pub async fn seed_basic_scan_completed(
+    stack: &Stack,
+    repository: &str,
+    digest: &str,
+    findings: serde_json::Value,
+    completed_at: Option<i64>,
+) {
     stack
         .ecr
         .start_image_scan()
@@ -469,10 +480,14 @@ pub async fn seed_basic_scan(stack: &Stack, repository: &str, digest: &str, find
         let entry = counts.entry(severity).or_insert(serde_json::json!(0));
         *entry = serde_json::json!(entry.as_u64().unwrap_or(0) + 1);
     }
+    let mut scan = serde_json::json!({"findingSeverityCounts": counts, "findings": findings});
+    if let Some(at) = completed_at {
+        scan["imageScanCompletedAt"] = at.into();
+    }
     let seed = serde_json::json!({"results": [{
         "registryId": ACCOUNT, "repositoryName": repository, "imageId": {"imageDigest": digest},
         "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
-        "imageScanFindings": {"findingSeverityCounts": counts, "findings": findings}
+        "imageScanFindings": scan
     }]});
     assert_eq!(moto_post("/moto-api/static/ecr/scan-finding-results", &seed), 201);
 }

@@ -15,14 +15,13 @@
 use chrono::NaiveDate;
 use serde_json::Value;
 use warden::WardenError;
-use warden::aws::findings::{ScanLookup, coverage, inspector_findings, scan_findings};
+use warden::aws::findings::{RegistryScan as Registry, coverage, registry_scan};
 use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
 use warden::event::{EventKind, RepositoryName, SeverityCounts};
 use warden::gate::{
     Approval, Approved, GateResult, ScanState, Scanner, Trigger, counts_disagreement, counts_from_event,
-    decidable_from_counts, evaluate_counts, evaluate_findings, may_promote, plan_demotion, plan_promotion,
-    promotion_tags, scan_state,
+    decidable_from_counts, evaluate_counts, may_promote, plan_demotion, plan_promotion, promotion_tags, scan_state,
 };
 use warden::handler::{Base, Context};
 use warden::invocation::Invocation;
@@ -47,18 +46,6 @@ struct Scanned<'a> {
     tags: &'a [String],
     counts: Option<&'a SeverityCounts>,
     status: &'a str,
-}
-
-/// What the registry says about an image's scan, read right before a decision.
-enum Registry {
-    /// A complete scan, judged by the gate (allowlist expiry on today's date).
-    Judged { result: GateResult, scanned_at: Option<i64> },
-    /// No usable scan: `not-scanned` or `scan-failed`, and why.
-    NoScan { kind: &'static str, reason: String },
-    /// Still running: its completion event decides.
-    Pending(String),
-    /// The image or repository is gone.
-    Gone,
 }
 
 /// The evidence a decision rests on, and whether it came from the registry.
@@ -184,8 +171,7 @@ impl ScanGate {
         Ok(outcome)
     }
 
-    /// The registry's own scan state of the digest: ECR's scan findings (basic) or Amazon Inspector's ACTIVE
-    /// findings (enhanced), judged by the gate on today's date.
+    /// The registry's own scan state of the digest, judged on today's date.
     async fn read_registry(
         &self,
         scanner: Scanner,
@@ -193,27 +179,7 @@ impl ScanGate {
         repository: &str,
         digest: &str,
     ) -> Result<Registry, WardenError> {
-        let today = today();
-        let (findings, scanned_at) = match scanner {
-            Scanner::Enhanced => (inspector_findings(&self.inspector, repository, digest).await?, None),
-            Scanner::Basic => match scan_findings(&self.base.clients.ecr, repository, digest).await? {
-                ScanLookup::Results(results) => match scan_state(&results.status, results.description.as_deref()) {
-                    ScanState::Complete => (results.findings, results.completed_at),
-                    ScanState::Failed(reason) => return Ok(Registry::NoScan { kind: "scan-failed", reason }),
-                    ScanState::Pending => {
-                        return Ok(Registry::Pending(
-                            "the registry's scan is still running: its completion event gates the image".into(),
-                        ));
-                    }
-                },
-                ScanLookup::NotScanned => {
-                    let reason = "the registry holds no scan of the image".into();
-                    return Ok(Registry::NoScan { kind: "not-scanned", reason });
-                }
-                ScanLookup::Gone(_) => return Ok(Registry::Gone),
-            },
-        };
-        Ok(Registry::Judged { result: evaluate_findings(gate, repository, &findings, today), scanned_at })
+        registry_scan(&self.base.clients.ecr, &self.inspector, scanner, gate, repository, digest, today()).await
     }
 
     /// Where the event's counts disagree with the registry's findings, if they do.

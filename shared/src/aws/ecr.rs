@@ -203,6 +203,26 @@ pub async fn describe_repository(ecr: &Client, repository: &str) -> Result<Found
     }
 }
 
+/// The account, region and partition of a repository's registry, from its ARN (DescribeRepositories): what
+/// the ARN of one of its images, as Amazon Inspector keys its coverage, is built from.
+pub async fn registry_home(ecr: &Client, repository: &str) -> Result<Found<crate::invocation::Home>, WardenError> {
+    let arn = match ecr.describe_repositories().repository_names(repository).send().await {
+        Ok(output) => output.repositories().first().and_then(|r| r.repository_arn()).map(str::to_owned),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_repository_not_found_exception()) => None,
+        Err(e) => return Err(aws_error("ECR.DescribeRepositories", e)),
+    };
+    // arn:<partition>:ecr:<region>:<account>:repository/<name>
+    let home = arn.as_deref().map(|arn| arn.splitn(6, ':').collect::<Vec<_>>()).and_then(|parts| match parts[..] {
+        ["arn", partition, "ecr", region, account, _] => Some(crate::invocation::Home {
+            partition: partition.to_owned(),
+            account: account.to_owned(),
+            region: region.to_owned(),
+        }),
+        _ => None,
+    });
+    Ok(home.map_or(Found::NoRepository, Found::Yes))
+}
+
 /// Every repository of the registry (DescribeRepositories, all pages).
 pub async fn list_repositories(ecr: &Client) -> Result<Vec<RepositorySettings>, WardenError> {
     let mut pages = ecr.describe_repositories().max_results(1000).into_paginator().send();

@@ -4,8 +4,9 @@
 use super::Found;
 use crate::WardenError;
 use crate::error::aws_error;
-use crate::gate::{Coverage, Finding};
+use crate::gate::{Coverage, Finding, GateResult, ScanState, Scanner, evaluate_findings, scan_state};
 use crate::invocation::Home;
+use crate::policy::GateRules;
 use crate::policy::Severity;
 use aws_sdk_ecr::types::{EnhancedImageScanFinding, ImageIdentifier, ImageScanFinding};
 use aws_sdk_inspector2::types::{ExploitAvailable, FilterCriteria, FixAvailable, StringComparison, StringFilter};
@@ -186,4 +187,49 @@ pub async fn coverage(
         }
     }
     Ok(Coverage::NotCovered)
+}
+
+/// What the registry says about an image's scan, read right before a decision (never an event's word).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RegistryScan {
+    /// A complete scan, judged by the gate on `today`; `scanned_at`: when the scan completed (basic).
+    Judged { result: GateResult, scanned_at: Option<i64> },
+    /// No usable scan: `not-scanned` or `scan-failed`, and why.
+    NoScan { kind: &'static str, reason: String },
+    /// Still running: its completion decides.
+    Pending(String),
+    /// The image or repository is gone.
+    Gone,
+}
+
+/// The registry's own scan state of a digest: ECR's scan findings (basic; status, completion time, every
+/// page) or Amazon Inspector's ACTIVE findings (enhanced; every page), judged by the gate on `today`.
+pub async fn registry_scan(
+    ecr: &aws_sdk_ecr::Client,
+    inspector: &aws_sdk_inspector2::Client,
+    scanner: Scanner,
+    gate: &GateRules,
+    repository: &str,
+    digest: &str,
+    today: chrono::NaiveDate,
+) -> Result<RegistryScan, WardenError> {
+    let (findings, scanned_at) = match scanner {
+        Scanner::Enhanced => (inspector_findings(inspector, repository, digest).await?, None),
+        Scanner::Basic => match scan_findings(ecr, repository, digest).await? {
+            ScanLookup::Results(results) => match scan_state(&results.status, results.description.as_deref()) {
+                ScanState::Complete => (results.findings, results.completed_at),
+                ScanState::Failed(reason) => return Ok(RegistryScan::NoScan { kind: "scan-failed", reason }),
+                ScanState::Pending => {
+                    let reason = "the registry's scan is still running: its completion event gates the image";
+                    return Ok(RegistryScan::Pending(reason.into()));
+                }
+            },
+            ScanLookup::NotScanned => {
+                let reason = "the registry holds no scan of the image".into();
+                return Ok(RegistryScan::NoScan { kind: "not-scanned", reason });
+            }
+            ScanLookup::Gone(_) => return Ok(RegistryScan::Gone),
+        },
+    };
+    Ok(RegistryScan::Judged { result: evaluate_findings(gate, repository, &findings, today), scanned_at })
 }

@@ -320,6 +320,19 @@ async fn run(demo: &mut Demo) {
     let outcome = demo.invoke("scan-gate", &scan);
     demo.check(outcome["decision"] == "blocked", "blocked: not promoted, operators told");
     demo.check(total_calls(&outcome) == 2, "blocking costs nothing extra: the claim and the publish");
+    let critical = json!({"name": "CVE-2026-1290", "severity": "CRITICAL", "uri": "https://nvd.nist.gov/vuln/detail/CVE-2026-1290"});
+    let highs: Vec<Value> = (1..=4).map(|i| high(&format!("CVE-2026-129{i}"))).collect();
+    let mut found = vec![critical];
+    found.extend(highs);
+    seed_basic_scan(&demo.stack, web, &risky, Value::Array(found)).await;
+    println!("   `warden gate evaluate {web} pr-1290` reads what scan-gate reads before promoting:");
+    match demo.warden(&["gate", "evaluate", web, "pr-1290"]) {
+        Ok((ok, text)) => {
+            print!("{}", indent(&text));
+            demo.check(ok && text.contains("FAIL"), "the registry's scan fails the gate too");
+        }
+        Err(e) => demo.check(false, &e),
+    }
 
     demo.title("Someone approves the blocked build by hand: dev/web-frontend:approved-<digest12>");
     let forged = format!("approved-{}", &risky[7..19]);
