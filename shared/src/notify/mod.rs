@@ -25,6 +25,7 @@ pub const KINDS: &[&str] = &[
     "tag-not-allowed",
     "protected-tag-moved",
     "tag-mutability-drift",
+    "forged-approval",
     // scan-gate
     "promoted",
     "gate-failed",

@@ -213,3 +213,12 @@ async fn events_about_other_accounts_or_regions_are_refused_at_the_door() {
     assert_eq!(outcome.decision, "skipped");
     assert_eq!(remove.num_calls(), 0);
 }
+
+#[test]
+fn forged_approvals_can_be_routed_to_a_security_topic() {
+    let policy = format!(
+        "{}\n[[notify.route]]\ntopic = \"security\"\nkinds = [\"forged-approval\"]\nmin-severity = \"critical\"\n",
+        warden::policy::EMBEDDED_POLICY
+    );
+    assert!(Policy::from_toml(&policy, "routed.toml").is_ok(), "forged-approval is a known notification kind");
+}
