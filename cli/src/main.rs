@@ -48,6 +48,13 @@ enum LifecycleCommand {
         /// The lifecycle policy JSON (default with --repository: the repository's current policy).
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// With --repository: preview the native policy of the repository's class instead (what lifecycle
+        /// puts once the class sets `[class.lifecycle] apply = true`).
+        #[arg(long, conflicts_with_all = ["policy", "images"])]
+        class: bool,
+        /// The warden policy --class reads (default: the embedded warden.toml).
+        #[arg(long, value_name = "FILE", requires = "class")]
+        warden_policy: Option<PathBuf>,
         /// `aws ecr describe-images` output to evaluate.
         #[arg(long, conflicts_with = "repository", required_unless_present = "repository")]
         images: Option<PathBuf>,
@@ -110,6 +117,22 @@ enum TagsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The native lifecycle policy of `repository`'s class, from the warden policy `file` (or the embedded one).
+fn class_native_policy(file: Option<&PathBuf>, repository: &str) -> Result<String, String> {
+    let policy = load_policy(file).map_err(|e| e.to_string())?;
+    match policy.classify(repository) {
+        Classification::Managed(class) => class
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.native.as_ref())
+            .map(|native| native.text.clone())
+            .ok_or_else(|| format!("class `{}` of {repository} has no native lifecycle rules", class.name)),
+        Classification::Unmanaged(name) => {
+            Err(format!("{repository} is not managed (class `{}`)", name.unwrap_or("default: unmanaged")))
+        }
+    }
 }
 
 fn load_policy(file: Option<&PathBuf>) -> Result<Policy, PolicyErrors> {
@@ -207,7 +230,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Lifecycle(LifecycleCommand::Preview { policy, images, repository, now }) => {
+        Command::Lifecycle(LifecycleCommand::Preview { policy, class, warden_policy, images, repository, now }) => {
             let now = match now {
                 Some(text) => {
                     chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| format!("--now `{text}`: {e}"))?.timestamp()
@@ -221,6 +244,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     let clients = Clients::new(&sdk);
                     let policy_text = match &policy {
                         Some(path) => read(path)?,
+                        None if class => class_native_policy(warden_policy.as_ref(), &repository)?,
                         None => match retention::current_policy(&clients.ecr, &repository)
                             .await
                             .map_err(|e| e.to_string())?
@@ -382,6 +406,13 @@ mod tests {
         Cli::try_parse_from(["warden", "lifecycle", "preview", "--policy", "p.json", "--images", "i.json"])
             .expect("preview");
         Cli::try_parse_from(["warden", "lifecycle", "preview", "--repository", "prod/a"]).expect("live preview");
+        Cli::try_parse_from(["warden", "lifecycle", "preview", "--repository", "prod/a", "--class"]).expect("class");
+        Cli::try_parse_from(["warden", "lifecycle", "preview", "--repository", "a", "--class", "--warden-policy", "w"])
+            .expect("class of a policy file");
+        assert!(
+            Cli::try_parse_from(["warden", "lifecycle", "preview", "--images", "i.json", "--class"]).is_err(),
+            "--class needs a live repository"
+        );
         assert!(
             Cli::try_parse_from(["warden", "lifecycle", "preview", "--policy", "p.json"]).is_err(),
             "images or repository"

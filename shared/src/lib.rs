@@ -9,6 +9,7 @@ pub mod aws;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod fingerprint;
 pub mod fuzzing;
 pub mod gate;
 #[cfg(feature = "aws")]

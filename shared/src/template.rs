@@ -84,6 +84,19 @@ impl TagTemplate {
         Ok(rendered)
     }
 
+    /// The wildcard pattern of the tags this template renders (`{tag}-approved` → `*-approved`), for overlap
+    /// checks against other patterns.
+    pub fn as_pattern(&self) -> Option<crate::pattern::Pattern> {
+        let mut wildcard = self.source.clone();
+        for (placeholder, _) in PLACEHOLDERS {
+            wildcard = wildcard.replace(placeholder, "*");
+        }
+        while wildcard.contains("**") {
+            wildcard = wildcard.replace("**", "*");
+        }
+        crate::pattern::Pattern::wildcard(&wildcard).ok()
+    }
+
     /// Whether a tag looks like one this template renders.
     pub fn matches(&self, tag: &str) -> bool {
         self.recogniser.is_match(tag)

@@ -22,6 +22,32 @@ pub fn invocation() -> warden::invocation::Invocation {
     warden::invocation::Invocation::serving(ACCOUNT, "us-east-1")
 }
 
+/// The shipped policy (warden.toml) at step two of its rollout: every `apply = false` (native lifecycle
+/// policies, retention) switched on, and with `min_age_days` every retention's age protection replaced (the
+/// images of a test or the demo are minutes old). Panics if the policy no longer reads that way.
+pub fn enforcing(policy: &str, min_age_days: Option<u32>) -> String {
+    let mut flipped = 0;
+    let mut lines = Vec::new();
+    for line in policy.lines() {
+        let key = line.split('=').next().unwrap_or_default().trim();
+        if key == "apply" && line.contains("false") {
+            flipped += 1;
+            lines.push("apply = true".to_owned());
+        } else if key == "protect-younger-than-days" && min_age_days.is_some() {
+            continue;
+        } else {
+            lines.push(line.to_owned());
+        }
+        if let (Some(days), "[class.lifecycle.retention]") = (min_age_days, line.trim()) {
+            lines.push(format!("protect-younger-than-days = {days}"));
+        }
+    }
+    assert!(flipped > 0, "the policy observes nothing: no `apply = false` to switch on");
+    let text = lines.join("\n");
+    Policy::from_toml(&text, "enforcing.toml").expect("the enforcing policy is valid");
+    text
+}
+
 /// A name no other test (or earlier run against the same server) uses.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

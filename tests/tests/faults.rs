@@ -179,7 +179,7 @@ async fn run_scenario(plan: Option<FaultPlan>) -> (EndState, u32, Option<ProxySt
         Some(proxy) => sdk_config_via(proxy).await,
         None => stack.sdk.clone(),
     };
-    let functions = Functions::new(&stack, &sdk);
+    let functions = Functions::enforcing(&stack, &sdk);
     let run = Run::new();
     let safety = set_up(&stack, &run).await;
     let failures = scenario(&stack, &functions, &run).await;

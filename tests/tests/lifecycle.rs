@@ -25,6 +25,9 @@ allowed = ["v*.*.*", "regex:pr-[0-9]+-[0-9]+"]
 protected = ["v*.*.*"]
 remediation = "report"
 
+[class.lifecycle]
+apply = true
+
 [[class.lifecycle.native]]
 rulePriority = 1
 description = "untagged after 7 days"
@@ -34,6 +37,8 @@ action = { type = "expire" }
 [class.lifecycle.retention]
 apply = true
 protect-in-use = false
+# The images here are seconds old; the default holds back anything younger than a day.
+protect-younger-than-days = 0
 max-fraction = 0.9
 
 [[class.lifecycle.retention.rule]]
@@ -61,6 +66,7 @@ repositories = ["preview/*"]
 
 [class.lifecycle.retention]
 protect-in-use = false
+protect-younger-than-days = 0
 max-fraction = 1.0
 
 [[class.lifecycle.retention.rule]]

@@ -27,9 +27,10 @@ const REPOSITORIES: &[&str] = &[
 
 /// The notifications each sample must produce, each exactly once over both deliveries (samples not listed:
 /// none). Its repositories are new, so sweeps and CreateRepository find them without the class's native
-/// lifecycle policy (lifecycle sets it) and, for production, with the wrong tag mutability (tag-guard fixes it).
+/// lifecycle policy (warden.toml observes it: lifecycle reports the drift, once) and, for production, with the
+/// wrong tag mutability (tag-guard fixes it).
 const NOTIFYING: &[(&str, &str)] = &[
-    ("cloudtrail-create-repository.json", "lifecycle-policy-applied"),
+    ("cloudtrail-create-repository.json", "lifecycle-policy-drift"),
     ("cloudtrail-create-repository.json", "tag-mutability-drift"),
     ("cloudtrail-lifecycle-policy-execution.json", "lifecycle-expired"),
     ("ecr-image-delete.json", "protected-tag-deleted"),
@@ -45,11 +46,11 @@ const NOTIFYING: &[(&str, &str)] = &[
     ("inspector2-finding-closed.json", "promoted"),
     ("inspector2-finding.json", "demoted"),
     ("inspector2-scan.json", "gate-failed"),
-    ("scheduled-rule.json", "lifecycle-policy-applied"),
+    ("scheduled-rule.json", "lifecycle-policy-drift"),
     ("scheduled-rule.json", "tag-mutability-drift"),
-    ("scheduler-repositories.json", "lifecycle-policy-applied"),
+    ("scheduler-repositories.json", "lifecycle-policy-drift"),
     ("scheduler-repositories.json", "tag-mutability-drift"),
-    ("scheduler.json", "lifecycle-policy-applied"),
+    ("scheduler.json", "lifecycle-policy-drift"),
     ("scheduler.json", "tag-mutability-drift"),
 ];
 

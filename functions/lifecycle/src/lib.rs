@@ -1,38 +1,45 @@
-//! lifecycle: keeps repositories clean.
+//! lifecycle: keeps repositories clean, safely.
 //!
-//! - CloudTrail CreateRepository: gives the repository its class's native ECR lifecycle policy.
-//! - Scheduled sweep: over every repository (paginated, sorted by name), fixes native-policy drift and runs the
-//!   class's extended retention; a sweep that runs short of time records where it stopped and the next resumes.
+//! - CloudTrail CreateRepository: gives the repository its class's native ECR lifecycle policy, where the class
+//!   says `apply = true` and the policy would expire nothing the class protects (otherwise reports).
+//! - Scheduled sweep: over every repository (paginated, sorted by name), native-policy drift fixed or reported,
+//!   then the class's extended retention, within the policy's sweep limits; the sweep records where it is before
+//!   each repository and phase, stops before the invocation's deadline (checked per page and per batch), and the
+//!   next resumes there.
 //! - PUSH: runs retention on that repository when its class asks for it (`after-push`).
 //!
-//! Retention observes the inventory (DescribeImages), and only when something would be deleted, Inspector's
-//! in-use data and the manifests of image indexes; then `warden::lifecycle::plan_retention` decides, and
-//! BatchDeleteImage carries it out in batches of 100, unless the class is in dry run or a safety cap trips.
+//! Retention observes the inventory and, only when something would be deleted, Inspector's coverage and the
+//! manifests of image indexes; `warden::lifecycle::plan_retention` decides; deletions are journalled batch by
+//! batch, so a run cut short is reported by the next.
+
+mod native;
+mod retention;
 
 use chrono::Utc;
+use native::{Baseline, Inventory};
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 use warden::WardenError;
-use warden::aws::ledger::STANDING_PLAN_REPEAT_SECONDS;
-use warden::aws::retention::{self, Deleted};
-use warden::aws::{Clients, Found, ecr};
+use warden::aws::ledger::{STANDING_PLAN_REPEAT_SECONDS, SweepCursor};
+use warden::aws::{Clients, ecr};
 use warden::config::Config;
 use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
 use warden::handler::{Base, Context};
 use warden::invocation::Invocation;
-use warden::lifecycle::{Observed, RetentionPlan, TagProtections, plan_retention};
 use warden::notify::{Notification, Severity};
 use warden::outcome::{Action, ActionResult, Outcome};
-use warden::pattern::Pattern;
-use warden::policy::{Class, Classification, NativePolicy, Policy, RetentionRules};
+use warden::policy::{Class, Classification, Limits, Policy};
 
 pub const FUNCTION: &str = "lifecycle";
-/// A sweep stops starting repositories when less than this is left before the invocation's deadline.
+/// A sweep (or a deletion) stops starting work when less than this is left before the invocation's deadline.
 pub const SWEEP_MARGIN: Duration = Duration::from_secs(60);
 /// Digests listed in a retention notification before the rest are counted.
 const LISTED: usize = 20;
-/// Notification kinds: a native policy set or fixed (also the sweep's summary), and a sweep out of time.
+/// Notification kinds: a native policy set or fixed (also the sweep's summary), reported but not put, refused,
+/// and a sweep out of time.
 const APPLIED: &str = "lifecycle-policy-applied";
+const DRIFT: &str = "lifecycle-policy-drift";
+const REFUSED: &str = "lifecycle-policy-refused";
 const INCOMPLETE: &str = "lifecycle-sweep-incomplete";
 /// The claim of a summary parked by a sweep that failed part-way (see [`Lifecycle::on_sweep`]).
 const APPLIED_INTERRUPTED: &str = "lifecycle-policy-applied:interrupted";
@@ -43,22 +50,55 @@ pub struct Lifecycle {
     pub(crate) inspector: aws_sdk_inspector2::Client,
 }
 
-/// What making a repository carry its class's native policy came to.
-enum Baseline {
-    /// The repository is gone.
-    Gone,
-    /// It already carries the policy.
-    Current,
-    /// Set or replaced (or would be, in a dry run).
-    Changed(Action),
-    /// The put failed past the SDK's retries, perhaps after it landed (a lost answer): the invocation fails.
-    Interrupted(Action, WardenError),
+/// What a run may still do: until when (the invocation's deadline less [`SWEEP_MARGIN`]) and, for a sweep, how
+/// many images it may still delete and repositories it may still change (the policy's `[limits]`).
+#[derive(Debug)]
+pub(crate) struct Budget {
+    stop_at: Option<SystemTime>,
+    images: usize,
+    repositories: usize,
+    /// Set when the deadline stopped work.
+    stopped: bool,
 }
 
-/// What retention did in one repository.
-struct RetentionRun {
-    outcome: Outcome,
-    deleted: usize,
+impl Budget {
+    fn new(deadline: Option<SystemTime>, limits: Option<&Limits>) -> Self {
+        Self {
+            stop_at: deadline.and_then(|d| d.checked_sub(SWEEP_MARGIN)),
+            images: limits.map_or(usize::MAX, |l| l.sweep_max_deleted_images),
+            repositories: limits.map_or(usize::MAX, |l| l.sweep_max_changed_repositories),
+            stopped: false,
+        }
+    }
+
+    fn stop_at(&self) -> Option<SystemTime> {
+        self.stop_at
+    }
+
+    fn out_of_time(&self) -> bool {
+        self.stop_at.is_some_and(|at| SystemTime::now() >= at)
+    }
+
+    /// Why the sweep's limits stop (part of) `wanted` deletions, if they do.
+    fn cap(&self, wanted: usize) -> Option<String> {
+        if wanted > 0 && self.repositories == 0 {
+            Some("the sweep changed as many repositories as its limit allows: left for the next sweep".into())
+        } else if wanted > self.images {
+            Some(format!(
+                "the sweep may delete {} more images (limits.sweep-max-deleted-images): the rest is left for the next",
+                self.images
+            ))
+        } else {
+            None
+        }
+    }
+
+    fn spend(&mut self, deleted: usize) {
+        self.images = self.images.saturating_sub(deleted);
+        if deleted > 0 {
+            self.repositories = self.repositories.saturating_sub(1);
+        }
+    }
 }
 
 impl Lifecycle {
@@ -71,18 +111,17 @@ impl Lifecycle {
         Ok(Self { base: Base::new(FUNCTION, policy, config, clients)?, inspector })
     }
 
-    /// Handles one EventBridge event. The invocation's deadline stops sweeps in time.
+    /// Handles one EventBridge event. The invocation's deadline stops sweeps and deletions in time.
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
         let started = self.base.start();
         let event = warden::event::parse(payload)?;
         let cx = self.base.context(&event, invocation);
-        let deadline = cx.deadline;
         if let Some(refused) = self.base.refuse(&cx) {
             return Ok(self.base.finish(refused, started));
         }
         let outcome = match &event.kind {
             EventKind::CreateRepository(call) => self.on_create_repository(&cx, call).await?,
-            EventKind::Scheduled(sweep) => self.on_sweep(&cx, sweep, deadline).await?,
+            EventKind::Scheduled(sweep) => self.on_sweep(&cx, sweep).await?,
             EventKind::ImageAction(push) if push.action_type == ImageActionType::Push => {
                 self.on_push(&cx, push).await?
             }
@@ -100,63 +139,64 @@ impl Lifecycle {
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
         let repository = call.repository_name.as_str();
-        let Some(native) = class.lifecycle.as_ref().and_then(|l| l.native.as_ref()) else {
+        let Some(lifecycle) = class.lifecycle.as_ref().filter(|l| l.native.is_some()) else {
             return Ok(self.base.skipped(cx, format!("class `{}` declares no native lifecycle policy", class.name)));
         };
+        let Some(native) = &lifecycle.native else { return Ok(self.base.skipped(cx, "no native policy")) };
         let mut outcome = self.base.outcome_for(cx, class, repository, None, &[]);
-        let applied = |outcome: &mut Outcome, action: Action| {
-            outcome.decision = "baseline-applied".into();
-            outcome.reasons.push(format!("class `{}`'s lifecycle policy applied to {repository}", class.name));
-            outcome.actions.push(action);
-            self.base.notification(cx, APPLIED, outcome, "fixed", outcome.reasons.clone(), Severity::Info)
-        };
-        match self.apply_baseline(repository, native).await? {
+        let (baseline, _) = self.baseline(class, repository, native, lifecycle.apply_native).await?;
+        let (kind, result, severity) = match baseline {
             Baseline::Gone => return Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),
             Baseline::Current => {
                 outcome.decision = "baseline-ok".into();
                 outcome.reasons.push(format!("{repository} already carries class `{}`'s policy", class.name));
                 // A retry of an invocation that set the policy but could not notify: what it parked goes now.
                 outcome.notified = self.base.flush_parked(&cx.event.id).await?;
+                return Ok(outcome);
+            }
+            Baseline::Drift(action) => {
+                outcome.decision = "baseline-drift".into();
+                outcome.reasons.push(format!("{repository} lacks class `{}`'s lifecycle policy", class.name));
+                outcome.actions.push(action);
+                (DRIFT, "reported", Severity::Warning)
+            }
+            Baseline::Refused(refusals) => {
+                outcome.decision = "baseline-refused".into();
+                outcome.reasons.push(format!(
+                    "class `{}`'s lifecycle policy was not put on {repository}: it would expire what the class protects",
+                    class.name
+                ));
+                outcome.reasons.extend(refusals);
+                (REFUSED, "refused", Severity::Critical)
             }
             Baseline::Changed(action) => {
-                let notification = applied(&mut outcome, action);
+                outcome.decision = "baseline-applied".into();
+                outcome.reasons.push(format!("class `{}`'s lifecycle policy applied to {repository}", class.name));
+                outcome.actions.push(action);
+                let notification = self.applied(cx, &outcome);
                 let sent = self.base.send_after_change(&notification, APPLIED, false).await?;
                 // A retry of an attempt whose put failed parked the same news: with the claim taken it is not
                 // sent again, only cleared.
                 let flushed = self.base.flush_parked(&cx.event.id).await?;
                 outcome.notified = sent || flushed;
+                return Ok(outcome);
             }
             Baseline::Interrupted(action, error) => {
                 // Parked for the retry: sent if it finds the policy in place, superseded if it puts it itself.
-                let notification = applied(&mut outcome, action);
-                self.base.park(&notification, APPLIED).await;
+                outcome.decision = "baseline-applied".into();
+                outcome.reasons.push(format!("class `{}`'s lifecycle policy applied to {repository}", class.name));
+                outcome.actions.push(action);
+                self.base.park(&self.applied(cx, &outcome), APPLIED).await;
                 return Err(error);
             }
-        }
+        };
+        let notification = self.base.notification(cx, kind, &outcome, result, outcome.reasons.clone(), severity);
+        outcome.notified = self.base.send(&notification).await?;
         Ok(outcome)
     }
 
-    /// Makes a repository carry `native`.
-    async fn apply_baseline(&self, repository: &str, native: &NativePolicy) -> Result<Baseline, WardenError> {
-        let current = match retention::current_policy(&self.base.clients.ecr, repository).await? {
-            Found::Yes(current) => current,
-            _ => return Ok(Baseline::Gone),
-        };
-        if native.is_current(current.as_deref()) {
-            return Ok(Baseline::Current);
-        }
-        let what = if current.is_some() { "replace the drifted lifecycle policy" } else { "set the lifecycle policy" };
-        let action = |result| Action { action: what.into(), result, detail: None };
-        if self.base.config.dry_run {
-            return Ok(Baseline::Changed(action(ActionResult::DryRun)));
-        }
-        match retention::put_policy(&self.base.clients.ecr, repository, &native.text).await {
-            Ok(true) => Ok(Baseline::Changed(action(ActionResult::Done))),
-            Ok(false) => Ok(Baseline::Changed(action(ActionResult::Gone))),
-            // The put may have landed with its answer lost: reported as done if the retry finds it in place.
-            Err(error) if error.is_retryable() => Ok(Baseline::Interrupted(action(ActionResult::Done), error)),
-            Err(error) => Err(error),
-        }
+    fn applied(&self, cx: &Context<'_>, outcome: &Outcome) -> Notification {
+        self.base.notification(cx, APPLIED, outcome, "fixed", outcome.reasons.clone(), Severity::Info)
     }
 
     async fn on_push(&self, cx: &Context<'_>, push: &ImageAction) -> Result<Outcome, WardenError> {
@@ -165,32 +205,30 @@ impl Lifecycle {
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
         let repository = push.repository_name.as_str();
-        match class.lifecycle.as_ref().and_then(|l| l.retention.as_ref()) {
-            Some(rules) if rules.after_push => match self.retain(cx, class, rules, repository).await? {
-                None => Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),
-                Some(RetentionRun { mut outcome, .. }) => {
-                    // Possibly a retry of a run that deleted but could not notify, or was interrupted: what it
-                    // parked goes now (its claims differ from this run's, so nothing shadows anything).
-                    outcome.notified |= self.base.flush_parked(&cx.event.id).await?;
-                    Ok(outcome)
-                }
-            },
-            _ => Ok(self.base.skipped(cx, format!("class `{}` runs retention on the sweep only", class.name))),
+        let Some(rules) = class.lifecycle.as_ref().and_then(|l| l.retention.as_ref()).filter(|r| r.after_push) else {
+            return Ok(self.base.skipped(cx, format!("class `{}` runs retention on the sweep only", class.name)));
+        };
+        // What an earlier run here was cut short after deleting is reported first (one Query).
+        let recovered = self.recover_journal(cx, Some(repository)).await?;
+        let mut budget = Budget::new(cx.deadline, None);
+        match self.retain(cx, class, rules, repository, &mut budget, None).await? {
+            None => Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),
+            Some(mut run) => {
+                run.outcome.notified |= recovered;
+                Ok(run.outcome)
+            }
         }
     }
 
-    async fn on_sweep(
-        &self,
-        cx: &Context<'_>,
-        sweep: &ScheduledSweep,
-        deadline: Option<SystemTime>,
-    ) -> Result<Outcome, WardenError> {
+    async fn on_sweep(&self, cx: &Context<'_>, sweep: &ScheduledSweep) -> Result<Outcome, WardenError> {
         let mut outcome = Outcome {
             function: FUNCTION,
             event_id: cx.event.id.clone(),
             event: cx.event.describe(),
             ..Outcome::default()
         };
+        // What runs cut short deleted is reported before anything else (one Query for the whole registry).
+        let recovered = self.recover_journal(cx, None).await?;
         // A sweep that names its repositories needs no listing: one that no longer exists is skipped below.
         let mut repositories: Vec<String> = if sweep.repositories.is_empty() {
             ecr::list_repositories(&self.base.clients.ecr).await?.into_iter().map(|r| r.name).collect()
@@ -199,99 +237,200 @@ impl Lifecycle {
         };
         repositories.sort();
         repositories.dedup();
-        let resume_after = self.base.ledger.sweep_cursor(FUNCTION).await?;
-        if let Some(after) = &resume_after {
-            outcome.reasons.push(format!("resumed after {after}, where the previous sweep ran out of time"));
+        let scope = if sweep.repositories.is_empty() {
+            FUNCTION.to_owned()
+        } else {
+            format!("{FUNCTION}#{}", warden::fingerprint::of_lines(&repositories))
+        };
+        let resume = self.base.ledger.sweep_cursor(&scope).await?;
+        if let Some(at) = &resume {
+            outcome
+                .reasons
+                .push(format!("resumed at {} ({}), where the previous sweep stopped", at.repository, at.phase));
         }
-        let mut baseline_changes = Vec::new();
-        let (mut checked, mut deleted) = (0, 0);
-        // Set when time runs short: the last repository finished (the resume point), if any.
-        let mut stopped: Option<Option<String>> = None;
-        let mut last_done: Option<&str> = resume_after.as_deref();
-        for repository in repositories.iter().filter(|r| resume_after.as_ref().is_none_or(|after| *r > after)) {
-            if deadline.is_some_and(|d| d.duration_since(SystemTime::now()).unwrap_or_default() < SWEEP_MARGIN) {
-                stopped = Some(last_done.map(str::to_owned));
+        let mut budget = Budget::new(cx.deadline, Some(&self.base.policy.limits));
+        let mut state = SweepState { scope, ..SweepState::default() };
+        for repository in repositories.iter().filter(|r| resume.as_ref().is_none_or(|c| *r >= &c.repository)) {
+            if budget.out_of_time() {
+                state.stopped_at = Some(SweepCursor { repository: repository.clone(), phase: "native".into() });
                 break;
             }
-            last_done = Some(repository);
             let Classification::Managed(class) = self.base.policy.classify(repository) else { continue };
-            let Some(lifecycle) = &class.lifecycle else { continue };
-            checked += 1;
-            let mut interrupted = None;
-            if let Some(native) = &lifecycle.native {
-                let change = match self.apply_baseline(repository, native).await {
-                    Ok(Baseline::Changed(action)) => Some(action),
-                    Ok(Baseline::Interrupted(action, error)) => {
-                        interrupted = Some(error);
-                        Some(action)
-                    }
-                    Ok(Baseline::Current | Baseline::Gone) => None,
-                    Err(error) => {
-                        interrupted = Some(error);
-                        None
-                    }
-                };
-                if let Some(action) = change {
-                    let mut item = self.base.outcome_for(cx, class, repository, None, &[]);
-                    item.decision = "baseline-applied".into();
-                    item.actions.push(action.clone());
-                    outcome.actions.push(Action { action: format!("{repository}: {}", action.action), ..action });
-                    baseline_changes.push(item);
-                }
+            if class.lifecycle.is_none() {
+                continue;
             }
-            if interrupted.is_none()
-                && let Some(rules) = &lifecycle.retention
-            {
-                match self.retain(cx, class, rules, repository).await {
-                    Ok(Some(run)) => {
-                        deleted += run.deleted;
-                        if run.outcome.decision != "nothing-to-delete" {
-                            outcome.items.push(run.outcome);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(error) => interrupted = Some(error),
-                }
-            }
-            if let Some(error) = interrupted {
+            let phase = resume.as_ref().filter(|c| &c.repository == repository).map(|c| c.phase.as_str());
+            if let Err(error) = self.sweep_repository(cx, class, repository, phase, &mut budget, &mut state).await {
                 // The policies set so far would go unreported, since the retry finds them in place: parked
                 // under a claim of their own, so the retry's own summary does not shadow them.
-                if error.is_retryable() && !baseline_changes.is_empty() {
-                    let notification = self.sweep_summary(cx, &outcome, &baseline_changes, false);
+                if error.is_retryable() && !state.changes.is_empty() {
+                    let notification = self.sweep_summary(cx, &outcome, &state.changes, false);
                     self.base.park(&notification, APPLIED_INTERRUPTED).await;
                 }
                 return Err(error);
             }
-        }
-        let cursor = stopped.as_ref().and_then(|after| after.as_deref());
-        if cursor.is_some() || resume_after.is_some() {
-            self.base.ledger.save_sweep_cursor(FUNCTION, cursor, &cx.at).await?;
-        }
-        outcome.decision = if stopped.is_some() { "sweep-incomplete".into() } else { "sweep-complete".into() };
-        outcome.reasons.push(format!(
-            "{} repositories in the sweep, {checked} with lifecycle rules checked, {} lifecycle policies set, {deleted} images deleted",
-            repositories.len(),
-            baseline_changes.len()
-        ));
-        match &stopped {
-            Some(Some(after)) => {
-                outcome.reasons.push(format!("ran out of time after {after}: the next sweep resumes there"));
+            if budget.stopped {
+                state
+                    .stopped_at
+                    .get_or_insert(SweepCursor { repository: repository.clone(), phase: "retention".into() });
+                break;
             }
-            Some(None) => outcome.reasons.push(format!(
-                "less than {} s left before the first repository: the next sweep starts over",
-                SWEEP_MARGIN.as_secs()
-            )),
-            None => {}
         }
-        if !baseline_changes.is_empty() || stopped.is_some() {
-            let notification = self.sweep_summary(cx, &outcome, &baseline_changes, stopped.is_some());
+        self.base.ledger.save_sweep_cursor(&state.scope, state.stopped_at.as_ref(), &cx.at).await?;
+        self.finish_sweep(cx, &mut outcome, &repositories, state).await?;
+        outcome.notified |= recovered;
+        Ok(outcome)
+    }
+
+    /// One repository of a sweep: its native policy (unless the sweep resumes here at retention), then retention.
+    async fn sweep_repository(
+        &self,
+        cx: &Context<'_>,
+        class: &Class,
+        repository: &str,
+        resumed_phase: Option<&str>,
+        budget: &mut Budget,
+        state: &mut SweepState,
+    ) -> Result<(), WardenError> {
+        let Some(lifecycle) = &class.lifecycle else { return Ok(()) };
+        state.checked += 1;
+        let at = |phase: &str| SweepCursor { repository: repository.to_owned(), phase: phase.to_owned() };
+        let mut inventory: Option<Inventory> = None;
+        if let Some(native) = lifecycle.native.as_ref().filter(|_| resumed_phase != Some("retention")) {
+            self.base.ledger.save_sweep_cursor(&state.scope, Some(&at("native")), &cx.at).await?;
+            let apply = lifecycle.apply_native && budget.repositories > 0;
+            let mut item = self.base.outcome_for(cx, class, repository, None, &[]);
+            let (baseline, read) = self.baseline(class, repository, native, apply).await?;
+            inventory = read;
+            match baseline {
+                Baseline::Changed(action) => {
+                    budget.repositories =
+                        budget.repositories.saturating_sub(usize::from(action.result == ActionResult::Done));
+                    item.decision = "baseline-applied".into();
+                    item.actions.push(action);
+                    state.changes.push(item);
+                }
+                Baseline::Interrupted(action, error) => {
+                    item.decision = "baseline-applied".into();
+                    item.actions.push(action);
+                    state.changes.push(item);
+                    return Err(error);
+                }
+                Baseline::Drift(action) => {
+                    item.decision = "baseline-drift".into();
+                    item.actions.push(action);
+                    state.drift.push(item);
+                }
+                Baseline::Refused(refusals) => {
+                    item.decision = "baseline-refused".into();
+                    item.reasons = refusals;
+                    state.refused.push(item);
+                }
+                Baseline::Current | Baseline::Gone => {}
+            }
+        }
+        if let Some(rules) = &lifecycle.retention {
+            if lifecycle.native.is_some() {
+                self.base.ledger.save_sweep_cursor(&state.scope, Some(&at("retention")), &cx.at).await?;
+            }
+            if let Some(run) = self.retain(cx, class, rules, repository, budget, inventory).await? {
+                state.deleted += run.deleted;
+                if run.outcome.decision != "nothing-to-delete" {
+                    state.retention.push(run.outcome);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The sweep's outcome and notifications: one summary of the policies set (or of a sweep out of time), one
+    /// of native policies refused, one of drift reported; the last two standing (when they change, and weekly).
+    async fn finish_sweep(
+        &self,
+        cx: &Context<'_>,
+        outcome: &mut Outcome,
+        repositories: &[String],
+        state: SweepState,
+    ) -> Result<(), WardenError> {
+        let stopped = state.stopped_at.is_some();
+        outcome.decision = if stopped { "sweep-incomplete".into() } else { "sweep-complete".into() };
+        outcome.reasons.push(format!(
+            "{} repositories in the sweep, {} with lifecycle rules checked, {} lifecycle policies set, {} drifted, {} \
+             refused, {} images deleted",
+            repositories.len(),
+            state.checked,
+            state.changes.len(),
+            state.drift.len(),
+            state.refused.len(),
+            state.deleted
+        ));
+        if let Some(at) = &state.stopped_at {
+            outcome
+                .reasons
+                .push(format!("stopped before the deadline at {}: the next sweep resumes there", at.repository));
+        }
+        for change in &state.changes {
+            let repository = change.repository.as_deref().unwrap_or_default();
+            outcome.actions.extend(
+                change.actions.iter().map(|a| Action { action: format!("{repository}: {}", a.action), ..a.clone() }),
+            );
+        }
+        if !state.changes.is_empty() || stopped {
+            let notification = self.sweep_summary(cx, outcome, &state.changes, stopped);
             outcome.notified = self.base.send_after_change(&notification, &notification.kind, false).await?;
+        }
+        for (items, kind, severity) in
+            [(&state.refused, REFUSED, Severity::Critical), (&state.drift, DRIFT, Severity::Warning)]
+        {
+            outcome.notified |= self.standing_summary(cx, outcome, &state.scope, items, kind, severity).await?;
         }
         // A retry of a sweep that changed something but could not notify: what it parked goes now (one Query a
         // sweep; the retry itself finds those repositories already in order).
         outcome.notified |= self.base.flush_parked(&cx.event.id).await?;
-        outcome.items.extend(baseline_changes);
-        Ok(outcome)
+        outcome.items.extend(state.changes.into_iter().chain(state.refused).chain(state.drift).chain(state.retention));
+        Ok(())
+    }
+
+    /// A standing finding of the sweep (repositories whose native policy is refused, or drifted and not put):
+    /// reported when the set changes and at most weekly, not every day.
+    async fn standing_summary(
+        &self,
+        cx: &Context<'_>,
+        outcome: &Outcome,
+        scope: &str,
+        items: &[Outcome],
+        kind: &str,
+        severity: Severity,
+    ) -> Result<bool, WardenError> {
+        if items.is_empty() {
+            return Ok(false);
+        }
+        let reasons: Vec<String> = items
+            .iter()
+            .flat_map(|i| {
+                let repository = i.repository.clone().unwrap_or_default();
+                let detail = i.reasons.iter().chain(i.actions.iter().map(|a| &a.action));
+                detail.map(move |d| format!("{repository}: {d}")).collect::<Vec<_>>()
+            })
+            .collect();
+        let fingerprint = warden::fingerprint::of_lines(&reasons);
+        let now = Utc::now().timestamp();
+        let pk = format!("STANDING#{scope}");
+        if !self.base.ledger.note_standing(&pk, kind, &fingerprint, now).await? {
+            tracing::info!(
+                kind,
+                "standing finding unchanged since its last report ({} days)",
+                STANDING_PLAN_REPEAT_SECONDS / 86_400
+            );
+            return Ok(false);
+        }
+        let result = if kind == REFUSED { "refused" } else { "reported" };
+        let notification = self.base.notification(cx, kind, outcome, result, reasons, severity);
+        let sent = self.base.send(&notification).await;
+        if sent.is_err() {
+            let _ = self.base.ledger.forget_standing(&pk, kind).await;
+        }
+        sent
     }
 
     /// One summary per sweep for the policies it set, not one message per repository. Its own kind when the
@@ -306,215 +445,22 @@ impl Lifecycle {
             if stopped { (INCOMPLETE, "incomplete", Severity::Warning) } else { (APPLIED, "fixed", Severity::Info) };
         self.base.notification(cx, kind, outcome, result, reasons, severity)
     }
-
-    /// Runs a class's retention on one repository. `None`: the repository is gone.
-    async fn retain(
-        &self,
-        cx: &Context<'_>,
-        class: &Class,
-        rules: &RetentionRules,
-        repository: &str,
-    ) -> Result<Option<RetentionRun>, WardenError> {
-        let ecr = &self.base.clients.ecr;
-        let Found::Yes(images) = ecr::lifecycle_inventory(ecr, repository).await? else { return Ok(None) };
-        let protected: Vec<&Pattern> =
-            rules.protect.iter().chain(class.tags.iter().flat_map(|t| t.protected.iter())).collect();
-        let promotion = class.gate.as_ref().map(|g| g.promote.as_slice()).unwrap_or_default();
-        let tags = TagProtections { patterns: &protected, promotion };
-        let now = Utc::now().timestamp();
-        let mut observed = Observed::default();
-        let mut plan = plan_retention(rules, &tags, &images, &observed, now);
-        if !plan.delete.is_empty() {
-            // Only now is it worth asking what is in use and what kept indexes reference.
-            if rules.protect_in_use {
-                observed.in_use = retention::images_in_use(&self.inspector, repository).await?;
-            }
-            let indexes: Vec<String> = images.iter().filter(|i| i.is_index()).map(|i| i.digest.clone()).collect();
-            if !indexes.is_empty() {
-                match retention::index_children(ecr, repository, &indexes).await? {
-                    Found::Yes(children) => observed.index_children = children,
-                    _ => return Ok(None),
-                }
-            }
-            plan = plan_retention(rules, &tags, &images, &observed, now);
-        }
-        let mut outcome = self.base.outcome_for(cx, class, repository, None, &[]);
-        let dry_run = self.base.config.dry_run || !rules.apply;
-        outcome.reasons = plan_reasons(&plan, &images, rules);
-        let digests: Vec<String> = plan.delete.iter().map(|c| images[c.image].digest.clone()).collect();
-        let mut deleted = 0;
-        let mut reclaimed: i64 = 0;
-        let (mut interrupted, mut pending) = (None, 0);
-        outcome.decision = match (&plan.over_cap, digests.is_empty(), dry_run) {
-            (Some(_), _, _) => "over-cap".into(),
-            (None, true, _) => "nothing-to-delete".into(),
-            (None, false, true) => "would-delete".into(),
-            (None, false, false) => "deleted".into(),
-        };
-        if plan.over_cap.is_none() && !digests.is_empty() {
-            let results: Vec<(String, Deleted)> = if dry_run {
-                digests.iter().map(|d| (d.clone(), Deleted::Done)).collect()
-            } else {
-                // The inventory may be minutes old: delete only images whose tags are still what the plan saw.
-                let Found::Yes(now_tagged) = retention::current_tags(ecr, repository).await? else { return Ok(None) };
-                let unchanged = |digest: &String, image: &warden::lifecycle::Image| {
-                    let mut planned = image.tags.clone();
-                    planned.sort();
-                    now_tagged.get(digest).is_some_and(|tags| *tags == planned)
-                };
-                let (mut deletable, mut changed) = (Vec::new(), Vec::new());
-                for (digest, chosen) in digests.iter().zip(&plan.delete) {
-                    if unchanged(digest, &images[chosen.image]) {
-                        deletable.push(digest.clone());
-                    } else {
-                        changed.push(digest);
-                    }
-                }
-                let deletion = match retention::delete_images(ecr, repository, &deletable).await? {
-                    Found::Yes(deletion) => deletion,
-                    _ => return Ok(None),
-                };
-                interrupted = deletion.interrupted;
-                let mut results = deletion.results;
-                results.extend(changed.into_iter().map(|digest| {
-                    let result = if now_tagged.contains_key(digest) {
-                        Deleted::Failed {
-                            code: "TagsChanged".into(),
-                            reason: "its tags changed since the inventory; not deleted, re-planned next run".into(),
-                        }
-                    } else {
-                        Deleted::AlreadyGone
-                    };
-                    (digest.clone(), result)
-                }));
-                // Back in plan order, so each result meets the rule that chose its image.
-                let order: std::collections::HashMap<&str, usize> =
-                    digests.iter().enumerate().map(|(i, d)| (d.as_str(), i)).collect();
-                results.sort_by_key(|(digest, _)| order[digest.as_str()]);
-                results
-            };
-            for ((digest, result), chosen) in results.into_iter().zip(&plan.delete) {
-                let image = &images[chosen.image];
-                let (result, detail) = match result {
-                    Deleted::Done if dry_run => (ActionResult::DryRun, None),
-                    Deleted::Done => {
-                        deleted += 1;
-                        reclaimed += image.size_bytes.unwrap_or(0);
-                        (ActionResult::Done, None)
-                    }
-                    Deleted::AlreadyGone => (ActionResult::AlreadyDone, None),
-                    Deleted::Failed { code, reason } => (ActionResult::Failed, Some(format!("{code}: {reason}"))),
-                    Deleted::Interrupted => {
-                        pending += 1;
-                        let why = "interrupted: AWS failed its batch past the SDK's retries; EventBridge retries";
-                        (ActionResult::Failed, Some(why.to_owned()))
-                    }
-                };
-                let tags = if image.tags.is_empty() { "untagged".to_owned() } else { image.tags.join(", ") };
-                outcome.actions.push(Action {
-                    action: format!("delete {digest} ({tags}) by rule {}", chosen.rule_priority),
-                    result,
-                    detail,
-                });
-            }
-        }
-        if deleted > 0 {
-            outcome.reasons.push(format!("{deleted} images deleted, {} reclaimed", human_bytes(reclaimed)));
-        }
-        if let Some(error) = &interrupted {
-            outcome.reasons.push(format!(
-                "interrupted with {pending} images left ({error}): EventBridge retries the run, which deletes and reports the rest"
-            ));
-        }
-        let failed = outcome.actions.iter().filter(|a| a.result == ActionResult::Failed).count();
-        if plan.over_cap.is_some() || !outcome.actions.is_empty() {
-            let severity = if plan.over_cap.is_some() || failed > 0 { Severity::Warning } else { Severity::Info };
-            let result = match outcome.decision.as_str() {
-                "deleted" if failed > 0 => "partly-failed",
-                "deleted" => "deleted",
-                "would-delete" => "dry-run",
-                _ => "stopped",
-            };
-            let mut notification =
-                self.base.notification(cx, "retention", &outcome, result, outcome.reasons.clone(), severity);
-            // The first digests and the rule that chose each; the rest are counted.
-            notification.actions_omitted = notification.actions.len().saturating_sub(LISTED);
-            notification.actions.truncate(LISTED);
-            let claim = format!("retention@{repository}");
-            // A dry run or a stop by a cap changes nothing and stands until someone acts: reported when it
-            // changes (and weekly), not on every sweep.
-            let standing = matches!(outcome.decision.as_str(), "would-delete" | "over-cap");
-            let ledger = &self.base.ledger;
-            if let Some(error) = interrupted {
-                // What was deleted before the interruption is reported now, under a claim of its own: the retry
-                // deletes the rest and reports it under the usual one. Then the invocation fails, to be retried.
-                self.base.send_after_change(&notification, &format!("{claim}:interrupted"), false).await?;
-                return Err(error);
-            } else if standing && !ledger.note_standing_plan(repository, &plan.fingerprint(&images), now).await? {
-                outcome.reasons.push(format!(
-                    "the same plan was reported within the last {} days: not notified again",
-                    STANDING_PLAN_REPEAT_SECONDS / 86_400
-                ));
-            } else if deleted > 0 {
-                // Deletions are changes a retry cannot see again: if this notification fails it is parked.
-                outcome.notified = self.base.send_after_change(&notification, &claim, false).await?;
-            } else {
-                let sent = self.base.send_as(&notification, &claim).await;
-                if sent.is_err() && standing {
-                    // Unreported, so the retry must find it new. Best effort: at worst it waits a week.
-                    if let Err(error) = ledger.forget_standing_plan(repository).await {
-                        tracing::warn!(%error, repository, "could not forget an unreported retention plan");
-                    }
-                }
-                outcome.notified = sent?;
-            }
-        }
-        Ok(Some(RetentionRun { outcome, deleted }))
-    }
 }
 
-/// What a retention plan says, for operators.
-fn plan_reasons(plan: &RetentionPlan, images: &[warden::lifecycle::Image], rules: &RetentionRules) -> Vec<String> {
-    let mut reasons = vec![format!(
-        "{} of {} images chosen for deletion{}",
-        plan.delete.len(),
-        plan.inventory,
-        if rules.apply { "" } else { " (dry run: the class does not set apply = true)" }
-    )];
-    for rule in &rules.rules {
-        let count = plan.delete.iter().filter(|c| c.rule_priority == rule.priority).count();
-        if count > 0 {
-            reasons.push(format!("{}: {count} images", rule.summary()));
-        }
-    }
-    if !plan.spared.is_empty() {
-        let mut kept: Vec<String> = plan
-            .spared
-            .iter()
-            .take(LISTED)
-            .map(|(c, why)| format!("kept {}: {}", images[c.image].digest, why.describe()))
-            .collect();
-        if plan.spared.len() > LISTED {
-            kept.push(format!("and {} more kept by protections", plan.spared.len() - LISTED));
-        }
-        reasons.extend(kept);
-    }
-    if let Some(cap) = &plan.over_cap {
-        reasons.insert(0, cap.clone());
-    }
-    reasons
-}
-
-/// Bytes for people: `1.5 GiB`.
-fn human_bytes(bytes: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+/// What a sweep found so far.
+#[derive(Debug, Default)]
+struct SweepState {
+    /// Whose cursor and standing findings these are: the whole registry's sweep, or one naming its repositories
+    /// (each list its own, so an ad hoc sweep neither resumes at nor resets the scheduled sweep's place).
+    scope: String,
+    checked: usize,
+    deleted: usize,
+    changes: Vec<Outcome>,
+    drift: Vec<Outcome>,
+    refused: Vec<Outcome>,
+    retention: Vec<Outcome>,
+    /// Where the next sweep resumes, when this one stopped before the deadline.
+    stopped_at: Option<SweepCursor>,
 }
 
 #[cfg(test)]

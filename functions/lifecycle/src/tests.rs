@@ -45,6 +45,9 @@ repositories = ["builds/*"]
 max = { critical = 0 }
 promote = ["approved-{digest12}"]
 
+[class.lifecycle]
+apply = true
+
 [[class.lifecycle.native]]
 rulePriority = 1
 selection = { tagStatus = "untagged", countType = "sinceImagePushed", countUnit = "days", countNumber = 3 }
@@ -55,6 +58,7 @@ apply = true
 max-images = 1000
 max-fraction = 1.0
 protect = ["v*"]
+require-in-use-coverage = false
 
 [[class.lifecycle.retention.rule]]
 priority = 1
@@ -75,6 +79,9 @@ count = 30
 name = "pushes"
 repositories = ["pushes/*"]
 
+[class.lifecycle]
+apply = true
+
 [[class.lifecycle.native]]
 rulePriority = 1
 selection = { tagStatus = "untagged", countType = "sinceImagePushed", countUnit = "days", countNumber = 3 }
@@ -85,6 +92,7 @@ apply = true
 after-push = true
 max-images = 1000
 max-fraction = 1.0
+require-in-use-coverage = false
 
 [[class.lifecycle.retention.rule]]
 priority = 1
@@ -98,6 +106,7 @@ repositories = ["cautious/*"]
 
 [class.lifecycle.retention]
 max-images = 2
+require-in-use-coverage = false
 
 [[class.lifecycle.retention.rule]]
 priority = 1
@@ -131,16 +140,31 @@ fn push(repository: &str) -> Value {
     event
 }
 
-/// The lifecycle function over mocks. The ledger answers "nothing parked" to any Query the test's own rules
-/// leave unanswered (rules match in order).
+/// The lifecycle function over mocks. The ledger answers what the test's own rules leave unanswered (rules match
+/// in order): "nothing parked, nothing journalled" to a Query, "no cursor" to a GetItem, and success to the
+/// writes of the sweep cursor and the deletion journal.
 fn lifecycle(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rule], dry_run: bool) -> Lifecycle {
-    let nothing_parked = nothing_parked();
-    let dynamodb: Vec<&Rule> = dynamodb.iter().copied().chain([&nothing_parked]).collect();
+    lifecycle_with(POLICY, ecr, dynamodb, sns, inspector, dry_run)
+}
+
+/// [`lifecycle`] with another policy.
+fn lifecycle_with(
+    policy: &str,
+    ecr: &[&Rule],
+    dynamodb: &[&Rule],
+    sns: &[&Rule],
+    inspector: &[&Rule],
+    dry_run: bool,
+) -> Lifecycle {
+    let (nothing_parked, no_cursor, journal, cleared) =
+        (nothing_parked(), no_cursor(), bookkeeping(), cursor_cleared());
+    let dynamodb: Vec<&Rule> =
+        dynamodb.iter().copied().chain([&nothing_parked, &no_cursor, &journal, &cleared]).collect();
     let dynamodb = dynamodb.as_slice();
     let clients = testing::clients(ecr, dynamodb, sns, Retries::Deployed);
     let inspector = testing::inspector(inspector, &clients, Retries::Deployed);
     let config = Config { dry_run, ..testing::config() };
-    Lifecycle::new(Policy::from_toml(POLICY, "test.toml").expect("policy"), config, clients, inspector).expect("init")
+    Lifecycle::new(Policy::from_toml(policy, "test.toml").expect("policy"), config, clients, inspector).expect("init")
 }
 
 fn calls(outcome: &Outcome) -> BTreeMap<&str, u32> {
@@ -158,6 +182,18 @@ fn publish() -> Rule {
 /// The ledger with no notification parked for the event.
 fn nothing_parked() -> Rule {
     mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build())
+}
+
+/// Writes of the sweep cursor and the deletion journal (PutItem on `SWEEP#` / `JOURNAL#` items).
+fn bookkeeping() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| {
+            r.item()
+                .and_then(|i| i.get("pk"))
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|pk| pk.starts_with("SWEEP#") || pk.starts_with("JOURNAL#"))
+        })
+        .then_output(|| PutItemOutput::builder().build())
 }
 
 fn no_cursor() -> Rule {
@@ -259,6 +295,11 @@ fn policy_is(text: &'static str) -> Rule {
         .then_output(move || GetLifecyclePolicyOutput::builder().lifecycle_policy_text(text).build())
 }
 
+/// A repository without images: what a new repository's native check reads (DescribeImages).
+fn empty_inventory() -> Rule {
+    mock!(aws_sdk_ecr::Client::describe_images).then_output(|| DescribeImagesOutput::builder().build())
+}
+
 fn put_policy() -> Rule {
     mock!(aws_sdk_ecr::Client::put_lifecycle_policy).then_output(|| PutLifecyclePolicyOutput::builder().build())
 }
@@ -274,16 +315,18 @@ fn deleted_digests(outcome: &Outcome) -> Vec<String> {
 
 #[tokio::test]
 async fn a_new_repository_gets_its_class_policy_once() {
-    let (missing, put, claim, publish) = (policy_missing(), put_policy(), claim(), publish());
-    let lc = lifecycle(&[&missing, &put], &[&claim], &[&publish], &[], false);
+    let (missing, put, claim, publish, empty) = (policy_missing(), put_policy(), claim(), publish(), empty_inventory());
+    let lc = lifecycle(&[&missing, &put, &empty], &[&claim], &[&publish], &[], false);
     let outcome = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "baseline-applied");
     assert!(outcome.notified);
     assert_eq!(
         calls(&outcome),
-        // The Query: news an earlier attempt of this event may have parked (none here).
+        // DescribeImages: what the policy would expire is checked first (nothing in a new repository). The
+        // Query: news an earlier attempt of this event may have parked (none here).
         BTreeMap::from([
             ("ECR.GetLifecyclePolicy", 1),
+            ("ECR.DescribeImages", 1),
             ("ECR.PutLifecyclePolicy", 1),
             ("DynamoDB.Query", 1),
             ("DynamoDB.PutItem", 1),
@@ -313,8 +356,8 @@ async fn a_drifted_policy_is_replaced_and_unmanaged_repositories_are_left_alone(
     let drifted = policy_is(
         r#"{"rules": [{"rulePriority": 9, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]}"#,
     );
-    let (put, claim, publish) = (put_policy(), claim(), publish());
-    let lc = lifecycle(&[&drifted, &put], &[&claim], &[&publish], &[], false);
+    let (put, claim, publish, empty) = (put_policy(), claim(), publish(), empty_inventory());
+    let lc = lifecycle(&[&drifted, &put, &empty], &[&claim], &[&publish], &[], false);
     let outcome = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.actions[0].action, "replace the drifted lifecycle policy");
     assert_eq!(outcome.actions[0].result, ActionResult::Done);
@@ -502,44 +545,92 @@ async fn a_class_without_apply_only_reports_and_a_cap_stops_everything() {
 }
 
 #[tokio::test]
-async fn a_sweep_short_of_time_records_where_it_stopped_and_the_next_resumes() {
+async fn a_sweep_records_where_it_is_stops_before_the_deadline_and_the_next_resumes_there() {
     let repos = repositories(&["builds/a", "builds/b", "builds/c"]);
     let same = policy_is(NATIVE);
     let pages = inventory(vec![vec![]]);
-    let saved = mock!(aws_sdk_dynamodb::Client::put_item)
-        .match_requests(|r| r.item().and_then(|i| i.get("sk")) == Some(&AttributeValue::S("CURSOR".into())))
+    let saved = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&saved);
+    let cursor = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(move |r| {
+            let item = r.item();
+            let is_cursor = sk_of(item) == "CURSOR";
+            if is_cursor {
+                let field =
+                    |k: &str| item.and_then(|i| i.get(k)).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                record.lock().expect("lock").push(format!("{} {}", field("repository"), field("phase")));
+            }
+            is_cursor
+        })
         .then_output(|| PutItemOutput::builder().build());
     let (claim, get, publish) = (claim(), no_cursor(), publish());
     let ecr: Vec<&Rule> = pages.iter().chain([&repos, &same]).collect();
-    let lc = lifecycle(&ecr, &[&saved, &get, &claim], &[&publish], &[], false);
-    // Less than the margin left: nothing is started; with nothing finished there is no resume point to record.
+    let lc = lifecycle(&ecr, &[&cursor, &get, &claim], &[&publish], &[], false);
+    // Less than the margin left: nothing is started; the next sweep starts at builds/a.
     let short = || Some(SystemTime::now() + Duration::from_secs(5));
     let outcome = lc.handle(sweep(), &testing::invocation_until(short())).await.expect("ok");
     assert_eq!(outcome.decision, "sweep-incomplete");
-    assert!(outcome.reasons.iter().any(|r| r.contains("before the first repository")), "{:?}", outcome.reasons);
-    assert_eq!(saved.num_calls(), 0);
+    assert!(
+        outcome.reasons.iter().any(|r| r.contains("stopped before the deadline at builds/a")),
+        "{:?}",
+        outcome.reasons
+    );
+    assert_eq!(*saved.lock().expect("lock"), vec!["builds/a native"]);
     assert_eq!(outcome.aws_calls.get("ECR.GetLifecyclePolicy"), None);
 
-    // A sweep that resumes after builds/a and runs short again keeps builds/a as the resume point.
-    let resume = mock!(aws_sdk_dynamodb::Client::get_item)
-        .then_output(|| GetItemOutput::builder().item("repository", AttributeValue::S("builds/a".into())).build());
-    let lc = lifecycle(&ecr, &[&saved, &resume, &claim], &[&publish], &[], false);
-    let outcome = lc.handle(sweep(), &testing::invocation_until(short())).await.expect("ok");
-    assert_eq!(outcome.decision, "sweep-incomplete");
-    assert_eq!(saved.num_calls(), 1);
-    assert!(outcome.reasons.iter().any(|r| r.contains("ran out of time after builds/a")), "{:?}", outcome.reasons);
-
-    // With time, the next run starts after the recorded repository, finishes, and clears the cursor.
+    // With time, a sweep resuming at builds/b's retention skips builds/a and builds/b's native policy, records
+    // each repository and phase before it works on it, and clears the cursor at the end.
+    saved.lock().expect("lock").clear();
+    let resume = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| {
+        GetItemOutput::builder()
+            .item("repository", AttributeValue::S("builds/b".into()))
+            .item("phase", AttributeValue::S("retention".into()))
+            .build()
+    });
     let clear = cursor_cleared();
-    let lc = lifecycle(&ecr, &[&resume, &clear, &claim], &[&publish], &[], false);
+    let lc = lifecycle(&ecr, &[&cursor, &resume, &clear, &claim], &[&publish], &[], false);
     let outcome = lc
         .handle(sweep(), &testing::invocation_until(Some(SystemTime::now() + Duration::from_secs(900))))
         .await
         .expect("ok");
     assert_eq!(outcome.decision, "sweep-complete");
-    assert_eq!(outcome.aws_calls["ECR.GetLifecyclePolicy"], 2, "builds/b and builds/c only");
+    assert_eq!(outcome.aws_calls["ECR.GetLifecyclePolicy"], 1, "builds/c only");
+    assert_eq!(*saved.lock().expect("lock"), vec!["builds/b retention", "builds/c native", "builds/c retention"]);
     assert_eq!(clear.num_calls(), 1);
-    assert!(outcome.reasons[0].contains("resumed after builds/a"));
+    assert!(outcome.reasons[0].contains("resumed at builds/b (retention)"), "{:?}", outcome.reasons);
+}
+
+#[tokio::test]
+async fn a_sweep_naming_its_repositories_keeps_a_cursor_of_its_own() {
+    // The scheduled sweep of the whole registry stopped at builds/z: a sweep naming builds/a must neither skip
+    // builds/a (it sorts before the cursor) nor clear the scheduled sweep's place when it finishes.
+    let pk_of = |key: Option<&std::collections::HashMap<String, AttributeValue>>| {
+        key.and_then(|k| k.get("pk")).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+    };
+    let registry_cursor = mock!(aws_sdk_dynamodb::Client::get_item)
+        .match_requests(move |r| pk_of(r.key()) == "SWEEP#lifecycle")
+        .then_output(|| {
+            GetItemOutput::builder()
+                .item("repository", AttributeValue::S("builds/z".into()))
+                .item("phase", AttributeValue::S("native".into()))
+                .build()
+        });
+    let scoped_clear = mock!(aws_sdk_dynamodb::Client::delete_item)
+        .match_requests(move |r| pk_of(r.key()).starts_with("SWEEP#lifecycle#"))
+        .then_output(|| DeleteItemOutput::builder().build());
+    let registry_clear = mock!(aws_sdk_dynamodb::Client::delete_item)
+        .match_requests(move |r| pk_of(r.key()) == "SWEEP#lifecycle")
+        .then_output(|| DeleteItemOutput::builder().build());
+    let (same, pages, claim) = (policy_is(NATIVE), inventory(vec![vec![]]), claim());
+    let ecr: Vec<&Rule> = pages.iter().chain([&same]).collect();
+    let lc = lifecycle(&ecr, &[&registry_cursor, &scoped_clear, &registry_clear, &claim], &[], &[], false);
+    let mut named = sample("scheduler-repositories.json");
+    named["detail"]["repositories"] = serde_json::json!(["builds/a"]);
+    let outcome = lc.handle(named, &testing::invocation()).await.expect("ok");
+    assert_eq!(outcome.decision, "sweep-complete");
+    assert_eq!(outcome.aws_calls["ECR.GetLifecyclePolicy"], 1, "builds/a is swept: {:?}", outcome.reasons);
+    assert!(!outcome.reasons.iter().any(|r| r.contains("resumed")), "{:?}", outcome.reasons);
+    assert_eq!((scoped_clear.num_calls(), registry_clear.num_calls()), (1, 0));
 }
 
 #[tokio::test]
@@ -587,30 +678,170 @@ async fn throttling_and_server_errors_are_retried_by_the_sdk_and_nothing_is_dele
     assert_eq!(deleted_digests(&outcome).len(), 3);
     assert_eq!(delete.num_calls(), 3, "one BatchDeleteImage, two retries");
 
-    // Retries exhausted: the invocation fails with a retryable error (EventBridge retries it), having deleted
-    // nothing; the retry sees the same inventory and deletes each image once.
-    let always = mock!(aws_sdk_ecr::Client::batch_delete_image)
-        .then_error(move || BatchDeleteImageError::generic(throttled("ThrottlingException")));
+    // Retries exhausted: the invocation fails with a retryable error (EventBridge retries it) with the batch in
+    // the journal and nothing reported. The retry reads the journal back (nothing was deleted: nothing to
+    // report), clears it, and deletes each image once.
+    let flaky = mock!(aws_sdk_ecr::Client::batch_delete_image)
+        .sequence()
+        .error(move || BatchDeleteImageError::generic(throttled("ThrottlingException")))
+        .times(3)
+        .output(|| BatchDeleteImageOutput::builder().build())
+        .build();
     let images: Vec<ImageDetail> = (60..63).map(|n| detail(n, &[], 60)).collect();
     let list = listing(&images);
     let pages = inventory(vec![images]);
     let (repos, same, coverage) = (repositories(&["builds/api"]), policy_is(NATIVE), no_coverage());
-    let ecr: Vec<&Rule> = pages.iter().chain([&repos, &same, &always, &list]).collect();
-    let (get, clear) = (no_cursor(), cursor_cleared());
-    let interrupted = mock!(aws_sdk_dynamodb::Client::put_item)
-        .match_requests(|r| sk_of(r.item()) == "retention@builds/api:interrupted")
-        .then_output(|| PutItemOutput::builder().build());
-    let report = publish();
-    let lc = lifecycle(&ecr, &[&interrupted, &get, &clear], &[&report], &[&coverage], false);
+    let ecr: Vec<&Rule> = pages.iter().chain([&repos, &same, &flaky, &list]).collect();
+    let (journal, claims, report) = (JournalStore::new(), ClaimStore::new(), publish());
+    let dynamodb: Vec<&Rule> = journal.rules().into_iter().chain(claims.rules()).collect();
+    let lc = lifecycle(&ecr, &dynamodb, &[&report], &[&coverage], false);
     let error = lc.handle(sweep(), &testing::invocation()).await.expect_err("retries exhausted");
     assert!(error.is_retryable(), "{error}");
-    assert_eq!(always.num_calls(), 3);
-    // Operators hear that the run was interrupted (the batch may have landed); the retry reports what it does.
-    assert_eq!((interrupted.num_calls(), report.num_calls()), (1, 1));
+    assert_eq!((flaky.num_calls(), journal.len(), report.num_calls()), (3, 1, 0));
+    let retried = lc.handle(sweep(), &testing::invocation()).await.expect("the retry");
+    let run = retried.items.iter().find(|i| i.decision == "deleted").expect("deleted");
+    assert_eq!(deleted_digests(run).len(), 3);
+    assert_eq!((flaky.num_calls(), journal.len(), report.num_calls()), (4, 0, 1), "one report: the retry's own");
+}
+
+/// The deletion journal as DynamoDB keeps it: batches written before their deletion, returned by the next run's
+/// Query, removed once reported.
+struct JournalStore {
+    items: Arc<Mutex<Vec<HashMap<String, AttributeValue>>>>,
+    write: Rule,
+    read: Rule,
+    clear: Rule,
+}
+
+impl JournalStore {
+    fn new() -> Self {
+        let items: Arc<Mutex<Vec<HashMap<String, AttributeValue>>>> = Arc::default();
+        let is_journal =
+            |pk: Option<&AttributeValue>| pk.and_then(|v| v.as_s().ok()).is_some_and(|pk| pk == "JOURNAL#lifecycle");
+        let store = Arc::clone(&items);
+        let write = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(move |r| {
+                let journal = is_journal(r.item().and_then(|i| i.get("pk")));
+                if journal {
+                    store.lock().expect("lock").push(r.item().cloned().unwrap_or_default());
+                }
+                journal
+            })
+            .then_output(|| PutItemOutput::builder().build());
+        let found = Arc::clone(&items);
+        let read = mock!(aws_sdk_dynamodb::Client::query)
+            .match_requests(|r| {
+                r.expression_attribute_values()
+                    .and_then(|v| v.get(":pk"))
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("JOURNAL#lifecycle")
+            })
+            .then_compute_response(move |r| {
+                let prefix = r
+                    .expression_attribute_values()
+                    .and_then(|v| v.get(":repository"))
+                    .and_then(|v| v.as_s().ok())
+                    .cloned();
+                let items: Vec<_> = found
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .filter(|i| prefix.as_ref().is_none_or(|p| sk_of(Some(i)).starts_with(p.as_str())))
+                    .cloned()
+                    .collect();
+                aws_smithy_mocks::MockResponse::Output(QueryOutput::builder().set_items(Some(items)).build())
+            });
+        let gone = Arc::clone(&items);
+        let clear = mock!(aws_sdk_dynamodb::Client::delete_item)
+            .match_requests(move |r| {
+                let journal = is_journal(r.key().and_then(|k| k.get("pk")));
+                if journal {
+                    let sk = sk_of(r.key());
+                    gone.lock().expect("lock").retain(|i| sk_of(Some(i)) != sk);
+                }
+                journal
+            })
+            .then_output(|| DeleteItemOutput::builder().build());
+        Self { items, write, read, clear }
+    }
+
+    fn rules(&self) -> [&Rule; 3] {
+        [&self.write, &self.read, &self.clear]
+    }
+
+    fn len(&self) -> usize {
+        self.items.lock().expect("lock").len()
+    }
+
+    /// Adds an entry as a run that was cut short left it.
+    fn holds(&self, repository: &str, run: &str, event: &str, digests: &[String]) {
+        let item = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S("JOURNAL#lifecycle".into())),
+            ("sk".to_owned(), AttributeValue::S(format!("{repository}#{run}#0000"))),
+            ("repository".to_owned(), AttributeValue::S(repository.into())),
+            ("run".to_owned(), AttributeValue::S(run.into())),
+            ("batch".to_owned(), AttributeValue::N("0".into())),
+            ("event_id".to_owned(), AttributeValue::S(event.into())),
+            ("digests".to_owned(), AttributeValue::Ss(digests.iter().map(|d| format!("{d} 1")).collect())),
+        ]);
+        self.items.lock().expect("lock").push(item);
+    }
+}
+
+/// Notification claims as DynamoDB's conditional writes answer them: each taken once, refused until given back.
+struct ClaimStore {
+    taken: Arc<Mutex<std::collections::HashSet<String>>>,
+    claim: Rule,
+    release: Rule,
+}
+
+impl ClaimStore {
+    fn new() -> Self {
+        let taken: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+        let notify =
+            |pk: Option<&AttributeValue>| pk.and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("NOTIFY#"));
+        let key = |item: Option<&HashMap<String, AttributeValue>>| {
+            let pk = item.and_then(|i| i.get("pk")).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            format!("{pk}/{}", sk_of(item))
+        };
+        let take = Arc::clone(&taken);
+        let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(move |r| notify(r.item().and_then(|i| i.get("pk"))))
+            .then_compute_response(move |r| {
+                if take.lock().expect("lock").insert(key(r.item())) {
+                    aws_smithy_mocks::MockResponse::Output(PutItemOutput::builder().build())
+                } else {
+                    let taken = aws_sdk_dynamodb::types::error::ConditionalCheckFailedException::builder().build();
+                    aws_smithy_mocks::MockResponse::Error(
+                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(taken),
+                    )
+                }
+            });
+        let give_back = Arc::clone(&taken);
+        let release = mock!(aws_sdk_dynamodb::Client::delete_item)
+            .match_requests(move |r| {
+                let claim = notify(r.key().and_then(|k| k.get("pk")));
+                if claim {
+                    give_back.lock().expect("lock").remove(&key(r.key()));
+                }
+                claim
+            })
+            .then_output(|| DeleteItemOutput::builder().build());
+        Self { taken, claim, release }
+    }
+
+    fn rules(&self) -> [&Rule; 2] {
+        [&self.claim, &self.release]
+    }
+
+    fn take(&self, event: &str, kind: &str) {
+        self.taken.lock().expect("lock").insert(format!("NOTIFY#{event}/{kind}"));
+    }
 }
 
 #[tokio::test]
-async fn a_deletion_interrupted_part_way_reports_what_it_did_and_the_retry_the_rest() {
+async fn a_deletion_interrupted_part_way_is_reported_by_the_retry_which_deletes_the_rest() {
     // 150 old untagged images: the first batch of 100 goes, the second fails past the SDK's retries.
     let all: Vec<ImageDetail> = (0..150).map(|n| detail(n, &[], 60)).chain([detail(999, &["main"], 1)]).collect();
     let rest: Vec<ImageDetail> = all[100..].to_vec();
@@ -624,6 +855,7 @@ async fn a_deletion_interrupted_part_way_reports_what_it_did_and_the_retry_the_r
         .sequence()
         .output(move || listing_of(&all))
         .output(move || listing_of(&rest))
+        .times(2)
         .build();
     let delete = mock!(aws_sdk_ecr::Client::batch_delete_image)
         .sequence()
@@ -633,10 +865,7 @@ async fn a_deletion_interrupted_part_way_reports_what_it_did_and_the_retry_the_r
         .output(|| BatchDeleteImageOutput::builder().build())
         .build();
     let (repos, same, coverage) = (repositories(&["builds/api"]), policy_is(NATIVE), no_coverage());
-    let lot = parking_lot("retention@builds/api");
-    let interrupted = mock!(aws_sdk_dynamodb::Client::put_item)
-        .match_requests(|r| sk_of(r.item()) == "retention@builds/api:interrupted")
-        .then_output(|| PutItemOutput::builder().build());
+    let (journal, claims) = (JournalStore::new(), ClaimStore::new());
     let messages = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&messages);
     let publish = mock!(aws_sdk_sns::Client::publish)
@@ -645,23 +874,24 @@ async fn a_deletion_interrupted_part_way_reports_what_it_did_and_the_retry_the_r
             true
         })
         .then_output(|| PublishOutput::builder().message_id("m").build());
-    let (get, clear) = (no_cursor(), cursor_cleared());
-    let dynamodb: Vec<&Rule> = [&interrupted].into_iter().chain(lot.rules()).chain([&get, &clear]).collect();
+    let dynamodb: Vec<&Rule> = journal.rules().into_iter().chain(claims.rules()).collect();
     let lc = lifecycle(&[&describe, &list, &delete, &repos, &same], &dynamodb, &[&publish], &[&coverage], false);
 
     let error = lc.handle(sweep(), &testing::invocation()).await.expect_err("interrupted");
     assert!(error.is_retryable(), "{error}");
-    assert_eq!((interrupted.num_calls(), messages.lock().expect("lock").len()), (1, 1));
-    let report: Value = serde_json::from_str(&messages.lock().expect("lock")[0]).expect("json");
-    let text = report["default"].as_str().unwrap_or_default();
-    assert!(text.contains("100 images deleted"), "{text}");
-    assert!(text.contains("interrupted with 50 images left"), "{text}");
+    assert_eq!((journal.len(), messages.lock().expect("lock").len()), (2, 0), "both batches journalled");
 
-    // EventBridge's retry: the 50 left are deleted and reported under the usual claim.
+    // EventBridge's retry: the journal says what the cut-short run deleted (100, read back now); then the 50
+    // left are deleted and reported under the retry's own claim.
     let retried = lc.handle(sweep(), &testing::invocation()).await.expect("the retry");
     let run = retried.items.iter().find(|i| i.decision == "deleted").expect("deleted");
     assert_eq!(deleted_digests(run).len(), 50);
-    assert_eq!((lot.claim.num_calls(), messages.lock().expect("lock").len()), (1, 2));
+    let messages = messages.lock().expect("lock").clone();
+    assert_eq!(messages.len(), 2, "the cut-short run's report and the retry's");
+    let first: Value = serde_json::from_str(&messages[0]).expect("json");
+    let text = first["default"].as_str().unwrap_or_default();
+    assert!(text.contains("100 images deleted by a retention run that was cut short"), "{text}");
+    assert_eq!(journal.len(), 0, "the journal is cleared once reported");
     assert_eq!(delete.num_calls(), 5, "1 + 3 attempts, then the retry's one batch");
 }
 
@@ -795,30 +1025,38 @@ async fn deletions_whose_notification_fails_are_reported_by_the_retry() {
     // An after-push run deletes one old image, then SNS fails past the SDK's retries.
     let (old, recent) = (detail(40, &[], 60), detail(41, &["main"], 1));
     let before = vec![old.clone(), recent.clone()];
-    let after = vec![recent];
+    let after = vec![recent.clone()];
     let describe = mock!(aws_sdk_ecr::Client::describe_images)
         .sequence()
         .output(move || DescribeImagesOutput::builder().set_image_details(Some(before.clone())).build())
         .output(move || DescribeImagesOutput::builder().set_image_details(Some(after.clone())).build())
         .build();
-    let (list, delete, coverage) = (listing(&[old, detail(41, &["main"], 1)]), deletes(&[]), no_coverage());
-    let lot = parking_lot("retention@pushes/api");
+    let (listed, left) = (vec![old, recent.clone()], vec![recent]);
+    let list = mock!(aws_sdk_ecr::Client::list_images)
+        .sequence()
+        .output(move || listing_of(&listed))
+        .output(move || listing_of(&left))
+        .times(2)
+        .build();
+    let (delete, coverage, journal, claims) = (deletes(&[]), no_coverage(), JournalStore::new(), ClaimStore::new());
     let publish = publish_fails_then_works();
-    let lc = lifecycle(&[&describe, &list, &delete], &lot.rules(), &[&publish], &[&coverage], false);
+    let dynamodb: Vec<&Rule> = journal.rules().into_iter().chain(claims.rules()).collect();
+    let lc = lifecycle(&[&describe, &list, &delete], &dynamodb, &[&publish], &[&coverage], false);
 
     let error =
         lc.handle(push("pushes/api"), &testing::invocation()).await.expect_err("SNS failing past the SDK's retries");
     assert!(error.is_retryable(), "{error}");
-    assert_eq!(delete.num_calls(), 1);
-    assert_eq!((lot.release.num_calls(), lot.park.num_calls()), (1, 1), "claim given back, notification parked");
-    assert_eq!(lot.holds(), Some(("retention".into(), "deleted".into())));
+    assert_eq!(
+        (delete.num_calls(), journal.len(), claims.release.num_calls()),
+        (1, 1, 1),
+        "journalled, claim given back"
+    );
 
-    // EventBridge's retry finds nothing left to delete, and sends what the first attempt parked.
+    // EventBridge's retry reads the journal back, reports the deletion once, and finds nothing left to delete.
     let retried = lc.handle(push("pushes/api"), &testing::invocation()).await.expect("the retry");
     assert_eq!(retried.decision, "nothing-to-delete");
     assert!(retried.notified);
-    assert_eq!((delete.num_calls(), publish.num_calls(), lot.unpark.num_calls()), (1, 4, 1));
-    assert_eq!(lot.holds(), None);
+    assert_eq!((delete.num_calls(), publish.num_calls(), journal.len()), (1, 4, 0));
 }
 
 #[tokio::test]
@@ -833,10 +1071,10 @@ async fn a_policy_set_whose_notification_fails_is_reported_by_the_retry() {
         .output(|| GetLifecyclePolicyOutput::builder().lifecycle_policy_text(NATIVE).build())
         .times(2)
         .build();
-    let put = put_policy();
+    let (put, empty) = (put_policy(), empty_inventory());
     let lot = parking_lot("lifecycle-policy-applied");
     let publish = publish_fails_then_works();
-    let lc = lifecycle(&[&policy, &put], &lot.rules(), &[&publish], &[], false);
+    let lc = lifecycle(&[&policy, &put, &empty], &lot.rules(), &[&publish], &[], false);
 
     let error = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect_err("SNS failing");
     assert!(error.is_retryable(), "{error}");
@@ -964,8 +1202,8 @@ async fn a_policy_put_whose_answer_is_lost_is_reported_by_the_retry_that_finds_i
         .times(3)
         .build();
     let lot = parking_lot("lifecycle-policy-applied");
-    let publish = publish();
-    let lc = lifecycle(&[&policy, &put], &lot.rules(), &[&publish], &[], false);
+    let (publish, empty) = (publish(), empty_inventory());
+    let lc = lifecycle(&[&policy, &put, &empty], &lot.rules(), &[&publish], &[], false);
 
     let error = lc
         .handle(create_repository("builds/api"), &testing::invocation())
@@ -1032,8 +1270,8 @@ async fn a_retry_that_puts_the_policy_itself_sends_the_news_once_and_leaves_noth
         .output(|| PutLifecyclePolicyOutput::builder().build())
         .build();
     let lot = parking_lot("lifecycle-policy-applied");
-    let publish = publish();
-    let lc = lifecycle(&[&missing, &put], &lot.rules(), &[&publish], &[], false);
+    let (publish, empty) = (publish(), empty_inventory());
+    let lc = lifecycle(&[&missing, &put, &empty], &lot.rules(), &[&publish], &[], false);
 
     let error = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect_err("throttled");
     assert!(error.is_retryable(), "{error}");
@@ -1063,52 +1301,46 @@ async fn a_failed_push_or_an_unmanaged_repository_costs_nothing() {
 }
 
 #[tokio::test]
-async fn a_push_retry_that_deletes_more_still_sends_what_the_interrupted_attempt_parked() {
-    // After a push, 150 old images: the second batch fails, and so does the report of the first. The retry
-    // deletes the 50 left and reports them, and sends the parked report of the first 100 too.
-    let all: Vec<ImageDetail> = (0..150).map(|n| detail(n, &[], 60)).chain([detail(999, &["main"], 1)]).collect();
-    let rest: Vec<ImageDetail> = all[100..].to_vec();
-    let (before, after, listed, left) = (all.clone(), rest.clone(), all.clone(), rest);
-    let describe = mock!(aws_sdk_ecr::Client::describe_images)
-        .sequence()
-        .output(move || DescribeImagesOutput::builder().set_image_details(Some(before.clone())).build())
-        .output(move || DescribeImagesOutput::builder().set_image_details(Some(after.clone())).build())
-        .build();
-    let list = mock!(aws_sdk_ecr::Client::list_images)
-        .sequence()
-        .output(move || listing_of(&listed))
-        .output(move || listing_of(&left))
-        .build();
-    let delete = mock!(aws_sdk_ecr::Client::batch_delete_image)
-        .sequence()
-        .output(|| BatchDeleteImageOutput::builder().build())
-        .http_status(ecr_500().0, ecr_500().1)
-        .times(3)
-        .output(|| BatchDeleteImageOutput::builder().build())
-        .build();
-    let coverage = no_coverage();
-    let lot = parking_lot("retention@pushes/api:interrupted");
-    let claim = claim();
+async fn what_a_killed_run_deleted_is_reported_once_by_the_next_run_and_only_what_is_gone() {
+    // A run (event e-0, run r-1) journalled two images and was killed: one of them is gone, the other is not.
+    let (gone, still_there, recent) = (digest(40), detail(41, &[], 60), detail(42, &["main"], 1));
+    let journal = JournalStore::new();
+    journal.holds("pushes/api", "r-1", "e-0", &[gone.clone(), digest(41)]);
+    let images = vec![still_there, recent];
+    let (describe, list, coverage) = (inventory(vec![images.clone()]), listing(&images), no_coverage());
+    let claims = ClaimStore::new();
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&messages);
     let publish = mock!(aws_sdk_sns::Client::publish)
-        .sequence()
-        .http_status(sns_500().0, sns_500().1)
-        .times(3)
-        .output(|| PublishOutput::builder().message_id("m").build())
-        .times(2)
-        .build();
-    let dynamodb: Vec<&Rule> = lot.rules().into_iter().chain([&claim]).collect();
-    let lc = lifecycle(&[&describe, &list, &delete], &dynamodb, &[&publish], &[&coverage], false);
+        .match_requests(move |r| {
+            seen.lock().expect("lock").push(r.message().unwrap_or_default().to_owned());
+            true
+        })
+        .then_output(|| PublishOutput::builder().message_id("m").build());
+    let delete = deletes(&[]);
+    let ecr: Vec<&Rule> = describe.iter().chain([&list, &delete]).collect();
+    let dynamodb: Vec<&Rule> = journal.rules().into_iter().chain(claims.rules()).collect();
+    let lc = lifecycle(&ecr, &dynamodb, &[&publish], &[&coverage], false);
 
-    let error =
-        lc.handle(push("pushes/api"), &testing::invocation()).await.expect_err("interrupted, and its report failed");
-    assert!(error.is_retryable(), "{error}");
-    assert_eq!(lot.holds(), Some(("retention".into(), "partly-failed".into())));
+    let outcome = lc.handle(push("pushes/api"), &testing::invocation()).await.expect("ok");
+    assert!(outcome.notified);
+    let messages = messages.lock().expect("lock").clone();
+    assert_eq!(messages.len(), 2, "the killed run's report, then this run's (it deletes the image still there)");
+    let report: Value = serde_json::from_str(&messages[0]).expect("json");
+    let text = report["default"].as_str().unwrap_or_default();
+    assert!(text.contains(&gone) && text.contains("1 image deleted by a retention run that was cut short"), "{text}");
+    assert!(!text.contains(&digest(41)), "what is still there is not reported as deleted: {text}");
+    let json: Value = serde_json::from_str(report["sqs"].as_str().unwrap_or("{}")).unwrap_or_default();
+    assert_eq!(json["event-id"], "e-0", "reported as the killed run's event: {json}");
+    assert_eq!(journal.len(), 0);
 
-    let retried = lc.handle(push("pushes/api"), &testing::invocation()).await.expect("the retry");
-    assert_eq!(deleted_digests(&retried).len(), 50);
-    assert!(retried.notified);
-    assert_eq!((publish.num_calls(), lot.unpark.num_calls()), (5, 1), "its own report and the parked one");
-    assert_eq!(lot.holds(), None);
+    // Had the killed run published before it died, its claim would stand: the journal is cleared in silence.
+    journal.holds("pushes/api", "r-2", "e-1", std::slice::from_ref(&gone));
+    claims.take("e-1", "retention@pushes/api#r-2");
+    let before = publish.num_calls();
+    lc.handle(push("pushes/api"), &testing::invocation()).await.expect("ok");
+    assert_eq!(publish.num_calls(), before + 1, "only this run's own report (it deletes again what is there)");
+    assert_eq!(journal.len(), 0);
 }
 
 #[tokio::test]
@@ -1127,3 +1359,5 @@ async fn events_about_other_accounts_or_regions_are_refused_at_the_door() {
     }
     assert_eq!(delete.num_calls(), 0);
 }
+
+mod safety;

@@ -28,8 +28,6 @@ use warden::tags::{
 };
 
 pub const FUNCTION: &str = "tag-guard";
-/// The most forged tags one sweep removes; the rest are reported and left for the next sweep.
-pub const MAX_SWEEP_REMOVALS: usize = 20;
 
 #[derive(Debug)]
 pub struct TagGuard {
@@ -421,23 +419,33 @@ impl TagGuard {
         Ok(outcome)
     }
 
-    /// Each repository's tag mutability against its class: drift fixed (`untag` / `revert`) or reported.
+    /// Each repository's tag mutability against its class: drift fixed (`untag` / `revert`) or reported. At
+    /// most `limits.sweep-max-changed-repositories` are changed in one sweep; the rest are reported.
     async fn sweep_settings(
         &self,
         cx: &Context<'_>,
         repositories: &[(&RepositorySettings, &Class)],
     ) -> Result<Vec<Outcome>, WardenError> {
+        let cap = self.base.policy.limits.sweep_max_changed_repositories;
         let mut drifted = Vec::new();
+        let mut changed = 0;
         for (repository, class) in repositories {
             let Some(rules) = &class.tags else { continue };
-            let decision = decide_settings(&rules.mutability, &repository.mutability, rules.remediation);
+            let mut decision = decide_settings(&rules.mutability, &repository.mutability, rules.remediation);
             if decision.verdict == Verdict::SettingsOk {
                 continue;
+            }
+            if changed >= cap && !decision.steps.is_empty() {
+                decision.steps.clear();
+                decision
+                    .reasons
+                    .push(format!("this sweep changed {cap} repositories already (its limit): left for the next"));
             }
             let mut item = self.base.outcome_for(cx, class, &repository.name, None, &[]);
             item.decision = verdict_name(decision.verdict);
             item.reasons = decision.reasons.clone();
             item.actions = self.execute(cx, &repository.name, &decision.steps).await?;
+            changed += usize::from(item.actions.iter().any(|a| a.result == ActionResult::Done));
             drifted.push(item);
         }
         Ok(drifted)
@@ -445,13 +453,14 @@ impl TagGuard {
 
     /// Tags shaped like ecr-warden's own that the ledger has no record of (pushed while tag-guard was down, or
     /// its event lost): each is treated like a forged push, removed where the class's remediation writes (at
-    /// most [`MAX_SWEEP_REMOVALS`] per sweep, the rest left for the next) and reported. One ListImages per
-    /// managed repository, and one Query where it holds such tags.
+    /// most `limits.sweep-max-tag-removals` per sweep, the rest left for the next) and reported. One ListImages
+    /// per managed repository, and one Query where it holds such tags.
     async fn sweep_forged(
         &self,
         cx: &Context<'_>,
         repositories: &[(&RepositorySettings, &Class)],
     ) -> Result<Vec<Outcome>, WardenError> {
+        let cap = self.base.policy.limits.sweep_max_tag_removals;
         let mut forged = Vec::new();
         let mut removals = 0;
         for (repository, class) in repositories {
@@ -479,11 +488,10 @@ impl TagGuard {
                 let mut item =
                     self.base.outcome_for(cx, class, &repository.name, Some(digest), std::slice::from_ref(tag));
                 let unwanted = Unwanted::Forged { kind };
-                if removals >= MAX_SWEEP_REMOVALS {
+                if removals >= cap {
                     item.decision = verdict_name(Verdict::ForgedApproval);
                     item.reasons.push(unwanted.reason(tag, digest));
-                    item.reasons
-                        .push(format!("this sweep removed {MAX_SWEEP_REMOVALS} already (its cap): left for the next"));
+                    item.reasons.push(format!("this sweep removed {cap} already (its limit): left for the next"));
                     forged.push(item);
                     continue;
                 }

@@ -393,6 +393,32 @@ async fn sweep_reads_every_page_and_sends_one_summary() {
 }
 
 #[tokio::test]
+async fn the_mutability_sweep_changes_no_more_repositories_than_its_limit() {
+    let drifted: Vec<Repository> = ["prod/a", "prod/b", "prod/c"]
+        .into_iter()
+        .map(|name| {
+            Repository::builder().repository_name(name).image_tag_mutability(ImageTagMutability::Mutable).build()
+        })
+        .collect();
+    let list = mock!(aws_sdk_ecr::Client::describe_repositories)
+        .then_output(move || DescribeRepositoriesOutput::builder().set_repositories(Some(drifted.clone())).build());
+    let fix = mock!(aws_sdk_ecr::Client::put_image_tag_mutability)
+        .then_output(|| PutImageTagMutabilityOutput::builder().build());
+    let no_own_tags = mock!(aws_sdk_ecr::Client::list_images).then_output(|| ListImagesOutput::builder().build());
+    let (claim, publish) = (any_put_item(), publish_ok());
+    let clients = testing::clients(&[&list, &fix, &no_own_tags], &[&claim], &[&publish], Retries::None);
+    let text = format!("{}\n[limits]\nsweep-max-changed-repositories = 1\n", warden::policy::EMBEDDED_POLICY);
+    let policy = Policy::from_toml(&text, "warden.toml").expect("valid policy");
+    let guard = TagGuard::new(policy, testing::config(), clients).expect("guard");
+    let outcome = guard.handle(sample("scheduled-rule.json"), &testing::invocation()).await.expect("handled");
+    assert_eq!(fix.num_calls(), 1, "one repository changed: the limit");
+    assert_eq!(outcome.items.len(), 3, "all three reported");
+    let left: Vec<&Outcome> = outcome.items.iter().filter(|i| i.actions.is_empty()).collect();
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|i| i.reasons.iter().any(|r| r.contains("(its limit): left for the next"))), "{left:?}");
+}
+
+#[tokio::test]
 async fn irrelevant_and_unknown_events_are_skipped_without_calls() {
     let guard = guard(&[], &[], &[]);
     for name in [

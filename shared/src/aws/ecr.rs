@@ -259,13 +259,31 @@ pub async fn lifecycle_inventory(
     ecr: &Client,
     repository: &str,
 ) -> Result<Found<Vec<crate::lifecycle::Image>>, WardenError> {
+    Ok(match inventory_until(ecr, repository, None).await? {
+        Found::Yes(Some(images)) => Found::Yes(images),
+        Found::NoImage | Found::Yes(None) => Found::NoImage,
+        Found::NoRepository => Found::NoRepository,
+    })
+}
+
+/// [`lifecycle_inventory`], giving up (`Found::Yes(None)`) before a page when `deadline` has passed: a sweep
+/// must stop in time to record where it was, whatever the size of the repository.
+pub async fn inventory_until(
+    ecr: &Client,
+    repository: &str,
+    deadline: Option<std::time::SystemTime>,
+) -> Result<Found<Option<Vec<crate::lifecycle::Image>>>, WardenError> {
     use aws_sdk_ecr::types::{DescribeImagesFilter, ImageStatus, ImageStatusFilter};
     let filter = DescribeImagesFilter::builder().image_status(ImageStatusFilter::Any).build();
     let mut pages =
         ecr.describe_images().repository_name(repository).filter(filter).max_results(1000).into_paginator().send();
     let seconds = |t: Option<&aws_smithy_types::DateTime>| t.map(aws_smithy_types::DateTime::secs);
     let mut images = Vec::new();
-    while let Some(page) = pages.next().await {
+    loop {
+        if deadline.is_some_and(|d| std::time::SystemTime::now() >= d) {
+            return Ok(Found::Yes(None));
+        }
+        let Some(page) = pages.next().await else { break };
         let page = match page {
             Ok(page) => page,
             Err(e) if e.as_service_error().is_some_and(|se| se.is_repository_not_found_exception()) => {
@@ -286,7 +304,8 @@ pub async fn lifecycle_inventory(
             activated_at: seconds(d.last_activated_at()),
             size_bytes: d.image_size_in_bytes(),
             media_type: d.image_manifest_media_type().map(str::to_owned),
+            subject: d.subject_manifest_digest().map(str::to_owned),
         }));
     }
-    Ok(Found::Yes(images))
+    Ok(Found::Yes(Some(images)))
 }

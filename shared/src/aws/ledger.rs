@@ -7,7 +7,8 @@
 //! | an image pushed by digest only | `IMAGE#<repository>@<digest>` | `PUSHED` |
 //! | a notification already sent (expires) | `NOTIFY#<event id>` | `<kind>` |
 //! | a notification whose delivery failed after its actions were done (expires) | `NOTIFY#<event id>` | `PARKED#<kind>` |
-//! | where an unfinished sweep resumes (the last repository it finished) | `SWEEP#<function>` | `CURSOR` |
+//! | where an unfinished sweep resumes (the repository and phase it was in) | `SWEEP#<function>[#<repositories named>]` | `CURSOR` |
+//! | a standing finding of a sweep last reported (drift, refused policies; expires: reported again weekly) | `STANDING#<function>[#<repositories named>]` | `<kind>` |
 //! | the standing retention plan last reported for a repository (expires: reported again weekly) | `PLAN#<repository>` | `retention` |
 //! | a tag ecr-warden added: a promotion (with its approval) or a quarantine tag (see `approvals`) | `OWN#<repository>` | `<digest>#<tag>` |
 //! | the latest gate verdict on an image (see `approvals`) | `VERDICT#<repository>` | `<digest>` |
@@ -43,7 +44,7 @@ pub(super) fn get(item: &Item, key: &str) -> Option<String> {
 }
 
 /// A token no other claim has: process, time and a counter.
-fn claim_token() -> String {
+pub fn claim_token() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -60,6 +61,13 @@ fn pointer_of(item: &Item) -> Option<TagPointer> {
         since: get(item, "since").unwrap_or_default(),
         deleted_at: get(item, "deleted_at"),
     })
+}
+
+/// Where a sweep stands: the repository it is working on, and the phase (`native`, `retention`) it reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepCursor {
+    pub repository: String,
+    pub phase: String,
 }
 
 /// One row of a tag's history, oldest first.
@@ -85,37 +93,42 @@ impl Ledger {
         Self { client, table: table.into() }
     }
 
-    /// The last repository an unfinished sweep of `function` completed, if one ran out of time.
-    pub async fn sweep_cursor(&self, function: &str) -> Result<Option<String>, WardenError> {
+    /// Where an unfinished sweep of `function` resumes: the repository it was working on and the phase it had
+    /// reached there, if one stopped or was cut off.
+    pub async fn sweep_cursor(&self, scope: &str) -> Result<Option<SweepCursor>, WardenError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("SWEEP#{function}")))
+            .key("pk", s(format!("SWEEP#{scope}")))
             .key("sk", s("CURSOR"))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| aws_error("DynamoDB.GetItem", e))?;
-        Ok(output.item().and_then(|item| get(item, "repository")))
+        Ok(output.item().and_then(|item| {
+            Some(SweepCursor { repository: get(item, "repository")?, phase: get(item, "phase").unwrap_or_default() })
+        }))
     }
 
-    /// Records that a sweep stopped after `repository`; `None`: the sweep finished, the next starts afresh.
+    /// Records where a sweep is: written before each repository it works on (and each phase), so a sweep that
+    /// is cut off resumes there; `None`: the sweep finished, the next starts afresh.
     pub async fn save_sweep_cursor(
         &self,
-        function: &str,
-        repository: Option<&str>,
+        scope: &str,
+        cursor: Option<&SweepCursor>,
         at: &str,
     ) -> Result<(), WardenError> {
-        let pk = s(format!("SWEEP#{function}"));
-        match repository {
-            Some(repository) => self
+        let pk = s(format!("SWEEP#{scope}"));
+        match cursor {
+            Some(cursor) => self
                 .client
                 .put_item()
                 .table_name(&self.table)
                 .item("pk", pk)
                 .item("sk", s("CURSOR"))
-                .item("repository", s(repository))
+                .item("repository", s(&cursor.repository))
+                .item("phase", s(&cursor.phase))
                 .item("at", s(at))
                 .send()
                 .await
@@ -334,9 +347,21 @@ impl Ledger {
         fingerprint: &str,
         now_epoch: i64,
     ) -> Result<bool, WardenError> {
+        self.note_standing(&format!("PLAN#{repository}"), "retention", fingerprint, now_epoch).await
+    }
+
+    /// Records that a standing finding (`pk` / `sk`: what it is about) with this fingerprint was reported:
+    /// `Ok(true)` when it is new, changed, or last reported more than [`STANDING_PLAN_REPEAT_SECONDS`] ago.
+    pub async fn note_standing(
+        &self,
+        pk: &str,
+        sk: &str,
+        fingerprint: &str,
+        now_epoch: i64,
+    ) -> Result<bool, WardenError> {
         let item = HashMap::from([
-            ("pk".to_owned(), s(format!("PLAN#{repository}"))),
-            ("sk".to_owned(), s("retention")),
+            ("pk".to_owned(), s(pk)),
+            ("sk".to_owned(), s(sk)),
             ("fingerprint".to_owned(), s(fingerprint)),
             ("expires_at".to_owned(), AttributeValue::N((now_epoch + STANDING_PLAN_REPEAT_SECONDS).to_string())),
         ]);
@@ -348,11 +373,16 @@ impl Ledger {
 
     /// Forgets the standing plan last reported for a repository (its report failed: the retry tells again).
     pub async fn forget_standing_plan(&self, repository: &str) -> Result<(), WardenError> {
+        self.forget_standing(&format!("PLAN#{repository}"), "retention").await
+    }
+
+    /// Forgets a standing finding's last report (its report failed: the retry tells again).
+    pub async fn forget_standing(&self, pk: &str, sk: &str) -> Result<(), WardenError> {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(format!("PLAN#{repository}")))
-            .key("sk", s("retention"))
+            .key("pk", s(pk))
+            .key("sk", s(sk))
             .send()
             .await
             .map(|_| ())

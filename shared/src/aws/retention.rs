@@ -4,7 +4,7 @@
 use super::Found;
 use crate::WardenError;
 use crate::error::aws_error;
-use crate::lifecycle::{INDEX_MEDIA_TYPES, InUse};
+use crate::lifecycle::{INDEX_MEDIA_TYPES, InUse, InUseData};
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::types::ImageIdentifier;
 use std::collections::HashMap;
@@ -149,11 +149,9 @@ pub async fn delete_images(ecr: &Client, repository: &str, digests: &[String]) -
 }
 
 /// Amazon Inspector's in-use data for a repository's images (ListCoverage filtered by repository, all pages):
-/// digest → in-use count and last use. Images Inspector does not cover are absent.
-pub async fn images_in_use(
-    inspector: &aws_sdk_inspector2::Client,
-    repository: &str,
-) -> Result<HashMap<String, InUse>, WardenError> {
+/// digest → in-use count and last use; images Inspector does not cover are absent. A read a retry cannot mend
+/// (access denied, Inspector not enabled) is [`InUseData::Unavailable`], never an empty "nothing is used".
+pub async fn images_in_use(inspector: &aws_sdk_inspector2::Client, repository: &str) -> Result<InUseData, WardenError> {
     use aws_sdk_inspector2::types::{CoverageFilterCriteria, CoverageStringComparison, CoverageStringFilter};
     let filter = |value: &str| {
         CoverageStringFilter::builder()
@@ -169,7 +167,11 @@ pub async fn images_in_use(
     let mut pages = inspector.list_coverage().filter_criteria(criteria).max_results(200).into_paginator().send();
     let mut in_use = HashMap::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws_error("Inspector2.ListCoverage", e))?;
+        let page = match page.map_err(|e| aws_error("Inspector2.ListCoverage", e)) {
+            Ok(page) => page,
+            Err(WardenError::Aws { retryable: false, code, .. }) => return Ok(InUseData::Unavailable(code)),
+            Err(error) => return Err(error),
+        };
         for resource in page.covered_resources() {
             // The resource id of an ECR image is its ARN: `arn:aws:ecr:region:account:repository/name/sha256:...`.
             let Some((_, digest)) = resource.resource_id().rsplit_once('/') else { continue };
@@ -183,14 +185,18 @@ pub async fn images_in_use(
             );
         }
     }
-    Ok(in_use)
+    Ok(InUseData::Read(in_use))
 }
 
-/// Every image's tags right now (ListImages, all pages, 1,000 per call): digest → tags, sorted.
-/// Retention compares them with its inventory just before deleting, so an image tagged meanwhile (a promotion,
-/// a release) is not deleted on the strength of a stale picture.
+/// Every image's tags right now, in every storage class (ListImages, all pages, 1,000 per call, `imageStatus`
+/// ANY): digest → tags, sorted. Retention compares them with its inventory just before deleting, so an image
+/// tagged meanwhile (a promotion, a release) is not deleted on the strength of a stale picture, and an archived
+/// image is not taken for one already gone.
 pub async fn current_tags(ecr: &Client, repository: &str) -> Result<Found<HashMap<String, Vec<String>>>, WardenError> {
-    let mut pages = ecr.list_images().repository_name(repository).max_results(1000).into_paginator().send();
+    use aws_sdk_ecr::types::{ImageStatusFilter, ListImagesFilter};
+    let every_status = ListImagesFilter::builder().image_status(ImageStatusFilter::Any).build();
+    let mut pages =
+        ecr.list_images().repository_name(repository).filter(every_status).max_results(1000).into_paginator().send();
     let mut tags: HashMap<String, Vec<String>> = HashMap::new();
     while let Some(page) = pages.next().await {
         let page = match page {

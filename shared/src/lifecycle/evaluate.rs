@@ -24,6 +24,8 @@ pub struct Image {
     pub size_bytes: Option<i64>,
     /// `imageManifestMediaType`: image indexes reference other manifests that must outlive them.
     pub media_type: Option<String>,
+    /// `subjectManifestDigest`: the image this one refers to (a signature, SBOM or attestation: an OCI referrer).
+    pub subject: Option<String>,
 }
 
 /// Manifest media types of image indexes (multi-architecture images).

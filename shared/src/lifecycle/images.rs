@@ -34,6 +34,8 @@ struct RawImage {
     image_size_in_bytes: Option<i64>,
     #[serde(default)]
     image_manifest_media_type: Option<String>,
+    #[serde(default)]
+    subject_manifest_digest: Option<String>,
 }
 
 /// Epoch seconds from an ISO-8601 string or a number.
@@ -73,6 +75,7 @@ pub fn parse_images(text: &str) -> Result<Vec<Image>, ImagesError> {
                 activated_at: optional(raw.last_activated_at.as_ref(), "lastActivatedAt", &digest)?,
                 size_bytes: raw.image_size_in_bytes,
                 media_type: raw.image_manifest_media_type,
+                subject: raw.subject_manifest_digest,
                 tags: raw.image_tags,
                 storage_class,
                 digest,

@@ -21,11 +21,22 @@ pub struct InUse {
     pub last_in_use_at: Option<i64>,
 }
 
+/// What Amazon Inspector's coverage says about the repository's images, if it was read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum InUseData {
+    /// Not read (yet): a first plan decides whether reading it is worth it, and protects nothing by use.
+    #[default]
+    NotRead,
+    /// By digest; images Inspector does not cover are absent.
+    Read(HashMap<String, InUse>),
+    /// The read failed in a way a retry does not mend (access denied, say): nobody can tell what is used.
+    Unavailable(String),
+}
+
 /// What the handler observed besides the inventory.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
-    /// By digest; images Inspector does not know are absent.
-    pub in_use: HashMap<String, InUse>,
+    pub in_use: InUseData,
     /// Index digest → the manifests it references.
     pub index_children: HashMap<String, Vec<String>>,
 }
@@ -40,6 +51,10 @@ pub enum Protection {
     Promoted(String),
     /// Amazon Inspector reports it in use.
     InUse,
+    /// ECR recorded a pull within the in-use window.
+    RecentlyPulled,
+    /// Nobody can say it is unused: Inspector's coverage does not list it, or could not be read.
+    InUseUnknown(String),
     /// Pushed less than the minimum age ago.
     Young,
     /// Archived less than 90 days ago: ECR bills an archived image for at least 90 days, so deleting it
@@ -47,6 +62,8 @@ pub enum Protection {
     ArchiveMinimum,
     /// A kept image index references it.
     IndexChild(String),
+    /// A referrer (signature, SBOM, attestation) of an image that is kept.
+    ReferrerOf(String),
 }
 
 impl Protection {
@@ -55,11 +72,14 @@ impl Protection {
             Self::Tag(tag) => format!("protected tag {tag}"),
             Self::Promoted(tag) => format!("promoted ({tag})"),
             Self::InUse => "in use (Amazon Inspector)".into(),
+            Self::RecentlyPulled => "pulled recently (ECR's lastRecordedPullTime)".into(),
+            Self::InUseUnknown(why) => format!("not known to be unused: {why}"),
             Self::Young => "younger than the minimum age".into(),
             Self::ArchiveMinimum => {
                 format!("archived less than {MIN_ARCHIVE_DAYS} days ago (billed for {MIN_ARCHIVE_DAYS} days anyway)")
             }
             Self::IndexChild(index) => format!("referenced by kept index {index}"),
+            Self::ReferrerOf(subject) => format!("a referrer (signature, SBOM, attestation) of kept image {subject}"),
         }
     }
 }
@@ -79,11 +99,19 @@ pub struct RetentionPlan {
     /// Chosen by a rule but kept, and why.
     pub spared: Vec<(Chosen, Protection)>,
     pub inventory: usize,
+    /// Referrers in the inventory (signatures, SBOMs, attestations): never chosen by retention.
+    pub referrers: usize,
     /// Set when the plan exceeds a safety cap: nothing may be deleted this run.
     pub over_cap: Option<String>,
 }
 
 impl RetentionPlan {
+    /// Images a rule chose that are kept only because nobody can vouch they are unused (Inspector's coverage
+    /// missing or unreadable): what operators must fix for retention to work.
+    pub fn held_back(&self) -> impl Iterator<Item = &Chosen> {
+        self.spared.iter().filter(|(_, why)| matches!(why, Protection::InUseUnknown(_))).map(|(c, _)| c)
+    }
+
     /// Names what the plan would do to `images` (the inventory it was made from): the same images chosen by
     /// the same rules, in the same cap state, give the same fingerprint whatever the inventory's order. A
     /// standing plan (a dry run, or one a cap stops) is reported again only when this changes.
@@ -97,6 +125,11 @@ impl RetentionPlan {
         for (digest, rule) in chosen {
             hasher.update(format!("{digest} {rule}\n"));
         }
+        let mut held: Vec<&str> = self.held_back().map(|c| images[c.image].digest.as_str()).collect();
+        held.sort_unstable();
+        for digest in held {
+            hasher.update(format!("held {digest}\n"));
+        }
         hasher.finalize().iter().take(16).map(|byte| format!("{byte:02x}")).collect()
     }
 }
@@ -109,7 +142,8 @@ pub struct TagProtections<'a> {
     pub promotion: &'a [TagTemplate],
 }
 
-fn protection(
+/// What protects an image from a rule that chose it, if anything.
+pub fn protection(
     image: &Image,
     rules: &RetentionRules,
     tags: &TagProtections<'_>,
@@ -125,10 +159,9 @@ fn protection(
         }
     }
     if rules.protect_in_use
-        && let Some(use_) = observed.in_use.get(&image.digest)
-        && (use_.count > 0 || use_.last_in_use_at.is_some_and(|t| now - t <= i64::from(rules.in_use_days) * DAY))
+        && let Some(why) = in_use(image, rules, &observed.in_use, now)
     {
-        return Some(Protection::InUse);
+        return Some(why);
     }
     if now - image.pushed_at < i64::from(rules.min_age_days) * DAY {
         return Some(Protection::Young);
@@ -139,6 +172,25 @@ fn protection(
         return Some(Protection::ArchiveMinimum);
     }
     None
+}
+
+/// Whether an image counts as in use: Inspector sees it used (or saw it within the window), ECR recorded a
+/// pull within the window, or nobody can tell (its coverage is missing) and the class requires coverage.
+fn in_use(image: &Image, rules: &RetentionRules, data: &InUseData, now: i64) -> Option<Protection> {
+    let window = i64::from(rules.in_use_days) * DAY;
+    if image.last_pulled_at.is_some_and(|t| now - t <= window) {
+        return Some(Protection::RecentlyPulled);
+    }
+    let unknown = |why: String| rules.require_in_use_coverage.then_some(Protection::InUseUnknown(why));
+    match data {
+        InUseData::NotRead => None,
+        InUseData::Read(in_use) => match in_use.get(&image.digest) {
+            Some(u) if u.count > 0 || u.last_in_use_at.is_some_and(|t| now - t <= window) => Some(Protection::InUse),
+            Some(_) => None,
+            None => unknown("Amazon Inspector's coverage does not list it".into()),
+        },
+        InUseData::Unavailable(why) => unknown(format!("Amazon Inspector's coverage could not be read ({why})")),
+    }
 }
 
 /// The ranking group of the image at `position` under `rule`, interning group names in `groups`.
@@ -165,7 +217,9 @@ pub fn plan_retention(
     now: i64,
 ) -> RetentionPlan {
     // Retention ranks every image by push time, whatever its storage class: deleting works the same on both.
-    let ranked = Ranked::new(images, |_| true, |i| i.pushed_at);
+    // Referrers (signatures, SBOMs, attestations) are not builds: no rule counts or chooses them, and ECR's own
+    // lifecycle removes them after their subject.
+    let ranked = Ranked::new(images, |i| i.subject.is_none(), |i| i.pushed_at);
     let protections: Vec<Option<Protection>> =
         (0..ranked.len()).map(|p| protection(ranked.image(p), rules, tags, observed, now)).collect();
     let mut taken = vec![false; ranked.len()];
@@ -196,7 +250,8 @@ pub fn plan_retention(
     }
     spare_index_children(images, observed, &mut delete, &mut spared);
     let over_cap = cap_exceeded(rules, delete.len(), images.len());
-    RetentionPlan { delete, spared, inventory: images.len(), over_cap }
+    let referrers = images.iter().filter(|i| i.subject.is_some()).count();
+    RetentionPlan { delete, spared, inventory: images.len(), referrers, over_cap }
 }
 
 /// Keeps every manifest a kept index references (and, transitively, what a kept child index references):

@@ -380,6 +380,7 @@ name = "c"
 [class.lifecycle.retention]
 protect = ["v-*"]
 protect-younger-than-days = {min_age_days}
+require-in-use-coverage = false
 [[class.lifecycle.retention.rule]]
 priority = 1
 tag-status = "tagged"
@@ -433,14 +434,14 @@ fn retention_table() {
     assert_eq!(planned(&plan, &images), vec![("c".into(), 1), ("f".into(), 2)]);
     // In use: kept.
     let in_use = Observed {
-        in_use: [("f".to_owned(), InUse { count: 0, last_in_use_at: Some(NOW - 2 * DAY) })].into(),
+        in_use: InUseData::Read([("f".to_owned(), InUse { count: 0, last_in_use_at: Some(NOW - 2 * DAY) })].into()),
         ..Observed::default()
     };
     let plan = plan_retention(&retention_rules(1, 30, 0), &tags, &images, &in_use, NOW);
     assert!(plan.spared.iter().any(|(c, why)| images[c.image].digest == "f" && *why == Protection::InUse));
     // Last used long ago: not in use.
     let stale = Observed {
-        in_use: [("f".to_owned(), InUse { count: 0, last_in_use_at: Some(NOW - 90 * DAY) })].into(),
+        in_use: InUseData::Read([("f".to_owned(), InUse { count: 0, last_in_use_at: Some(NOW - 90 * DAY) })].into()),
         ..Observed::default()
     };
     assert!(plan_retention(&retention_rules(1, 30, 0), &tags, &images, &stale, NOW).delete.len() == 3);
@@ -566,9 +567,11 @@ proptest! {
                 observed.index_children.insert(image.digest.clone(), vec![images[i + 1].digest.clone()]);
             }
         }
+        let mut in_use = std::collections::HashMap::new();
         if let Some(image) = images.get(used) {
-            observed.in_use.insert(image.digest.clone(), InUse { count: 1, last_in_use_at: None });
+            in_use.insert(image.digest.clone(), InUse { count: 1, last_in_use_at: None });
         }
+        observed.in_use = InUseData::Read(in_use.clone());
         let rules = retention_rules(keep, days, 0);
         let plan = plan_retention(&rules, &tags, &images, &observed, NOW);
         let deleted: std::collections::HashSet<&str> =
@@ -577,7 +580,7 @@ proptest! {
         for image in &images {
             if deleted.contains(image.digest.as_str()) {
                 prop_assert!(!image.tags.iter().any(|t| t.starts_with("v-")), "protected {:?}", image);
-                prop_assert!(!observed.in_use.contains_key(&image.digest), "in use {:?}", image);
+                prop_assert!(!in_use.contains_key(&image.digest), "in use {:?}", image);
             } else if let Some(children) = observed.index_children.get(&image.digest) {
                 for child in children {
                     prop_assert!(!deleted.contains(child.as_str()), "child {} of kept index {}", child, image.digest);
@@ -596,5 +599,166 @@ proptest! {
         // Keeping more never deletes more.
         let more = plan_retention(&retention_rules(keep + 1, days, 0), &tags, &images, &observed, NOW);
         prop_assert!(more.delete.len() <= plan.delete.len());
+    }
+}
+
+/// A class whose retention deletes untagged images after a day, requiring Inspector's coverage (the default).
+fn untagged_rules(extra: &str) -> crate::policy::RetentionRules {
+    let text = format!(
+        "version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\n[class.lifecycle.retention]\n{extra}\n\
+         [[class.lifecycle.retention.rule]]\npriority = 1\ntag-status = \"untagged\"\n\
+         count-type = \"since-image-pushed\"\ncount = 1\n"
+    );
+    let policy = crate::policy::Policy::from_toml(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    policy.classes[0].lifecycle.clone().and_then(|l| l.retention).expect("retention")
+}
+
+fn deleted(plan: &RetentionPlan, images: &[Image]) -> Vec<String> {
+    let mut digests: Vec<String> = plan.delete.iter().map(|c| images[c.image].digest.clone()).collect();
+    digests.sort();
+    digests
+}
+
+#[test]
+fn retention_fails_safe_without_knowing_what_is_in_use() {
+    let tags = TagProtections { patterns: &[], promotion: &[] };
+    let images = vec![image("covered", &[], 10), image("uncovered", &[], 10)];
+    let covered = InUseData::Read([("covered".to_owned(), InUse { count: 0, last_in_use_at: None })].into());
+    let table: Vec<(&str, &str, InUseData, Vec<&str>)> = vec![
+        ("coverage lists only one image", "", covered.clone(), vec!["covered"]),
+        ("coverage not required", "require-in-use-coverage = false", covered, vec!["covered", "uncovered"]),
+        ("coverage unreadable", "", InUseData::Unavailable("AccessDeniedException".into()), vec![]),
+        (
+            "in use not protected",
+            "protect-in-use = false",
+            InUseData::Unavailable("denied".into()),
+            vec!["covered", "uncovered"],
+        ),
+    ];
+    for (case, extra, in_use, expected) in table {
+        let observed = Observed { in_use, ..Observed::default() };
+        let plan = plan_retention(&untagged_rules(extra), &tags, &images, &observed, NOW);
+        assert_eq!(deleted(&plan, &images), expected, "{case}");
+        if expected.len() < images.len() && !extra.contains("protect-in-use") {
+            assert!(
+                plan.spared.iter().any(|(_, why)| matches!(why, Protection::InUseUnknown(_))),
+                "{case}: {:?}",
+                plan.spared
+            );
+        }
+    }
+}
+
+#[test]
+fn a_recent_pull_counts_as_in_use_and_the_default_minimum_age_is_a_day() {
+    let tags = TagProtections { patterns: &[], promotion: &[] };
+    let mut pulled = image("pulled", &[], 40);
+    pulled.last_pulled_at = Some(NOW - 3 * DAY);
+    let mut long_ago = image("long-ago", &[], 40);
+    long_ago.last_pulled_at = Some(NOW - 45 * DAY);
+    let mut fresh = image("fresh", &[], 0);
+    fresh.pushed_at = NOW - 3_600;
+    let mut newest = image("newest", &[], 0);
+    newest.pushed_at = NOW - 600;
+    let images = vec![pulled, long_ago, fresh, newest];
+    // Keep the newest untagged image: the others are chosen, the hour-old one too.
+    let text = "version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\n[class.lifecycle.retention]\n\
+                require-in-use-coverage = false\n[[class.lifecycle.retention.rule]]\npriority = 1\n\
+                tag-status = \"untagged\"\ncount-type = \"image-count-more-than\"\ncount = 1\n";
+    let policy = crate::policy::Policy::from_toml(text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    let rules = policy.classes[0].lifecycle.clone().and_then(|l| l.retention).expect("retention");
+    assert_eq!(rules.min_age_days, 1, "the default minimum age");
+    let plan = plan_retention(&rules, &tags, &images, &Observed::default(), NOW);
+    assert_eq!(deleted(&plan, &images), vec!["long-ago"]);
+    let why: Vec<(&str, &Protection)> = plan.spared.iter().map(|(c, w)| (images[c.image].digest.as_str(), w)).collect();
+    assert!(why.contains(&("pulled", &Protection::RecentlyPulled)), "{why:?}");
+    assert!(why.contains(&("fresh", &Protection::Young)), "{why:?}");
+}
+
+#[test]
+fn referrers_are_never_counted_as_builds() {
+    let tags = TagProtections { patterns: &[], promotion: &[] };
+    let mut signature = image("signature", &[], 10);
+    signature.subject = Some("release".into());
+    let mut sbom = image("sbom", &[], 10);
+    sbom.subject = Some("gone-build".into());
+    let images = vec![image("release", &["v1"], 10), signature, sbom, image("leftover", &[], 10)];
+    let plan =
+        plan_retention(&untagged_rules("require-in-use-coverage = false"), &tags, &images, &Observed::default(), NOW);
+    assert_eq!(deleted(&plan, &images), vec!["leftover"], "untagged referrers are not untagged builds");
+    assert_eq!(plan.referrers, 2);
+}
+
+fn native(rules: serde_json::Value) -> LifecyclePolicy {
+    LifecyclePolicy::parse(&json!({ "rules": rules }).to_string()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn native_policies_are_checked_against_what_the_class_protects() {
+    let release = crate::pattern::Pattern::parse("v*").expect("pattern");
+    let patterns = [&release];
+    let promotion = [crate::template::TagTemplate::parse("{tag}-approved").expect("template")];
+    let tags = TagProtections { patterns: &patterns, promotion: &promotion };
+    let rules = untagged_rules("");
+    let mut signature = image("signature", &[], 40);
+    signature.subject = Some("release".into());
+    let mut index = image("index", &["main"], 40);
+    index.media_type = Some(INDEX_MEDIA_TYPES[0].into());
+    let images = vec![
+        image("release", &["v1.0.0", "sha-1"], 40),
+        image("approved", &["sha-2", "sha-2-approved"], 40),
+        image("running", &["sha-3"], 40),
+        image("build", &["sha-4"], 40),
+        signature,
+        index,
+        image("child", &[], 40),
+    ];
+    let observed = Observed {
+        in_use: InUseData::Read([("running".to_owned(), InUse { count: 2, last_in_use_at: None })].into()),
+        index_children: [("index".to_owned(), vec!["child".to_owned()])].into(),
+    };
+    // The classic mistake: every image older than 30 days goes, whatever its tags.
+    let any = native(json!([{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "sinceImagePushed",
+        "countUnit": "days", "countNumber": 30}, "action": {"type": "expire"}}]));
+    let hits = check_native(&any, &images, &rules, &tags, &observed, NOW);
+    let mut named: Vec<(&str, String)> =
+        hits.iter().map(|h| (images[h.image].digest.as_str(), format!("{:?}", h.why))).collect();
+    named.sort();
+    let digests: Vec<&str> = named.iter().map(|(d, _)| *d).collect();
+    assert_eq!(digests, vec!["approved", "release", "running"], "{named:?}");
+    // Untagged leftovers only: nothing protected is touched (the index keeps its child in ECR itself, and the
+    // signature of a kept release stays: ECR removes referrers after their subject).
+    let untagged =
+        native(json!([{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
+        "countUnit": "days", "countNumber": 14}, "action": {"type": "expire"}}]));
+    let hits = check_native(&untagged, &images, &rules, &tags, &observed, NOW);
+    let digests: Vec<&str> = hits.iter().map(|h| images[h.image].digest.as_str()).collect();
+    assert_eq!(digests, vec!["signature"], "the release's signature would go while the release stays");
+}
+
+#[test]
+fn rules_that_reach_protected_tags_are_named() {
+    let protected = vec![
+        crate::pattern::Pattern::parse("v*.*.*").expect("pattern"),
+        crate::template::TagTemplate::parse("{tag}-approved").expect("template").as_pattern().expect("wildcard"),
+    ];
+    let patterns =
+        |p: &[&str]| TagSelection::Patterns(p.iter().map(|s| crate::pattern::Pattern::parse(s).expect("p")).collect());
+    let table: Vec<(TagSelection, Option<&str>)> = vec![
+        (TagSelection::Untagged, None),
+        (TagSelection::Any, Some("tagStatus any")),
+        (patterns(&["sha-*"]), Some("*-approved")),
+        (patterns(&["nightly"]), None),
+        (patterns(&["v*"]), Some("v*.*.*")),
+        (patterns(&["*-approved"]), Some("*-approved")),
+        (TagSelection::Prefixes(vec!["v1".into()]), Some("v*.*.*")),
+        (TagSelection::Prefixes(vec!["pr-".into()]), Some("*-approved")),
+    ];
+    for (selection, expected) in table {
+        let got = reaches_protected_tags(&selection, &protected);
+        match expected {
+            None => assert_eq!(got, None, "{selection:?}"),
+            Some(part) => assert!(got.as_deref().is_some_and(|g| g.contains(part)), "{selection:?}: {got:?}"),
+        }
     }
 }

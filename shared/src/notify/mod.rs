@@ -35,6 +35,8 @@ pub const KINDS: &[&str] = &[
     "not-scanned",
     // lifecycle
     "lifecycle-policy-applied",
+    "lifecycle-policy-drift",
+    "lifecycle-policy-refused",
     "lifecycle-sweep-incomplete",
     "retention",
     // notify

@@ -9,14 +9,52 @@ use regex::Regex;
 /// Retention's default safety caps: a run that would delete more stops and notifies instead.
 pub const DEFAULT_MAX_IMAGES: usize = 100;
 pub const DEFAULT_MAX_FRACTION: f64 = 0.5;
-/// An image Inspector saw in use within this many days counts as in use.
+/// An image Inspector saw in use (or ECR recorded pulled) within this many days counts as in use.
 pub const DEFAULT_IN_USE_DAYS: u32 = 30;
+/// Images pushed less than this many days ago are never deleted unless a class says otherwise.
+pub const DEFAULT_MIN_AGE_DAYS: u32 = 1;
 
 #[derive(Debug, Clone, Default)]
 pub struct LifecycleRules {
+    /// Put the native policy (after checking it against the registry); `false` (the default): report its drift.
+    pub apply_native: bool,
     /// The native policy every repository of the class must carry; `None`: ecr-warden leaves it alone.
     pub native: Option<NativePolicy>,
     pub retention: Option<RetentionRules>,
+}
+
+impl LifecycleRules {
+    /// What `warden policy check` says of a class's lifecycle: what is enforced and what only observed.
+    pub(super) fn summary(&self) -> String {
+        let mut out = String::new();
+        if let Some(native) = &self.native {
+            let mode = if self.apply_native {
+                "apply = true: put on creation and drift, after a check against the live registry"
+            } else {
+                "observed (apply = false): drift reported, nothing put"
+            };
+            out.push_str(&format!("  native lifecycle policy: {} rules, {mode}\n", native.policy.rules.len()));
+        }
+        if let Some(retention) = &self.retention {
+            let in_use = match (retention.protect_in_use, retention.require_in_use_coverage) {
+                (false, _) => "not protected".to_owned(),
+                (true, true) => {
+                    format!("protected ({} days), nothing deleted without Inspector's coverage", retention.in_use_days)
+                }
+                (true, false) => format!("protected ({} days), uncovered images may go", retention.in_use_days),
+            };
+            out.push_str(&format!(
+                "  retention: {} rules{}, {}; caps {} images / {:.0}% per run; younger than {} days kept; in use: {in_use}\n",
+                retention.rules.len(),
+                if retention.after_push { " (sweep and after each push)" } else { " (sweep)" },
+                if retention.apply { "deletes (apply = true)" } else { "dry run (apply = false)" },
+                retention.max_images,
+                retention.max_fraction * 100.0,
+                retention.min_age_days,
+            ));
+        }
+        out
+    }
 }
 
 /// A native ECR lifecycle policy, validated with ECR's rules at policy load.
@@ -75,13 +113,37 @@ pub struct RetentionRules {
     pub protect: Vec<Pattern>,
     /// Protect images carrying one of the gate's promotion tags.
     pub protect_promoted: bool,
-    /// Protect images Amazon Inspector reports in use (in-use count > 0, or last in use within `in_use_days`).
+    /// Protect images Amazon Inspector reports in use (in-use count > 0, or last in use within `in_use_days`)
+    /// and images ECR recorded pulled within `in_use_days`.
     pub protect_in_use: bool,
+    /// With `protect_in_use`: an image Inspector's coverage does not list (or a repository whose coverage cannot
+    /// be read) is kept, since nobody can say it is unused. `false` lets such images go.
+    pub require_in_use_coverage: bool,
     pub in_use_days: u32,
     /// Protect images pushed less than this many days ago.
     pub min_age_days: u32,
     /// In ascending priority.
     pub rules: Vec<RetentionRule>,
+}
+
+impl RetentionRules {
+    /// The protections of a class that declares no retention (what a native policy is checked against): the
+    /// defaults, with no rules and nothing applied.
+    pub fn protections_only() -> Self {
+        Self {
+            apply: false,
+            after_push: false,
+            max_images: DEFAULT_MAX_IMAGES,
+            max_fraction: DEFAULT_MAX_FRACTION,
+            protect: vec![],
+            protect_promoted: true,
+            protect_in_use: true,
+            require_in_use_coverage: true,
+            in_use_days: DEFAULT_IN_USE_DAYS,
+            min_age_days: DEFAULT_MIN_AGE_DAYS,
+            rules: vec![],
+        }
+    }
 }
 
 /// One retention rule: ECR's rule language (tag status, patterns or prefixes, count type and number), where

@@ -13,6 +13,24 @@ mod tags;
 
 pub use gate::{AllowEntry, GateRules, OnFailure, Severity};
 pub use lifecycle::{LifecycleRules, NativePolicy, RetentionRule, RetentionRules};
+
+/// What one sweep may change at most, whatever the classes say per repository: a broken policy or a surprise
+/// in the registry stops after this much and tells operators, instead of sweeping everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Images lifecycle's retention deletes in one sweep.
+    pub sweep_max_deleted_images: usize,
+    /// Repositories one sweep changes (a native policy put, images deleted, tag mutability set).
+    pub sweep_max_changed_repositories: usize,
+    /// Forged promotion or quarantine tags tag-guard's sweep removes.
+    pub sweep_max_tag_removals: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { sweep_max_deleted_images: 1_000, sweep_max_changed_repositories: 25, sweep_max_tag_removals: 20 }
+    }
+}
 pub use tags::{EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules};
 
 use crate::pattern::Pattern;
@@ -37,6 +55,9 @@ pub struct Policy {
     /// Index into `classes`, or `None` when unmatched repositories are unmanaged.
     pub default_class: Option<usize>,
     pub notify: NotifyRules,
+    pub limits: Limits,
+    /// What `warden policy check` warns about (the policy is valid).
+    pub warnings: Vec<PolicyError>,
 }
 
 /// Where notifications go beyond the default topic, and in which format.
@@ -112,6 +133,15 @@ impl Class {
             Some(rules) => rules.quarantine.clone(),
             None => TagTemplate::parse(raw::DEFAULT_QUARANTINE).ok(),
         }
+    }
+
+    /// Patterns of every tag that protects its image in this class: tag-guard's `protected` tags, retention's
+    /// `protect` tags, and the gate's promotion tags (as wildcards).
+    pub fn protected_tag_patterns(&self) -> Vec<Pattern> {
+        let protected = self.tags.iter().flat_map(|t| t.protected.iter().cloned());
+        let retained = self.lifecycle.iter().flat_map(|l| l.retention.iter()).flat_map(|r| r.protect.iter().cloned());
+        let promoted = self.gate.iter().flat_map(|g| g.promote.iter()).filter_map(|t| t.as_pattern());
+        protected.chain(retained).chain(promoted).collect()
     }
 
     /// Which of ecr-warden's own tags `tag` is shaped like in this class, if any.
@@ -199,9 +229,21 @@ impl Policy {
                 None => out.push_str("  gate: none\n"),
                 Some(gate) => out.push_str(&gate.summary()),
             }
+            match &class.lifecycle {
+                None => out.push_str("  lifecycle: none\n"),
+                Some(lifecycle) => out.push_str(&lifecycle.summary()),
+            }
         }
+        let limits = &self.limits;
+        out.push_str(&format!(
+            "\nsweep limits: {} images deleted, {} repositories changed, {} tags removed\n",
+            limits.sweep_max_deleted_images, limits.sweep_max_changed_repositories, limits.sweep_max_tag_removals
+        ));
         if self.default_class.is_none() {
             out.push_str("\nrepositories no class matches: unmanaged\n");
+        }
+        for warning in &self.warnings {
+            out.push_str(&format!("\nwarning: {warning}\n"));
         }
         let format = |f: crate::notify::Format| {
             serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()

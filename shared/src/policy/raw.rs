@@ -2,11 +2,11 @@
 
 use super::gate::{AllowEntry, GateRules, OnFailure, Severity};
 use super::lifecycle::{
-    DEFAULT_IN_USE_DAYS, DEFAULT_MAX_FRACTION, DEFAULT_MAX_IMAGES, LifecycleRules, NativePolicy, RetentionRule,
-    RetentionRules,
+    DEFAULT_IN_USE_DAYS, DEFAULT_MAX_FRACTION, DEFAULT_MAX_IMAGES, DEFAULT_MIN_AGE_DAYS, LifecycleRules, NativePolicy,
+    RetentionRule, RetentionRules,
 };
 use super::tags::{EcrMutability, MutabilitySetting, ProtectionEnforcement, Remediation, TagRules, derive_mutability};
-use super::{Class, NotifyRules, Policy, PolicyError, PolicyErrors, Route, UNMANAGED};
+use super::{Class, Limits, NotifyRules, Policy, PolicyError, PolicyErrors, Route, UNMANAGED};
 use crate::lifecycle::{CountType, LifecyclePolicy, TagSelection};
 use crate::notify::{Format, Severity as NotifySeverity};
 use crate::pattern::{Pattern, ecr_exclusion_filter_problem};
@@ -29,6 +29,19 @@ struct RawPolicy {
     classes: Vec<Spanned<RawClass>>,
     #[serde(default)]
     notify: Option<RawNotify>,
+    #[serde(default)]
+    limits: Option<Spanned<RawLimits>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLimits {
+    #[serde(default)]
+    sweep_max_deleted_images: Option<Spanned<i64>>,
+    #[serde(default)]
+    sweep_max_changed_repositories: Option<Spanned<i64>>,
+    #[serde(default)]
+    sweep_max_tag_removals: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +88,9 @@ struct RawClass {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawLifecycle {
+    /// Put the native policy (after checking it against the registry); `false`: report its drift only.
+    #[serde(default)]
+    apply: bool,
     /// Rules of the native ECR policy, with ECR's own (camelCase) keys.
     #[serde(default)]
     native: Option<Spanned<Vec<toml::Value>>>,
@@ -103,6 +119,8 @@ struct RawRetention {
     in_use_days: Option<Spanned<i64>>,
     #[serde(default)]
     protect_younger_than_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    require_in_use_coverage: Option<bool>,
     #[serde(default, rename = "rule")]
     rules: Vec<Spanned<RawRetentionRule>>,
 }
@@ -274,12 +292,66 @@ pub(super) fn compile(text: &str, source: &str) -> Result<Policy, PolicyErrors> 
     }
 
     let notify = compile_notify(raw.notify.as_ref(), &raw, &mut errors);
+    let limits = compile_limits(raw.limits.as_ref(), &mut errors);
 
     if errors.list.is_empty() {
-        Ok(Policy { source: source.to_owned(), classes, default_class, notify })
+        let warnings = native_rule_warnings(&raw, &classes, &mut Errors { text, source, list: Vec::new() });
+        Ok(Policy { source: source.to_owned(), classes, default_class, notify, limits, warnings })
     } else {
         Err(PolicyErrors(errors.list))
     }
+}
+
+fn compile_limits(raw: Option<&Spanned<RawLimits>>, errors: &mut Errors<'_>) -> Limits {
+    let defaults = Limits::default();
+    let Some(raw) = raw.map(Spanned::get_ref) else { return defaults };
+    let mut at_least_one = |value: &Option<Spanned<i64>>, name: &str, default: usize| match value {
+        None => default,
+        Some(v) if *v.get_ref() >= 1 => *v.get_ref() as usize,
+        Some(v) => {
+            errors.push(Some(v.span()), format!("limits.{name}"), "at least 1 (the cap stops a sweep, not a run)");
+            default
+        }
+    };
+    Limits {
+        sweep_max_deleted_images: at_least_one(
+            &raw.sweep_max_deleted_images,
+            "sweep-max-deleted-images",
+            defaults.sweep_max_deleted_images,
+        ),
+        sweep_max_changed_repositories: at_least_one(
+            &raw.sweep_max_changed_repositories,
+            "sweep-max-changed-repositories",
+            defaults.sweep_max_changed_repositories,
+        ),
+        sweep_max_tag_removals: at_least_one(
+            &raw.sweep_max_tag_removals,
+            "sweep-max-tag-removals",
+            defaults.sweep_max_tag_removals,
+        ),
+    }
+}
+
+/// Native rules that can select protected or promotion tags themselves: ECR's own lifecycle knows none of the
+/// class's protections, so such a rule can expire a release. Warnings, not errors: lifecycle checks the live
+/// registry before it puts a policy and refuses one that would expire a protected image.
+fn native_rule_warnings(raw: &RawPolicy, classes: &[Class], errors: &mut Errors<'_>) -> Vec<PolicyError> {
+    for (index, class) in classes.iter().enumerate() {
+        let Some(native) = class.lifecycle.as_ref().and_then(|l| l.native.as_ref()) else { continue };
+        let span = raw.classes.get(index).and_then(|c| c.get_ref().lifecycle.as_ref()).map(Spanned::span);
+        let key = format!("class[{index}].lifecycle.native");
+        for rule in &native.policy.rules {
+            if let Some(why) = crate::lifecycle::reaches_protected_tags(&rule.tags, &class.protected_tag_patterns()) {
+                let message = format!(
+                    "rule {} {why}: ECR's lifecycle knows no protections (lifecycle refuses to put a policy that would \
+                     expire a protected image, but a class should not need that)",
+                    rule.priority
+                );
+                errors.push(span.clone(), key.clone(), message);
+            }
+        }
+    }
+    std::mem::take(&mut errors.list)
 }
 
 fn compile_class(index: usize, spanned: &Spanned<RawClass>, errors: &mut Errors<'_>) -> Option<Class> {
@@ -474,7 +546,7 @@ fn compile_lifecycle(raw: &RawLifecycle, key: &str, errors: &mut Errors<'_>) -> 
         }
     });
     let retention = raw.retention.as_ref().and_then(|r| compile_retention(r, &format!("{key}.retention"), errors));
-    (errors.list.len() == before).then(|| LifecycleRules { native, retention })
+    (errors.list.len() == before).then(|| LifecycleRules { apply_native: raw.apply, native, retention })
 }
 
 fn compile_retention(spanned: &Spanned<RawRetention>, key: &str, errors: &mut Errors<'_>) -> Option<RetentionRules> {
@@ -490,7 +562,7 @@ fn compile_retention(spanned: &Spanned<RawRetention>, key: &str, errors: &mut Er
         }
     };
     let in_use_days = days(&raw.in_use_days, "in-use-days", DEFAULT_IN_USE_DAYS);
-    let min_age_days = days(&raw.protect_younger_than_days, "protect-younger-than-days", 0);
+    let min_age_days = days(&raw.protect_younger_than_days, "protect-younger-than-days", DEFAULT_MIN_AGE_DAYS);
     let max_images = match &raw.max_images {
         None => DEFAULT_MAX_IMAGES,
         Some(v) if *v.get_ref() >= 1 => *v.get_ref() as usize,
@@ -547,6 +619,7 @@ fn compile_retention(spanned: &Spanned<RawRetention>, key: &str, errors: &mut Er
         protect,
         protect_promoted: raw.protect_promoted.unwrap_or(true),
         protect_in_use: raw.protect_in_use.unwrap_or(true),
+        require_in_use_coverage: raw.require_in_use_coverage.unwrap_or(true),
         in_use_days,
         min_age_days,
         rules,

@@ -107,6 +107,35 @@ remediation = "untag"
                 "\nrepositories no class matches: unmanaged\n",
             ],
         ),
+        (
+            "unmanaged default, lifecycle observed and enforced",
+            r#"version = 1
+default-class = "unmanaged"
+[[class]]
+name = "p"
+repositories = ["p/*"]
+[[class.lifecycle.native]]
+rulePriority = 1
+selection = { tagStatus = "untagged", countType = "imageCountMoreThan", countNumber = 5 }
+action = { type = "expire" }
+[class.lifecycle.retention]
+apply = true
+require-in-use-coverage = false
+[[class.lifecycle.retention.rule]]
+priority = 1
+tag-status = "untagged"
+count-type = "image-count-more-than"
+count = 1
+[limits]
+sweep-max-tag-removals = 3
+"#,
+            &[
+                "  native lifecycle policy: 1 rules, observed (apply = false): drift reported, nothing put\n",
+                "  retention: 1 rules (sweep), deletes (apply = true); caps ",
+                "younger than 1 days kept; in use: protected (30 days), uncovered images may go\n",
+                "sweep limits: 1000 images deleted, 25 repositories changed, 3 tags removed\n",
+            ],
+        ),
     ];
     for (case, text, expected) in cases {
         let summary = valid(case, text).summary();
@@ -1672,4 +1701,63 @@ action = { type = "expire" }
     // Another count, another prefix: drift.
     assert!(!native.is_current(Some(&read_back(rule(1, r#""beta","rc""#, 6, "")))));
     assert!(!native.is_current(Some(&read_back(rule(1, r#""beta","ga""#, 5, "")))));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Safety: sweep limits, the native apply flag, warnings about native rules
+
+#[test]
+fn sweep_limits_default_and_validate() {
+    let base = "version = 1\ndefault-class = \"unmanaged\"\n";
+    assert_eq!(valid("no limits", base).limits, Limits::default());
+    let limits = valid(
+        "limits",
+        &format!("{base}[limits]\nsweep-max-deleted-images = 50\nsweep-max-changed-repositories = 3\nsweep-max-tag-removals = 1\n"),
+    )
+    .limits;
+    assert_eq!(
+        limits,
+        Limits { sweep_max_deleted_images: 50, sweep_max_changed_repositories: 3, sweep_max_tag_removals: 1 }
+    );
+    let errors = invalid("zero", &format!("{base}[limits]\nsweep-max-deleted-images = 0\n"));
+    assert_eq!((errors[0].line, errors[0].key.as_str()), (4, "limits.sweep-max-deleted-images"));
+    invalid("unknown", &format!("{base}[limits]\nmax = 3\n"));
+}
+
+#[test]
+fn native_policies_are_put_only_where_a_class_says_apply() {
+    let native = "[[class.lifecycle.native]]\nrulePriority = 1\nselection = { tagStatus = \"untagged\", countType = \
+                  \"sinceImagePushed\", countUnit = \"days\", countNumber = 3 }\naction = { type = \"expire\" }\n";
+    let class = "version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\n";
+    let observe = valid("observe", &format!("{class}{native}"));
+    assert!(!observe.classes[0].lifecycle.as_ref().expect("lifecycle").apply_native, "default: report drift only");
+    let enforce = valid("enforce", &format!("{class}[class.lifecycle]\napply = true\n{native}"));
+    assert!(enforce.classes[0].lifecycle.as_ref().expect("lifecycle").apply_native);
+    // The shipped policy is safe by default: nothing is applied or deleted until a class says so.
+    let shipped = Policy::from_toml(EMBEDDED_POLICY, EMBEDDED_POLICY_NAME).expect("embedded");
+    for class in shipped.classes.iter().filter(|c| c.managed) {
+        if let Some(lifecycle) = &class.lifecycle {
+            assert!(!lifecycle.apply_native, "class {} applies its native policy", class.name);
+            assert!(lifecycle.retention.as_ref().is_none_or(|r| !r.apply), "class {} deletes", class.name);
+        }
+    }
+}
+
+#[test]
+fn native_rules_that_can_expire_protected_tags_are_warned_about() {
+    let text = "version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\n[class.tags]\nallowed = [\"v*\", \
+                \"sha-*\"]\nprotected = [\"v*\"]\nremediation = \"report\"\n\
+                [[class.lifecycle.native]]\nrulePriority = 1\nselection = { tagStatus = \"tagged\", \
+                tagPrefixList = [\"v1\"], countType = \"imageCountMoreThan\", countNumber = 5 }\naction = { type = \
+                \"expire\" }\n";
+    let policy = valid("warned", text);
+    assert_eq!(policy.warnings.len(), 1, "{:?}", policy.warnings);
+    let warning = &policy.warnings[0];
+    assert!(warning.message.contains("rule 1") && warning.message.contains("v*"), "{warning}");
+    assert_eq!(warning.key, "class[0].lifecycle.native");
+    assert!(warning.line > 0, "located: {warning}");
+    assert!(policy.summary().contains("warning: "), "warden policy check prints it");
+    // The shipped policy's native rules take untagged images only: nothing to warn about.
+    let shipped = Policy::from_toml(EMBEDDED_POLICY, EMBEDDED_POLICY_NAME).expect("embedded");
+    assert!(shipped.warnings.is_empty(), "{:?}", shipped.warnings);
 }

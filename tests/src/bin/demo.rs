@@ -22,7 +22,10 @@ const TOPIC: &str = "ecr-warden-notifications";
 
 struct Demo {
     stack: Stack,
+    /// The Lambda emulator serving the functions with warden.toml as shipped (lifecycle observes), and the one
+    /// serving them with the policy at step two of the rollout (`demo enforcing-policy`: lifecycle acts).
     invoke_port: String,
+    enforce_port: String,
     step: usize,
     failures: Vec<String>,
     sent: Vec<Value>,
@@ -48,9 +51,20 @@ impl Demo {
 
     /// Invokes a function through the local Lambda emulator, as EventBridge would, and prints its outcome.
     fn invoke(&mut self, function: &str, event: &Value) -> Value {
+        let port = self.invoke_port.clone();
+        self.invoke_at(&port, function, event)
+    }
+
+    /// [`Demo::invoke`] on the deployment whose policy enforces lifecycle (step two of the rollout).
+    fn invoke_enforcing(&mut self, function: &str, event: &Value) -> Value {
+        let port = self.enforce_port.clone();
+        self.invoke_at(&port, function, event)
+    }
+
+    fn invoke_at(&mut self, port: &str, function: &str, event: &Value) -> Value {
         self.sent.push(event.clone());
         let output = Command::new("cargo")
-            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1", "--invoke-port", &self.invoke_port])
+            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1", "--invoke-port", port])
             .args([function, "--output-format", "json", "--data-ascii", &event.to_string()])
             .output();
         let outcome = match output {
@@ -130,8 +144,14 @@ fn at(minute: u32) -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("inspector-stand-in") {
-        return inspector_stand_in(args.get(2).map_or("0", String::as_str));
+    match args.get(1).map(String::as_str) {
+        Some("inspector-stand-in") => return inspector_stand_in(args.get(2).map_or("0", String::as_str)),
+        Some("enforcing-policy") => {
+            // The demo's images are minutes old: the age protection would keep them all.
+            println!("{}", integration_tests::enforcing(EMBEDDED_POLICY, Some(0)));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
     match runtime {
@@ -146,10 +166,12 @@ fn main() -> ExitCode {
 async fn demo() -> ExitCode {
     let started = Instant::now();
     let invoke_port = std::env::var("WARDEN_INVOKE_PORT").unwrap_or_else(|_| "9000".into());
+    let enforce_port = std::env::var("WARDEN_ENFORCE_PORT").unwrap_or_else(|_| "9001".into());
     let stack = Stack::with_names(TABLE, TOPIC).await;
     let mut demo = Demo {
         stack,
         invoke_port,
+        enforce_port,
         step: 0,
         failures: Vec::new(),
         sent: Vec::new(),
@@ -182,7 +204,7 @@ async fn demo() -> ExitCode {
         "replication-failed",
         "lifecycle-expired",
         "tag-mutability-drift",
-        "lifecycle-policy-applied",
+        "lifecycle-policy-drift",
         "retention",
         "lifecycle-policy-applied",
     ];
@@ -463,11 +485,13 @@ async fn repository_mode(stack: &Stack, repository: &str) -> String {
     if filters.is_empty() { mode.to_owned() } else { format!("{mode} [{}]", filters.join(", ")) }
 }
 
-/// The lifecycle chapter: a development repository gets its class's native lifecycle policy when it is
-/// created; pull-request builds pile up; `warden lifecycle preview` shows what ECR's own policy would (and
-/// could) do; a push runs retention, which keeps the newest 3 builds of each pull request, the build a preview
+/// The lifecycle chapter, in the two steps of a rollout. With warden.toml as shipped (`apply = false`),
+/// lifecycle observes: a new development repository is reported as lacking its class's native policy, and a
+/// push's retention run deletes nothing (the builds are younger than the default day). `warden lifecycle
+/// preview` shows what ECR's own policy would (and could) do. With the policy at step two (`apply = true`),
+/// a push runs retention for real, which keeps the newest 3 builds of each pull request, the build a preview
 /// environment still runs, and the multi-architecture index with its children; the daily sweep then sets the
-/// native policy on the repositories that predate ecr-warden and finds nothing more to delete.
+/// native policies and finds nothing more to delete.
 async fn lifecycle_story(demo: &mut Demo) {
     let checkout = "dev/checkout-ui";
     let policy = Policy::from_toml(EMBEDDED_POLICY, "warden.toml").ok();
@@ -478,7 +502,9 @@ async fn lifecycle_story(demo: &mut Demo) {
         }
     };
 
-    demo.title("A team creates dev/checkout-ui: CloudTrail CreateRepository reaches lifecycle");
+    demo.title(
+        "A team creates dev/checkout-ui: CloudTrail CreateRepository reaches lifecycle (warden.toml as shipped)",
+    );
     demo.stack.create_repository(checkout, ImageTagMutability::Mutable).await;
     let mut created: Value =
         serde_json::from_str(include_str!("../../../events/cloudtrail-create-repository.json")).unwrap_or_default();
@@ -487,24 +513,9 @@ async fn lifecycle_story(demo: &mut Demo) {
     created["detail"]["requestParameters"]["repositoryName"] = checkout.into();
     created["detail"]["responseElements"]["repository"]["repositoryName"] = checkout.into();
     let outcome = demo.invoke("lifecycle", &created);
-    let text = lifecycle_policy(&demo.stack, checkout).await;
-    for rule in text
-        .as_deref()
-        .and_then(|t| serde_json::from_str::<Value>(t).ok())
-        .iter()
-        .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
-    {
-        println!(
-            "   GetLifecyclePolicy: rule {} \"{}\": {}",
-            rule["rulePriority"],
-            rule["description"].as_str().unwrap_or_default(),
-            rule["selection"]
-        );
-    }
-    demo.check(outcome["decision"] == "baseline-applied", "lifecycle applies the development class's native policy");
     demo.check(
-        native(checkout).is_some_and(|n| n.is_current(text.as_deref())),
-        "ECR now carries exactly that policy: untagged images expire after 3 days",
+        outcome["decision"] == "baseline-drift" && lifecycle_policy(&demo.stack, checkout).await.is_none(),
+        "step one of the rollout (`apply = false`): the missing native policy is reported, nothing is set",
     );
 
     demo.title("CI pushes builds of pull requests 1300 and 1301, and a multi-architecture `main`");
@@ -533,8 +544,13 @@ async fn lifecycle_story(demo: &mut Demo) {
         short(&children[0]),
         short(&children[1])
     );
-    seed_coverage(checkout, &pr1300[0], "pr-1300-1", ("ACTIVE", "SUCCESSFUL"), true);
-    println!("   Amazon Inspector sees pr-1300-1 running: the preview environment of pull request 1300 still uses it");
+    // Enhanced scanning covers every build; retention deletes only what Inspector's coverage vouches is unused.
+    let builds = pr1300.iter().enumerate().map(|(n, d)| (d, format!("pr-1300-{}", n + 1)));
+    for (digest, tag) in builds.chain(pr1301.iter().enumerate().map(|(n, d)| (d, format!("pr-1301-{}", n + 1)))) {
+        seed_coverage(checkout, digest, &tag, ("ACTIVE", "SUCCESSFUL"), *digest == pr1300[0]);
+    }
+    println!("   Amazon Inspector (enhanced scanning) covers every build and sees pr-1300-1 running: the preview");
+    println!("   environment of pull request 1300 still uses it");
     let safety = demo.stack.safety_snapshot(checkout).await.in_use(&pr1300[0]);
     let before = demo.stack.images(checkout).await;
     demo.check(
@@ -542,14 +558,17 @@ async fn lifecycle_story(demo: &mut Demo) {
         &format!("{} images; the index's children and the running build must survive any deletion", before.len()),
     );
 
-    demo.title("What ECR's own lifecycle policy would do: `warden lifecycle preview --repository dev/checkout-ui`");
-    match demo.warden(&["lifecycle", "preview", "--repository", checkout]) {
+    demo.title(
+        "What the class's native policy would do: `warden lifecycle preview --repository dev/checkout-ui --class`",
+    );
+    match demo.warden(&["lifecycle", "preview", "--repository", checkout, "--class"]) {
         Ok((ok, text)) => {
             print!("{}", indent(&text));
             let preview: Value = serde_json::from_str(&text).unwrap_or_default();
             demo.check(
                 ok && preview["summary"]["expiringImageTotalCount"] == 0,
-                "nothing: its one rule takes untagged images after 3 days, and everything here is minutes old",
+                "nothing, evaluated exactly as ECR would: its one rule takes untagged images after 3 days, and \
+                 everything here is minutes old",
             );
         }
         Err(e) => demo.check(false, &e),
@@ -586,7 +605,28 @@ async fn lifecycle_story(demo: &mut Demo) {
     demo.title("The push of `main` reaches lifecycle: the development class runs retention after every push");
     let mut pushed = image_action("PUSH", checkout, &index, Some("main"), &at(40));
     pushed["detail"]["manifest-media-type"] = "application/vnd.oci.image.index.v1+json".into();
-    let outcome = demo.invoke("lifecycle", &pushed);
+    let observed = demo.invoke("lifecycle", &pushed);
+    demo.check(
+        observed["decision"] == "nothing-to-delete" && demo.stack.images(checkout).await == before,
+        "nothing is deleted: every build is younger than a day (protect-younger-than-days, default 1)",
+    );
+
+    demo.title("Step two of the rollout: apply = true for the class; CI pushes `main` again");
+    match std::fs::read_to_string(state_dir().join("warden-enforce.toml")) {
+        Ok(text) => {
+            let count = |line: &str| text.lines().filter(|l| *l == line).count();
+            println!(
+                "   the functions redeployed with warden.toml changed: `apply = true` in {} places (native policies and \
+                 retention), `protect-younger-than-days = 0` in {} (the demo's builds are minutes old)",
+                count("apply = true"),
+                count("protect-younger-than-days = 0")
+            );
+        }
+        Err(e) => demo.check(false, &format!("the enforcing policy scripts/demo writes is missing: {e}")),
+    }
+    pushed["id"] = "e1d2c3b4-a596-4788-9a0b-1c2d3e4f5a6b".into();
+    pushed["time"] = at(41).into();
+    let outcome = demo.invoke_enforcing("lifecycle", &pushed);
     let deleted: BTreeSet<&str> = outcome["actions"]
         .as_array()
         .into_iter()
@@ -647,9 +687,9 @@ async fn lifecycle_story(demo: &mut Demo) {
     sweep["time"] = "2026-11-29T03:00:00Z".into();
     sweep["resources"] =
         json!(["arn:aws:scheduler:us-east-1:123456789012:schedule/default/ecr-warden-lifecycle-sweep"]);
-    let outcome = demo.invoke("lifecycle", &sweep);
+    let outcome = demo.invoke_enforcing("lifecycle", &sweep);
     let mut policies_set = Vec::new();
-    for repository in ["prod/billing-worker", "prod/payments-api", "dev/web-frontend"] {
+    for repository in ["prod/billing-worker", "prod/payments-api", "dev/web-frontend", checkout] {
         let text = lifecycle_policy(&demo.stack, repository).await;
         if native(repository).is_some_and(|n| n.is_current(text.as_deref())) {
             policies_set.push(repository);
@@ -671,8 +711,9 @@ async fn lifecycle_story(demo: &mut Demo) {
         },
     );
     demo.check(
-        policies_set.len() == 3,
-        "the repositories that predate ecr-warden now carry their class's native policy (one summary sent)",
+        policies_set.len() == 4,
+        "every managed repository now carries exactly its class's native policy, checked first against what it \
+         would expire (one summary sent)",
     );
     demo.check(unchanged, "dev/checkout-ui: nothing more to delete, pr-1300-1 is still running");
 }

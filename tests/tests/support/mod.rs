@@ -37,8 +37,19 @@ pub struct Functions {
 }
 
 impl Functions {
+    /// The functions with the shipped policy (warden.toml: native lifecycle policies and retention observed).
     pub fn new(stack: &Stack, sdk: &aws_config::SdkConfig) -> Self {
-        let policy = || Policy::from_toml(EMBEDDED_POLICY, "warden.toml").expect("valid policy");
+        Self::with_policy(stack, sdk, EMBEDDED_POLICY)
+    }
+
+    /// The functions with the shipped policy at step two of its rollout ([`integration_tests::enforcing`]):
+    /// lifecycle sets native policies and retention deletes.
+    pub fn enforcing(stack: &Stack, sdk: &aws_config::SdkConfig) -> Self {
+        Self::with_policy(stack, sdk, &integration_tests::enforcing(EMBEDDED_POLICY, None))
+    }
+
+    pub fn with_policy(stack: &Stack, sdk: &aws_config::SdkConfig, text: &str) -> Self {
+        let policy = || Policy::from_toml(text, "warden.toml").expect("valid policy");
         let config = Config {
             ledger_table: Some(stack.table.clone()),
             topic_arn: Some(stack.topic_arn.clone()),

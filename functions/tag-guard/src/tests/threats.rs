@@ -192,6 +192,26 @@ async fn the_sweep_removes_promotion_tags_without_an_approval_and_keeps_approved
 }
 
 #[tokio::test]
+async fn the_sweep_removes_no_more_forged_tags_than_its_limit() {
+    let repositories = one_repository(REPO);
+    let images = listing(&[(A, "v1.4.2"), (A, "v1.4.2-approved"), (B, "v1.4.3"), (B, "v1.4.3-approved")]);
+    let no_records = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
+    let describe_a = tag_points_at("v1.4.2-approved", A, &["v1.4.2", "v1.4.2-approved"]);
+    let describe_b = tag_points_at("v1.4.3-approved", B, &["v1.4.3", "v1.4.3-approved"]);
+    let (remove, claim, publish) = (any_remove(), any_put_item(), publish_ok());
+    let ecr: [&Rule; 5] = [&repositories, &images, &describe_a, &describe_b, &remove];
+    let clients = testing::clients(&ecr, &[&no_records, &claim], &[&publish], Retries::None);
+    let text = format!("{}\n[limits]\nsweep-max-tag-removals = 1\n", warden::policy::EMBEDDED_POLICY);
+    let guard = TagGuard::new(Policy::from_toml(&text, "warden.toml").expect("policy"), testing::config(), clients)
+        .expect("guard");
+    let outcome = guard.handle(sample("scheduled-rule.json"), &testing::invocation()).await.expect("handled");
+    assert_eq!(remove.num_calls(), 1, "one removal: the limit");
+    assert_eq!(outcome.items.len(), 2, "both forged tags reported");
+    let left = outcome.items.iter().find(|i| i.actions.is_empty()).expect("one left for the next sweep");
+    assert!(left.reasons.iter().any(|r| r.contains("(its limit): left for the next")), "{:?}", left.reasons);
+}
+
+#[tokio::test]
 async fn events_about_other_accounts_or_regions_are_refused_at_the_door() {
     let remove = any_remove();
     let guard = guard(&[&remove], &[], &[]);
