@@ -21,11 +21,14 @@ pub enum WardenError {
     Unexpected(String),
     #[error("{operation} failed ({code}): {message}")]
     Aws { operation: &'static str, code: String, message: String, retryable: bool },
+    /// Another invocation is changing the same thing right now (it holds the lease): retry later.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl WardenError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Aws { retryable: true, .. })
+        matches!(self, Self::Aws { retryable: true, .. } | Self::Busy(_))
     }
 
     #[cfg(feature = "aws")]
@@ -37,6 +40,7 @@ impl WardenError {
             Self::Unexpected(_) => "NonRetryable.UnexpectedResponse",
             Self::Aws { retryable: true, .. } => "Retryable.AwsError",
             Self::Aws { retryable: false, .. } => "NonRetryable.AwsError",
+            Self::Busy(_) => "Retryable.Busy",
         }
     }
 }

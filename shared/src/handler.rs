@@ -3,6 +3,7 @@
 
 use crate::WardenError;
 use crate::aws::Clients;
+use crate::aws::lease::Lease;
 use crate::aws::ledger::Ledger;
 use crate::aws::sns::{Destination, deliver, deliver_as, publish};
 use crate::aws::steps::Executor;
@@ -103,6 +104,23 @@ impl Base {
             function: self.function,
             event_id: &cx.event.id,
             dry_run: self.config.dry_run,
+            lease: None,
+        }
+    }
+
+    /// Takes the lease on an image before re-reading its tags to remove some (see `aws::lease`); `Err`
+    /// (retryable) while another invocation holds it.
+    pub async fn lease(&self, cx: &Context<'_>, repository: &str, digest: &str) -> Result<Lease, WardenError> {
+        let holder = format!("{} {}", self.function, cx.event.id);
+        self.ledger.lease_image(repository, digest, &holder, Utc::now().timestamp()).await
+    }
+
+    /// Gives a lease back. A failure costs only the lease's remaining seconds (it expires): logged, not raised.
+    pub async fn release(&self, lease: Option<Lease>) {
+        if let Some(lease) = lease
+            && let Err(error) = self.ledger.release(lease).await
+        {
+            tracing::warn!(%error, "could not give a lease back: it expires by itself");
         }
     }
 

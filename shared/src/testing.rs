@@ -2,6 +2,8 @@
 //! aws-smithy-mocks rules with the call counter, the deployed retry mode with millisecond backoff, a test
 //! configuration, the `events/` samples, and AWS's 5xx responses as each service's wire protocol carries them.
 
+pub mod registry;
+
 use crate::aws::{CallCounter, Clients};
 use crate::config::Config;
 use aws_smithy_mocks::{Rule, RuleMode, mock_client};
@@ -49,6 +51,21 @@ impl Retries {
 /// ECR, DynamoDB and SNS clients answering from `rules` (the first rule that matches a request answers), each
 /// counting its calls into the returned [`Clients::calls`].
 pub fn clients(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], retries: Retries) -> Clients {
+    let (granted, released) = (rules::lease_granted(), rules::lease_released());
+    clients_with_leases(ecr, dynamodb, sns, retries, &[&granted, &released])
+}
+
+/// [`clients`] whose ledger answers lease requests (`LEASE#` items, see `aws::lease`) with `leases` before
+/// anything else: [`clients`] grants and takes back every lease, so a test's own DynamoDB rules never see them.
+pub fn clients_with_leases(
+    ecr: &[&Rule],
+    dynamodb: &[&Rule],
+    sns: &[&Rule],
+    retries: Retries,
+    leases: &[&Rule],
+) -> Clients {
+    let dynamodb: Vec<&Rule> = leases.iter().chain(dynamodb).copied().collect();
+    let dynamodb = dynamodb.as_slice();
     let calls = CallCounter::default();
     let (c1, c2, c3) = (calls.clone(), calls.clone(), calls.clone());
     let retry = retries.config();
@@ -163,6 +180,77 @@ pub mod rules {
     };
     use aws_smithy_mocks::{Rule, mock};
     use aws_smithy_types::DateTime;
+
+    /// An active Amazon Inspector package-vulnerability finding `id` of `severity` (openssl 3.0.13, fixed in
+    /// 3.0.15 when `fix` says so), as ListFindings returns it.
+    pub fn inspector_finding(
+        id: &str,
+        severity: aws_sdk_inspector2::types::Severity,
+        fix: aws_sdk_inspector2::types::FixAvailable,
+    ) -> aws_sdk_inspector2::types::Finding {
+        use aws_sdk_inspector2::types::{
+            EpssDetails, Finding, FindingStatus, FindingType, PackageVulnerabilityDetails, Resource, ResourceType,
+            VulnerablePackage,
+        };
+        let now = DateTime::from_secs(1_764_000_000);
+        let package = VulnerablePackage::builder().name("openssl").version("3.0.13").fixed_in_version("3.0.15");
+        Finding::builder()
+            .finding_arn(format!("arn:aws:inspector2:us-east-1:123456789012:finding/{id}"))
+            .aws_account_id("123456789012")
+            .r#type(FindingType::PackageVulnerability)
+            .description("test finding")
+            .severity(severity)
+            .status(FindingStatus::Active)
+            .first_observed_at(now)
+            .last_observed_at(now)
+            .fix_available(fix)
+            .epss(EpssDetails::builder().score(0.02).build())
+            .package_vulnerability_details(
+                PackageVulnerabilityDetails::builder()
+                    .vulnerability_id(id)
+                    .source("NVD")
+                    .source_url(format!("https://nvd.nist.gov/vuln/detail/{id}"))
+                    .vulnerable_packages(package.build().expect("package"))
+                    .build()
+                    .expect("details"),
+            )
+            .resources(
+                Resource::builder().r#type(ResourceType::AwsEcrContainerImage).id("image").build().expect("resource"),
+            )
+            .build()
+            .expect("finding")
+    }
+
+    /// Inspector's ListFindings answers one page: a HIGH finding `id` with a fix (what fails a strict gate).
+    pub fn failing_findings(id: &'static str) -> Rule {
+        use aws_sdk_inspector2::types::{FixAvailable, Severity};
+        mock!(aws_sdk_inspector2::Client::list_findings).then_output(move || {
+            aws_sdk_inspector2::operation::list_findings::ListFindingsOutput::builder()
+                .findings(inspector_finding(id, Severity::High, FixAvailable::Yes))
+                .build()
+        })
+    }
+
+    /// Every lease on an image is granted (a conditional PutItem of a `LEASE#` item).
+    pub fn lease_granted() -> Rule {
+        mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(|r| {
+                r.item()
+                    .and_then(|i| i.get("pk"))
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|pk| pk.starts_with("LEASE#"))
+            })
+            .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build())
+    }
+
+    /// Every lease is given back (a conditional DeleteItem of a `LEASE#` item).
+    pub fn lease_released() -> Rule {
+        mock!(aws_sdk_dynamodb::Client::delete_item)
+            .match_requests(|r| {
+                r.key().and_then(|k| k.get("pk")).and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("LEASE#"))
+            })
+            .then_output(|| aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput::builder().build())
+    }
 
     /// Every DynamoDB transaction succeeds (approvals, revocations).
     pub fn transaction_ok() -> Rule {

@@ -3,6 +3,11 @@
 //! throttling, 5xx, or a response lost after the request took effect. Decisions come from a seeded generator
 //! in request order, so a run is reproducible.
 //!
+//! It also plays the Lambda sandbox dying: a kill ([`Fault::KillBefore`], [`Fault::KillAfter`]) answers nothing
+//! and signals [`FaultProxy::killed`], on which the test drops the invocation, as Lambda does a killed or timed
+//! out sandbox. And it can make requests meet: [`FaultPlan::gather`] holds the answers of matching requests
+//! until several have been applied, so two invocations read the same state before either acts.
+//!
 //! One request per connection (the proxy answers `Connection: close`), plain HTTP/1.1 with `Content-Length`
 //! bodies: exactly what the AWS SDK sends to a local `http://` endpoint.
 
@@ -24,6 +29,10 @@ pub enum Fault {
     Unavailable,
     /// Forwarded (moto applies it) but the client gets a 503: the write happened, the caller does not know.
     ResponseLost,
+    /// The invocation dies before the request leaves it: not forwarded, no answer, [`FaultProxy::killed`] fires.
+    KillBefore,
+    /// The invocation dies after the request took effect, before its answer: forwarded, no answer, killed.
+    KillAfter,
 }
 
 /// When a rule fires among the requests it matches.
@@ -33,6 +42,8 @@ pub enum Trigger {
     Probability(f64),
     /// The first `n` matching requests.
     First(u32),
+    /// The `n`-th matching request only (1-based).
+    Nth(u32),
     /// Every matching request: retries are exhausted every time.
     Always,
 }
@@ -46,17 +57,36 @@ struct Rule {
     matched: u32,
 }
 
+/// Requests whose answers wait for each other (see [`FaultPlan::gather`]).
+#[derive(Debug, Clone)]
+struct Gather {
+    service: String,
+    operation: String,
+    count: usize,
+    wait: std::time::Duration,
+}
+
 /// Which requests fail and how. Rules are tried in order; the first that fires decides.
 #[derive(Debug, Clone)]
 pub struct FaultPlan {
     rules: Vec<Rule>,
+    gathers: Vec<Gather>,
     rng: u64,
 }
 
 impl FaultPlan {
     /// An empty plan (a transparent proxy) whose probabilities draw from `seed`.
     pub fn new(seed: u64) -> Self {
-        Self { rules: Vec::new(), rng: seed ^ 0x9e37_79b9_7f4a_7c15 }
+        Self { rules: Vec::new(), gathers: Vec::new(), rng: seed ^ 0x9e37_79b9_7f4a_7c15 }
+    }
+
+    /// Holds the answer of each `service` `operation` request (after moto applied it) until `count` of them
+    /// have been applied, or `wait` has passed: invocations running at once read the same state before any of
+    /// them acts on it, the interleaving races are made of.
+    #[must_use]
+    pub fn gather(mut self, service: &str, operation: &str, count: usize, wait: std::time::Duration) -> Self {
+        self.gathers.push(Gather { service: service.to_owned(), operation: operation.to_owned(), count, wait });
+        self
     }
 
     /// Adds a rule: `service` is the SigV4 signing name (`ecr`, `dynamodb`, `sns`, `inspector2`), `operation`
@@ -93,6 +123,7 @@ impl FaultPlan {
             let fires = match self.rules[i].trigger {
                 Trigger::Always => true,
                 Trigger::First(n) => self.rules[i].matched <= n,
+                Trigger::Nth(n) => self.rules[i].matched == n,
                 Trigger::Probability(p) => self.next_random() < p,
             };
             if fires {
@@ -125,6 +156,8 @@ impl ProxyStats {
 struct State {
     plan: FaultPlan,
     stats: ProxyStats,
+    /// Requests applied so far per gathered `service.Operation`.
+    gathered: BTreeMap<String, usize>,
 }
 
 /// A running proxy; it stops when dropped.
@@ -132,7 +165,18 @@ struct State {
 pub struct FaultProxy {
     endpoint: String,
     state: Arc<Mutex<State>>,
+    killed: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What a connection needs of its proxy.
+#[derive(Clone)]
+struct Shared {
+    state: Arc<Mutex<State>>,
+    killed: Arc<tokio::sync::Notify>,
+    gathered: Arc<tokio::sync::Notify>,
+    upstream: String,
+    routes: Arc<BTreeMap<String, String>>,
 }
 
 impl Drop for FaultProxy {
@@ -156,17 +200,30 @@ impl FaultProxy {
         let upstream = authority(upstream);
         let routes: Arc<BTreeMap<String, String>> =
             Arc::new(routes.iter().map(|(service, url)| ((*service).to_owned(), authority(url))).collect());
-        let state = Arc::new(Mutex::new(State { plan, stats: ProxyStats::default() }));
-        let shared = Arc::clone(&state);
+        let state = Arc::new(Mutex::new(State { plan, stats: ProxyStats::default(), gathered: BTreeMap::new() }));
+        let shared = Shared {
+            state: Arc::clone(&state),
+            killed: Arc::new(tokio::sync::Notify::new()),
+            gathered: Arc::new(tokio::sync::Notify::new()),
+            upstream,
+            routes,
+        };
+        let killed = Arc::clone(&shared.killed);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (state, upstream, routes) = (Arc::clone(&shared), upstream.clone(), Arc::clone(&routes));
+                let shared = shared.clone();
                 tokio::spawn(async move {
-                    let _ = serve(client, &upstream, &routes, &state).await;
+                    let _ = serve(client, &shared).await;
                 });
             }
         });
-        Self { endpoint, state, task }
+        Self { endpoint, state, killed, task }
+    }
+
+    /// Fires when a kill fault hits a request: the invocation that sent it must be dropped (it never gets an
+    /// answer). One notification per kill.
+    pub fn killed(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.killed)
     }
 
     /// In front of the moto server the tests use (`WARDEN_TEST_ENDPOINT`).
@@ -193,6 +250,7 @@ impl FaultProxy {
     pub fn set_plan(&self, plan: FaultPlan) {
         if let Ok(mut state) = self.state.lock() {
             state.plan = plan;
+            state.gathered.clear();
         }
     }
 }
@@ -282,37 +340,69 @@ fn closing(head: &str) -> String {
     format!("{}\r\n\r\n", lines.join("\r\n"))
 }
 
-async fn serve(
-    mut client: TcpStream,
-    upstream: &str,
-    routes: &BTreeMap<String, String>,
-    state: &Mutex<State>,
-) -> std::io::Result<()> {
+async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let Some(request) = read_request(&mut client).await? else { return Ok(()) };
     let (service, operation) = request.operation();
-    let upstream = routes.get(&service).map_or(upstream, String::as_str);
+    let upstream = shared.routes.get(&service).map_or(shared.upstream.as_str(), String::as_str);
     let key = format!("{service}.{operation}");
-    let fault = match state.lock() {
+    let (fault, gather) = match shared.state.lock() {
         Ok(mut state) => {
             *state.stats.requests.entry(key.clone()).or_default() += 1;
             let fault = state.plan.decide(&service, &operation);
             if let Some(fault) = fault {
-                *state.stats.faults.entry((key, fault)).or_default() += 1;
+                *state.stats.faults.entry((key.clone(), fault)).or_default() += 1;
             }
-            fault
+            let gather = state.plan.gathers.iter().find(|g| g.service == service && g.operation == operation).cloned();
+            (fault, gather)
         }
-        Err(_) => None,
+        Err(_) => (None, None),
     };
     let response = match fault {
+        Some(Fault::KillBefore | Fault::KillAfter) => {
+            if fault == Some(Fault::KillAfter) {
+                forward(&request, upstream).await?;
+            }
+            shared.killed.notify_one();
+            // The sandbox is gone: nobody reads an answer. Hold the connection until the client drops it.
+            let _ = client.read(&mut [0u8; 1]).await;
+            return Ok(());
+        }
         Some(Fault::ResponseLost) => {
             forward(&request, upstream).await?;
             fault_response(&service, Fault::Unavailable)
         }
         Some(fault) => fault_response(&service, fault),
-        None => forward(&request, upstream).await?,
+        None => {
+            let response = forward(&request, upstream).await?;
+            if let Some(gather) = gather {
+                meet(shared, &key, &gather).await;
+            }
+            response
+        }
     };
     client.write_all(&response).await?;
     client.shutdown().await
+}
+
+/// Waits until `gather.count` requests of `key` have been applied (this one included), or `gather.wait`.
+async fn meet(shared: &Shared, key: &str, gather: &Gather) {
+    let arrived = shared.state.lock().map_or(gather.count, |mut state| {
+        let n = state.gathered.entry(key.to_owned()).or_default();
+        *n += 1;
+        *n
+    });
+    if arrived >= gather.count {
+        shared.gathered.notify_waiters();
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + gather.wait;
+    loop {
+        let notified = shared.gathered.notified();
+        let met = shared.state.lock().is_ok_and(|state| state.gathered.get(key).is_some_and(|n| *n >= gather.count));
+        if met || tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return;
+        }
+    }
 }
 
 pub(crate) async fn forward(request: &Request, upstream: &str) -> std::io::Result<Vec<u8>> {

@@ -17,15 +17,11 @@ use aws_sdk_ecr::types::error::ImageAlreadyExistsException;
 use aws_sdk_ecr::types::{Image, ImageDetail};
 use aws_sdk_inspector2::operation::list_coverage::ListCoverageError;
 use aws_sdk_inspector2::operation::list_findings::{ListFindingsError, ListFindingsOutput};
-use aws_sdk_inspector2::types::{
-    FindingStatus, FindingType, FixAvailable, PackageVulnerabilityDetails, Resource, ResourceType,
-    Severity as InspectorSeverity, VulnerablePackage,
-};
+use aws_sdk_inspector2::types::{FixAvailable, Severity as InspectorSeverity};
 use aws_sdk_inspector2::types::{ScanStatusCode, ScanStatusReason};
 use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
 use aws_smithy_mocks::{Rule, mock};
-use aws_smithy_types::DateTime;
-use warden::testing::rules::{coverage_active, coverage_output, image_with_tags, transaction_ok};
+use warden::testing::rules::{coverage_active, coverage_output, image_with_tags, inspector_finding, transaction_ok};
 use warden::testing::wire::{dynamodb_500, ecr_500, inspector_500, sns_500};
 use warden::testing::{self, Retries, error_code as code, sample};
 
@@ -41,32 +37,7 @@ fn gate(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], inspector: &[&Rule]) -
 }
 
 fn finding(id: &str) -> aws_sdk_inspector2::types::Finding {
-    let now = DateTime::from_secs(1_764_000_000);
-    aws_sdk_inspector2::types::Finding::builder()
-        .finding_arn(format!("arn:aws:inspector2:us-east-1:123456789012:finding/{id}"))
-        .aws_account_id("123456789012")
-        .r#type(FindingType::PackageVulnerability)
-        .description("test finding")
-        .severity(InspectorSeverity::High)
-        .status(FindingStatus::Active)
-        .first_observed_at(now)
-        .last_observed_at(now)
-        .fix_available(FixAvailable::Yes)
-        .package_vulnerability_details(
-            PackageVulnerabilityDetails::builder()
-                .vulnerability_id(id)
-                .source("NVD")
-                .vulnerable_packages(
-                    VulnerablePackage::builder().name("openssl").version("3.0.13").build().expect("package"),
-                )
-                .build()
-                .expect("details"),
-        )
-        .resources(
-            Resource::builder().r#type(ResourceType::AwsEcrContainerImage).id("image").build().expect("resource"),
-        )
-        .build()
-        .expect("finding")
+    inspector_finding(id, InspectorSeverity::High, FixAvailable::Yes)
 }
 
 fn tags(tags: &'static [&'static str]) -> impl Fn() -> DescribeImagesOutput + Send + Sync + 'static {
@@ -117,6 +88,7 @@ async fn transient_faults_everywhere_end_in_one_demotion_and_one_notification() 
         .error(|| DescribeImagesError::generic(code("ThrottlingException")))
         .http_status(s, body)
         .output(tags(&["v1.5.0", APPROVED]))
+        .times(2)
         .build();
     let (s, body) = ecr_500();
     let remove = mock!(aws_sdk_ecr::Client::batch_delete_image)
@@ -286,9 +258,11 @@ async fn demotion_interrupted_by_throttling_completes_on_retry_once() {
 async fn replayed_demotion_is_not_reported_again_as_a_gate_failure() {
     let findings = mock!(aws_sdk_inspector2::Client::list_findings)
         .then_output(|| ListFindingsOutput::builder().findings(finding("CVE-2026-0001")).build());
+    // Read, re-read under the image's lease, then the replay's read.
     let describe = mock!(aws_sdk_ecr::Client::describe_images)
         .sequence()
         .output(tags(&["v1.5.0", APPROVED]))
+        .times(2)
         .output(tags(&["v1.5.0"]))
         .build();
     let remove =

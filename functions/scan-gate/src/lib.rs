@@ -16,6 +16,7 @@ use chrono::NaiveDate;
 use serde_json::Value;
 use warden::WardenError;
 use warden::aws::findings::{RegistryScan as Registry, coverage, registry_scan};
+use warden::aws::lease::Lease;
 use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
 use warden::event::{EventKind, RepositoryName, SeverityCounts};
@@ -393,7 +394,8 @@ impl ScanGate {
     }
 
     /// Removes a failing image's promotion tags (a quarantine tag first when they are its only tags), after
-    /// recording the failing verdict and revoking their approvals.
+    /// recording the failing verdict and revoking their approvals. The removal is decided on the image's tags
+    /// re-read under its lease, so a concurrent removal of its other tags (tag-guard) cannot leave it tagless.
     async fn demote(
         &self,
         cx: &Context<'_>,
@@ -402,6 +404,39 @@ impl ScanGate {
         gate: &GateRules,
         digest: &str,
         current: &[String],
+    ) -> Result<Demotion, WardenError> {
+        let repository = outcome.repository.clone().unwrap_or_default();
+        if self.base.config.dry_run || !current.iter().any(|t| gate.is_promotion_tag(t)) {
+            return self.demote_read(cx, outcome, class, gate, digest, current, None).await;
+        }
+        let lease = self.base.lease(cx, &repository, digest).await?;
+        let demoted = async {
+            match ecr::describe_digest(&self.base.clients.ecr, &repository, digest).await? {
+                Found::Yes(image) => {
+                    self.demote_read(cx, outcome, class, gate, digest, &image.tags, Some(&lease)).await
+                }
+                _ => {
+                    outcome.reasons.push("the image no longer exists".into());
+                    Ok(Demotion::default())
+                }
+            }
+        }
+        .await;
+        self.base.release(Some(lease)).await;
+        demoted
+    }
+
+    /// [`Self::demote`] on the tags `current` read (under `lease` when removing).
+    #[allow(clippy::too_many_arguments)]
+    async fn demote_read(
+        &self,
+        cx: &Context<'_>,
+        outcome: &mut Outcome,
+        class: &Class,
+        gate: &GateRules,
+        digest: &str,
+        current: &[String],
+        lease: Option<&Lease>,
     ) -> Result<Demotion, WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
         let quarantine = class.quarantine();
@@ -430,7 +465,7 @@ impl ScanGate {
                     let promoted: Vec<String> = current.iter().filter(|t| gate.is_promotion_tag(t)).cloned().collect();
                     self.base.ledger.revoke(&repository, digest, &promoted, event_epoch(cx), &cx.event.id).await?;
                 }
-                outcome.actions = self.base.executor(cx).run(&repository, &steps).await?;
+                outcome.actions = self.base.executor(cx).under(lease).run(&repository, &steps).await?;
                 let headline = "a promoted image no longer passes the gate: its promotion tags are removed".into();
                 Ok(Demotion { demoted: true, headline: Some(headline), flushed: false })
             }

@@ -16,15 +16,11 @@ use aws_sdk_ecr::types::{
     Attribute, FindingSeverity, Image, ImageDetail, ImageScanFinding, ImageScanFindings, ImageScanStatus, ScanStatus,
 };
 use aws_sdk_inspector2::operation::list_findings::{ListFindingsError, ListFindingsOutput};
-use aws_sdk_inspector2::types::{
-    EpssDetails, FindingStatus, FindingType, FixAvailable, PackageVulnerabilityDetails, Resource, ResourceType,
-    Severity as InspectorSeverity, VulnerablePackage,
-};
+use aws_sdk_inspector2::types::{FixAvailable, Severity as InspectorSeverity};
 use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{Rule, mock};
-use aws_smithy_types::DateTime;
 use aws_smithy_types::error::ErrorMetadata;
-use warden::testing::rules::{coverage, coverage_active, image_with_tags, transaction_ok};
+use warden::testing::rules::{coverage, coverage_active, image_with_tags, inspector_finding, transaction_ok};
 use warden::testing::{self, Retries, sample};
 
 const PROD: &str = "prod/payments-api";
@@ -119,42 +115,6 @@ fn scan_page(findings: Vec<ImageScanFinding>, next: Option<&str>) -> DescribeIma
         .image_scan_findings(ImageScanFindings::builder().set_findings(Some(findings)).build())
         .set_next_token(next.map(str::to_owned))
         .build()
-}
-
-fn inspector_finding(id: &str, severity: InspectorSeverity, fix: FixAvailable) -> aws_sdk_inspector2::types::Finding {
-    let now = DateTime::from_secs(1_764_000_000);
-    aws_sdk_inspector2::types::Finding::builder()
-        .finding_arn(format!("arn:aws:inspector2:us-east-1:123456789012:finding/{id}"))
-        .aws_account_id("123456789012")
-        .r#type(FindingType::PackageVulnerability)
-        .description("test finding")
-        .severity(severity)
-        .status(FindingStatus::Active)
-        .first_observed_at(now)
-        .last_observed_at(now)
-        .fix_available(fix)
-        .epss(EpssDetails::builder().score(0.02).build())
-        .package_vulnerability_details(
-            PackageVulnerabilityDetails::builder()
-                .vulnerability_id(id)
-                .source("NVD")
-                .source_url(format!("https://nvd.nist.gov/vuln/detail/{id}"))
-                .vulnerable_packages(
-                    VulnerablePackage::builder()
-                        .name("openssl")
-                        .version("3.0.13")
-                        .fixed_in_version("3.0.15")
-                        .build()
-                        .expect("package"),
-                )
-                .build()
-                .expect("details"),
-        )
-        .resources(
-            Resource::builder().r#type(ResourceType::AwsEcrContainerImage).id("image").build().expect("resource"),
-        )
-        .build()
-        .expect("finding")
 }
 
 fn calls(outcome: &Outcome) -> Vec<(&str, u32)> {

@@ -12,6 +12,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 use warden::WardenError;
 use warden::aws::ecr::{self, RepositorySettings};
+use warden::aws::lease::Lease;
 use warden::aws::ledger::HistoryEntry;
 use warden::aws::retention;
 use warden::aws::{Clients, Found};
@@ -123,7 +124,7 @@ impl TagGuard {
             }
             _ => {}
         }
-        self.carry_out(cx, &mut outcome, repository, decision, "protected-tag-moved").await?;
+        self.carry_out(cx, &mut outcome, (repository, None), decision, "protected-tag-moved").await?;
         Ok(outcome)
     }
 
@@ -187,25 +188,44 @@ impl TagGuard {
         unwanted: &Unwanted,
     ) -> Result<Outcome, WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
+        let lease = self.removal_lease(cx, class, &repository, digest).await?;
+        let removed = self.remove_leased(cx, class, &mut outcome, (digest, tag), unwanted, lease.as_ref()).await;
+        self.base.release(lease).await;
+        match removed? {
+            Some(gone) => Ok(self.base.skipped(cx, gone)),
+            None => Ok(outcome),
+        }
+    }
+
+    /// [`Self::remove_unwanted`] under the image's lease: `Some(why)` when the repository is gone.
+    async fn remove_leased(
+        &self,
+        cx: &Context<'_>,
+        class: &Class,
+        outcome: &mut Outcome,
+        (digest, tag): (&str, &str),
+        unwanted: &Unwanted,
+        lease: Option<&Lease>,
+    ) -> Result<Option<String>, WardenError> {
+        let repository = outcome.repository.clone().unwrap_or_default();
         let (decision, current) = match self.unwanted_decision(class, &repository, digest, tag, unwanted).await? {
             Ok(decided) => decided,
-            Err(gone) => return Ok(self.base.skipped(cx, gone)),
+            Err(gone) => return Ok(Some(gone)),
         };
         let remediation = class.tags.as_ref().map(|rules| rules.remediation);
         let (kind, severity) = match unwanted {
             Unwanted::NotAllowed { .. } => ("tag-not-allowed", Severity::Warning),
             Unwanted::Forged { .. } => ("forged-approval", Severity::Critical),
         };
-        self.carry_out(cx, &mut outcome, &repository, decision, kind).await?;
+        self.carry_out(cx, outcome, (&repository, lease), decision, kind).await?;
         if current.is_none() && remediation.is_some_and(|r| r.writes()) && !outcome.notified {
             // Gone already: removed by an earlier delivery of this event, whose notification may have been lost
             // with ECR's answer. Said once per event (claimed): a replay stays silent.
             outcome.reasons.insert(0, unwanted.reason(tag, digest));
-            let notification =
-                self.base.notification(cx, kind, &outcome, "untagged", outcome.reasons.clone(), severity);
+            let notification = self.base.notification(cx, kind, outcome, "untagged", outcome.reasons.clone(), severity);
             outcome.notified = self.base.send(&notification).await?;
         }
-        Ok(outcome)
+        Ok(None)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -263,7 +283,7 @@ impl TagGuard {
         // The ledger records the revert before operators hear of it: a retry after a failed notification finds
         // the tag reverted and has nothing left to write.
         let notify = std::mem::replace(&mut decision.notify, false);
-        self.carry_out(cx, outcome, &repository, decision, "protected-tag-moved").await?;
+        self.carry_out(cx, outcome, (&repository, None), decision, "protected-tag-moved").await?;
         if self.base.config.dry_run {
             if notify {
                 self.notify_outcome(cx, outcome, Verdict::ProtectedTagMoved, "protected-tag-moved").await?;
@@ -331,7 +351,7 @@ impl TagGuard {
         let mut outcome = self.base.outcome_for(cx, class, repository, None, &[]);
         let decision = decide_settings(&rules.mutability, &observed, rules.remediation);
         let ok = decision.verdict == Verdict::SettingsOk;
-        self.carry_out(cx, &mut outcome, repository, decision, "tag-mutability-drift").await?;
+        self.carry_out(cx, &mut outcome, (repository, None), decision, "tag-mutability-drift").await?;
         let created = call
             .call
             .response_elements
@@ -444,7 +464,7 @@ impl TagGuard {
             let mut item = self.base.outcome_for(cx, class, &repository.name, None, &[]);
             item.decision = verdict_name(decision.verdict);
             item.reasons = decision.reasons.clone();
-            item.actions = self.execute(cx, &repository.name, &decision.steps).await?;
+            item.actions = self.execute(cx, (&repository.name, None), &decision.steps).await?;
             changed += usize::from(item.actions.iter().any(|a| a.result == ActionResult::Done));
             drifted.push(item);
         }
@@ -495,21 +515,57 @@ impl TagGuard {
                     forged.push(item);
                     continue;
                 }
-                let decision = match self.unwanted_decision(class, &repository.name, digest, tag, &unwanted).await? {
-                    Ok((decision, _)) => decision,
-                    Err(_) => continue,
-                };
-                if decision.verdict != Verdict::ForgedApproval {
-                    continue;
+                let lease = self.removal_lease(cx, class, &repository.name, digest).await?;
+                let removed = self.remove_forged(cx, class, &mut item, (digest, tag), &unwanted, lease.as_ref()).await;
+                self.base.release(lease).await;
+                if removed? {
+                    removals += usize::from(!item.actions.is_empty());
+                    forged.push(item);
                 }
-                item.decision = verdict_name(decision.verdict);
-                item.reasons = decision.reasons.clone();
-                item.actions = self.execute(cx, &repository.name, &decision.steps).await?;
-                removals += usize::from(!item.actions.is_empty());
-                forged.push(item);
             }
         }
         Ok(forged)
+    }
+
+    /// The sweep's removal of one forged tag, decided on a fresh read under the image's lease: `false` when
+    /// there is nothing to report (gone, moved, or ecr-warden's own after all).
+    async fn remove_forged(
+        &self,
+        cx: &Context<'_>,
+        class: &Class,
+        item: &mut Outcome,
+        (digest, tag): (&str, &str),
+        unwanted: &Unwanted,
+        lease: Option<&Lease>,
+    ) -> Result<bool, WardenError> {
+        let repository = item.repository.clone().unwrap_or_default();
+        let decision = match self.unwanted_decision(class, &repository, digest, tag, unwanted).await? {
+            Ok((decision, _)) => decision,
+            Err(_) => return Ok(false),
+        };
+        if decision.verdict != Verdict::ForgedApproval {
+            return Ok(false);
+        }
+        item.decision = verdict_name(decision.verdict);
+        item.reasons = decision.reasons.clone();
+        item.actions = self.execute(cx, (&repository, lease), &decision.steps).await?;
+        Ok(true)
+    }
+
+    /// The lease on an image whose tag is to be removed, taken before its tags are re-read; `None` when the
+    /// class only reports (or in a dry run): nothing is removed, nothing to serialise.
+    async fn removal_lease(
+        &self,
+        cx: &Context<'_>,
+        class: &Class,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<Lease>, WardenError> {
+        let writes = class.tags.as_ref().is_some_and(|rules| rules.remediation.writes());
+        if !writes || self.base.config.dry_run {
+            return Ok(None);
+        }
+        self.base.lease(cx, repository, digest).await.map(Some)
     }
 
     /// Carries out a decision, fills the outcome, and notifies when the decision says so.
@@ -517,13 +573,13 @@ impl TagGuard {
         &self,
         cx: &Context<'_>,
         outcome: &mut Outcome,
-        repository: &str,
+        (repository, lease): (&str, Option<&Lease>),
         decision: Decision,
         kind: &str,
     ) -> Result<(), WardenError> {
         outcome.decision = verdict_name(decision.verdict);
         outcome.reasons.extend(decision.reasons.iter().cloned());
-        outcome.actions = self.execute(cx, repository, &decision.steps).await?;
+        outcome.actions = self.execute(cx, (repository, lease), &decision.steps).await?;
         if decision.notify {
             self.notify_outcome(cx, outcome, decision.verdict, kind).await?;
         } else if matches!(decision.verdict, Verdict::Skipped | Verdict::SettingsOk) {
@@ -555,8 +611,14 @@ impl TagGuard {
         Ok(())
     }
 
-    async fn execute(&self, cx: &Context<'_>, repository: &str, steps: &[Step]) -> Result<Vec<Action>, WardenError> {
-        self.base.executor(cx).run(repository, steps).await
+    /// Carries out steps; tag removals only while `lease` (held on the image) is valid.
+    async fn execute(
+        &self,
+        cx: &Context<'_>,
+        (repository, lease): (&str, Option<&Lease>),
+        steps: &[Step],
+    ) -> Result<Vec<Action>, WardenError> {
+        self.base.executor(cx).under(lease).run(repository, steps).await
     }
 
     fn notify(

@@ -12,6 +12,7 @@
 //! | the standing retention plan last reported for a repository (expires: reported again weekly) | `PLAN#<repository>` | `retention` |
 //! | a tag ecr-warden added: a promotion (with its approval) or a quarantine tag (see `approvals`) | `OWN#<repository>` | `<digest>#<tag>` |
 //! | the latest gate verdict on an image (see `approvals`) | `VERDICT#<repository>` | `<digest>` |
+//! | a short lease on an image while its tags are removed (see `lease`) | `LEASE#<repository>@<digest>` | `LEASE` |
 //!
 //! The current pointer is one conditional UpdateItem (which also returns what was there), a tag's history is
 //! one Query, and conditional writes keep concurrent pushes of the same tag from overwriting each other.
@@ -397,10 +398,20 @@ impl Ledger {
     /// notification it guards.
     async fn put_claimed(
         &self,
-        mut item: Item,
+        item: Item,
         condition: &str,
         values: &[(&str, AttributeValue)],
     ) -> Result<bool, WardenError> {
+        Ok(self.put_with_token(item, condition, values).await?.is_some())
+    }
+
+    /// [`Ledger::put_claimed`], answering with the token the written item carries (`None`: not written).
+    pub(super) async fn put_with_token(
+        &self,
+        mut item: Item,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<Option<String>, WardenError> {
         let token = claim_token();
         item.insert("claim".to_owned(), s(&token));
         let key: Item = ["pk", "sk"].iter().filter_map(|k| Some(((*k).to_owned(), item.get(*k)?.clone()))).collect();
@@ -415,13 +426,14 @@ impl Ledger {
             put = put.expression_attribute_values(*name, value.clone());
         }
         let error = match put.send().await {
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok(Some(token)),
             Err(error) => error,
         };
         if let Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) =
             error.as_service_error()
         {
-            return Ok(c.item().and_then(|old| get(old, "claim")).is_some_and(|claim| claim == token));
+            let ours = c.item().and_then(|old| get(old, "claim")).is_some_and(|claim| claim == token);
+            return Ok(ours.then_some(token));
         }
         // One attempt may have been written with its answer lost: take that write back (only ours, by its token)
         // so the retried invocation can write again. One left behind would silence its notification for good,

@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod ecr;
 pub mod findings;
 pub mod journal;
+pub mod lease;
 pub mod ledger;
 pub mod retention;
 pub mod sns;

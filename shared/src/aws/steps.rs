@@ -2,6 +2,7 @@
 
 use super::Found;
 use super::ecr::{self, Manifest, TagRemoval, TagWrite};
+use super::lease::Lease;
 use super::ledger::Ledger;
 use crate::WardenError;
 use crate::outcome::{Action, ActionResult};
@@ -28,9 +29,16 @@ pub struct Executor<'a> {
     pub function: &'a str,
     pub event_id: &'a str,
     pub dry_run: bool,
+    /// The lease held on the image whose tags are removed: no removal starts once it is no longer valid.
+    pub lease: Option<&'a Lease>,
 }
 
-impl Executor<'_> {
+impl<'a> Executor<'a> {
+    /// The same executor, removing tags only while `lease` is valid.
+    pub fn under(self, lease: Option<&'a Lease>) -> Self {
+        Self { lease, ..self }
+    }
+
     /// Runs steps in order and stops at the first failure: a later step may only be safe because an earlier
     /// one succeeded (a tag is removed only once the quarantine tag is in place). Each manifest is read once.
     /// In a dry run nothing is called and every step is reported as `dry-run`.
@@ -51,6 +59,12 @@ impl Executor<'_> {
                     // Recorded first: the push event the tag causes finds it, and tag-guard knows it as its own.
                     self.ledger.record_quarantine(repository, digest, tag, self.event_id, self.function).await?;
                     self.put_tag(repository, tag, digest, &mut manifests).await?
+                }
+                Step::RemoveTag { tag, digest } if self.lease.is_some_and(|l| !l.valid()) => {
+                    // Taken too long since the read the removal was decided on: the retry reads again.
+                    return Err(WardenError::Busy(format!(
+                        "the lease on {repository}@{digest} ran out before `{tag}` was removed"
+                    )));
                 }
                 Step::RemoveTag { tag, digest } => match ecr::remove_tag(self.ecr, repository, tag, digest).await? {
                     TagRemoval::Done => (ActionResult::Done, None),

@@ -86,6 +86,18 @@ impl Functions {
     /// `attempts` invocations in all). Every failure must be retryable; returns the final outcome and how many
     /// invocations failed before it.
     pub async fn deliver(&self, function: Function, event: &Value, attempts: u32) -> (Outcome, u32) {
+        self.deliver_spaced(function, event, attempts, std::time::Duration::ZERO).await
+    }
+
+    /// [`Functions::deliver`] with `spacing` between a failed invocation and its retry (Lambda waits a minute
+    /// and more; a test, long enough for a concurrent invocation to finish).
+    pub async fn deliver_spaced(
+        &self,
+        function: Function,
+        event: &Value,
+        attempts: u32,
+        spacing: std::time::Duration,
+    ) -> (Outcome, u32) {
         let mut failures = 0;
         loop {
             match self.invoke(function, event).await {
@@ -95,6 +107,7 @@ impl Functions {
                     assert!(error.is_retryable(), "{function:?}: a non-retryable error under faults: {error}");
                     failures += 1;
                     assert!(failures < attempts, "{function:?}: still failing after {attempts} invocations: {error}");
+                    tokio::time::sleep(spacing).await;
                 }
             }
         }

@@ -1,0 +1,105 @@
+//! Short leases on one image, taken before a function re-reads an image's tags to remove one of them.
+//!
+//! Removing an image's last tag deletes the image, so "another tag stays" must still be true when the removal
+//! lands. Two invocations removing different tags of one image (two disallowed tags pushed together; tag-guard
+//! and a scan-gate demotion) could each read the other's tag as the survivor and both remove: the image is gone.
+//! A lease serialises them: whoever holds it reads and removes; the other fails retryably and, on its retry,
+//! reads what the first left (and quarantines before removing a last tag).
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | a lease | `LEASE#<repository>@<digest>` | `LEASE` (`holder`, `claim` token, `expires_at`) |
+//!
+//! One conditional PutItem takes it (free, or expired: a holder killed mid-invocation blocks nobody for long)
+//! and one conditional DeleteItem (by token) gives it back. A holder acts only while its lease is valid:
+//! [`Lease::valid`] is checked before each removal, with a margin for the call itself.
+
+use super::ledger::{Ledger, s};
+use crate::WardenError;
+use crate::error::aws_error;
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How long a lease lasts: far longer than a re-read and a few tag writes, short enough that a retry after a
+/// killed holder (Lambda retries asynchronous invocations after a minute and more) finds it expired.
+pub const LEASE_SECONDS: i64 = 45;
+
+/// Time kept in hand for the call that follows the check: a removal is not started later than this before
+/// the lease runs out (the SDK's attempts of one call fit well within it).
+const MARGIN: Duration = Duration::from_secs(15);
+
+/// A lease this invocation holds on one image.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pk: String,
+    token: String,
+    taken: Instant,
+}
+
+impl Lease {
+    /// Whether a removal may still be started under this lease.
+    pub fn valid(&self) -> bool {
+        self.taken.elapsed() + MARGIN < Duration::from_secs(LEASE_SECONDS.unsigned_abs())
+    }
+
+    /// The same lease, taken `by` earlier (tests of what a holder may still do).
+    #[cfg(feature = "test-util")]
+    #[must_use]
+    pub fn aged(self, by: Duration) -> Self {
+        Self { taken: self.taken.checked_sub(by).unwrap_or(self.taken), ..self }
+    }
+}
+
+fn lease_pk(repository: &str, digest: &str) -> String {
+    format!("LEASE#{repository}@{digest}")
+}
+
+impl Ledger {
+    /// Takes the lease on `digest` for `holder` (function and event, for whoever reads the table). `Err`
+    /// (retryable) when another invocation holds it: the retry finds it free.
+    pub async fn lease_image(
+        &self,
+        repository: &str,
+        digest: &str,
+        holder: &str,
+        now_epoch: i64,
+    ) -> Result<Lease, WardenError> {
+        let pk = lease_pk(repository, digest);
+        let taken = Instant::now();
+        let item = HashMap::from([
+            ("pk".to_owned(), s(&pk)),
+            ("sk".to_owned(), s("LEASE")),
+            ("holder".to_owned(), s(holder)),
+            ("expires_at".to_owned(), AttributeValue::N((now_epoch + LEASE_SECONDS).to_string())),
+        ]);
+        let condition = "attribute_not_exists(pk) OR expires_at < :now";
+        let now = [(":now", AttributeValue::N(now_epoch.to_string()))];
+        match self.put_with_token(item, condition, &now).await? {
+            Some(token) => Ok(Lease { pk, token, taken }),
+            None => Err(WardenError::Busy(format!(
+                "another invocation is changing the tags of {repository}@{digest}: retried once it is done"
+            ))),
+        }
+    }
+
+    /// Gives a lease back (only this holder's: by its token). A lease already expired and taken by another is
+    /// left to that holder.
+    pub async fn release(&self, lease: Lease) -> Result<(), WardenError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&lease.pk))
+            .key("sk", s("LEASE"))
+            .condition_expression("claim = :token")
+            .expression_attribute_values(":token", s(&lease.token))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(aws_error("DynamoDB.DeleteItem", e)),
+        }
+    }
+}
