@@ -5,14 +5,14 @@ use crate::WardenError;
 use crate::aws::Clients;
 use crate::aws::lease::Lease;
 use crate::aws::ledger::Ledger;
-use crate::aws::sns::{Destination, deliver, deliver_as, publish};
+use crate::aws::sns::{Claimed, Destination, deliver_as, deliver_claimed, publish};
 use crate::aws::steps::Executor;
 use crate::config::{Config, TOPICS_ENV};
 use crate::event::{Event, EventKind, ImageAction, RepositoryApiCall};
 use crate::invocation::{Home, Invocation, admit};
 use crate::notify::{Notification, SCHEMA, Severity};
 use crate::outcome::Outcome;
-use crate::policy::{Class, Classification, Policy};
+use crate::policy::{Class, Classification, Policy, Route};
 use chrono::Utc;
 
 /// The AWS calls counted when an invocation started.
@@ -29,6 +29,8 @@ pub struct Context<'a> {
     pub home: Option<Home>,
     /// When the invocation is cut off, if the runtime says.
     pub deadline: Option<std::time::SystemTime>,
+    /// Lambda's request id (the same for the retries of an invocation): who holds the notification claims.
+    pub request_id: String,
 }
 
 /// A function's policy, configuration, clients and ledger, built once at init.
@@ -55,19 +57,19 @@ impl Base {
 
     /// Where a notification goes: the default topic, and every route that accepts it.
     pub fn destinations(&self, notification: &Notification) -> Vec<Destination> {
-        let default = self.config.topic_arn.iter().map(|arn| Destination {
-            name: "default".into(),
-            topic_arn: arn.clone(),
-            format: self.policy.notify.format,
+        self.topics().filter(|(route, _)| route.is_none_or(|r| r.accepts(notification))).map(|(_, d)| d).collect()
+    }
+
+    /// Every topic notifications can go to, with the route that leads there (`None`: the default topic).
+    fn topics(&self) -> impl Iterator<Item = (Option<&Route>, Destination)> {
+        let default = self.config.topic_arn.iter().map(|arn| {
+            (None, Destination { name: "default".into(), topic_arn: arn.clone(), format: self.policy.notify.format })
         });
-        let routed = self.policy.notify.routes.iter().filter(|r| r.accepts(notification)).filter_map(|r| {
-            Some(Destination {
-                name: r.topic.clone(),
-                topic_arn: self.config.topics.get(&r.topic)?.clone(),
-                format: r.format,
-            })
+        let routed = self.policy.notify.routes.iter().filter_map(|r| {
+            let topic_arn = self.config.topics.get(&r.topic)?.clone();
+            Some((Some(r), Destination { name: r.topic.clone(), topic_arn, format: r.format }))
         });
-        default.chain(routed).collect()
+        default.chain(routed)
     }
 
     /// Where an invocation starts: the calls made so far, to report this event's own.
@@ -78,7 +80,13 @@ impl Base {
     /// The context for a parsed event of an invocation.
     pub fn context<'a>(&self, event: &'a Event, invocation: &Invocation) -> Context<'a> {
         let at = event.time.clone().unwrap_or_else(|| Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        Context { event, at, home: invocation.home(), deadline: invocation.deadline }
+        Context {
+            event,
+            at,
+            home: invocation.home(),
+            deadline: invocation.deadline,
+            request_id: invocation.request_id.clone(),
+        }
     }
 
     /// The door every event passes first: the skipped outcome, with the reason, of an event from an account or
@@ -111,7 +119,7 @@ impl Base {
     /// Takes the lease on an image before re-reading its tags to remove some (see `aws::lease`); `Err`
     /// (retryable) while another invocation holds it.
     pub async fn lease(&self, cx: &Context<'_>, repository: &str, digest: &str) -> Result<Lease, WardenError> {
-        let holder = format!("{} {}", self.function, cx.event.id);
+        let holder = format!("{} {}", self.function, cx.request_id);
         self.ledger.lease_image(repository, digest, &holder, Utc::now().timestamp()).await
     }
 
@@ -241,11 +249,8 @@ impl Base {
     }
 
     /// Sends a notification at most once per event, kind and destination. `Ok(true)`: something was sent now.
-    pub async fn send(&self, notification: &Notification) -> Result<bool, WardenError> {
-        let destinations = self.destinations(notification);
-        let sent =
-            deliver(&self.clients.sns, &destinations, &self.ledger, notification, Utc::now().timestamp()).await?;
-        Ok(sent > 0)
+    pub async fn send(&self, cx: &Context<'_>, notification: &Notification) -> Result<bool, WardenError> {
+        self.send_as(cx, notification, &notification.kind).await
     }
 
     /// Delivers a notification about changes this invocation made: sent once per event (claimed under
@@ -255,6 +260,7 @@ impl Base {
     /// ([`Base::flush_parked`]), so a failed publish never loses what was done.
     pub async fn send_after_change(
         &self,
+        cx: &Context<'_>,
         notification: &Notification,
         claim_kind: &str,
         on_change: bool,
@@ -262,7 +268,7 @@ impl Base {
         let result = if on_change {
             self.send_on_change(notification).await
         } else {
-            self.send_as(notification, claim_kind).await
+            self.send_as(cx, notification, claim_kind).await
         };
         if let Err(error) = &result
             && error.is_retryable()
@@ -296,33 +302,52 @@ impl Base {
         }
     }
 
-    /// Sends what an earlier invocation of this event parked ([`Base::send_after_change`]), each once (claimed),
-    /// then removes it. For the paths where a retry finds the work done: one Query. `Ok(true)`: something was
-    /// sent now.
-    pub async fn flush_parked(&self, event_id: &str) -> Result<bool, WardenError> {
+    /// Sends what earlier attempts of this event left unsent, each once: what they parked
+    /// ([`Base::send_after_change`], then removed) and claims they took but died before sending. For the paths
+    /// where a retry finds the work done: one Query. `Ok(true)`: something was sent now.
+    pub async fn flush_parked(&self, cx: &Context<'_>) -> Result<bool, WardenError> {
+        let event_id = &cx.event.id;
+        let unfinished = self.ledger.unfinished_notifications(event_id, &cx.request_id, Utc::now().timestamp()).await?;
         let mut sent = false;
-        for (claim_kind, json) in self.ledger.parked_notifications(event_id).await? {
+        for (claim_kind, json) in unfinished.parked {
             match serde_json::from_str::<Notification>(&json) {
-                Ok(notification) => sent |= self.send_as(&notification, &claim_kind).await?,
+                Ok(notification) => sent |= self.send_as(cx, &notification, &claim_kind).await?,
                 Err(e) => tracing::error!(error = %e, "a parked notification is unreadable; dropped"),
             }
             self.ledger.unpark_notification(event_id, &claim_kind).await?;
         }
+        for (key, json) in unfinished.pending {
+            let destination = self.destinations_by_key(&key);
+            match (serde_json::from_str::<Notification>(&json), destination) {
+                (Ok(notification), Some(destination)) => {
+                    let claim = Claimed { key: &key, holder: &cx.request_id, now_epoch: Utc::now().timestamp() };
+                    sent |=
+                        deliver_claimed(&self.clients.sns, &destination, &self.ledger, &notification, &claim).await?;
+                }
+                _ => tracing::error!(key, "a claimed notification is unreadable or its topic is gone; dropped"),
+            }
+        }
         Ok(sent)
     }
 
+    /// The destination a claim key names (`kind` at the default topic, `kind@route` at a route's).
+    fn destinations_by_key(&self, key: &str) -> Option<Destination> {
+        let name = key.split_once('@').map_or("default", |(_, route)| route);
+        self.topics().map(|(_, d)| d).find(|d| d.name == name)
+    }
+
     /// [`Base::send`] with the dedup claim taken under `claim_kind` (see [`deliver_as`]).
-    pub async fn send_as(&self, notification: &Notification, claim_kind: &str) -> Result<bool, WardenError> {
+    pub async fn send_as(
+        &self,
+        cx: &Context<'_>,
+        notification: &Notification,
+        claim_kind: &str,
+    ) -> Result<bool, WardenError> {
         let destinations = self.destinations(notification);
-        let sent = deliver_as(
-            &self.clients.sns,
-            &destinations,
-            &self.ledger,
-            notification,
-            claim_kind,
-            Utc::now().timestamp(),
-        )
-        .await?;
+        let now = Utc::now().timestamp();
+        let sent =
+            deliver_as(&self.clients.sns, &destinations, &self.ledger, notification, claim_kind, &cx.request_id, now)
+                .await?;
         Ok(sent > 0)
     }
 }

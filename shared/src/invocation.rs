@@ -83,6 +83,9 @@ pub struct Invocation {
     pub deadline: Option<SystemTime>,
     /// Where the function runs when the ARN does not say (local emulators only, [`LOCAL_ACCOUNT_ENV`]).
     pub local_home: Option<Home>,
+    /// Lambda's request id: the same for an asynchronous invocation and its retries, another for a duplicate
+    /// delivery of the same event. A notification claim held by it is this invocation's own (see `aws::claims`).
+    pub request_id: String,
 }
 
 impl Invocation {
@@ -95,7 +98,13 @@ impl Invocation {
             .zip(std::env::var("AWS_REGION").ok())
             .map(|(account, region)| Home::new(account.trim(), region.trim()))
             .filter(|home| is_account_id(&home.account) && is_region(&home.region));
-        Self { function_arn: function_arn.to_owned(), deadline, local_home }
+        Self { function_arn: function_arn.to_owned(), deadline, local_home, request_id: String::new() }
+    }
+
+    /// The same invocation under Lambda's request id.
+    #[must_use]
+    pub fn with_request_id(self, request_id: &str) -> Self {
+        Self { request_id: request_id.to_owned(), ..self }
     }
 
     /// An invocation of a function serving `account` in `region`, as Lambda would hand it (tests, tools).
@@ -104,6 +113,7 @@ impl Invocation {
             function_arn: format!("arn:aws:lambda:{region}:{account}:function:ecr-warden"),
             deadline: None,
             local_home: None,
+            request_id: "local".into(),
         }
     }
 
@@ -118,6 +128,7 @@ impl Invocation {
 impl From<&lambda_runtime::Context> for Invocation {
     fn from(context: &lambda_runtime::Context) -> Self {
         Self::new(&context.invoked_function_arn, context.deadline, SystemTime::now())
+            .with_request_id(&context.request_id)
     }
 }
 
@@ -193,7 +204,12 @@ mod tests {
     #[test]
     fn the_local_fallback_only_applies_without_an_arn() {
         let local = Some(Home::new("123456789012", "us-east-1"));
-        let emulated = Invocation { function_arn: "function-arn".into(), deadline: None, local_home: local.clone() };
+        let emulated = Invocation {
+            function_arn: "function-arn".into(),
+            deadline: None,
+            local_home: local.clone(),
+            ..Invocation::default()
+        };
         assert_eq!(emulated.home(), local);
         // A real ARN always wins, and a malformed ARN is not an emulator: no fallback.
         let real = Invocation { function_arn: "arn:aws:lambda:eu-west-1:210987654321:function:f".into(), ..emulated };

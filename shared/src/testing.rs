@@ -57,6 +57,7 @@ pub fn clients(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], retries: Retrie
 
 /// [`clients`] whose ledger answers lease requests (`LEASE#` items, see `aws::lease`) with `leases` before
 /// anything else: [`clients`] grants and takes back every lease, so a test's own DynamoDB rules never see them.
+/// Marking a published notification's claim `sent` succeeds unless the test's own rules answer it.
 pub fn clients_with_leases(
     ecr: &[&Rule],
     dynamodb: &[&Rule],
@@ -64,7 +65,8 @@ pub fn clients_with_leases(
     retries: Retries,
     leases: &[&Rule],
 ) -> Clients {
-    let dynamodb: Vec<&Rule> = leases.iter().chain(dynamodb).copied().collect();
+    let marked = rules::notification_marked_sent();
+    let dynamodb: Vec<&Rule> = leases.iter().chain(dynamodb).copied().chain([&marked]).collect();
     let dynamodb = dynamodb.as_slice();
     let calls = CallCounter::default();
     let (c1, c2, c3) = (calls.clone(), calls.clone(), calls.clone());
@@ -229,6 +231,13 @@ pub mod rules {
                 .findings(inspector_finding(id, Severity::High, FixAvailable::Yes))
                 .build()
         })
+    }
+
+    /// Every claim of a published notification is marked `sent` (an UpdateItem of a `NOTIFY#` item).
+    pub fn notification_marked_sent() -> Rule {
+        mock!(aws_sdk_dynamodb::Client::update_item)
+            .match_requests(|r| r.update_expression().is_some_and(|e| e.starts_with("SET #state = :sent")))
+            .then_output(|| aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build())
     }
 
     /// Every lease on an image is granted (a conditional PutItem of a `LEASE#` item).

@@ -184,8 +184,8 @@ mod interleaved {
         removal["detail"]["image-tag"] = "feature-x".into();
         removal["detail"]["image-digest"] = DIGEST.into();
 
-        let invocation = testing::invocation();
-        let (as_guard, as_gate) = (invocation.clone(), invocation);
+        let as_guard = testing::invocation().with_request_id("request-1");
+        let as_gate = testing::invocation().with_request_id("request-2");
         let untag = tokio::spawn(async move { deliver(|| guard.handle(removal.clone(), &as_guard)).await });
         let demote = tokio::spawn(async move { deliver(|| gate.handle(finding.clone(), &as_gate)).await });
         let ((untagged, untag_failed), (demoted, demote_failed)) =

@@ -56,9 +56,9 @@ async fn a_passing_scan_is_confirmed_by_the_registry_and_promoted_with_its_appro
     assert_eq!(outcome.decision, "promoted");
     assert_eq!(
         outcome.total_aws_calls(),
-        6,
+        7,
         "DescribeImageScanFindings (the registry's word) + TransactWriteItems (the approval) + BatchGetImage + \
-         PutImage + PutItem (the notice's claim) + Publish: {:?}",
+         PutImage + PutItem (the notice's claim) + Publish + UpdateItem (claim marked sent): {:?}",
         outcome.aws_calls
     );
     let approved = format!("approved-{}", &digest[7..19]);

@@ -151,7 +151,7 @@ impl Lifecycle {
                 outcome.decision = "baseline-ok".into();
                 outcome.reasons.push(format!("{repository} already carries class `{}`'s policy", class.name));
                 // A retry of an invocation that set the policy but could not notify: what it parked goes now.
-                outcome.notified = self.base.flush_parked(&cx.event.id).await?;
+                outcome.notified = self.base.flush_parked(cx).await?;
                 return Ok(outcome);
             }
             Baseline::Drift(action) => {
@@ -174,10 +174,10 @@ impl Lifecycle {
                 outcome.reasons.push(format!("class `{}`'s lifecycle policy applied to {repository}", class.name));
                 outcome.actions.push(action);
                 let notification = self.applied(cx, &outcome);
-                let sent = self.base.send_after_change(&notification, APPLIED, false).await?;
+                let sent = self.base.send_after_change(cx, &notification, APPLIED, false).await?;
                 // A retry of an attempt whose put failed parked the same news: with the claim taken it is not
                 // sent again, only cleared.
-                let flushed = self.base.flush_parked(&cx.event.id).await?;
+                let flushed = self.base.flush_parked(cx).await?;
                 outcome.notified = sent || flushed;
                 return Ok(outcome);
             }
@@ -191,7 +191,7 @@ impl Lifecycle {
             }
         };
         let notification = self.base.notification(cx, kind, &outcome, result, outcome.reasons.clone(), severity);
-        outcome.notified = self.base.send(&notification).await?;
+        outcome.notified = self.base.send(cx, &notification).await?;
         Ok(outcome)
     }
 
@@ -377,7 +377,7 @@ impl Lifecycle {
         }
         if !state.changes.is_empty() || stopped {
             let notification = self.sweep_summary(cx, outcome, &state.changes, stopped);
-            outcome.notified = self.base.send_after_change(&notification, &notification.kind, false).await?;
+            outcome.notified = self.base.send_after_change(cx, &notification, &notification.kind, false).await?;
         }
         for (items, kind, severity) in
             [(&state.refused, REFUSED, Severity::Critical), (&state.drift, DRIFT, Severity::Warning)]
@@ -386,7 +386,7 @@ impl Lifecycle {
         }
         // A retry of a sweep that changed something but could not notify: what it parked goes now (one Query a
         // sweep; the retry itself finds those repositories already in order).
-        outcome.notified |= self.base.flush_parked(&cx.event.id).await?;
+        outcome.notified |= self.base.flush_parked(cx).await?;
         outcome.items.extend(state.changes.into_iter().chain(state.refused).chain(state.drift).chain(state.retention));
         Ok(())
     }
@@ -426,7 +426,7 @@ impl Lifecycle {
         }
         let result = if kind == REFUSED { "refused" } else { "reported" };
         let notification = self.base.notification(cx, kind, outcome, result, reasons, severity);
-        let sent = self.base.send(&notification).await;
+        let sent = self.base.send(cx, &notification).await;
         if sent.is_err() {
             let _ = self.base.ledger.forget_standing(&pk, kind).await;
         }

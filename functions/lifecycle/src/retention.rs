@@ -269,7 +269,7 @@ impl Lifecycle {
         match acted {
             Some(acted) if outcome.decision == "deleted" => {
                 let claim = format!("retention@{repository}#{}", acted.run);
-                outcome.notified = self.base.send_as(&notification, &claim).await?;
+                outcome.notified = self.base.send_as(cx, &notification, &claim).await?;
                 self.base.ledger.clear_journal(&acted.journal).await
             }
             _ => {
@@ -283,7 +283,7 @@ impl Lifecycle {
                     ));
                     return Ok(());
                 }
-                let sent = self.base.send_as(&notification, &format!("retention@{repository}")).await;
+                let sent = self.base.send_as(cx, &notification, &format!("retention@{repository}")).await;
                 if sent.is_err() {
                     // Unreported, so the retry must find it new. Best effort: at worst it waits a week.
                     if let Err(error) = ledger.forget_standing_plan(repository).await {
@@ -346,7 +346,7 @@ impl Lifecycle {
                 notification.event_id = entries[0].event_id.clone();
                 notification.actions_omitted = notification.actions.len().saturating_sub(LISTED);
                 notification.actions.truncate(LISTED);
-                notified |= self.base.send_as(&notification, &format!("retention@{repository}#{run}")).await?;
+                notified |= self.base.send_as(cx, &notification, &format!("retention@{repository}#{run}")).await?;
             }
             self.base.ledger.clear_journal(&entries).await?;
         }

@@ -323,13 +323,15 @@ async fn a_new_repository_gets_its_class_policy_once() {
     assert_eq!(
         calls(&outcome),
         // DescribeImages: what the policy would expire is checked first (nothing in a new repository). The
-        // Query: news an earlier attempt of this event may have parked (none here).
+        // Query: news an earlier attempt of this event may have parked (none here). The notification: its
+        // claim (PutItem), then marked sent (UpdateItem).
         BTreeMap::from([
             ("ECR.GetLifecyclePolicy", 1),
             ("ECR.DescribeImages", 1),
             ("ECR.PutLifecyclePolicy", 1),
             ("DynamoDB.Query", 1),
             ("DynamoDB.PutItem", 1),
+            ("DynamoDB.UpdateItem", 1),
             ("SNS.Publish", 1)
         ])
     );

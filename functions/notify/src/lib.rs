@@ -52,7 +52,7 @@ impl Notify {
             outcome.reasons.push("no topic configured: the notification is only logged".into());
             return Ok(outcome);
         }
-        outcome.notified = self.base.send(&notification).await?;
+        outcome.notified = self.base.send(cx, &notification).await?;
         outcome.decision = if outcome.notified { notification.kind.clone() } else { "already-notified".into() };
         Ok(outcome)
     }

@@ -203,3 +203,123 @@ async fn events_about_other_accounts_or_regions_are_refused_at_the_door() {
     }
     assert_eq!(published.num_calls(), 0);
 }
+
+/// Two-phase claims (`warden::aws::claims`): a claim is `pending` with its message until published, then
+/// `sent`; what a retry or a duplicate finds decides whether it publishes.
+mod claims {
+    use super::*;
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    /// A claim on the failed replication's notification as an earlier attempt left it.
+    fn held(state: &'static str, holder: &'static str, claimed_at: i64, message: Option<String>) -> Rule {
+        mock!(aws_sdk_dynamodb::Client::put_item).then_error(move || {
+            let mut held = ConditionalCheckFailedException::builder()
+                .item("claim", AttributeValue::S("their-token".into()))
+                .item("state", AttributeValue::S(state.into()))
+                .item("holder", AttributeValue::S(holder.into()))
+                .item("claimed_at", AttributeValue::N(claimed_at.to_string()));
+            if let Some(message) = &message {
+                held = held.item("notification", AttributeValue::S(message.clone()));
+            }
+            PutItemError::ConditionalCheckFailedException(held.build())
+        })
+    }
+
+    /// The notification an earlier attempt stored with its claim, recognisable by its reason.
+    fn stored() -> String {
+        let event = warden::event::parse(sample("ecr-replication-failed.json")).expect("event");
+        let mut notification =
+            warden::notify::events::for_event(&event, &policy(""), "2026-11-20T10:00:00Z").expect("notification");
+        notification.reasons = vec!["as the first attempt wrote it".into()];
+        serde_json::to_string(&notification).expect("json")
+    }
+
+    fn taken_over() -> Rule {
+        mock!(aws_sdk_dynamodb::Client::update_item)
+            .match_requests(|r| {
+                r.condition_expression() == Some("claim = :old AND #state = :pending")
+                    && r.expression_attribute_values().and_then(|v| v.get(":old")).and_then(|v| v.as_s().ok())
+                        == Some(&"their-token".to_owned())
+            })
+            .then_output(|| UpdateItemOutput::builder().build())
+    }
+
+    fn published() -> Rule {
+        mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build())
+    }
+
+    async fn deliver(claim: &Rule, takeover: &Rule, publish: &Rule) -> Outcome {
+        let notify = notify(&[claim, takeover], &[publish], policy(""), &[]).expect("notify");
+        notify.handle(sample("ecr-replication-failed.json"), &testing::invocation()).await.expect("ok")
+    }
+
+    fn now() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs().cast_signed())
+    }
+
+    #[tokio::test]
+    async fn a_claim_its_own_earlier_attempt_died_holding_is_sent_with_the_stored_message() {
+        // Killed between claim and publish: Lambda retries under the same request id ("local" in tests).
+        let (claim, takeover, publish) =
+            (held("pending", "local", now() - 5, Some(stored())), taken_over(), published());
+        let outcome = deliver(&claim, &takeover, &publish).await;
+        assert!(outcome.notified);
+        assert_eq!((takeover.num_calls(), publish.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn the_stored_message_is_what_a_taken_over_claim_publishes() {
+        let (claim, takeover) = (held("pending", "local", now() - 5, Some(stored())), taken_over());
+        let publish = mock!(aws_sdk_sns::Client::publish)
+            .match_requests(|r| r.message().is_some_and(|m| m.contains("as the first attempt wrote it")))
+            .then_output(|| PublishOutput::builder().message_id("m").build());
+        assert!(deliver(&claim, &takeover, &publish).await.notified);
+        assert_eq!(publish.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_claim_another_live_invocation_holds_is_left_to_it() {
+        // A duplicate delivery of the same event, claimed a moment ago by another request.
+        let (claim, takeover, publish) =
+            (held("pending", "other", now() - 5, Some(stored())), taken_over(), published());
+        let outcome = deliver(&claim, &takeover, &publish).await;
+        assert!(!outcome.notified);
+        assert_eq!((takeover.num_calls(), publish.num_calls()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_claim_whose_holder_outlived_any_invocation_is_taken_over() {
+        let stale = now() - warden::aws::claims::PENDING_STALE_SECONDS - 1;
+        let (claim, takeover, publish) = (held("pending", "other", stale, Some(stored())), taken_over(), published());
+        assert!(deliver(&claim, &takeover, &publish).await.notified);
+        assert_eq!((takeover.num_calls(), publish.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_sent_claim_is_never_sent_again_whoever_asks() {
+        for holder in ["local", "other"] {
+            let (claim, takeover, publish) = (held("sent", holder, now() - 5, None), taken_over(), published());
+            assert!(!deliver(&claim, &takeover, &publish).await.notified);
+            assert_eq!(publish.num_calls(), 0, "{holder}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_written_pending_with_its_message_and_marked_sent_after_the_publish() {
+        let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(|r| {
+                let item = r.item().expect("item");
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                text("state") == "pending" && text("holder") == "local" && text("notification").contains("\"kind\"")
+            })
+            .then_output(|| PutItemOutput::builder().build());
+        let marked = mock!(aws_sdk_dynamodb::Client::update_item)
+            .match_requests(|r| r.update_expression() == Some("SET #state = :sent REMOVE notification, holder"))
+            .then_output(|| UpdateItemOutput::builder().build());
+        let publish = published();
+        let outcome = deliver(&claim, &marked, &publish).await;
+        assert!(outcome.notified);
+        assert_eq!((claim.num_calls(), publish.num_calls(), marked.num_calls()), (1, 1, 1));
+    }
+}

@@ -204,7 +204,7 @@ impl ScanGate {
         outcome.reasons.push(format!("{reason}: the image is not promoted"));
         let notification =
             self.base.notification(cx, kind, &outcome, "not-promoted", outcome.reasons.clone(), Severity::Warning);
-        outcome.notified = self.base.send(&notification).await?;
+        outcome.notified = self.base.send(cx, &notification).await?;
         Ok(outcome)
     }
 
@@ -330,7 +330,7 @@ impl ScanGate {
             return Ok(());
         };
         // Claimed: a replay (or a retry after a failed publish, the claim given back) is told once.
-        outcome.notified = self.base.send(&notification).await?;
+        outcome.notified = self.base.send(cx, &notification).await?;
         Ok(())
     }
 
@@ -443,7 +443,7 @@ impl ScanGate {
         match plan_demotion(gate, digest, current, quarantine.as_ref()) {
             // Not promoted (any more): possibly demoted by an earlier invocation whose notification failed.
             Ok(steps) if steps.is_empty() => {
-                let flushed = self.base.flush_parked(&cx.event.id).await?;
+                let flushed = self.base.flush_parked(cx).await?;
                 let lost: Vec<&str> = outcome
                     .tags
                     .iter()
@@ -500,9 +500,9 @@ impl ScanGate {
         // would otherwise report `gate-failed` as a second notification.
         let changed = outcome.actions.iter().any(|a| a.result == ActionResult::Done);
         outcome.notified = if changed {
-            self.base.send_after_change(&notification, "gate-failed", false).await?
+            self.base.send_after_change(cx, &notification, "gate-failed", false).await?
         } else {
-            self.base.send_as(&notification, "gate-failed").await? || demotion.flushed
+            self.base.send_as(cx, &notification, "gate-failed").await? || demotion.flushed
         };
         Ok(())
     }

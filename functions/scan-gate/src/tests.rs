@@ -137,12 +137,13 @@ async fn passing_counts_are_confirmed_by_the_registry_then_promoted() {
         vec![
             ("DynamoDB.PutItem", 1),
             ("DynamoDB.TransactWriteItems", 1),
+            ("DynamoDB.UpdateItem", 1),
             ("ECR.BatchGetImage", 1),
             ("ECR.DescribeImageScanFindings", 1),
             ("ECR.PutImage", 1),
             ("SNS.Publish", 1)
         ],
-        "registry re-read + approval + BatchGetImage + PutImage + claim + publish"
+        "registry re-read + approval + BatchGetImage + PutImage + claim + publish + marked sent"
     );
     assert_eq!(outcome.gate.as_ref().map(|g| g.evidence), Some("findings"), "decided on the registry's scan");
     assert!(outcome.reasons.iter().any(|r| r.contains("disagree")), "{:?}", outcome.reasons);
@@ -205,7 +206,7 @@ async fn failing_counts_block_without_reading_findings() {
         .expect("ok");
     assert_eq!(outcome.decision, "blocked");
     assert!(outcome.actions.is_empty());
-    assert_eq!(calls(&outcome), vec![("DynamoDB.PutItem", 1), ("SNS.Publish", 1)]);
+    assert_eq!(calls(&outcome), vec![("DynamoDB.PutItem", 1), ("DynamoDB.UpdateItem", 1), ("SNS.Publish", 1)]);
 }
 
 #[tokio::test]

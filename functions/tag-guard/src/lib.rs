@@ -223,7 +223,7 @@ impl TagGuard {
             // with ECR's answer. Said once per event (claimed): a replay stays silent.
             outcome.reasons.insert(0, unwanted.reason(tag, digest));
             let notification = self.base.notification(cx, kind, outcome, "untagged", outcome.reasons.clone(), severity);
-            outcome.notified = self.base.send(&notification).await?;
+            outcome.notified = self.base.send(cx, &notification).await?;
         }
         Ok(None)
     }
@@ -264,7 +264,7 @@ impl TagGuard {
                 let entry = revert_entry(cx, moved_to, restore, true);
                 self.base.ledger.record_history(&repository, tag, &entry).await?;
             }
-            outcome.notified = self.base.flush_parked(&cx.event.id).await?;
+            outcome.notified = self.base.flush_parked(cx).await?;
             if now == restore && !outcome.notified && !self.base.config.dry_run {
                 // Reverted by an earlier delivery of this event, whose notification may have been lost with
                 // ECR's answer. Said once per event (claimed): a replay stays silent.
@@ -276,7 +276,7 @@ impl TagGuard {
                     outcome.reasons.clone(),
                     Severity::Critical,
                 );
-                outcome.notified = self.base.send(&notification).await?;
+                outcome.notified = self.base.send(cx, &notification).await?;
             }
             return Ok(());
         }
@@ -372,7 +372,7 @@ impl TagGuard {
                 outcome.reasons.clone(),
                 Severity::Warning,
             );
-            outcome.notified = self.base.send(&notification).await?;
+            outcome.notified = self.base.send(cx, &notification).await?;
         }
         Ok(outcome)
     }
@@ -427,13 +427,13 @@ impl TagGuard {
                 .retain(|a| items.iter().any(|i| a.action.starts_with(i.repository.as_deref().unwrap_or("-"))));
             let notification = self.notify(cx, kind, &summary, reasons, severity);
             outcome.notified |= if changed(&summary) {
-                self.base.send_after_change(&notification, kind, false).await?
+                self.base.send_after_change(cx, &notification, kind, false).await?
             } else {
-                self.base.send(&notification).await?
+                self.base.send(cx, &notification).await?
             };
         }
         if drifted.is_empty() && forged.is_empty() {
-            outcome.notified = self.base.flush_parked(&cx.event.id).await?;
+            outcome.notified = self.base.flush_parked(cx).await?;
         }
         outcome.items = drifted.into_iter().chain(forged).collect();
         Ok(outcome)
@@ -584,7 +584,7 @@ impl TagGuard {
             self.notify_outcome(cx, outcome, decision.verdict, kind).await?;
         } else if matches!(decision.verdict, Verdict::Skipped | Verdict::SettingsOk) {
             // Stale or already done: a retry of an event whose notification failed after its changes.
-            outcome.notified = self.base.flush_parked(&cx.event.id).await?;
+            outcome.notified = self.base.flush_parked(cx).await?;
         }
         Ok(())
     }
@@ -604,9 +604,9 @@ impl TagGuard {
         };
         let notification = self.notify(cx, kind, outcome, outcome.reasons.clone(), severity);
         outcome.notified = if changed(outcome) {
-            self.base.send_after_change(&notification, kind, false).await?
+            self.base.send_after_change(cx, &notification, kind, false).await?
         } else {
-            self.base.send(&notification).await?
+            self.base.send(cx, &notification).await?
         };
         Ok(())
     }

@@ -10,7 +10,8 @@
 //! |---|---|---|
 //! | a lease | `LEASE#<repository>@<digest>` | `LEASE` (`holder`, `claim` token, `expires_at`) |
 //!
-//! One conditional PutItem takes it (free, or expired: a holder killed mid-invocation blocks nobody for long)
+//! One conditional PutItem takes it (free; expired, so a holder killed mid-invocation blocks nobody for long; or
+//! held by this request's own earlier attempt, which Lambda retries under the same request id)
 //! and one conditional DeleteItem (by token) gives it back. A holder acts only while its lease is valid:
 //! [`Lease::valid`] is checked before each removal, with a margin for the call itself.
 
@@ -56,8 +57,8 @@ fn lease_pk(repository: &str, digest: &str) -> String {
 }
 
 impl Ledger {
-    /// Takes the lease on `digest` for `holder` (function and event, for whoever reads the table). `Err`
-    /// (retryable) when another invocation holds it: the retry finds it free.
+    /// Takes the lease on `digest` for `holder` (the function and Lambda's request id, the same for an
+    /// invocation's retries). `Err` (retryable) when another invocation holds it: the retry finds it free.
     pub async fn lease_image(
         &self,
         repository: &str,
@@ -73,9 +74,10 @@ impl Ledger {
             ("holder".to_owned(), s(holder)),
             ("expires_at".to_owned(), AttributeValue::N((now_epoch + LEASE_SECONDS).to_string())),
         ]);
-        let condition = "attribute_not_exists(pk) OR expires_at < :now";
-        let now = [(":now", AttributeValue::N(now_epoch.to_string()))];
-        match self.put_with_token(item, condition, &now).await? {
+        // Free, expired, or held by this request's earlier attempt (killed before it gave the lease back).
+        let condition = "attribute_not_exists(pk) OR expires_at < :now OR holder = :holder";
+        let values = [(":now", AttributeValue::N(now_epoch.to_string())), (":holder", s(holder))];
+        match self.put_with_token(item, condition, &values).await? {
             Some(token) => Ok(Lease { pk, token, taken }),
             None => Err(WardenError::Busy(format!(
                 "another invocation is changing the tags of {repository}@{digest}: retried once it is done"

@@ -5,7 +5,7 @@
 //! | where a tag points now | `TAG#<repository>:<tag>` | `CURRENT` |
 //! | one change in a tag's history | `TAG#<repository>:<tag>` | `HIST#<time>#<event id>` |
 //! | an image pushed by digest only | `IMAGE#<repository>@<digest>` | `PUSHED` |
-//! | a notification already sent (expires) | `NOTIFY#<event id>` | `<kind>` |
+//! | a notification claimed (`pending`, with the message) or `sent` (see `claims`; expires) | `NOTIFY#<event id>` | `<kind>` |
 //! | a notification whose delivery failed after its actions were done (expires) | `NOTIFY#<event id>` | `PARKED#<kind>` |
 //! | where an unfinished sweep resumes (the repository and phase it was in) | `SWEEP#<function>[#<repositories named>]` | `CURSOR` |
 //! | a standing finding of a sweep last reported (drift, refused policies; expires: reported again weekly) | `STANDING#<function>[#<repositories named>]` | `<kind>` |
@@ -28,13 +28,16 @@ use aws_sdk_dynamodb::types::{
 use serde::Serialize;
 use std::collections::HashMap;
 
-/// How long notification dedup records live: longer than EventBridge retries an event (24 h).
-const NOTIFY_TTL_SECONDS: i64 = 7 * 24 * 3600;
-
 /// How often an unchanged standing retention plan (dry run, or stopped by a cap) is reported again.
 pub const STANDING_PLAN_REPEAT_SECONDS: i64 = 7 * 24 * 3600;
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// What a conditional put found: it wrote the item (with this token), or another item held the key.
+pub(super) enum Conditional {
+    Written(String),
+    Held(Item),
+}
 
 pub(super) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -329,16 +332,6 @@ impl Ledger {
         }
     }
 
-    /// Claims the right to send the `kind` notification for an event. `Ok(false)`: already sent.
-    pub async fn claim_notification(&self, event_id: &str, kind: &str, now_epoch: i64) -> Result<bool, WardenError> {
-        let item = HashMap::from([
-            ("pk".to_owned(), s(format!("NOTIFY#{event_id}"))),
-            ("sk".to_owned(), s(kind)),
-            ("expires_at".to_owned(), AttributeValue::N((now_epoch + NOTIFY_TTL_SECONDS).to_string())),
-        ]);
-        self.put_claimed(item, "attribute_not_exists(pk)", &[]).await
-    }
-
     /// Records that a standing retention plan (a dry run, or one stopped by a cap: nothing changes until
     /// someone acts) was reported. `Ok(true)`: it is new, differs from the one last reported, or that report is
     /// older than [`STANDING_PLAN_REPEAT_SECONDS`]: tell operators. `Ok(false)`: they were told.
@@ -402,16 +395,29 @@ impl Ledger {
         condition: &str,
         values: &[(&str, AttributeValue)],
     ) -> Result<bool, WardenError> {
-        Ok(self.put_with_token(item, condition, values).await?.is_some())
+        Ok(matches!(self.put_or_held(item, condition, values).await?, Conditional::Written(_)))
     }
 
     /// [`Ledger::put_claimed`], answering with the token the written item carries (`None`: not written).
     pub(super) async fn put_with_token(
         &self,
-        mut item: Item,
+        item: Item,
         condition: &str,
         values: &[(&str, AttributeValue)],
     ) -> Result<Option<String>, WardenError> {
+        Ok(match self.put_or_held(item, condition, values).await? {
+            Conditional::Written(token) => Some(token),
+            Conditional::Held(_) => None,
+        })
+    }
+
+    /// [`Ledger::put_claimed`], answering with the token written, or the item that kept it from being written.
+    pub(super) async fn put_or_held(
+        &self,
+        mut item: Item,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<Conditional, WardenError> {
         let token = claim_token();
         item.insert("claim".to_owned(), s(&token));
         let key: Item = ["pk", "sk"].iter().filter_map(|k| Some(((*k).to_owned(), item.get(*k)?.clone()))).collect();
@@ -426,14 +432,15 @@ impl Ledger {
             put = put.expression_attribute_values(*name, value.clone());
         }
         let error = match put.send().await {
-            Ok(_) => return Ok(Some(token)),
+            Ok(_) => return Ok(Conditional::Written(token)),
             Err(error) => error,
         };
         if let Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) =
             error.as_service_error()
         {
-            let ours = c.item().and_then(|old| get(old, "claim")).is_some_and(|claim| claim == token);
-            return Ok(ours.then_some(token));
+            let held = c.item().cloned().unwrap_or_default();
+            let ours = get(&held, "claim").is_some_and(|claim| claim == token);
+            return Ok(if ours { Conditional::Written(token) } else { Conditional::Held(held) });
         }
         // One attempt may have been written with its answer lost: take that write back (only ours, by its token)
         // so the retried invocation can write again. One left behind would silence its notification for good,
@@ -458,69 +465,6 @@ impl Ledger {
             }
         }
         Err(aws_error("DynamoDB.PutItem", error))
-    }
-
-    /// Gives a claim back after a failed publish, so the retried invocation sends it.
-    pub async fn release_notification(&self, event_id: &str, kind: &str) -> Result<(), WardenError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("NOTIFY#{event_id}")))
-            .key("sk", s(kind))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_error("DynamoDB.DeleteItem", e))
-    }
-
-    /// Keeps a notification whose delivery failed after the invocation changed something, so EventBridge's
-    /// retry, which finds the change already made and has nothing left to decide, still sends it
-    /// ([`Ledger::parked_notifications`]). `claim_kind` is the dedup claim it is sent under.
-    pub async fn park_notification(
-        &self,
-        event_id: &str,
-        claim_kind: &str,
-        notification_json: &str,
-        now_epoch: i64,
-    ) -> Result<(), WardenError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(format!("NOTIFY#{event_id}")))
-            .item("sk", s(format!("PARKED#{claim_kind}")))
-            .item("notification", s(notification_json))
-            .item("expires_at", AttributeValue::N((now_epoch + NOTIFY_TTL_SECONDS).to_string()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_error("DynamoDB.PutItem", e))
-    }
-
-    /// The notifications parked for an event: (claim kind, notification JSON). One Query.
-    pub async fn parked_notifications(&self, event_id: &str) -> Result<Vec<(String, String)>, WardenError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :parked)")
-            .expression_attribute_values(":pk", s(format!("NOTIFY#{event_id}")))
-            .expression_attribute_values(":parked", s("PARKED#"))
-            .send()
-            .await
-            .map_err(|e| aws_error("DynamoDB.Query", e))?;
-        Ok(output
-            .items()
-            .iter()
-            .filter_map(|item| {
-                let kind = get(item, "sk")?.strip_prefix("PARKED#")?.to_owned();
-                Some((kind, get(item, "notification")?))
-            })
-            .collect())
-    }
-
-    /// Removes a parked notification once it is delivered.
-    pub async fn unpark_notification(&self, event_id: &str, claim_kind: &str) -> Result<(), WardenError> {
-        self.release_notification(event_id, &format!("PARKED#{claim_kind}")).await
     }
 
     /// What a tag pointed to over time, oldest first, ending with where it points now (one Query, all pages).

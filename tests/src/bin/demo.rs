@@ -341,7 +341,10 @@ async fn run(demo: &mut Demo) {
     );
     let outcome = demo.invoke("scan-gate", &scan);
     demo.check(outcome["decision"] == "blocked", "blocked: not promoted, operators told");
-    demo.check(total_calls(&outcome) == 2, "blocking costs nothing extra: the claim and the publish");
+    demo.check(
+        total_calls(&outcome) == 3,
+        "blocking costs nothing extra: the notification's claim, its publish, and the claim marked sent",
+    );
     let critical = json!({"name": "CVE-2026-1290", "severity": "CRITICAL", "uri": "https://nvd.nist.gov/vuln/detail/CVE-2026-1290"});
     let highs: Vec<Value> = (1..=4).map(|i| high(&format!("CVE-2026-129{i}"))).collect();
     let mut found = vec![critical];

@@ -12,6 +12,7 @@ use tag_guard::TagGuard;
 use warden::WardenError;
 use warden::aws::Clients;
 use warden::config::Config;
+use warden::invocation::Invocation;
 use warden::outcome::Outcome;
 use warden::policy::{EMBEDDED_POLICY, Policy};
 
@@ -73,12 +74,21 @@ impl Functions {
 
     /// One invocation of one function.
     pub async fn invoke(&self, function: Function, event: &Value) -> Result<Outcome, WardenError> {
+        self.invoke_as(function, event, &invocation()).await
+    }
+
+    /// One invocation of one function, as `invocation` (its request id, its deadline).
+    pub async fn invoke_as(
+        &self,
+        function: Function,
+        event: &Value,
+        invocation: &Invocation,
+    ) -> Result<Outcome, WardenError> {
         match function {
-            Function::TagGuard => self.tag_guard.handle(event.clone(), &invocation()).await,
-            Function::ScanGate => self.scan_gate.handle(event.clone(), &invocation()).await,
-            Function::Notify => self.notify.handle(event.clone(), &invocation()).await,
-            // No deadline: sweeps here are small, and the deadline rule has tests of its own.
-            Function::Lifecycle => self.lifecycle.handle(event.clone(), &invocation()).await,
+            Function::TagGuard => self.tag_guard.handle(event.clone(), invocation).await,
+            Function::ScanGate => self.scan_gate.handle(event.clone(), invocation).await,
+            Function::Notify => self.notify.handle(event.clone(), invocation).await,
+            Function::Lifecycle => self.lifecycle.handle(event.clone(), invocation).await,
         }
     }
 
@@ -99,8 +109,10 @@ impl Functions {
         spacing: std::time::Duration,
     ) -> (Outcome, u32) {
         let mut failures = 0;
+        // One request id for the delivery and its retries, as Lambda does; another delivery has its own.
+        let invocation = invocation().with_request_id(&integration_tests::unique("request-"));
         loop {
-            match self.invoke(function, event).await {
+            match self.invoke_as(function, event, &invocation).await {
                 Ok(outcome) => return (outcome, failures),
                 Err(error) => {
                     eprintln!("{function:?} {}: invocation failed, EventBridge retries: {error}", event["id"]);

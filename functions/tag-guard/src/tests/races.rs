@@ -18,11 +18,13 @@ fn sandbox(model: &ImageModel) -> Arc<TagGuard> {
     Arc::new(TagGuard::new(policy, testing::config(), clients).expect("guard"))
 }
 
-/// Delivers `event` as EventBridge would: a failed invocation is retried, after the other has finished.
-async fn deliver(guard: Arc<TagGuard>, event: Value) -> (Outcome, u32) {
+/// Delivers `event` as EventBridge would: a failed invocation is retried (under its request id), after the
+/// other has finished.
+async fn deliver(guard: Arc<TagGuard>, event: Value, request_id: &str) -> (Outcome, u32) {
     let mut failures = 0;
+    let invocation = testing::invocation().with_request_id(request_id);
     loop {
-        match guard.handle(event.clone(), &testing::invocation()).await {
+        match guard.handle(event.clone(), &invocation).await {
             Ok(outcome) => return (outcome, failures),
             Err(error) => {
                 assert!(error.is_retryable(), "{error}");
@@ -41,8 +43,8 @@ async fn two_disallowed_tags_of_one_image_removed_at_once_leave_it_quarantined()
     let repository = "dev/web-frontend";
     let model =
         ImageModel::new(A, &["my-branch", "wip"]).meeting(&[Read::Tag("my-branch".into()), Read::Tag("wip".into())]);
-    let first = tokio::spawn(deliver(sandbox(&model), push(repository, "my-branch", A)));
-    let second = tokio::spawn(deliver(sandbox(&model), push(repository, "wip", A)));
+    let first = tokio::spawn(deliver(sandbox(&model), push(repository, "my-branch", A), "request-1"));
+    let second = tokio::spawn(deliver(sandbox(&model), push(repository, "wip", A), "request-2"));
     let ((a, a_failed), (b, b_failed)) = (first.await.expect("task"), second.await.expect("task"));
 
     assert_eq!(model.tags(), Some(vec!["quarantine-7a6a95028731".to_owned()]), "the image stays, quarantined");
@@ -70,7 +72,7 @@ mod lease {
             .match_requests(|r| {
                 let item = r.item().expect("item");
                 let value = |k: &str| item.get(k).and_then(|v| v.as_s().ok().or(v.as_n().ok())).cloned();
-                r.condition_expression() == Some("attribute_not_exists(pk) OR expires_at < :now")
+                r.condition_expression() == Some("attribute_not_exists(pk) OR expires_at < :now OR holder = :holder")
                     && value("pk").as_deref() == Some(&format!("LEASE#{REPO}@{A}"))
                     && value("expires_at").as_deref() == Some("1045")
                     && value("claim").is_some()
