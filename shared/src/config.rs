@@ -18,6 +18,9 @@ pub struct Config {
     pub dry_run: bool,
     /// Route topic names to ARNs.
     pub topics: std::collections::BTreeMap<String, String>,
+    /// How long a tag-removal lease lasts (`None`: [`crate::aws::lease::LEASE_SECONDS`]). Not read from the
+    /// environment: tests that compress Lambda's minute between retries shorten it.
+    pub lease: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -44,7 +47,7 @@ impl Config {
                 _ => return Err(WardenError::Config(format!("{TOPICS_ENV}: `{pair}` is not name=<topic arn>"))),
             }
         }
-        Ok(Self { ledger_table: var(LEDGER_TABLE_ENV), topic_arn: var(TOPIC_ARN_ENV), dry_run, topics })
+        Ok(Self { ledger_table: var(LEDGER_TABLE_ENV), topic_arn: var(TOPIC_ARN_ENV), dry_run, topics, lease: None })
     }
 
     /// The ledger table, required by functions that keep state.

@@ -120,7 +120,8 @@ impl Base {
     /// (retryable) while another invocation holds it.
     pub async fn lease(&self, cx: &Context<'_>, repository: &str, digest: &str) -> Result<Lease, WardenError> {
         let holder = format!("{} {}", self.function, cx.request_id);
-        self.ledger.lease_image(repository, digest, &holder, Utc::now().timestamp()).await
+        let lasts = self.config.lease.unwrap_or(std::time::Duration::from_secs(crate::aws::lease::LEASE_SECONDS));
+        self.ledger.lease_image(repository, digest, &holder, (Utc::now().timestamp(), lasts)).await
     }
 
     /// Gives a lease back. A failure costs only the lease's remaining seconds (it expires): logged, not raised.
@@ -330,10 +331,13 @@ impl Base {
         Ok(sent)
     }
 
-    /// The destination a claim key names (`kind` at the default topic, `kind@route` at a route's).
+    /// The destination a claim key names: `<claim kind>@<route>` at a route's topic, the claim kind alone at
+    /// the default topic (claim kinds may hold `@` themselves: `retention@<repository>#<run>`).
     fn destinations_by_key(&self, key: &str) -> Option<Destination> {
-        let name = key.split_once('@').map_or("default", |(_, route)| route);
-        self.topics().map(|(_, d)| d).find(|d| d.name == name)
+        let mut topics: Vec<Destination> = self.topics().map(|(_, d)| d).collect();
+        let routed = topics.iter().position(|d| d.name != "default" && key.ends_with(&format!("@{}", d.name)));
+        let at = routed.or_else(|| topics.iter().position(|d| d.name == "default"))?;
+        Some(topics.swap_remove(at))
     }
 
     /// [`Base::send`] with the dedup claim taken under `claim_kind` (see [`deliver_as`]).

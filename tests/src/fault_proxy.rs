@@ -80,6 +80,15 @@ impl FaultPlan {
         Self { rules: Vec::new(), gathers: Vec::new(), rng: seed ^ 0x9e37_79b9_7f4a_7c15 }
     }
 
+    /// Kills the invocation at its `n`-th request, whatever it is (`fault`: [`Fault::KillBefore`] or
+    /// [`Fault::KillAfter`]); before every other rule.
+    #[must_use]
+    pub fn kill_at(mut self, n: u32, fault: Fault) -> Self {
+        let rule = Rule { service: "*".into(), operation: None, fault, trigger: Trigger::Nth(n), matched: 0 };
+        self.rules.insert(0, rule);
+        self
+    }
+
     /// Holds the answer of each `service` `operation` request (after moto applied it) until `count` of them
     /// have been applied, or `wait` has passed: invocations running at once read the same state before any of
     /// them acts on it, the interleaving races are made of.
@@ -89,8 +98,8 @@ impl FaultPlan {
         self
     }
 
-    /// Adds a rule: `service` is the SigV4 signing name (`ecr`, `dynamodb`, `sns`, `inspector2`), `operation`
-    /// the API name (`PutImage`, `Publish`, `ListFindings`) or `None` for all.
+    /// Adds a rule: `service` is the SigV4 signing name (`ecr`, `dynamodb`, `sns`, `inspector2`; `*`: any),
+    /// `operation` the API name (`PutImage`, `Publish`, `ListFindings`) or `None` for all.
     #[must_use]
     pub fn fail(mut self, service: &str, operation: Option<&str>, fault: Fault, trigger: Trigger) -> Self {
         self.rules.push(Rule {
@@ -116,7 +125,8 @@ impl FaultPlan {
     fn decide(&mut self, service: &str, operation: &str) -> Option<Fault> {
         for i in 0..self.rules.len() {
             let rule = &self.rules[i];
-            if rule.service != service || rule.operation.as_deref().is_some_and(|op| op != operation) {
+            let service_matches = rule.service == "*" || rule.service == service;
+            if !service_matches || rule.operation.as_deref().is_some_and(|op| op != operation) {
                 continue;
             }
             self.rules[i].matched += 1;
@@ -139,6 +149,11 @@ impl FaultPlan {
 pub struct ProxyStats {
     pub requests: BTreeMap<String, u32>,
     pub faults: BTreeMap<(String, Fault), u32>,
+    /// Since the plan was last set: SNS publishes that reached the topic, and notification claims marked
+    /// `sent` in the ledger. An invocation that dies with more of the first than of the second published a
+    /// message its retry sends again (SNS cannot tell a repeated publish from a new one).
+    pub publishes_applied: u32,
+    pub marks_applied: u32,
 }
 
 impl ProxyStats {
@@ -149,6 +164,11 @@ impl ProxyStats {
     /// Faults injected into one `service.Operation` (e.g. `sns.Publish`).
     pub fn faults_of(&self, operation: &str) -> u32 {
         self.faults.iter().filter(|((op, _), _)| op == operation).map(|(_, n)| n).sum()
+    }
+
+    /// Messages published but not marked sent since the plan was set (see [`ProxyStats::publishes_applied`]).
+    pub fn unmarked_publishes(&self) -> u32 {
+        self.publishes_applied.saturating_sub(self.marks_applied)
     }
 }
 
@@ -251,6 +271,8 @@ impl FaultProxy {
         if let Ok(mut state) = self.state.lock() {
             state.plan = plan;
             state.gathered.clear();
+            state.stats.publishes_applied = 0;
+            state.stats.marks_applied = 0;
         }
     }
 }
@@ -357,6 +379,22 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         Err(_) => (None, None),
     };
+    let applied = |state: &Mutex<State>| {
+        if let Ok(mut state) = state.lock() {
+            if key == "sns.Publish" {
+                state.stats.publishes_applied += 1;
+            } else if key == "dynamodb.UpdateItem"
+                && String::from_utf8_lossy(&request.body).contains("SET #state = :sent")
+            {
+                state.stats.marks_applied += 1;
+            }
+        }
+    };
+    // Counted as it is forwarded, not once answered: an invocation dropped meanwhile (a timeout) still had it
+    // applied.
+    if matches!(fault, None | Some(Fault::ResponseLost | Fault::KillAfter)) {
+        applied(&shared.state);
+    }
     let response = match fault {
         Some(Fault::KillBefore | Fault::KillAfter) => {
             if fault == Some(Fault::KillAfter) {

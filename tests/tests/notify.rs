@@ -32,6 +32,7 @@ async fn setup() -> (Stack, Notify, String, String, SafetyGuard) {
         topic_arn: Some(stack.topic_arn.clone()),
         dry_run: false,
         topics: [("chat".to_owned(), chat_arn)].into(),
+        ..Config::default()
     };
     let notify = Notify::new(policy, config, Clients::new(&stack.sdk)).expect("notify");
     (stack, notify, chat_queue, repo, safety)

@@ -16,12 +16,12 @@ use support::{Function, Functions, kinds};
 
 /// The deployed budget: the first invocation and Lambda's two retries.
 const ATTEMPTS: u32 = 3;
-/// Between an invocation that failed and its retry: longer than the race's other invocation takes.
-const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Between an invocation that failed and its retry: past the other invocation's lease.
+const RETRY_AFTER: Duration = support::LEASE_LOST_AFTER;
 
 /// The functions behind a proxy at which two DescribeImages meet (each answered once both were applied).
 async fn racing(stack: &Stack) -> (Functions, FaultProxy) {
-    let plan = FaultPlan::new(0).gather("ecr", "DescribeImages", 2, Duration::from_millis(1500));
+    let plan = FaultPlan::new(0).gather("ecr", "DescribeImages", 2, Duration::from_millis(500));
     let proxy = FaultProxy::in_front_of(stack, plan).await;
     let functions = Functions::new(stack, &sdk_config_via(&proxy).await);
     (functions, proxy)

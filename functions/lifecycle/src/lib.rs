@@ -21,7 +21,7 @@ use serde_json::Value;
 use std::time::{Duration, SystemTime};
 use warden::WardenError;
 use warden::aws::ledger::{STANDING_PLAN_REPEAT_SECONDS, SweepCursor};
-use warden::aws::{Clients, ecr};
+use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
 use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
 use warden::handler::{Base, Context};
@@ -144,7 +144,8 @@ impl Lifecycle {
         };
         let Some(native) = &lifecycle.native else { return Ok(self.base.skipped(cx, "no native policy")) };
         let mut outcome = self.base.outcome_for(cx, class, repository, None, &[]);
-        let (baseline, _) = self.baseline(class, repository, native, lifecycle.apply_native).await?;
+        let (baseline, _) = self.baseline(cx, class, repository, (native, lifecycle.apply_native)).await?;
+        let baseline = self.put_by_an_earlier_attempt(cx, repository, baseline, None).await?;
         let (kind, result, severity) = match baseline {
             Baseline::Gone => return Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),
             Baseline::Current => {
@@ -175,6 +176,9 @@ impl Lifecycle {
                 outcome.actions.push(action);
                 let notification = self.applied(cx, &outcome);
                 let sent = self.base.send_after_change(cx, &notification, APPLIED, false).await?;
+                if outcome.actions.iter().any(|a| a.result == ActionResult::Done) {
+                    self.base.ledger.clear_policy_intents(&cx.event.id, &[repository.to_owned()]).await?;
+                }
                 // A retry of an attempt whose put failed parked the same news: with the claim taken it is not
                 // sent again, only cleared.
                 let flushed = self.base.flush_parked(cx).await?;
@@ -193,6 +197,63 @@ impl Lifecycle {
         let notification = self.base.notification(cx, kind, &outcome, result, outcome.reasons.clone(), severity);
         outcome.notified = self.base.send(cx, &notification).await?;
         Ok(outcome)
+    }
+
+    /// Policies an earlier attempt of this sweep's event noted it was about to put, on repositories this run
+    /// did not find them on (it resumed past them): reported with this run's if they are in place.
+    async fn policies_put_before(&self, cx: &Context<'_>, state: &mut SweepState) -> Result<(), WardenError> {
+        if state.intents.is_none() {
+            state.intents = Some(self.base.ledger.policy_intents(&cx.event.id).await?);
+        }
+        let seen: Vec<String> = state.changes.iter().filter_map(|c| c.repository.clone()).collect();
+        let noted: Vec<String> = state.intents.iter().flatten().filter(|r| !seen.contains(r)).cloned().collect();
+        for repository in noted {
+            let Classification::Managed(class) = self.base.policy.classify(&repository) else { continue };
+            let Some(native) = class.lifecycle.as_ref().and_then(|l| l.native.as_ref()) else { continue };
+            let ecr = &self.base.clients.ecr;
+            let Found::Yes(current) = warden::aws::retention::current_policy(ecr, &repository).await? else {
+                continue;
+            };
+            if native.is_current(current.as_deref()) {
+                let mut item = self.base.outcome_for(cx, class, &repository, None, &[]);
+                item.decision = "baseline-applied".into();
+                let baseline =
+                    self.put_by_an_earlier_attempt(cx, &repository, Baseline::Current, Some(&mut state.intents));
+                if let Baseline::Changed(action) = baseline.await? {
+                    item.actions.push(action);
+                    state.changes.push(item);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A policy found in place that this event's earlier attempt noted it was about to put (and was cut short
+    /// before telling): a change of this event's, reported as one. `intents`: the event's notes, if read
+    /// already (a sweep reads them once).
+    async fn put_by_an_earlier_attempt(
+        &self,
+        cx: &Context<'_>,
+        repository: &str,
+        baseline: Baseline,
+        intents: Option<&mut Option<std::collections::BTreeSet<String>>>,
+    ) -> Result<Baseline, WardenError> {
+        if !matches!(baseline, Baseline::Current) {
+            return Ok(baseline);
+        }
+        let mut read = None;
+        let intents = intents.unwrap_or(&mut read);
+        if intents.is_none() {
+            *intents = Some(self.base.ledger.policy_intents(&cx.event.id).await?);
+        }
+        if !intents.as_ref().is_some_and(|noted| noted.contains(repository)) {
+            return Ok(baseline);
+        }
+        Ok(Baseline::Changed(Action {
+            action: "set the lifecycle policy".into(),
+            result: ActionResult::Done,
+            detail: Some("by an earlier attempt of this event, cut short before it reported".into()),
+        }))
     }
 
     fn applied(&self, cx: &Context<'_>, outcome: &Outcome) -> Notification {
@@ -276,6 +337,7 @@ impl Lifecycle {
                 break;
             }
         }
+        self.policies_put_before(cx, &mut state).await?;
         self.base.ledger.save_sweep_cursor(&state.scope, state.stopped_at.as_ref(), &cx.at).await?;
         self.finish_sweep(cx, &mut outcome, &repositories, state).await?;
         outcome.notified |= recovered;
@@ -300,7 +362,8 @@ impl Lifecycle {
             self.base.ledger.save_sweep_cursor(&state.scope, Some(&at("native")), &cx.at).await?;
             let apply = lifecycle.apply_native && budget.repositories > 0;
             let mut item = self.base.outcome_for(cx, class, repository, None, &[]);
-            let (baseline, read) = self.baseline(class, repository, native, apply).await?;
+            let (baseline, read) = self.baseline(cx, class, repository, (native, apply)).await?;
+            let baseline = self.put_by_an_earlier_attempt(cx, repository, baseline, Some(&mut state.intents)).await?;
             inventory = read;
             match baseline {
                 Baseline::Changed(action) => {
@@ -378,6 +441,13 @@ impl Lifecycle {
         if !state.changes.is_empty() || stopped {
             let notification = self.sweep_summary(cx, outcome, &state.changes, stopped);
             outcome.notified = self.base.send_after_change(cx, &notification, &notification.kind, false).await?;
+            let put: Vec<String> = state
+                .changes
+                .iter()
+                .filter(|c| c.actions.iter().any(|a| a.result == ActionResult::Done))
+                .filter_map(|c| c.repository.clone())
+                .collect();
+            self.base.ledger.clear_policy_intents(&cx.event.id, &put).await?;
         }
         for (items, kind, severity) in
             [(&state.refused, REFUSED, Severity::Critical), (&state.drift, DRIFT, Severity::Warning)]
@@ -461,6 +531,9 @@ struct SweepState {
     retention: Vec<Outcome>,
     /// Where the next sweep resumes, when this one stopped before the deadline.
     stopped_at: Option<SweepCursor>,
+    /// The repositories an earlier attempt of this event noted it was about to put a policy on (read once,
+    /// when the first repository is found carrying its policy).
+    intents: Option<std::collections::BTreeSet<String>>,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use super::Lifecycle;
 use warden::WardenError;
 use warden::aws::{Found, ecr, retention};
+use warden::handler::Context;
 use warden::lifecycle::{Image, InUseData, Observed, TagProtections, check_native, decide};
 use warden::outcome::{Action, ActionResult};
 use warden::pattern::Pattern;
@@ -41,22 +42,22 @@ impl Lifecycle {
     /// when checking the policy read it (retention then reads it no more).
     pub(crate) async fn baseline(
         &self,
+        cx: &Context<'_>,
         class: &Class,
         repository: &str,
-        native: &NativePolicy,
-        apply: bool,
+        (native, apply): (&NativePolicy, bool),
     ) -> Result<(Baseline, Option<Inventory>), WardenError> {
         let mut inventory = None;
-        let baseline = self.baseline_reading(class, repository, native, apply, &mut inventory).await?;
+        let baseline = self.baseline_reading(cx, class, repository, (native, apply), &mut inventory).await?;
         Ok((baseline, inventory))
     }
 
     async fn baseline_reading(
         &self,
+        cx: &Context<'_>,
         class: &Class,
         repository: &str,
-        native: &NativePolicy,
-        apply: bool,
+        (native, apply): (&NativePolicy, bool),
         inventory: &mut Option<Inventory>,
     ) -> Result<Baseline, WardenError> {
         let current = match retention::current_policy(&self.base.clients.ecr, repository).await? {
@@ -81,6 +82,8 @@ impl Lifecycle {
             Some((refusals, _)) if !refusals.is_empty() => return Ok(Baseline::Refused(refusals)),
             Some((_, read)) => *inventory = Some(read),
         }
+        // Noted first: a retry finding the policy in place knows this event put it (see `journal`).
+        self.base.ledger.note_policy_intent(&cx.event.id, repository, chrono::Utc::now().timestamp()).await?;
         match retention::put_policy(&self.base.clients.ecr, repository, &native.text).await {
             Ok(true) => Ok(Baseline::Changed(action(ActionResult::Done, None))),
             Ok(false) => Ok(Baseline::Changed(action(ActionResult::Gone, None))),

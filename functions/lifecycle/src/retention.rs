@@ -7,7 +7,9 @@ use super::{Budget, Inventory, LISTED, Lifecycle};
 use chrono::Utc;
 use std::collections::HashMap;
 use warden::WardenError;
+use warden::aws::claims::PENDING_STALE_SECONDS;
 use warden::aws::journal::JournalEntry;
+use warden::aws::lease::Lease;
 use warden::aws::ledger::STANDING_PLAN_REPEAT_SECONDS;
 use warden::aws::retention::{self, BATCH_LIMIT, Deleted};
 use warden::aws::{Found, ecr};
@@ -80,18 +82,54 @@ impl Lifecycle {
             (None, false, true) => "would-delete".into(),
             (None, false, false) => "deleted".into(),
         };
+        // One deleting run per repository at a time: a concurrent one (a duplicate delivery, a sweep and a
+        // push) would delete the same images and both would report them.
+        let lease = match outcome.decision.as_str() {
+            "deleted" => match self.base.lease(cx, repository, "retention").await {
+                Ok(lease) => Some(lease),
+                Err(WardenError::Busy(_)) => {
+                    outcome.decision = "busy".into();
+                    outcome.reasons.push("another run is deleting in this repository now: it reports that".into());
+                    return Ok(Some(RetentionRun { outcome, deleted: 0 }));
+                }
+                Err(error) => return Err(error),
+            },
+            _ => None,
+        };
+        let run =
+            self.act_and_report(cx, (&mut outcome, repository), (&plan, &images), allowed, budget, lease.as_ref());
+        let run = run.await;
+        self.base.release(lease).await;
+        match run? {
+            Some(deleted) => Ok(Some(RetentionRun { outcome, deleted })),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes (or, in a dry run, lists) the plan's first `allowed` images, records the actions and reports
+    /// the run; how many were deleted (`None`: the repository is gone).
+    async fn act_and_report(
+        &self,
+        cx: &Context<'_>,
+        (outcome, repository): (&mut Outcome, &str),
+        (plan, images): (&RetentionPlan, &[Image]),
+        allowed: usize,
+        budget: &mut Budget,
+        lease: Option<&Lease>,
+    ) -> Result<Option<usize>, WardenError> {
+        let dry_run = self.base.config.dry_run || outcome.decision == "would-delete";
         let acted = match outcome.decision.as_str() {
-            "would-delete" => Some(planned_only(&plan, &images, allowed)),
-            "deleted" => match self.act(cx, repository, &plan, &images, allowed, budget).await? {
+            "would-delete" => Some(planned_only(plan, images, allowed)),
+            "deleted" => match self.act(cx, repository, (plan, images), allowed, budget, lease).await? {
                 Some(acted) => Some(acted),
                 None => return Ok(None),
             },
             _ => None,
         };
-        let deleted = self.record(&mut outcome, &plan, &images, acted.as_ref(), dry_run);
+        let deleted = self.record(outcome, plan, images, acted.as_ref(), dry_run);
         budget.spend(deleted);
-        self.report(cx, &mut outcome, repository, &plan, &images, acted).await?;
-        Ok(Some(RetentionRun { outcome, deleted }))
+        self.report(cx, outcome, repository, plan, images, acted).await?;
+        Ok(Some(deleted))
     }
 
     /// The plan, with Inspector's coverage and the index manifests read only when something would be deleted
@@ -134,10 +172,10 @@ impl Lifecycle {
         &self,
         cx: &Context<'_>,
         repository: &str,
-        plan: &RetentionPlan,
-        images: &[Image],
+        (plan, images): (&RetentionPlan, &[Image]),
         allowed: usize,
         budget: &mut Budget,
+        lease: Option<&Lease>,
     ) -> Result<Option<Acted>, WardenError> {
         let ecr = &self.base.clients.ecr;
         let Found::Yes(now_tagged) = retention::current_tags(ecr, repository).await? else { return Ok(None) };
@@ -162,7 +200,7 @@ impl Lifecycle {
         let run = warden::aws::ledger::claim_token();
         let (mut journal, mut stopped) = (Vec::new(), 0);
         for (n, batch) in deletable.chunks(BATCH_LIMIT).enumerate() {
-            if budget.out_of_time() {
+            if budget.out_of_time() || lease.is_some_and(|l| !l.valid()) {
                 stopped = deletable.len().div_ceil(BATCH_LIMIT) - n;
                 budget.stopped = true;
                 break;
@@ -172,6 +210,8 @@ impl Lifecycle {
                 run: run.clone(),
                 batch: n as u32,
                 event_id: cx.event.id.clone(),
+                holder: cx.request_id.clone(),
+                written_at: Utc::now().timestamp(),
                 digests: batch.to_vec(),
             };
             self.base.ledger.journal_batch(&entry, Utc::now().timestamp()).await?;
@@ -185,7 +225,13 @@ impl Lifecycle {
             if let Some(error) = deletion.interrupted {
                 return Err(error);
             }
-            results.extend(deletion.results);
+            // Present at the re-read, journalled, and no other run deletes here while this one holds the lease:
+            // an image ECR no longer finds was deleted by this batch (its answer lost and the call retried).
+            let landed = deletion.results.into_iter().map(|(digest, result)| match result {
+                Deleted::AlreadyGone if lease.is_some() => (digest, Deleted::Done),
+                other => (digest, other),
+            });
+            results.extend(landed);
         }
         let results = chosen.into_iter().map(|(d, _)| {
             let result = results.remove(&d).unwrap_or(Deleted::Interrupted);
@@ -251,6 +297,17 @@ impl Lifecycle {
         if outcome.decision == "nothing-to-delete" {
             return Ok(());
         }
+        let landed = outcome.actions.iter().any(|a| matches!(a.result, ActionResult::Done | ActionResult::Failed));
+        if outcome.decision == "deleted" && !landed {
+            // Gone before this run's batches reached them: deleted by another delivery of this event (which
+            // reports them), by an earlier attempt (whose journal does), or by hand.
+            outcome.decision = "already-deleted".into();
+            outcome.reasons.push("every image chosen was already gone: nothing of this run's to report".into());
+            if let Some(acted) = acted {
+                self.base.ledger.clear_journal(&acted.journal).await?;
+            }
+            return Ok(());
+        }
         let failed = outcome.actions.iter().filter(|a| a.result == ActionResult::Failed).count();
         let warn = plan.over_cap.is_some() || failed > 0 || outcome.decision == "held-back";
         let severity = if warn { Severity::Warning } else { Severity::Info };
@@ -305,7 +362,10 @@ impl Lifecycle {
     ) -> Result<bool, WardenError> {
         let entries = self.base.ledger.journal(repository).await?;
         let mut runs: std::collections::BTreeMap<(String, String), Vec<JournalEntry>> = Default::default();
-        for entry in entries {
+        let now = Utc::now().timestamp();
+        // A run of another request younger than any invocation's life may still be deleting: its own report.
+        let dead = |e: &JournalEntry| e.holder == cx.request_id || e.written_at + PENDING_STALE_SECONDS < now;
+        for entry in entries.into_iter().filter(dead) {
             runs.entry((entry.repository.clone(), entry.run.clone())).or_default().push(entry);
         }
         let mut notified = false;

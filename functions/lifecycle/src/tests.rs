@@ -184,14 +184,15 @@ fn nothing_parked() -> Rule {
     mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build())
 }
 
-/// Writes of the sweep cursor and the deletion journal (PutItem on `SWEEP#` / `JOURNAL#` items).
+/// Writes of the sweep cursor, the deletion journal and the policy notes (PutItem on `SWEEP#`, `JOURNAL#`,
+/// `INTENT#` items).
 fn bookkeeping() -> Rule {
     mock!(aws_sdk_dynamodb::Client::put_item)
         .match_requests(|r| {
             r.item()
                 .and_then(|i| i.get("pk"))
                 .and_then(|v| v.as_s().ok())
-                .is_some_and(|pk| pk.starts_with("SWEEP#") || pk.starts_with("JOURNAL#"))
+                .is_some_and(|pk| ["SWEEP#", "JOURNAL#", "INTENT#"].iter().any(|p| pk.starts_with(p)))
         })
         .then_output(|| PutItemOutput::builder().build())
 }
@@ -323,14 +324,16 @@ async fn a_new_repository_gets_its_class_policy_once() {
     assert_eq!(
         calls(&outcome),
         // DescribeImages: what the policy would expire is checked first (nothing in a new repository). The
-        // Query: news an earlier attempt of this event may have parked (none here). The notification: its
+        // put is noted before it happens (PutItem) and the note removed once the news is out (DeleteItem).
+        // The Query: news an earlier attempt of this event may have parked (none here). The notification: its
         // claim (PutItem), then marked sent (UpdateItem).
         BTreeMap::from([
             ("ECR.GetLifecyclePolicy", 1),
             ("ECR.DescribeImages", 1),
             ("ECR.PutLifecyclePolicy", 1),
             ("DynamoDB.Query", 1),
-            ("DynamoDB.PutItem", 1),
+            ("DynamoDB.PutItem", 2),
+            ("DynamoDB.DeleteItem", 1),
             ("DynamoDB.UpdateItem", 1),
             ("SNS.Publish", 1)
         ])
@@ -349,8 +352,9 @@ async fn the_same_policy_written_differently_is_not_drift() {
     let lc = lifecycle(&[&same], &[], &[], &[], false);
     let outcome = lc.handle(create_repository("builds/api"), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "baseline-ok");
-    // The Query: what an earlier attempt of this event may have parked (nothing here).
-    assert_eq!(calls(&outcome), BTreeMap::from([("ECR.GetLifecyclePolicy", 1), ("DynamoDB.Query", 1)]));
+    // The Queries: whether an earlier attempt of this event put it (and was cut short before telling), and
+    // what such an attempt may have parked (nothing here).
+    assert_eq!(calls(&outcome), BTreeMap::from([("ECR.GetLifecyclePolicy", 1), ("DynamoDB.Query", 2)]));
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
 //! The deletion journal: every batch lifecycle's retention deletes is written to the ledger before its
 //! BatchDeleteImage and removed once the run's report is out. A run killed between the two (a timeout, a crash,
-//! SNS down past the retries) leaves its batches here; the next run in the repository finds them, reads back
-//! which of their images are really gone, and reports those, under the claim the killed run would have used,
-//! so every deletion is reported once and nothing that was not deleted is reported as deleted.
+//! SNS down past the retries) leaves its batches here; its retry (the same request), or any run once no
+//! invocation can still be running it, finds them, reads back which of their images are really gone, and
+//! reports those, under the claim the killed run would have used, so every deletion is reported once and
+//! nothing that was not deleted is reported as deleted. A run still going is left alone.
 //!
 //! | item | pk | sk |
 //! |---|---|---|
@@ -27,6 +28,10 @@ pub struct JournalEntry {
     pub batch: u32,
     /// The event the run handled (its report carries this id).
     pub event_id: String,
+    /// The request that ran it (Lambda's request id: the same for its retries), and when it wrote the entry:
+    /// only its own retry, or anyone once no invocation can still be running it, may report it.
+    pub holder: String,
+    pub written_at: i64,
     /// The digests with the rule that chose each: `digest rule-priority`.
     pub digests: Vec<(String, u32)>,
 }
@@ -50,6 +55,8 @@ impl Ledger {
             .item("run", s(&entry.run))
             .item("batch", AttributeValue::N(entry.batch.to_string()))
             .item("event_id", s(&entry.event_id))
+            .item("holder", s(&entry.holder))
+            .item("written_at", AttributeValue::N(entry.written_at.to_string()))
             .item("digests", AttributeValue::Ss(digests))
             .item("expires_at", AttributeValue::N((now_epoch + JOURNAL_TTL_SECONDS).to_string()))
             .send()
@@ -82,6 +89,12 @@ impl Ledger {
                     run: get(item, "run")?,
                     batch: item.get("batch")?.as_n().ok()?.parse().ok()?,
                     event_id: get(item, "event_id").unwrap_or_default(),
+                    holder: get(item, "holder").unwrap_or_default(),
+                    written_at: item
+                        .get("written_at")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
                     digests: digests.collect(),
                 })
             }));
@@ -99,6 +112,74 @@ impl Ledger {
                 .table_name(&self.table)
                 .key("pk", s(PK))
                 .key("sk", s(entry.sk()))
+                .send()
+                .await
+                .map_err(|e| aws_error("DynamoDB.DeleteItem", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Native lifecycle policies about to be put: each is noted before its PutLifecyclePolicy and removed once the
+/// news of it is out. A retry of an event whose attempt was killed after the put finds the policy in place
+/// and, by the note, knows its own event put it: the news is sent then, not lost.
+///
+/// | item | pk | sk |
+/// |---|---|---|
+/// | a policy put about to happen (expires after 15 days) | `INTENT#lifecycle` | `<event id>#<repository>` |
+const INTENT_PK: &str = "INTENT#lifecycle";
+
+impl Ledger {
+    /// Notes that `event_id`'s handling is about to put a repository's native policy.
+    pub async fn note_policy_intent(
+        &self,
+        event_id: &str,
+        repository: &str,
+        now_epoch: i64,
+    ) -> Result<(), WardenError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(INTENT_PK))
+            .item("sk", s(format!("{event_id}#{repository}")))
+            .item("expires_at", AttributeValue::N((now_epoch + JOURNAL_TTL_SECONDS).to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("DynamoDB.PutItem", e))
+    }
+
+    /// The repositories whose native policy an attempt of `event_id` set out to put (one Query).
+    pub async fn policy_intents(&self, event_id: &str) -> Result<std::collections::BTreeSet<String>, WardenError> {
+        let prefix = format!("{event_id}#");
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :event)")
+            .expression_attribute_values(":pk", s(INTENT_PK))
+            .expression_attribute_values(":event", s(&prefix))
+            .into_paginator()
+            .send();
+        let mut repositories = std::collections::BTreeSet::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB.Query", e))?;
+            let names =
+                page.items().iter().filter_map(|item| get(item, "sk")?.strip_prefix(&prefix).map(str::to_owned));
+            repositories.extend(names);
+        }
+        Ok(repositories)
+    }
+
+    /// Removes the notes of policies whose news is out.
+    pub async fn clear_policy_intents(&self, event_id: &str, repositories: &[String]) -> Result<(), WardenError> {
+        for repository in repositories {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(INTENT_PK))
+                .key("sk", s(format!("{event_id}#{repository}")))
                 .send()
                 .await
                 .map_err(|e| aws_error("DynamoDB.DeleteItem", e))?;

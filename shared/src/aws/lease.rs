@@ -24,11 +24,7 @@ use std::time::{Duration, Instant};
 
 /// How long a lease lasts: far longer than a re-read and a few tag writes, short enough that a retry after a
 /// killed holder (Lambda retries asynchronous invocations after a minute and more) finds it expired.
-pub const LEASE_SECONDS: i64 = 45;
-
-/// Time kept in hand for the call that follows the check: a removal is not started later than this before
-/// the lease runs out (the SDK's attempts of one call fit well within it).
-const MARGIN: Duration = Duration::from_secs(15);
+pub const LEASE_SECONDS: u64 = 45;
 
 /// A lease this invocation holds on one image.
 #[derive(Debug, Clone)]
@@ -36,12 +32,14 @@ pub struct Lease {
     pk: String,
     token: String,
     taken: Instant,
+    lasts: Duration,
 }
 
 impl Lease {
-    /// Whether a removal may still be started under this lease.
+    /// Whether a removal may still be started under this lease: a third of it is kept in hand for the call
+    /// that follows (15 s of the 45: the SDK's attempts of one call fit well within it).
     pub fn valid(&self) -> bool {
-        self.taken.elapsed() + MARGIN < Duration::from_secs(LEASE_SECONDS.unsigned_abs())
+        self.taken.elapsed() + self.lasts / 3 < self.lasts
     }
 
     /// The same lease, taken `by` earlier (tests of what a holder may still do).
@@ -64,21 +62,22 @@ impl Ledger {
         repository: &str,
         digest: &str,
         holder: &str,
-        now_epoch: i64,
+        (now_epoch, lasts): (i64, Duration),
     ) -> Result<Lease, WardenError> {
         let pk = lease_pk(repository, digest);
         let taken = Instant::now();
+        let seconds = i64::try_from(lasts.as_secs().max(1)).unwrap_or(i64::MAX);
         let item = HashMap::from([
             ("pk".to_owned(), s(&pk)),
             ("sk".to_owned(), s("LEASE")),
             ("holder".to_owned(), s(holder)),
-            ("expires_at".to_owned(), AttributeValue::N((now_epoch + LEASE_SECONDS).to_string())),
+            ("expires_at".to_owned(), AttributeValue::N((now_epoch + seconds).to_string())),
         ]);
         // Free, expired, or held by this request's earlier attempt (killed before it gave the lease back).
         let condition = "attribute_not_exists(pk) OR expires_at < :now OR holder = :holder";
         let values = [(":now", AttributeValue::N(now_epoch.to_string())), (":holder", s(holder))];
         match self.put_with_token(item, condition, &values).await? {
-            Some(token) => Ok(Lease { pk, token, taken }),
+            Some(token) => Ok(Lease { pk, token, taken, lasts }),
             None => Err(WardenError::Busy(format!(
                 "another invocation is changing the tags of {repository}@{digest}: retried once it is done"
             ))),

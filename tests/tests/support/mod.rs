@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod chaos;
+
 use integration_tests::{Stack, invocation};
 use lifecycle::Lifecycle;
 use notify::Notify;
@@ -24,6 +26,11 @@ pub enum Function {
     Notify,
     Lifecycle,
 }
+
+/// How long a tag-removal lease lasts in these tests (45 s deployed), and how long after a failed invocation a
+/// retry waits when another invocation may hold one (a minute deployed): past the lease's expiry.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(1);
+pub const LEASE_LOST_AFTER: std::time::Duration = std::time::Duration::from_millis(2200);
 
 pub const ALL: [Function; 4] = [Function::TagGuard, Function::ScanGate, Function::Notify, Function::Lifecycle];
 
@@ -55,6 +62,8 @@ impl Functions {
             ledger_table: Some(stack.table.clone()),
             topic_arn: Some(stack.topic_arn.clone()),
             dry_run: false,
+            // Lambda retries a failed invocation after a minute; the tests' retries wait LEASE_LOST_AFTER.
+            lease: Some(LEASE),
             ..Config::default()
         };
         // Straight to moto, Inspector goes to the stack's stand-in (ListCoverage); a proxy routes it there itself.

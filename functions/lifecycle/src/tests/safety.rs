@@ -308,3 +308,40 @@ async fn deletion_stops_between_batches_when_the_deadline_nears_and_reports_what
     assert!(run.notified, "what was deleted is reported");
     assert_eq!(saved.lock().expect("lock").last().map(String::as_str), Some("retention"), "resume at its retention");
 }
+
+#[tokio::test]
+async fn a_policy_put_by_an_attempt_killed_before_it_told_is_reported_by_the_retry() {
+    // The attempt noted the put, put the policy, and died before claiming its news: the retry finds the
+    // policy in place and, by the note of this event, knows it was this event's change.
+    let event = create_repository("builds/api");
+    let event_id = event["id"].as_str().expect("id").to_owned();
+    let current = policy_is(NATIVE);
+    let noted = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(|r| {
+            r.expression_attribute_values().and_then(|v| v.get(":pk")).and_then(|v| v.as_s().ok())
+                == Some(&"INTENT#lifecycle".to_owned())
+        })
+        .then_output(move || {
+            QueryOutput::builder()
+                .items(HashMap::from([("sk".to_owned(), AttributeValue::S(format!("{event_id}#builds/api")))]))
+                .build()
+        });
+    let cleared = mock!(aws_sdk_dynamodb::Client::delete_item)
+        .match_requests(|r| {
+            r.key().and_then(|k| k.get("pk")).and_then(|v| v.as_s().ok()) == Some(&"INTENT#lifecycle".to_owned())
+        })
+        .then_output(|| DeleteItemOutput::builder().build());
+    let (claimed, (publish, kinds)) = (claim(), recording_publish());
+    let lc = lifecycle(&[&current], &[&noted, &cleared, &claimed], &[&publish], &[], false);
+    let outcome = lc.handle(event.clone(), &testing::invocation()).await.expect("ok");
+    assert_eq!(outcome.decision, "baseline-applied", "{outcome:?}");
+    assert_eq!(kinds_published(&kinds), vec!["lifecycle-policy-applied"]);
+    assert_eq!(cleared.num_calls(), 1, "the note is removed once the news is out");
+
+    // Without the note (the policy was there before this event), nothing is claimed for it.
+    let (current, (publish, kinds)) = (policy_is(NATIVE), recording_publish());
+    let lc = lifecycle(&[&current], &[], &[&publish], &[], false);
+    let outcome = lc.handle(event, &testing::invocation()).await.expect("ok");
+    assert_eq!(outcome.decision, "baseline-ok");
+    assert!(kinds_published(&kinds).is_empty());
+}

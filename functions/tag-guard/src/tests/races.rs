@@ -61,6 +61,8 @@ mod lease {
     use warden::aws::steps::Executor;
     use warden::tags::Step;
 
+    const DEPLOYED: std::time::Duration = std::time::Duration::from_secs(warden::aws::lease::LEASE_SECONDS);
+
     fn ledger(rules: &[&Rule]) -> Ledger {
         let clients = testing::clients_with_leases(&[], rules, &[], Retries::None, &[]);
         Ledger::new(clients.dynamodb, "ledger")
@@ -85,7 +87,7 @@ mod lease {
             })
             .then_output(|| DeleteItemOutput::builder().build());
         let ledger = ledger(&[&take, &give]);
-        let lease = ledger.lease_image(REPO, A, "tag-guard e-1", 1000).await.expect("free");
+        let lease = ledger.lease_image(REPO, A, "tag-guard e-1", (1000, DEPLOYED)).await.expect("free");
         assert!(lease.valid());
         ledger.release(lease).await.expect("given back");
         assert_eq!((take.num_calls(), give.num_calls()), (1, 1));
@@ -98,7 +100,7 @@ mod lease {
                 ConditionalCheckFailedException::builder().item("claim", AttributeValue::S("theirs".into())).build(),
             )
         });
-        let error = ledger(&[&held]).lease_image(REPO, A, "tag-guard e-2", 1000).await.expect_err("held");
+        let error = ledger(&[&held]).lease_image(REPO, A, "tag-guard e-2", (1000, DEPLOYED)).await.expect_err("held");
         assert!(error.is_retryable(), "{error}");
         assert_eq!(lambda_runtime::Diagnostic::from(error).error_type, "Retryable.Busy");
     }
@@ -110,7 +112,7 @@ mod lease {
             mock!(aws_sdk_ecr::Client::batch_delete_image).then_output(|| BatchDeleteImageOutput::builder().build());
         let clients = testing::clients_with_leases(&[&remove], &[&take], &[], Retries::None, &[]);
         let ledger = Ledger::new(clients.dynamodb.clone(), "ledger");
-        let lease = ledger.lease_image(REPO, A, "tag-guard e-3", 1000).await.expect("free");
+        let lease = ledger.lease_image(REPO, A, "tag-guard e-3", (1000, DEPLOYED)).await.expect("free");
         let lease = lease.aged(std::time::Duration::from_secs(35));
         assert!(!lease.valid(), "too little of it left for a removal");
         let executor = Executor {
