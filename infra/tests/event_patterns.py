@@ -5,7 +5,8 @@ The patterns are read from the template itself (every `EventBridgeRule` event of
 rules on the local stack's EventBridge (moto) with an SQS queue as target, and every sample in events/*.json
 (events/invalid/ excluded) is sent with PutEvents. Each rule's queue must then hold exactly the samples the
 table below names, and no other. The matching is EventBridge's pattern engine (moto's implementation of it),
-not a matcher written here.
+not a matcher written here. It also checks what the template promises beyond patterns: every rule filters the
+deploying account, and `DryRun` defaults to true.
 
 Run by scripts/test with the moto venv's python, after local_stack_start exported AWS_ENDPOINT_URL:
     source scripts/local-stack.sh && local_stack_start && .venv/bin/python infra/tests/event_patterns.py
@@ -212,6 +213,10 @@ def main():
         # Events of other accounts never reach a function through its rules.
         if pattern.get("account") != [{"Ref": "AWS::AccountId"}]:
             problems.append(f"{key}: the pattern must filter `account: [!Ref AWS::AccountId]`")
+    # A first deploy changes nothing until someone says so (issue: safe by default).
+    dry_run = template["Parameters"]["DryRun"]
+    if dry_run.get("Default") != "true":
+        problems.append(f"DryRun must default to \"true\" (a first deploy observes), is {dry_run.get('Default')!r}")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         raise SystemExit(1)

@@ -119,9 +119,19 @@ impl Base {
     /// Takes the lease on an image before re-reading its tags to remove some (see `aws::lease`); `Err`
     /// (retryable) while another invocation holds it.
     pub async fn lease(&self, cx: &Context<'_>, repository: &str, digest: &str) -> Result<Lease, WardenError> {
-        let holder = format!("{} {}", self.function, cx.request_id);
         let lasts = self.config.lease.unwrap_or(std::time::Duration::from_secs(crate::aws::lease::LEASE_SECONDS));
-        self.ledger.lease_image(repository, digest, &holder, (Utc::now().timestamp(), lasts)).await
+        self.lease_for(cx, &format!("{repository}@{digest}"), lasts).await
+    }
+
+    /// A lease on `subject` (see `aws::lease`) for `lasts`, held by this invocation's request.
+    pub async fn lease_for(
+        &self,
+        cx: &Context<'_>,
+        subject: &str,
+        lasts: std::time::Duration,
+    ) -> Result<Lease, WardenError> {
+        let holder = format!("{} {}", self.function, cx.request_id);
+        self.ledger.lease(subject, &holder, (Utc::now().timestamp(), lasts)).await
     }
 
     /// Gives a lease back. A failure costs only the lease's remaining seconds (it expires): logged, not raised.

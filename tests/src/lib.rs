@@ -48,6 +48,43 @@ pub fn enforcing(policy: &str, min_age_days: Option<u32>) -> String {
     text
 }
 
+/// The IAM actions a role of `infra/template.yaml` allows (`ecr:PutImage`, ...), read from the template's text:
+/// the `Action:` entries between `  <role>:` and the next resource.
+pub fn role_actions(template: &str, role: &str) -> std::collections::BTreeSet<String> {
+    let start = template.find(&format!("\n  {role}:\n")).unwrap_or_else(|| panic!("no role {role} in the template"));
+    let body = &template[start + role.len() + 5..];
+    let end = body.find("\n  ").and_then(|_| {
+        body.match_indices('\n').map(|(i, _)| i).find(|&i| {
+            let line = &body[i + 1..];
+            line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':')
+        })
+    });
+    let body = &body[..end.unwrap_or(body.len())];
+    let mut actions = std::collections::BTreeSet::new();
+    let mut in_list = false;
+    for line in body.lines() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if let Some(value) = line.strip_prefix("Action:") {
+            let value = value.trim();
+            in_list = value.is_empty();
+            let names = value.trim_matches(|c| c == '[' || c == ']').split(',');
+            actions.extend(names.map(|a| a.trim().trim_matches('"').to_owned()).filter(|a| a.contains(':')));
+        } else if in_list && let Some(action) = line.strip_prefix("- ") {
+            actions.insert(action.trim().trim_matches('"').to_owned());
+        } else {
+            in_list = false;
+        }
+    }
+    actions
+}
+
+/// The IAM action an outcome's AWS call needs (`DynamoDB.UpdateItem` → `dynamodb:UpdateItem`); `None` for
+/// TransactWriteItems, which is authorised by the actions of the writes it holds.
+pub fn iam_action(call: &str) -> Option<String> {
+    let (service, operation) = call.split_once('.')?;
+    (operation != "TransactWriteItems").then(|| format!("{}:{operation}", service.to_lowercase()))
+}
+
 /// A name no other test (or earlier run against the same server) uses.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -275,7 +275,7 @@ fn rate(variable: &str, default: f64) -> f64 {
 
 #[tokio::test]
 async fn kills_timeouts_duplicates_and_faults_leave_the_same_end_state_with_nothing_lost_or_doubled() {
-    let (expected, _) = run_scenario(None).await;
+    let (expected, clean) = run_scenario(None).await;
     // The scenario does what it says: every notifying event told once, and the sweep deleted two builds.
     let events: BTreeSet<&String> = expected.notifications.iter().map(|(e, _)| e).collect();
     assert_eq!(
@@ -286,6 +286,15 @@ async fn kills_timeouts_duplicates_and_faults_leave_the_same_end_state_with_noth
     );
     assert_eq!(expected.deleted.len(), 2, "the sweep deleted the two oldest builds of pull request 2");
     assert!(expected.lifecycle_policies.values().all(Option::is_some), "both repositories carry their policy");
+    // Every call a function made is one its role in the template allows.
+    let template = include_str!("../../infra/template.yaml");
+    for (function, calls) in &clean.calls {
+        let role = format!("{function}Role");
+        let allowed = integration_tests::role_actions(template, &role);
+        let missing: Vec<String> =
+            calls.iter().filter_map(|c| integration_tests::iam_action(c)).filter(|a| !allowed.contains(a)).collect();
+        assert!(missing.is_empty(), "{role} in infra/template.yaml lacks {missing:?} (allows {allowed:?})");
+    }
 
     let (fault_rate, death_rate, duplicate_rate) =
         (rate("WARDEN_FAULT_RATE", 0.05), rate("WARDEN_DEATH_RATE", 0.4), rate("WARDEN_DUPLICATE_RATE", 0.3));

@@ -33,6 +33,9 @@ use warden::policy::{Class, Classification, Limits, Policy};
 pub const FUNCTION: &str = "lifecycle";
 /// A sweep (or a deletion) stops starting work when less than this is left before the invocation's deadline.
 pub const SWEEP_MARGIN: Duration = Duration::from_secs(60);
+
+/// How long a sweep's lease lasts when the runtime gives no deadline: past Lambda's longest invocation.
+const SWEEP_LEASE: Duration = Duration::from_secs(16 * 60);
 /// Digests listed in a retention notification before the rest are counted.
 const LISTED: usize = 20;
 /// Notification kinds: a native policy set or fixed (also the sweep's summary), reported but not put, refused,
@@ -281,7 +284,33 @@ impl Lifecycle {
         }
     }
 
+    /// A sweep runs alone per scope (a lease for the invocation's life): a concurrent one (a duplicate delivery,
+    /// an overlapping schedule) leaves the work to it, and never moves its place.
     async fn on_sweep(&self, cx: &Context<'_>, sweep: &ScheduledSweep) -> Result<Outcome, WardenError> {
+        let mut named = sweep.repositories.clone();
+        named.sort();
+        named.dedup();
+        let scope = if named.is_empty() {
+            FUNCTION.to_owned()
+        } else {
+            format!("{FUNCTION}#{}", warden::fingerprint::of_lines(&named))
+        };
+        let remaining = cx.deadline.and_then(|d| d.duration_since(SystemTime::now()).ok());
+        let lasts = remaining.map_or(SWEEP_LEASE, |r| r + SWEEP_MARGIN);
+        let lease = match self.base.lease_for(cx, &format!("sweep#{scope}"), lasts).await {
+            Ok(lease) => lease,
+            Err(WardenError::Busy(_)) => {
+                let reason = "another sweep of these repositories is running now: the work is its";
+                return Ok(self.base.skipped(cx, reason));
+            }
+            Err(error) => return Err(error),
+        };
+        let swept = self.sweep(cx, sweep, scope).await;
+        self.base.release(Some(lease)).await;
+        swept
+    }
+
+    async fn sweep(&self, cx: &Context<'_>, sweep: &ScheduledSweep, scope: String) -> Result<Outcome, WardenError> {
         let mut outcome = Outcome {
             function: FUNCTION,
             event_id: cx.event.id.clone(),
@@ -298,11 +327,6 @@ impl Lifecycle {
         };
         repositories.sort();
         repositories.dedup();
-        let scope = if sweep.repositories.is_empty() {
-            FUNCTION.to_owned()
-        } else {
-            format!("{FUNCTION}#{}", warden::fingerprint::of_lines(&repositories))
-        };
         let resume = self.base.ledger.sweep_cursor(&scope).await?;
         if let Some(at) = &resume {
             outcome

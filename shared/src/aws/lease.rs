@@ -8,7 +8,9 @@
 //!
 //! | item | pk | sk |
 //! |---|---|---|
-//! | a lease | `LEASE#<repository>@<digest>` | `LEASE` (`holder`, `claim` token, `expires_at`) |
+//! | a lease on an image | `LEASE#<repository>@<digest>` | `LEASE` (`holder`, `claim` token, `expires_at`) |
+//! | a lease on a repository's retention deletions | `LEASE#<repository>@retention` | `LEASE` |
+//! | a lease on a lifecycle sweep of a scope | `LEASE#sweep#<scope>` | `LEASE` |
 //!
 //! One conditional PutItem takes it (free; expired, so a holder killed mid-invocation blocks nobody for long; or
 //! held by this request's own earlier attempt, which Lambda retries under the same request id)
@@ -50,10 +52,6 @@ impl Lease {
     }
 }
 
-fn lease_pk(repository: &str, digest: &str) -> String {
-    format!("LEASE#{repository}@{digest}")
-}
-
 impl Ledger {
     /// Takes the lease on `digest` for `holder` (the function and Lambda's request id, the same for an
     /// invocation's retries). `Err` (retryable) when another invocation holds it: the retry finds it free.
@@ -64,7 +62,18 @@ impl Ledger {
         holder: &str,
         (now_epoch, lasts): (i64, Duration),
     ) -> Result<Lease, WardenError> {
-        let pk = lease_pk(repository, digest);
+        self.lease(&format!("{repository}@{digest}"), holder, (now_epoch, lasts)).await
+    }
+
+    /// [`Ledger::lease_image`] on anything one invocation at a time must work on (`subject`: `<repository>@
+    /// <digest>` for an image, `<repository>@retention` for a repository's deletions, `sweep#<scope>`).
+    pub async fn lease(
+        &self,
+        subject: &str,
+        holder: &str,
+        (now_epoch, lasts): (i64, Duration),
+    ) -> Result<Lease, WardenError> {
+        let pk = format!("LEASE#{subject}");
         let taken = Instant::now();
         let seconds = i64::try_from(lasts.as_secs().max(1)).unwrap_or(i64::MAX);
         let item = HashMap::from([
@@ -78,9 +87,7 @@ impl Ledger {
         let values = [(":now", AttributeValue::N(now_epoch.to_string())), (":holder", s(holder))];
         match self.put_with_token(item, condition, &values).await? {
             Some(token) => Ok(Lease { pk, token, taken, lasts }),
-            None => Err(WardenError::Busy(format!(
-                "another invocation is changing the tags of {repository}@{digest}: retried once it is done"
-            ))),
+            None => Err(WardenError::Busy(format!("another invocation holds {subject}: retried once it is done"))),
         }
     }
 

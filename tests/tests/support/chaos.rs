@@ -47,6 +47,8 @@ pub struct Figures {
     pub published_twice_by_nature: u32,
     /// Each death: the delivery, the invocation, how, and what went through the proxy (for a failing seed).
     pub deaths_seen: Vec<String>,
+    /// Every AWS call each function made, as its outcomes count them (`ECR.PutImage`).
+    pub calls: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl Figures {
@@ -144,6 +146,8 @@ pub async fn deliver(
         let functions = Functions::with_policy(stack, &stack.sdk, policy);
         let (outcome, failures) = Box::pin(functions.deliver(function, event, ATTEMPTS)).await;
         assert_eq!(failures, 0, "{name}: nothing fails without chaos");
+        let calls = outcome.aws_calls.keys().cloned();
+        figures.lock().expect("figures").calls.entry(format!("{function:?}")).or_default().extend(calls);
         return outcome;
     };
     let key = format!("{name}/{function:?}");

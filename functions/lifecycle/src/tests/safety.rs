@@ -345,3 +345,29 @@ async fn a_policy_put_by_an_attempt_killed_before_it_told_is_reported_by_the_ret
     assert_eq!(outcome.decision, "baseline-ok");
     assert!(kinds_published(&kinds).is_empty());
 }
+
+#[tokio::test]
+async fn a_sweep_another_request_is_running_is_left_to_it() {
+    // A duplicate delivery of the schedule, or an overlapping one: the sweep's lease is held by another request.
+    let held = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| {
+            r.item()
+                .and_then(|i| i.get("pk"))
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|pk| pk.starts_with("LEASE#sweep#"))
+        })
+        .then_error(|| {
+            use aws_sdk_dynamodb::operation::put_item::PutItemError;
+            use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+            let other = ConditionalCheckFailedException::builder().item("claim", AttributeValue::S("theirs".into()));
+            PutItemError::ConditionalCheckFailedException(other.build())
+        });
+    let clients = testing::clients_with_leases(&[], &[], &[], Retries::None, &[&held]);
+    let inspector = testing::inspector(&[], &clients, Retries::None);
+    let policy = Policy::from_toml(POLICY, "test.toml").expect("policy");
+    let lc = Lifecycle::new(policy, testing::config(), clients, inspector).expect("init");
+    let outcome = lc.handle(sweep(), &testing::invocation()).await.expect("not an error: the other sweep works");
+    assert_eq!(outcome.decision, "skipped");
+    assert!(outcome.reasons[0].contains("another sweep"), "{:?}", outcome.reasons);
+    assert_eq!(calls(&outcome), BTreeMap::from([("DynamoDB.PutItem", 1)]), "nothing read, nothing moved");
+}

@@ -129,3 +129,31 @@ mod lease {
         assert_eq!(remove.num_calls(), 0);
     }
 }
+
+#[tokio::test]
+async fn a_tag_that_moves_between_the_read_and_the_removal_stays_on_its_new_image() {
+    // Read at A (with another tag), moved to B before the removal lands: ECR's conditional removal (tag and
+    // digest) refuses, and nothing is retried against B.
+    let describe = tag_points_at("feature-x", A, &["feature-x", "v1.4.2"]);
+    let remove = mock!(aws_sdk_ecr::Client::batch_delete_image)
+        .match_requests(|r| {
+            let id = &r.image_ids()[0];
+            r.image_ids().len() == 1 && id.image_tag() == Some("feature-x") && id.image_digest() == Some(A)
+        })
+        .then_output(|| {
+            let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("feature-x").image_digest(A).build();
+            let failure = aws_sdk_ecr::types::ImageFailure::builder()
+                .image_id(id)
+                .failure_code(aws_sdk_ecr::types::ImageFailureCode::ImageTagDoesNotMatchDigest)
+                .failure_reason("Invalid request parameters: given tag does not map to the given digest")
+                .build();
+            BatchDeleteImageOutput::builder().failures(failure).build()
+        });
+    let (claim, publish) = (any_put_item(), publish_ok());
+    let guard = guard(&[&describe, &remove], &[&claim], &[&publish]);
+    let outcome = guard.handle(push(REPO, "feature-x", A), &testing::invocation()).await.expect("handled");
+    assert_eq!(remove.num_calls(), 1, "one conditional removal, never one by tag alone");
+    assert_eq!(outcome.actions.len(), 1);
+    assert_eq!(outcome.actions[0].result, ActionResult::Moved, "{:?}", outcome.actions);
+    assert!(outcome.actions[0].detail.as_deref().is_some_and(|d| d.contains("points at another image")));
+}
