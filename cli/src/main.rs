@@ -4,6 +4,8 @@
 //! - `warden tags check REPOSITORY TAG [--policy FILE]`: what tag-guard would decide about pushing a tag.
 //! - `warden tags history REPOSITORY TAG [--table NAME]`: what a tag pointed to over time (from the ledger).
 //! - `warden gate evaluate REPOSITORY (DIGEST|TAG)`: what scan-gate decides about an image, without acting.
+//! - `warden lifecycle preview ...`: what an ECR lifecycle policy (a file, a live repository's, or a class's
+//!   native policy) would expire, evaluated exactly as ECR does, in a second.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

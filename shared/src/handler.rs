@@ -5,14 +5,13 @@ use crate::WardenError;
 use crate::aws::Clients;
 use crate::aws::lease::Lease;
 use crate::aws::ledger::Ledger;
-use crate::aws::sns::{Claimed, Destination, deliver_as, deliver_claimed, publish};
 use crate::aws::steps::Executor;
 use crate::config::{Config, TOPICS_ENV};
 use crate::event::{Event, EventKind, ImageAction, RepositoryApiCall};
 use crate::invocation::{Home, Invocation, admit};
 use crate::notify::{Notification, SCHEMA, Severity};
 use crate::outcome::Outcome;
-use crate::policy::{Class, Classification, Policy, Route};
+use crate::policy::{Class, Classification, Policy};
 use chrono::Utc;
 
 /// The AWS calls counted when an invocation started.
@@ -53,23 +52,6 @@ impl Base {
             )));
         }
         Ok(Self { function, policy, config, clients, ledger })
-    }
-
-    /// Where a notification goes: the default topic, and every route that accepts it.
-    pub fn destinations(&self, notification: &Notification) -> Vec<Destination> {
-        self.topics().filter(|(route, _)| route.is_none_or(|r| r.accepts(notification))).map(|(_, d)| d).collect()
-    }
-
-    /// Every topic notifications can go to, with the route that leads there (`None`: the default topic).
-    fn topics(&self) -> impl Iterator<Item = (Option<&Route>, Destination)> {
-        let default = self.config.topic_arn.iter().map(|arn| {
-            (None, Destination { name: "default".into(), topic_arn: arn.clone(), format: self.policy.notify.format })
-        });
-        let routed = self.policy.notify.routes.iter().filter_map(|r| {
-            let topic_arn = self.config.topics.get(&r.topic)?.clone();
-            Some((Some(r), Destination { name: r.topic.clone(), topic_arn, format: r.format }))
-        });
-        default.chain(routed)
     }
 
     /// Where an invocation starts: the calls made so far, to report this event's own.
@@ -257,123 +239,5 @@ impl Base {
             event_id: cx.event.id.clone(),
             time: cx.at.clone(),
         }
-    }
-
-    /// Sends a notification at most once per event, kind and destination. `Ok(true)`: something was sent now.
-    pub async fn send(&self, cx: &Context<'_>, notification: &Notification) -> Result<bool, WardenError> {
-        self.send_as(cx, notification, &notification.kind).await
-    }
-
-    /// Delivers a notification about changes this invocation made: sent once per event (claimed under
-    /// `claim_kind`, or published without a claim when `on_change`, see [`Base::send_on_change`]). If delivery
-    /// fails, the notification is parked in the ledger before the error is returned: EventBridge's retry finds
-    /// the changes made, decides there is nothing left to do, and sends the parked notification instead
-    /// ([`Base::flush_parked`]), so a failed publish never loses what was done.
-    pub async fn send_after_change(
-        &self,
-        cx: &Context<'_>,
-        notification: &Notification,
-        claim_kind: &str,
-        on_change: bool,
-    ) -> Result<bool, WardenError> {
-        let result = if on_change {
-            self.send_on_change(notification).await
-        } else {
-            self.send_as(cx, notification, claim_kind).await
-        };
-        if let Err(error) = &result
-            && error.is_retryable()
-        {
-            self.park(notification, claim_kind).await;
-        }
-        result
-    }
-
-    /// Parks a notification about changes made whose delivery cannot happen in this invocation (it fails
-    /// afterwards), for EventBridge's retry to send ([`Base::flush_parked`]). Best effort: logged if it fails.
-    pub async fn park(&self, notification: &Notification, claim_kind: &str) {
-        let json = match serde_json::to_string(notification) {
-            Ok(json) => json,
-            Err(error) => {
-                tracing::error!(%error, kind = %notification.kind, "could not park an undelivered notification; it may be lost");
-                return;
-            }
-        };
-        // Unparked, the notification is lost (the retry finds nothing left to do): try harder than once.
-        for attempt in 1..=3 {
-            let parked =
-                self.ledger.park_notification(&notification.event_id, claim_kind, &json, Utc::now().timestamp()).await;
-            match parked {
-                Ok(()) => return,
-                Err(error) if attempt == 3 => {
-                    tracing::error!(%error, kind = %notification.kind, "could not park an undelivered notification; it may be lost");
-                }
-                Err(_) => {}
-            }
-        }
-    }
-
-    /// Sends what earlier attempts of this event left unsent, each once: what they parked
-    /// ([`Base::send_after_change`], then removed) and claims they took but died before sending. For the paths
-    /// where a retry finds the work done: one Query. `Ok(true)`: something was sent now.
-    pub async fn flush_parked(&self, cx: &Context<'_>) -> Result<bool, WardenError> {
-        let event_id = &cx.event.id;
-        let unfinished = self.ledger.unfinished_notifications(event_id, &cx.request_id, Utc::now().timestamp()).await?;
-        let mut sent = false;
-        for (claim_kind, json) in unfinished.parked {
-            match serde_json::from_str::<Notification>(&json) {
-                Ok(notification) => sent |= self.send_as(cx, &notification, &claim_kind).await?,
-                Err(e) => tracing::error!(error = %e, "a parked notification is unreadable; dropped"),
-            }
-            self.ledger.unpark_notification(event_id, &claim_kind).await?;
-        }
-        for (key, json) in unfinished.pending {
-            let destination = self.destinations_by_key(&key);
-            match (serde_json::from_str::<Notification>(&json), destination) {
-                (Ok(notification), Some(destination)) => {
-                    let claim = Claimed { key: &key, holder: &cx.request_id, now_epoch: Utc::now().timestamp() };
-                    sent |=
-                        deliver_claimed(&self.clients.sns, &destination, &self.ledger, &notification, &claim).await?;
-                }
-                _ => tracing::error!(key, "a claimed notification is unreadable or its topic is gone; dropped"),
-            }
-        }
-        Ok(sent)
-    }
-
-    /// The destination a claim key names: `<claim kind>@<route>` at a route's topic, the claim kind alone at
-    /// the default topic (claim kinds may hold `@` themselves: `retention@<repository>#<run>`).
-    fn destinations_by_key(&self, key: &str) -> Option<Destination> {
-        let mut topics: Vec<Destination> = self.topics().map(|(_, d)| d).collect();
-        let routed = topics.iter().position(|d| d.name != "default" && key.ends_with(&format!("@{}", d.name)));
-        let at = routed.or_else(|| topics.iter().position(|d| d.name == "default"))?;
-        Some(topics.swap_remove(at))
-    }
-
-    /// [`Base::send`] with the dedup claim taken under `claim_kind` (see [`deliver_as`]).
-    pub async fn send_as(
-        &self,
-        cx: &Context<'_>,
-        notification: &Notification,
-        claim_kind: &str,
-    ) -> Result<bool, WardenError> {
-        let destinations = self.destinations(notification);
-        let now = Utc::now().timestamp();
-        let sent =
-            deliver_as(&self.clients.sns, &destinations, &self.ledger, notification, claim_kind, &cx.request_id, now)
-                .await?;
-        Ok(sent > 0)
-    }
-}
-
-impl Base {
-    /// Publishes without a dedup claim. Only for notifications sent because this invocation changed something
-    /// (a replay changes nothing, so it cannot repeat them): saves the ledger write on the hot path.
-    pub async fn send_on_change(&self, notification: &Notification) -> Result<bool, WardenError> {
-        let destinations = self.destinations(notification);
-        for destination in &destinations {
-            publish(&self.clients.sns, &destination.topic_arn, destination.format, notification).await?;
-        }
-        Ok(!destinations.is_empty())
     }
 }

@@ -7,6 +7,7 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod event;
 pub mod fingerprint;
@@ -15,6 +16,7 @@ pub mod gate;
 #[cfg(feature = "aws")]
 pub mod handler;
 pub mod invocation;
+pub mod kinds;
 pub mod lifecycle;
 pub mod notify;
 pub mod outcome;

@@ -80,31 +80,3 @@ impl Outcome {
         self.aws_calls.values().sum()
     }
 }
-
-/// The answer of a function whose behaviour is not built yet: every event is skipped, saying so.
-pub fn not_implemented(function: &'static str, payload: &serde_json::Value) -> Outcome {
-    let field = |key: &str| payload.get(key).and_then(|v| v.as_str()).unwrap_or("unknown").to_owned();
-    Outcome::skipped(
-        function,
-        &field("id"),
-        &field("detail-type"),
-        format!("{function} is not implemented yet: the event was not acted on"),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unimplemented_functions_skip_every_event() {
-        let payload = serde_json::json!({"id": "e-1", "detail-type": "ECR Image Scan"});
-        let outcome = not_implemented("scan-gate", &payload);
-        assert_eq!(outcome.decision, "skipped");
-        assert_eq!(outcome.event_id, "e-1");
-        assert_eq!(outcome.event, "ECR Image Scan");
-        assert!(outcome.actions.is_empty() && outcome.aws_calls.is_empty() && !outcome.notified);
-        let odd = not_implemented("notify", &serde_json::json!([1, 2]));
-        assert_eq!((odd.event_id.as_str(), odd.decision.as_str()), ("unknown", "skipped"));
-    }
-}

@@ -233,6 +233,18 @@ pub mod rules {
         })
     }
 
+    /// Every SNS Publish succeeds (message id `m`).
+    pub fn published() -> Rule {
+        mock!(aws_sdk_sns::Client::publish)
+            .then_output(|| aws_sdk_sns::operation::publish::PublishOutput::builder().message_id("m").build())
+    }
+
+    /// Every DynamoDB PutItem succeeds (claims, records, leases, notes alike).
+    pub fn put_item_ok() -> Rule {
+        mock!(aws_sdk_dynamodb::Client::put_item)
+            .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build())
+    }
+
     /// Every claim of a published notification is marked `sent` (an UpdateItem of a `NOTIFY#` item).
     pub fn notification_marked_sent() -> Rule {
         mock!(aws_sdk_dynamodb::Client::update_item)

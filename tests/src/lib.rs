@@ -85,6 +85,28 @@ pub fn iam_action(call: &str) -> Option<String> {
     (operation != "TransactWriteItems").then(|| format!("{}:{operation}", service.to_lowercase()))
 }
 
+/// The AWS calls (`Service.Operation`) of a function (`TagGuard`, ...) its role in `infra/template.yaml` does not
+/// allow: what a deploy would answer `AccessDenied`.
+pub fn calls_its_role_denies<'a>(function: &str, calls: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let allowed = role_actions(include_str!("../../infra/template.yaml"), &format!("{function}Role"));
+    calls.into_iter().filter_map(|c| iam_action(c)).filter(|a| !allowed.contains(a)).collect()
+}
+
+/// The `Inspector2 Finding` event EventBridge carries for `finding` (an [`inspector_finding`]): its timestamps
+/// as strings, at 09:30 on 2026-11-28 (the image pushed at 08:00), with the image's tags as Inspector saw them.
+pub fn finding_event(finding: &serde_json::Value, image_tags: &[&str]) -> serde_json::Value {
+    let mut detail = finding.clone();
+    for key in ["firstObservedAt", "lastObservedAt", "updatedAt"] {
+        detail[key] = "Sat Nov 28 09:30:00.000 UTC 2026".into();
+    }
+    let image = &mut detail["resources"][0]["details"]["awsEcrContainerImage"];
+    image["pushedAt"] = "Sat Nov 28 08:00:00.000 UTC 2026".into();
+    image["imageTags"] = serde_json::json!(image_tags);
+    let mut event = envelope("aws.inspector2", "Inspector2 Finding", detail);
+    event["time"] = "2026-11-28T09:30:00Z".into();
+    event
+}
+
 /// A name no other test (or earlier run against the same server) uses.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -82,14 +82,7 @@ async fn a_demotion_racing_a_tag_removal_never_deletes_the_image() {
     // reaches scan-gate (demote: remove `feature-x-approved`).
     let finding = inspector_finding(&repo, &digest, "feature-x", "CVE-2026-9100", "HIGH", "YES");
     seed_inspector_findings(json!([[finding.clone()]]));
-    let mut detail = finding;
-    for key in ["firstObservedAt", "lastObservedAt", "updatedAt"] {
-        detail[key] = "Sat Nov 28 09:30:00.000 UTC 2026".into();
-    }
-    let image = &mut detail["resources"][0]["details"]["awsEcrContainerImage"];
-    image["pushedAt"] = "Sat Nov 28 08:00:00.000 UTC 2026".into();
-    image["imageTags"] = json!(["feature-x", "feature-x-approved"]);
-    let demote = integration_tests::envelope("aws.inspector2", "Inspector2 Finding", detail);
+    let demote = integration_tests::finding_event(&finding, &["feature-x", "feature-x-approved"]);
     let (functions, _proxy) = racing(&stack).await;
     let removal = push(&repo, &digest, "feature-x");
     let ((untagged, _), (demoted, _)) = tokio::join!(

@@ -255,13 +255,17 @@ async fn end_state(stack: &Stack, prepared: &[Prepared]) -> (BTreeMap<String, St
     (registry, stack.ledger_items().await)
 }
 
-/// Every sample to every function, in order; each must handle it (act or skip) without an error.
+/// Every sample to every function, in order; each must handle it (act or skip) without an error, and call
+/// only what the function's role in `infra/template.yaml` allows.
 async fn deliver_all(functions: &Functions, prepared: &[Prepared], what: &str) {
     for sample in prepared {
         for function in ALL {
-            if let Err(error) = functions.invoke(function, &sample.event).await {
-                panic!("{what}: {} to {function:?}: {error}", sample.name);
-            }
+            let outcome = match functions.invoke(function, &sample.event).await {
+                Ok(outcome) => outcome,
+                Err(error) => panic!("{what}: {} to {function:?}: {error}", sample.name),
+            };
+            let denied = integration_tests::calls_its_role_denies(&format!("{function:?}"), outcome.aws_calls.keys());
+            assert!(denied.is_empty(), "{what}: {} to {function:?}: its role lacks {denied:?}", sample.name);
         }
     }
 }

@@ -42,15 +42,9 @@ fn basic_scan(repository: &str, digest: &str, tags: &[&str], counts: Value, time
 
 /// An `Inspector2 Finding` event about `digest` with `status`, as EventBridge carries it (string timestamps).
 fn finding_event(repository: &str, digest: &str, tag: &str, id: &str, status: &str) -> Value {
-    let mut detail = inspector_finding(repository, digest, tag, id, "HIGH", "YES");
-    detail["status"] = status.into();
-    for key in ["firstObservedAt", "lastObservedAt", "updatedAt"] {
-        detail[key] = "Sat Nov 28 09:30:00.000 UTC 2026".into();
-    }
-    detail["resources"][0]["details"]["awsEcrContainerImage"]["pushedAt"] = "Sat Nov 28 08:00:00.000 UTC 2026".into();
-    let mut event = envelope("aws.inspector2", "Inspector2 Finding", detail);
-    event["time"] = "2026-11-28T09:30:00Z".into();
-    event
+    let mut finding = inspector_finding(repository, digest, tag, id, "HIGH", "YES");
+    finding["status"] = status.into();
+    integration_tests::finding_event(&finding, &[tag])
 }
 
 fn coverage<'a>(repository: &'a str, digest: &'a str, status: &'a str, reason: &'a str) -> ImageCoverage<'a> {

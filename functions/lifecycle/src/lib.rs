@@ -15,14 +15,14 @@
 mod native;
 mod retention;
 
-use chrono::Utc;
 use native::{Baseline, Inventory};
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 use warden::WardenError;
-use warden::aws::ledger::{STANDING_PLAN_REPEAT_SECONDS, SweepCursor};
+use warden::aws::ledger::SweepCursor;
 use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
+use warden::delivery::{Claim, Report, Said};
 use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
 use warden::handler::{Base, Context};
 use warden::invocation::Invocation;
@@ -44,8 +44,6 @@ const APPLIED: &str = "lifecycle-policy-applied";
 const DRIFT: &str = "lifecycle-policy-drift";
 const REFUSED: &str = "lifecycle-policy-refused";
 const INCOMPLETE: &str = "lifecycle-sweep-incomplete";
-/// The claim of a summary parked by a sweep that failed part-way (see [`Lifecycle::on_sweep`]).
-const APPLIED_INTERRUPTED: &str = "lifecycle-policy-applied:interrupted";
 
 #[derive(Debug)]
 pub struct Lifecycle {
@@ -155,7 +153,7 @@ impl Lifecycle {
                 outcome.decision = "baseline-ok".into();
                 outcome.reasons.push(format!("{repository} already carries class `{}`'s policy", class.name));
                 // A retry of an invocation that set the policy but could not notify: what it parked goes now.
-                outcome.notified = self.base.flush_parked(cx).await?;
+                outcome.notified = self.base.report(cx, Report::Settle).await?;
                 return Ok(outcome);
             }
             Baseline::Drift(action) => {
@@ -177,14 +175,14 @@ impl Lifecycle {
                 outcome.decision = "baseline-applied".into();
                 outcome.reasons.push(format!("class `{}`'s lifecycle policy applied to {repository}", class.name));
                 outcome.actions.push(action);
-                let notification = self.applied(cx, &outcome);
-                let sent = self.base.send_after_change(cx, &notification, APPLIED, false).await?;
+                let said = Said::once(self.applied(cx, &outcome));
+                let sent = self.base.report(cx, Report::TellChanged(said)).await?;
                 if outcome.actions.iter().any(|a| a.result == ActionResult::Done) {
                     self.base.ledger.clear_policy_intents(&cx.event.id, &[repository.to_owned()]).await?;
                 }
                 // A retry of an attempt whose put failed parked the same news: with the claim taken it is not
                 // sent again, only cleared.
-                let flushed = self.base.flush_parked(cx).await?;
+                let flushed = self.base.report(cx, Report::Settle).await?;
                 outcome.notified = sent || flushed;
                 return Ok(outcome);
             }
@@ -193,12 +191,12 @@ impl Lifecycle {
                 outcome.decision = "baseline-applied".into();
                 outcome.reasons.push(format!("class `{}`'s lifecycle policy applied to {repository}", class.name));
                 outcome.actions.push(action);
-                self.base.park(&self.applied(cx, &outcome), APPLIED).await;
+                self.base.report(cx, Report::Owed(Said::once(self.applied(cx, &outcome)))).await?;
                 return Err(error);
             }
         };
         let notification = self.base.notification(cx, kind, &outcome, result, outcome.reasons.clone(), severity);
-        outcome.notified = self.base.send(cx, &notification).await?;
+        outcome.notified = self.base.report(cx, Report::Tell(Said::once(notification))).await?;
         Ok(outcome)
     }
 
@@ -349,8 +347,8 @@ impl Lifecycle {
                 // The policies set so far would go unreported, since the retry finds them in place: parked
                 // under a claim of their own, so the retry's own summary does not shadow them.
                 if error.is_retryable() && !state.changes.is_empty() {
-                    let notification = self.sweep_summary(cx, &outcome, &state.changes, false);
-                    self.base.park(&notification, APPLIED_INTERRUPTED).await;
+                    let said = Said::under(self.sweep_summary(cx, &outcome, &state.changes, false), Claim::Interrupted);
+                    self.base.report(cx, Report::Owed(said)).await?;
                 }
                 return Err(error);
             }
@@ -463,8 +461,8 @@ impl Lifecycle {
             );
         }
         if !state.changes.is_empty() || stopped {
-            let notification = self.sweep_summary(cx, outcome, &state.changes, stopped);
-            outcome.notified = self.base.send_after_change(cx, &notification, &notification.kind, false).await?;
+            let said = Said::once(self.sweep_summary(cx, outcome, &state.changes, stopped));
+            outcome.notified = self.base.report(cx, Report::TellChanged(said)).await?;
             let put: Vec<String> = state
                 .changes
                 .iter()
@@ -473,21 +471,22 @@ impl Lifecycle {
                 .collect();
             self.base.ledger.clear_policy_intents(&cx.event.id, &put).await?;
         }
-        for (items, kind, severity) in
-            [(&state.refused, REFUSED, Severity::Critical), (&state.drift, DRIFT, Severity::Warning)]
-        {
-            outcome.notified |= self.standing_summary(cx, outcome, &state.scope, items, kind, severity).await?;
-        }
+        let standing = [(&state.refused, REFUSED, Severity::Critical), (&state.drift, DRIFT, Severity::Warning)]
+            .into_iter()
+            .filter_map(|(items, kind, severity)| {
+                self.standing_summary(cx, outcome, &state.scope, items, kind, severity)
+            });
         // A retry of a sweep that changed something but could not notify: what it parked goes now (one Query a
         // sweep; the retry itself finds those repositories already in order).
-        outcome.notified |= self.base.flush_parked(cx).await?;
+        let reports: Vec<Report> = standing.chain([Report::Settle]).collect();
+        outcome.notified |= self.base.report_all(cx, reports).await?;
         outcome.items.extend(state.changes.into_iter().chain(state.refused).chain(state.drift).chain(state.retention));
         Ok(())
     }
 
     /// A standing finding of the sweep (repositories whose native policy is refused, or drifted and not put):
     /// reported when the set changes and at most weekly, not every day.
-    async fn standing_summary(
+    fn standing_summary(
         &self,
         cx: &Context<'_>,
         outcome: &Outcome,
@@ -495,9 +494,9 @@ impl Lifecycle {
         items: &[Outcome],
         kind: &str,
         severity: Severity,
-    ) -> Result<bool, WardenError> {
+    ) -> Option<Report> {
         if items.is_empty() {
-            return Ok(false);
+            return None;
         }
         let reasons: Vec<String> = items
             .iter()
@@ -508,23 +507,9 @@ impl Lifecycle {
             })
             .collect();
         let fingerprint = warden::fingerprint::of_lines(&reasons);
-        let now = Utc::now().timestamp();
-        let pk = format!("STANDING#{scope}");
-        if !self.base.ledger.note_standing(&pk, kind, &fingerprint, now).await? {
-            tracing::info!(
-                kind,
-                "standing finding unchanged since its last report ({} days)",
-                STANDING_PLAN_REPEAT_SECONDS / 86_400
-            );
-            return Ok(false);
-        }
         let result = if kind == REFUSED { "refused" } else { "reported" };
-        let notification = self.base.notification(cx, kind, outcome, result, reasons, severity);
-        let sent = self.base.send(cx, &notification).await;
-        if sent.is_err() {
-            let _ = self.base.ledger.forget_standing(&pk, kind).await;
-        }
-        sent
+        let said = Said::once(self.base.notification(cx, kind, outcome, result, reasons, severity));
+        Some(Report::Standing { said, pk: format!("STANDING#{scope}"), sk: kind.to_owned(), fingerprint })
     }
 
     /// One summary per sweep for the policies it set, not one message per repository. Its own kind when the

@@ -13,6 +13,7 @@ use warden::aws::lease::Lease;
 use warden::aws::ledger::STANDING_PLAN_REPEAT_SECONDS;
 use warden::aws::retention::{self, BATCH_LIMIT, Deleted};
 use warden::aws::{Found, ecr};
+use warden::delivery::{Claim, Report, Said};
 use warden::handler::Context;
 use warden::lifecycle::{Image, Observed, RetentionPlan, TagProtections, plan_retention};
 use warden::notify::Severity;
@@ -325,29 +326,23 @@ impl Lifecycle {
         notification.actions.truncate(LISTED);
         match acted {
             Some(acted) if outcome.decision == "deleted" => {
-                let claim = format!("retention@{repository}#{}", acted.run);
-                outcome.notified = self.base.send_as(cx, &notification, &claim).await?;
+                let said = Said::under(notification, per_run(repository, &acted.run));
+                outcome.notified = self.base.report(cx, Report::Tell(said)).await?;
                 self.base.ledger.clear_journal(&acted.journal).await
             }
             _ => {
                 // A dry run or a stop by a cap changes nothing and stands until someone acts: reported when it
                 // changes (and weekly), not on every sweep.
-                let (ledger, now) = (&self.base.ledger, Utc::now().timestamp());
-                if !ledger.note_standing_plan(repository, &plan.fingerprint(images), now).await? {
+                let said = Said::under(notification, Claim::PerRepository { repository: repository.into(), run: None });
+                let (pk, sk) = (format!("PLAN#{repository}"), "retention".to_owned());
+                let standing = Report::Standing { said, pk, sk, fingerprint: plan.fingerprint(images) };
+                outcome.notified = self.base.report(cx, standing).await?;
+                if !outcome.notified {
                     outcome.reasons.push(format!(
                         "the same plan was reported within the last {} days: not notified again",
                         STANDING_PLAN_REPEAT_SECONDS / 86_400
                     ));
-                    return Ok(());
                 }
-                let sent = self.base.send_as(cx, &notification, &format!("retention@{repository}")).await;
-                if sent.is_err() {
-                    // Unreported, so the retry must find it new. Best effort: at worst it waits a week.
-                    if let Err(error) = ledger.forget_standing_plan(repository).await {
-                        tracing::warn!(%error, repository, "could not forget an unreported retention plan");
-                    }
-                }
-                outcome.notified = sent?;
                 Ok(())
             }
         }
@@ -406,12 +401,18 @@ impl Lifecycle {
                 notification.event_id = entries[0].event_id.clone();
                 notification.actions_omitted = notification.actions.len().saturating_sub(LISTED);
                 notification.actions.truncate(LISTED);
-                notified |= self.base.send_as(cx, &notification, &format!("retention@{repository}#{run}")).await?;
+                notified |=
+                    self.base.report(cx, Report::Tell(Said::under(notification, per_run(&repository, &run)))).await?;
             }
             self.base.ledger.clear_journal(&entries).await?;
         }
         Ok(notified)
     }
+}
+
+/// The claim of a retention run's report: one per repository and run, whichever attempt or recovery sends it.
+fn per_run(repository: &str, run: &str) -> Claim {
+    Claim::PerRepository { repository: repository.to_owned(), run: Some(run.to_owned()) }
 }
 
 /// A dry run's "results": each planned image as it would be deleted.

@@ -172,7 +172,7 @@ fn calls(outcome: &Outcome) -> BTreeMap<&str, u32> {
 }
 
 fn claim() -> Rule {
-    mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build())
+    warden::testing::rules::put_item_ok()
 }
 
 fn publish() -> Rule {

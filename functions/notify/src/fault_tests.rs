@@ -56,7 +56,7 @@ async fn claim_failing_past_retries_sends_nothing_and_the_retry_sends_once() {
     let unclaim = mock!(aws_sdk_dynamodb::Client::delete_item)
         .match_requests(|r| r.condition_expression() == Some("claim = :token"))
         .then_output(|| DeleteItemOutput::builder().build());
-    let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
+    let publish = warden::testing::rules::published();
     let notify = notify(&[&claim, &unclaim], &[&publish]);
     let event = sample("ecr-pull-through-cache-failed.json");
     let error = notify.handle(event.clone(), &testing::invocation()).await.expect_err("5xx past the SDK's retries");
@@ -71,7 +71,7 @@ async fn claim_failing_past_retries_sends_nothing_and_the_retry_sends_once() {
 
 #[tokio::test]
 async fn publish_failing_past_retries_gives_the_claim_back_and_the_retry_sends_once() {
-    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let claim = warden::testing::rules::put_item_ok();
     let release = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
     let (s, body) = sns_500();
     let publish = mock!(aws_sdk_sns::Client::publish)

@@ -7,6 +7,7 @@ use serde_json::Value;
 use warden::WardenError;
 use warden::aws::Clients;
 use warden::config::Config;
+use warden::delivery::{Report, Said};
 use warden::handler::{Base, Context};
 use warden::invocation::Invocation;
 use warden::notify::events::{FUNCTION, for_event};
@@ -52,7 +53,7 @@ impl Notify {
             outcome.reasons.push("no topic configured: the notification is only logged".into());
             return Ok(outcome);
         }
-        outcome.notified = self.base.send(cx, &notification).await?;
+        outcome.notified = self.base.report(cx, Report::Tell(Said::once(notification.clone()))).await?;
         outcome.decision = if outcome.notified { notification.kind.clone() } else { "already-notified".into() };
         Ok(outcome)
     }

@@ -107,13 +107,12 @@ fn notify(dynamodb: &[&Rule], sns: &[&Rule], policy: Policy, topics: &[(&str, &s
 }
 
 fn claim() -> Rule {
-    mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build())
+    warden::testing::rules::put_item_ok()
 }
 
 #[tokio::test]
 async fn a_failed_replication_is_notified_once() {
-    let (claimed, published) =
-        (claim(), mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build()));
+    let (claimed, published) = (claim(), warden::testing::rules::published());
     let notify = notify(&[&claimed], &[&published], policy(""), &[]).expect("notify");
     let outcome = notify.handle(sample("ecr-replication-failed.json"), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "replication-failed");
@@ -190,8 +189,7 @@ async fn events_nobody_needs_to_hear_about_are_skipped_without_calls() {
 
 #[tokio::test]
 async fn events_about_other_accounts_or_regions_are_refused_at_the_door() {
-    let (claimed, published) =
-        (claim(), mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build()));
+    let (claimed, published) = (claim(), warden::testing::rules::published());
     let notify = notify(&[&claimed], &[&published], policy(""), &[]).expect("notify");
     for (account, region) in [("999999999999", "us-east-1"), ("123456789012", "eu-west-1")] {
         let mut event = sample("ecr-replication-failed.json");
@@ -246,7 +244,7 @@ mod claims {
     }
 
     fn published() -> Rule {
-        mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build())
+        warden::testing::rules::published()
     }
 
     async fn deliver(claim: &Rule, takeover: &Rule, publish: &Rule) -> Outcome {

@@ -153,8 +153,8 @@ async fn inspector_throttled_past_retries_fails_retryably_then_the_retry_promote
     let put = mock!(aws_sdk_ecr::Client::put_image)
         .match_requests(|r| r.image_tag() == Some(APPROVED))
         .then_output(|| PutImageOutput::builder().build());
-    let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
-    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let publish = warden::testing::rules::published();
+    let claim = warden::testing::rules::put_item_ok();
     let (covered, current, approval) =
         (coverage_active(PROD, DIGEST), image_with_tags(DIGEST, &["v1.5.0"]), transaction_ok());
     let gate = gate(&[&current, &get, &put], &[&approval, &claim], &[&publish], &[&findings, &covered]);
@@ -238,8 +238,8 @@ async fn demotion_interrupted_by_throttling_completes_on_retry_once() {
         .times(3)
         .output(|| BatchDeleteImageOutput::builder().build())
         .build();
-    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
-    let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
+    let claim = warden::testing::rules::put_item_ok();
+    let publish = warden::testing::rules::published();
     let revoke = transaction_ok();
     let gate = gate(&[&describe, &remove], &[&revoke, &claim], &[&publish], &[&findings]);
     let event = sample("inspector2-finding.json");
@@ -276,7 +276,7 @@ async fn replayed_demotion_is_not_reported_again_as_a_gate_failure() {
         .error(|| PutItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build()))
         .build();
     let parked = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
-    let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
+    let publish = warden::testing::rules::published();
     let revoke = transaction_ok();
     let gate = gate(&[&describe, &remove], &[&revoke, &first_claim, &parked], &[&publish], &[&findings]);
     let event = sample("inspector2-finding.json");
@@ -307,7 +307,7 @@ async fn publish_failure_after_promotion_is_sent_by_the_retry_without_promoting_
         .times(3)
         .output(|| PublishOutput::builder().message_id("m").build())
         .build();
-    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let claim = warden::testing::rules::put_item_ok();
     let release = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
     let (covered, approval) = (coverage_active(PROD, DIGEST), transaction_ok());
     let current = image_with_tags(DIGEST, &["v1.5.0"]);
@@ -336,8 +336,8 @@ async fn a_lost_put_image_answer_still_announces_the_promotion() {
         .http_status(503, None)
         .error(|| PutImageError::ImageAlreadyExistsException(ImageAlreadyExistsException::builder().build()))
         .build();
-    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
-    let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
+    let claim = warden::testing::rules::put_item_ok();
+    let publish = warden::testing::rules::published();
     let (covered, approval) = (coverage_active(PROD, DIGEST), transaction_ok());
     let current = image_with_tags(DIGEST, &["v1.5.0"]);
     let gate = gate(&[&current, &get, &put], &[&approval, &claim], &[&publish], &[&none, &covered]);

@@ -19,6 +19,7 @@ use warden::aws::findings::{RegistryScan as Registry, coverage, registry_scan};
 use warden::aws::lease::Lease;
 use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
+use warden::delivery::{Claim, Report, Said};
 use warden::event::{EventKind, RepositoryName, SeverityCounts};
 use warden::gate::{
     Approval, Approved, GateResult, ScanState, Scanner, Trigger, counts_disagreement, counts_from_event,
@@ -148,7 +149,7 @@ impl ScanGate {
         if let Some(result) = by_event.filter(|result| !result.pass) {
             outcome.reasons = result.reasons.clone();
             let evidence = Evidence { result, from_registry: false };
-            self.block(cx, &mut outcome, class, gate, digest, scanned, evidence).await?;
+            self.block(cx, &mut outcome, GatedImage { class, gate, digest }, scanned, evidence).await?;
             return Ok(outcome);
         }
         let (result, scanned_at) = match self.read_registry(scanned.scanner, gate, repository, digest).await? {
@@ -163,10 +164,10 @@ impl ScanGate {
             outcome.reasons.push(disagreement);
         }
         if result.pass {
-            self.promote(cx, &mut outcome, class, gate, digest, scanned, scanned_at).await?;
+            self.promote(cx, &mut outcome, GatedImage { class, gate, digest }, scanned, scanned_at).await?;
         } else {
             let evidence = Evidence { result: result.clone(), from_registry: true };
-            self.block(cx, &mut outcome, class, gate, digest, scanned, evidence).await?;
+            self.block(cx, &mut outcome, GatedImage { class, gate, digest }, scanned, evidence).await?;
         }
         outcome.gate.get_or_insert(result);
         Ok(outcome)
@@ -204,21 +205,18 @@ impl ScanGate {
         outcome.reasons.push(format!("{reason}: the image is not promoted"));
         let notification =
             self.base.notification(cx, kind, &outcome, "not-promoted", outcome.reasons.clone(), Severity::Warning);
-        outcome.notified = self.base.send(cx, &notification).await?;
+        outcome.notified = self.base.report(cx, Report::Tell(Said::once(notification))).await?;
         Ok(outcome)
     }
 
     /// The registry's findings pass: promote when the evidence allows it (Inspector's coverage, no suppression,
     /// no later failing verdict), with the promotion tags rendered from the image's current tags, the approval
     /// recorded first.
-    #[allow(clippy::too_many_arguments)]
     async fn promote(
         &self,
         cx: &Context<'_>,
         outcome: &mut Outcome,
-        class: &Class,
-        gate: &GateRules,
-        digest: &str,
+        GatedImage { class, gate, digest }: GatedImage<'_>,
         scanned: &Scanned<'_>,
         scanned_at: Option<i64>,
     ) -> Result<(), WardenError> {
@@ -330,20 +328,17 @@ impl ScanGate {
             return Ok(());
         };
         // Claimed: a replay (or a retry after a failed publish, the claim given back) is told once.
-        outcome.notified = self.base.send(cx, &notification).await?;
+        outcome.notified = self.base.report(cx, Report::Tell(Said::once(notification))).await?;
         Ok(())
     }
 
     /// The gate fails: no promotion; a promoted image in a `demote` class loses its promotion tags, decided on
     /// the registry's scan state (re-read if the event's counts decided so far).
-    #[allow(clippy::too_many_arguments)]
     async fn block(
         &self,
         cx: &Context<'_>,
         outcome: &mut Outcome,
-        class: &Class,
-        gate: &GateRules,
-        digest: &str,
+        GatedImage { class, gate, digest }: GatedImage<'_>,
         scanned: &Scanned<'_>,
         evidence: Evidence,
     ) -> Result<(), WardenError> {
@@ -384,7 +379,7 @@ impl ScanGate {
                     Registry::Gone => return Ok(()),
                 }
             }
-            demotion = self.demote(cx, outcome, class, gate, digest, &current).await?;
+            demotion = self.demote(cx, outcome, GatedImage { class, gate, digest }, &current).await?;
         } else if outcome.tags.iter().any(|t| gate.is_promotion_tag(t)) {
             demotion.headline =
                 Some("a promoted image no longer passes the gate (on-failure = notify: it stays promoted)".into());
@@ -400,21 +395,17 @@ impl ScanGate {
         &self,
         cx: &Context<'_>,
         outcome: &mut Outcome,
-        class: &Class,
-        gate: &GateRules,
-        digest: &str,
+        image: GatedImage<'_>,
         current: &[String],
     ) -> Result<Demotion, WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
-        if self.base.config.dry_run || !current.iter().any(|t| gate.is_promotion_tag(t)) {
-            return self.demote_read(cx, outcome, class, gate, digest, current, None).await;
+        if self.base.config.dry_run || !current.iter().any(|t| image.gate.is_promotion_tag(t)) {
+            return self.demote_read(cx, outcome, image, current, None).await;
         }
-        let lease = self.base.lease(cx, &repository, digest).await?;
+        let lease = self.base.lease(cx, &repository, image.digest).await?;
         let demoted = async {
-            match ecr::describe_digest(&self.base.clients.ecr, &repository, digest).await? {
-                Found::Yes(image) => {
-                    self.demote_read(cx, outcome, class, gate, digest, &image.tags, Some(&lease)).await
-                }
+            match ecr::describe_digest(&self.base.clients.ecr, &repository, image.digest).await? {
+                Found::Yes(read) => self.demote_read(cx, outcome, image, &read.tags, Some(&lease)).await,
                 _ => {
                     outcome.reasons.push("the image no longer exists".into());
                     Ok(Demotion::default())
@@ -427,14 +418,11 @@ impl ScanGate {
     }
 
     /// [`Self::demote`] on the tags `current` read (under `lease` when removing).
-    #[allow(clippy::too_many_arguments)]
     async fn demote_read(
         &self,
         cx: &Context<'_>,
         outcome: &mut Outcome,
-        class: &Class,
-        gate: &GateRules,
-        digest: &str,
+        GatedImage { class, gate, digest }: GatedImage<'_>,
         current: &[String],
         lease: Option<&Lease>,
     ) -> Result<Demotion, WardenError> {
@@ -443,7 +431,6 @@ impl ScanGate {
         match plan_demotion(gate, digest, current, quarantine.as_ref()) {
             // Not promoted (any more): possibly demoted by an earlier invocation whose notification failed.
             Ok(steps) if steps.is_empty() => {
-                let flushed = self.base.flush_parked(cx).await?;
                 let lost: Vec<&str> = outcome
                     .tags
                     .iter()
@@ -458,7 +445,7 @@ impl ScanGate {
                         lost.join(", ")
                     )
                 });
-                Ok(Demotion { demoted: headline.is_some(), headline, flushed })
+                Ok(Demotion { demoted: headline.is_some(), headline, settle: true })
             }
             Ok(steps) => {
                 if !self.base.config.dry_run {
@@ -467,12 +454,12 @@ impl ScanGate {
                 }
                 outcome.actions = self.base.executor(cx).under(lease).run(&repository, &steps).await?;
                 let headline = "a promoted image no longer passes the gate: its promotion tags are removed".into();
-                Ok(Demotion { demoted: true, headline: Some(headline), flushed: false })
+                Ok(Demotion { demoted: true, headline: Some(headline), settle: false })
             }
             Err(why) => Ok(Demotion {
                 demoted: false,
                 headline: Some(format!("a promoted image no longer passes the gate, but {why}: it stays promoted")),
-                flushed: false,
+                settle: false,
             }),
         }
     }
@@ -498,12 +485,11 @@ impl ScanGate {
         let notification = self.base.notification(cx, kind, outcome, result_word, reasons, severity);
         // One claim for both kinds: a replay of the event that demoted the image finds it no longer promoted and
         // would otherwise report `gate-failed` as a second notification.
+        let said = Said::under(notification, Claim::Shared("gate-failed".into()));
         let changed = outcome.actions.iter().any(|a| a.result == ActionResult::Done);
-        outcome.notified = if changed {
-            self.base.send_after_change(cx, &notification, "gate-failed", false).await?
-        } else {
-            self.base.send_as(cx, &notification, "gate-failed").await? || demotion.flushed
-        };
+        // Not promoted any more: possibly demoted by an earlier attempt that could not say so.
+        let settle = demotion.settle.then_some(Report::Settle);
+        outcome.notified = self.base.report_all(cx, settle.into_iter().chain([Report::about(said, changed)])).await?;
         Ok(())
     }
 }
@@ -515,8 +501,16 @@ struct Demotion {
     demoted: bool,
     /// The first line of the notification, when the image was (or stays) promoted.
     headline: Option<String>,
-    /// A notification an earlier delivery parked was sent now.
-    flushed: bool,
+    /// Found not promoted any more: what an earlier delivery may have left unsaid is sent first.
+    settle: bool,
+}
+
+/// The image the gate judges (promotes, blocks, demotes), with its class and gate.
+#[derive(Debug, Clone, Copy)]
+struct GatedImage<'a> {
+    class: &'a Class,
+    gate: &'a GateRules,
+    digest: &'a str,
 }
 
 /// The event's time in epoch seconds (now when it has none or it is unreadable): the evidence time of a

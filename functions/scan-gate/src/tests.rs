@@ -2,7 +2,7 @@
 //! findings APIs, Inspector's filters, promotion idempotency and demotion safety.
 
 use super::*;
-use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
@@ -17,7 +17,6 @@ use aws_sdk_ecr::types::{
 };
 use aws_sdk_inspector2::operation::list_findings::{ListFindingsError, ListFindingsOutput};
 use aws_sdk_inspector2::types::{FixAvailable, Severity as InspectorSeverity};
-use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_types::error::ErrorMetadata;
 use warden::testing::rules::{coverage, coverage_active, image_with_tags, inspector_finding, transaction_ok};
@@ -74,24 +73,15 @@ fn nothing_parked() -> Rule {
 }
 
 fn claim() -> Rule {
-    mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build())
+    warden::testing::rules::put_item_ok()
 }
 
 fn publish() -> Rule {
-    mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build())
+    warden::testing::rules::published()
 }
 
 fn image_tags(tags: &'static [&'static str]) -> Rule {
-    mock!(aws_sdk_ecr::Client::describe_images).then_output(move || {
-        DescribeImagesOutput::builder()
-            .image_details(
-                ImageDetail::builder()
-                    .image_digest(DIGEST)
-                    .set_image_tags(Some(tags.iter().map(|t| (*t).to_owned()).collect()))
-                    .build(),
-            )
-            .build()
-    })
+    warden::testing::rules::image_with_tags(DIGEST, tags)
 }
 
 /// The registry's basic scan of the image: complete, with these findings.

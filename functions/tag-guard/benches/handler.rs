@@ -2,7 +2,6 @@
 //! handler with the SDK clients answered in-process by aws-smithy-mocks (SDK serialisation included).
 //! Run: `cargo bench -p tag-guard`. Results: BENCHMARKS.md.
 
-use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
@@ -11,7 +10,6 @@ use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
 use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
 use aws_sdk_ecr::operation::put_image::PutImageOutput;
 use aws_sdk_ecr::types::{Image, ImageDetail};
-use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -106,10 +104,12 @@ fn benches(c: &mut Criterion) {
     let put = mock!(aws_sdk_ecr::Client::put_image).then_output(|| PutImageOutput::builder().build());
     let delete =
         mock!(aws_sdk_ecr::Client::batch_delete_image).then_output(|| BatchDeleteImageOutput::builder().build());
-    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
-    let publish = mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
-    let untag = guard(&[&describe, &manifest, &put, &delete], &[&claim], &[&publish]);
-    c.bench_function("handler: tag not allowed, last tag quarantined (6 mocked calls)", |b| {
+    let claim = warden::testing::rules::put_item_ok();
+    let publish = warden::testing::rules::published();
+    let sent = warden::testing::rules::notification_marked_sent();
+    let released = warden::testing::rules::lease_released();
+    let untag = guard(&[&describe, &manifest, &put, &delete], &[&claim, &sent, &released], &[&publish]);
+    c.bench_function("handler: tag not allowed, last tag quarantined (10 mocked calls)", |b| {
         b.to_async(&runtime)
             .iter(|| async { untag.handle(push("feature-x", A), &warden::testing::invocation()).await.expect("ok") })
     });
@@ -123,8 +123,8 @@ fn benches(c: &mut Criterion) {
         )
     });
     let now_b = image(B, &["v1.4.2", "sha-1"]);
-    let revert = guard(&[&now_b, &manifest, &put], &[&moved, &claim], &[&publish]);
-    c.bench_function("handler: protected tag move reverted (7 mocked calls)", |b| {
+    let revert = guard(&[&now_b, &manifest, &put], &[&sent, &moved, &claim, &released], &[&publish]);
+    c.bench_function("handler: protected tag move reverted (8 mocked calls)", |b| {
         b.to_async(&runtime)
             .iter(|| async { revert.handle(push("v1.4.2", B), &warden::testing::invocation()).await.expect("ok") })
     });

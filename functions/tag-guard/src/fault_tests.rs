@@ -169,7 +169,7 @@ async fn exhausted_retries_fail_retryably_and_the_eventbridge_retry_finishes_wit
         .times(3)
         .output(|| BatchDeleteImageOutput::builder().build())
         .build();
-    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let claim = warden::testing::rules::put_item_ok();
     let publish = mock!(aws_sdk_sns::Client::publish).then_output(publish_ok);
     let guard = guard(&[&describe, &manifest, &quarantine, &remove], &[&claim], &[&publish]);
     let event = push("feature-x", A);
@@ -247,7 +247,7 @@ async fn revert_interrupted_by_5xx_completes_on_retry_without_double_action() {
         .times(3)
         .output(|| PutImageOutput::builder().build())
         .build();
-    let puts = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let puts = warden::testing::rules::put_item_ok();
     let release = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
     let publish = mock!(aws_sdk_sns::Client::publish).then_output(publish_ok);
     let guard = guard(&[&describe, &manifest, &quarantine, &point_back], &[&ledger, &puts, &release], &[&publish]);
@@ -270,7 +270,7 @@ async fn revert_interrupted_by_5xx_completes_on_retry_without_double_action() {
 #[tokio::test]
 async fn publish_throttled_past_retries_releases_the_claim_and_the_retry_notifies_once() {
     let describe = mock!(aws_sdk_ecr::Client::describe_images).then_output(|| image(&["weird"]));
-    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let claim = warden::testing::rules::put_item_ok();
     let release = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
     let publish = mock!(aws_sdk_sns::Client::publish)
         .sequence()

@@ -17,6 +17,7 @@ use warden::aws::ledger::HistoryEntry;
 use warden::aws::retention;
 use warden::aws::{Clients, Found};
 use warden::config::Config;
+use warden::delivery::{Report, Said};
 use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
 use warden::handler::{Base, Context};
 use warden::invocation::Invocation;
@@ -77,15 +78,13 @@ impl TagGuard {
         };
         let repository = push.repository_name.as_str();
         let rules = class.tags.as_ref();
+        let Some(tag) = push.image_tag.as_deref() else {
+            // An index's child, a referrer, or a build pushed before its tags: no name a convention applies to,
+            // and nothing would read a record of it.
+            return Ok(self.base.skipped(cx, "pushed by digest only: no tag to check"));
+        };
         let mut outcome = self.base.outcome_for(cx, class, repository, Some(&push.image_digest), &tags_of(push));
         let pushed = TagPointer { digest: push.image_digest.clone(), since: cx.at.clone(), deleted_at: None };
-        let Some(tag) = push.image_tag.as_deref() else {
-            let new =
-                self.base.ledger.record_untagged_push(repository, &push.image_digest, &cx.at, &cx.event.id).await?;
-            outcome.decision = "recorded".into();
-            outcome.reasons.push(format!("pushed by digest only{}", if new { "" } else { " (already recorded)" }));
-            return Ok(outcome);
-        };
         let check = match rules {
             Some(rules) => check_push(rules, tag),
             None => class.own_tag_kind(tag).map_or(PushCheck::Conforming { protected: false }, PushCheck::OwnTag),
@@ -113,10 +112,8 @@ impl TagGuard {
                     LedgerObservation::Moved { previous } => (pushed.digest.clone(), previous.digest.clone()),
                     _ => (pushed.digest.clone(), pushed.digest.clone()),
                 };
-                return self
-                    .revert(cx, &mut outcome, rules, tag, decision, &moved_to, &restore, &observation)
-                    .await
-                    .map(|()| outcome);
+                let revert = Revert { rules, tag, moved_to: &moved_to, restore: &restore, observation: &observation };
+                return self.revert(cx, &mut outcome, decision, revert).await.map(|()| outcome);
             }
             (Verdict::ProtectedTagMoved, LedgerObservation::Moved { previous }, _) => {
                 // Reported, not reverted: the ledger follows what ECR now holds.
@@ -124,7 +121,8 @@ impl TagGuard {
             }
             _ => {}
         }
-        self.carry_out(cx, &mut outcome, (repository, None), decision, "protected-tag-moved").await?;
+        let report = self.carry_out(cx, &mut outcome, (repository, None), decision, "protected-tag-moved").await?;
+        outcome.notified = self.base.report(cx, report).await?;
         Ok(outcome)
     }
 
@@ -217,28 +215,26 @@ impl TagGuard {
             Unwanted::NotAllowed { .. } => ("tag-not-allowed", Severity::Warning),
             Unwanted::Forged { .. } => ("forged-approval", Severity::Critical),
         };
-        self.carry_out(cx, outcome, (&repository, lease), decision, kind).await?;
-        if current.is_none() && remediation.is_some_and(|r| r.writes()) && !outcome.notified {
-            // Gone already: removed by an earlier delivery of this event, whose notification may have been lost
-            // with ECR's answer. Said once per event (claimed): a replay stays silent.
-            outcome.reasons.insert(0, unwanted.reason(tag, digest));
-            let notification = self.base.notification(cx, kind, outcome, "untagged", outcome.reasons.clone(), severity);
-            outcome.notified = self.base.send(cx, &notification).await?;
-        }
+        let report = match self.carry_out(cx, outcome, (&repository, lease), decision, kind).await? {
+            Report::Silent | Report::Settle if current.is_none() && remediation.is_some_and(|r| r.writes()) => {
+                // Gone already: removed by an earlier delivery of this event, whose notification may have been
+                // lost with ECR's answer.
+                outcome.reasons.insert(0, unwanted.reason(tag, digest));
+                let reasons = outcome.reasons.clone();
+                Report::Recovered(Said::once(self.base.notification(cx, kind, outcome, "untagged", reasons, severity)))
+            }
+            report => report,
+        };
+        outcome.notified = self.base.report(cx, report).await?;
         Ok(None)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn revert(
         &self,
         cx: &Context<'_>,
         outcome: &mut Outcome,
-        rules: &TagRules,
-        tag: &str,
         mut decision: Decision,
-        moved_to: &str,
-        restore: &str,
-        observation: &LedgerObservation,
+        Revert { rules, tag, moved_to, restore, observation }: Revert<'_>,
     ) -> Result<(), WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
         let current = match found(ecr::describe_tag(&self.base.clients.ecr, &repository, tag).await?) {
@@ -264,30 +260,21 @@ impl TagGuard {
                 let entry = revert_entry(cx, moved_to, restore, true);
                 self.base.ledger.record_history(&repository, tag, &entry).await?;
             }
-            outcome.notified = self.base.flush_parked(cx).await?;
-            if now == restore && !outcome.notified && !self.base.config.dry_run {
-                // Reverted by an earlier delivery of this event, whose notification may have been lost with
-                // ECR's answer. Said once per event (claimed): a replay stays silent.
-                let notification = self.base.notification(
-                    cx,
-                    "protected-tag-moved",
-                    outcome,
-                    "reverted",
-                    outcome.reasons.clone(),
-                    Severity::Critical,
-                );
-                outcome.notified = self.base.send(cx, &notification).await?;
-            }
+            // Reverted by an earlier delivery of this event, whose notification may have been lost with ECR's
+            // answer.
+            let recovered = (now == restore && !self.base.config.dry_run).then(|| {
+                let reasons = outcome.reasons.clone();
+                let kind = "protected-tag-moved";
+                Said::once(self.base.notification(cx, kind, outcome, "reverted", reasons, Severity::Critical))
+            });
+            outcome.notified = self.base.report(cx, Report::nothing_left(recovered)).await?;
             return Ok(());
         }
         // The ledger records the revert before operators hear of it: a retry after a failed notification finds
         // the tag reverted and has nothing left to write.
-        let notify = std::mem::replace(&mut decision.notify, false);
-        self.carry_out(cx, outcome, (&repository, None), decision, "protected-tag-moved").await?;
+        let report = self.carry_out(cx, outcome, (&repository, None), decision, "protected-tag-moved").await?;
         if self.base.config.dry_run {
-            if notify {
-                self.notify_outcome(cx, outcome, Verdict::ProtectedTagMoved, "protected-tag-moved").await?;
-            }
+            outcome.notified = self.base.report(cx, report).await?;
             return Ok(());
         }
         let reverted =
@@ -302,16 +289,12 @@ impl TagGuard {
         };
         if let Err(error) = recorded.await {
             // The tag is already back: the retry will find nothing to do, so leave it the notification.
-            if notify && changed(outcome) {
-                let notification =
-                    self.notify(cx, "protected-tag-moved", outcome, outcome.reasons.clone(), Severity::Critical);
-                self.base.park(&notification, "protected-tag-moved").await;
+            if let Report::TellChanged(said) = report {
+                self.base.report(cx, Report::Owed(said)).await?;
             }
             return Err(error);
         }
-        if notify {
-            self.notify_outcome(cx, outcome, Verdict::ProtectedTagMoved, "protected-tag-moved").await?;
-        }
+        outcome.notified = self.base.report(cx, report).await?;
         Ok(())
     }
 
@@ -351,7 +334,7 @@ impl TagGuard {
         let mut outcome = self.base.outcome_for(cx, class, repository, None, &[]);
         let decision = decide_settings(&rules.mutability, &observed, rules.remediation);
         let ok = decision.verdict == Verdict::SettingsOk;
-        self.carry_out(cx, &mut outcome, (repository, None), decision, "tag-mutability-drift").await?;
+        let report = self.carry_out(cx, &mut outcome, (repository, None), decision, "tag-mutability-drift").await?;
         let created = call
             .call
             .response_elements
@@ -360,20 +343,23 @@ impl TagGuard {
             .or_else(|| call.call.request_parameters.as_ref().and_then(|p| p.get("imageTagMutability")))
             .and_then(|m| m.as_str())
             .unwrap_or("MUTABLE");
-        if ok && !outcome.notified && !self.base.config.dry_run && created != rules.mutability.mode.as_str() {
+        let report = if ok && !self.base.config.dry_run && created != rules.mutability.mode.as_str() {
             // Created otherwise and right now: fixed by an earlier delivery of this event, whose notification
-            // may have been lost with ECR's answer. Said once per event (claimed): a replay stays silent.
+            // may have been lost with ECR's answer.
             outcome.reasons.insert(0, format!("created {created}; set to {} by tag-guard", rules.mutability));
-            let notification = self.base.notification(
+            let (kind, reasons) = ("tag-mutability-drift", outcome.reasons.clone());
+            Report::Recovered(Said::once(self.base.notification(
                 cx,
-                "tag-mutability-drift",
+                kind,
                 &outcome,
                 "fixed",
-                outcome.reasons.clone(),
+                reasons,
                 Severity::Warning,
-            );
-            outcome.notified = self.base.send(cx, &notification).await?;
-        }
+            )))
+        } else {
+            report
+        };
+        outcome.notified = self.base.report(cx, report).await?;
         Ok(outcome)
     }
 
@@ -414,6 +400,7 @@ impl TagGuard {
             forged.len()
         ));
         // One summary per kind and sweep, not one message per repository.
+        let mut reports = vec![];
         let summaries =
             [("tag-mutability-drift", Severity::Warning, &drifted), ("forged-approval", Severity::Critical, &forged)];
         for (kind, severity, items) in summaries.into_iter().filter(|(_, _, items)| !items.is_empty()) {
@@ -425,16 +412,13 @@ impl TagGuard {
             summary
                 .actions
                 .retain(|a| items.iter().any(|i| a.action.starts_with(i.repository.as_deref().unwrap_or("-"))));
-            let notification = self.notify(cx, kind, &summary, reasons, severity);
-            outcome.notified |= if changed(&summary) {
-                self.base.send_after_change(cx, &notification, kind, false).await?
-            } else {
-                self.base.send(cx, &notification).await?
-            };
+            reports
+                .push(Report::about(Said::once(self.notify(cx, kind, &summary, reasons, severity)), changed(&summary)));
         }
         if drifted.is_empty() && forged.is_empty() {
-            outcome.notified = self.base.flush_parked(cx).await?;
+            reports.push(Report::Settle);
         }
+        outcome.notified = self.base.report_all(cx, reports).await?;
         outcome.items = drifted.into_iter().chain(forged).collect();
         Ok(outcome)
     }
@@ -568,7 +552,8 @@ impl TagGuard {
         self.base.lease(cx, repository, digest).await.map(Some)
     }
 
-    /// Carries out a decision, fills the outcome, and notifies when the decision says so.
+    /// Carries out a decision and fills the outcome; returns what to say: the outcome when the decision says
+    /// so, otherwise what an earlier attempt may have left unsaid.
     async fn carry_out(
         &self,
         cx: &Context<'_>,
@@ -576,39 +561,28 @@ impl TagGuard {
         (repository, lease): (&str, Option<&Lease>),
         decision: Decision,
         kind: &str,
-    ) -> Result<(), WardenError> {
+    ) -> Result<Report, WardenError> {
         outcome.decision = verdict_name(decision.verdict);
         outcome.reasons.extend(decision.reasons.iter().cloned());
         outcome.actions = self.execute(cx, (repository, lease), &decision.steps).await?;
-        if decision.notify {
-            self.notify_outcome(cx, outcome, decision.verdict, kind).await?;
+        Ok(if decision.notify {
+            self.outcome_report(cx, outcome, decision.verdict, kind)
         } else if matches!(decision.verdict, Verdict::Skipped | Verdict::SettingsOk) {
             // Stale or already done: a retry of an event whose notification failed after its changes.
-            outcome.notified = self.base.flush_parked(cx).await?;
-        }
-        Ok(())
+            Report::Settle
+        } else {
+            Report::Silent
+        })
     }
 
-    /// Notifies about an outcome; a notification about changes made is parked if it cannot be delivered.
-    async fn notify_outcome(
-        &self,
-        cx: &Context<'_>,
-        outcome: &mut Outcome,
-        verdict: Verdict,
-        kind: &str,
-    ) -> Result<(), WardenError> {
+    /// The report of an outcome: a notification about changes made is kept for the retry if it cannot be sent.
+    fn outcome_report(&self, cx: &Context<'_>, outcome: &Outcome, verdict: Verdict, kind: &str) -> Report {
         let severity = match verdict {
             Verdict::ProtectedTagMoved | Verdict::ForgedApproval => Severity::Critical,
             _ if outcome.actions.iter().any(|a| a.result.is_failure()) => Severity::Critical,
             _ => Severity::Warning,
         };
-        let notification = self.notify(cx, kind, outcome, outcome.reasons.clone(), severity);
-        outcome.notified = if changed(outcome) {
-            self.base.send_after_change(cx, &notification, kind, false).await?
-        } else {
-            self.base.send(cx, &notification).await?
-        };
-        Ok(())
+        Report::about(Said::once(self.notify(cx, kind, outcome, outcome.reasons.clone(), severity)), changed(outcome))
     }
 
     /// Carries out steps; tag removals only while `lease` (held on the image) is valid.
@@ -631,6 +605,17 @@ impl TagGuard {
     ) -> Notification {
         self.base.notification(cx, kind, outcome, &summarise(outcome, self.base.config.dry_run), reasons, severity)
     }
+}
+
+/// A protected tag to move back: `tag` was moved to `moved_to` and goes back to `restore`, as the ledger's
+/// `observation` of the push says.
+#[derive(Debug, Clone, Copy)]
+struct Revert<'a> {
+    rules: &'a TagRules,
+    tag: &'a str,
+    moved_to: &'a str,
+    restore: &'a str,
+    observation: &'a LedgerObservation,
 }
 
 /// The history entry of a revert of `tag` from `moved_to` back to `restore` (or of its failure).

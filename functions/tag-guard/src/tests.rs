@@ -61,7 +61,7 @@ fn ledger_holds(digest: &'static str, since: &'static str) -> Rule {
 }
 
 fn any_put_item() -> Rule {
-    mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build())
+    warden::testing::rules::put_item_ok()
 }
 
 fn publish_ok() -> Rule {
@@ -128,13 +128,13 @@ async fn conforming_push_costs_one_ledger_write() {
 }
 
 #[tokio::test]
-async fn digest_only_push_is_recorded_not_a_violation() {
-    let put = any_put_item();
-    let guard = guard(&[], &[&put], &[]);
+async fn digest_only_push_is_never_a_violation_and_costs_no_call() {
+    let guard = guard(&[], &[], &[]);
     let outcome =
         guard.handle(sample("ecr-image-push-digest-only.json"), &testing::invocation()).await.expect("handled");
-    assert_eq!(outcome.decision, "recorded");
-    assert_eq!(calls(&outcome), vec![("DynamoDB.PutItem", 1)]);
+    assert_eq!(outcome.decision, "skipped");
+    assert_eq!(outcome.reasons, vec!["pushed by digest only: no tag to check".to_owned()]);
+    assert!(calls(&outcome).is_empty() && outcome.actions.is_empty() && !outcome.notified);
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@
 //! `sent` mark sends that one message again on the retry: SNS cannot tell a repeated publish from a new one.
 //! Claims live [`NOTIFY_TTL_SECONDS`], longer than a failed event waits in the failure queue for a redrive.
 
-use super::ledger::{Conditional, Item, Ledger, get, s};
+use super::ledger::{Conditional, Item, Ledger, get, s, written};
 use crate::WardenError;
 use crate::error::aws_error;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -114,13 +114,10 @@ impl Ledger {
             .expression_attribute_values(":pending", s("pending"))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Claim::Ours { token, notification: get(held, "notification") }),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                Ok(Claim::Taken)
-            }
-            Err(e) => Err(aws_error("DynamoDB.UpdateItem", e)),
-        }
+        Ok(match written(result, "DynamoDB.UpdateItem")? {
+            true => Claim::Ours { token, notification: get(held, "notification") },
+            false => Claim::Taken,
+        })
     }
 
     /// Marks a claim this invocation published as `sent` (and drops the stored message).
@@ -138,31 +135,14 @@ impl Ledger {
             .expression_attribute_values(":token", s(token))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Taken over meanwhile (this invocation was presumed dead): the taker marks it.
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(aws_error("DynamoDB.UpdateItem", e)),
-        }
+        // Not written: taken over meanwhile (this invocation was presumed dead), and the taker marks it.
+        written(result, "DynamoDB.UpdateItem").map(|_| ())
     }
 
     /// Gives a claim back after a failed publish (only this holder's: by its token), so the retry claims anew.
     pub async fn release_notification(&self, event_id: &str, key: &str, token: &str) -> Result<(), WardenError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(notify_pk(event_id)))
-            .key("sk", s(key))
-            .condition_expression("claim = :token")
-            .expression_attribute_values(":token", s(token))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(aws_error("DynamoDB.DeleteItem", e)),
-        }
+        self.delete_held(HashMap::from([("pk".to_owned(), s(notify_pk(event_id))), ("sk".to_owned(), s(key))]), token)
+            .await
     }
 
     /// Keeps a notification whose delivery failed after the invocation changed something, so EventBridge's

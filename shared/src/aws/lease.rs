@@ -19,7 +19,6 @@
 
 use super::ledger::{Ledger, s};
 use crate::WardenError;
-use crate::error::aws_error;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -94,20 +93,7 @@ impl Ledger {
     /// Gives a lease back (only this holder's: by its token). A lease already expired and taken by another is
     /// left to that holder.
     pub async fn release(&self, lease: Lease) -> Result<(), WardenError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(&lease.pk))
-            .key("sk", s("LEASE"))
-            .condition_expression("claim = :token")
-            .expression_attribute_values(":token", s(&lease.token))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(aws_error("DynamoDB.DeleteItem", e)),
-        }
+        self.delete_held(HashMap::from([("pk".to_owned(), s(&lease.pk)), ("sk".to_owned(), s("LEASE"))]), &lease.token)
+            .await
     }
 }

@@ -4,7 +4,6 @@
 //! |---|---|---|
 //! | where a tag points now | `TAG#<repository>:<tag>` | `CURRENT` |
 //! | one change in a tag's history | `TAG#<repository>:<tag>` | `HIST#<time>#<event id>` |
-//! | an image pushed by digest only | `IMAGE#<repository>@<digest>` | `PUSHED` |
 //! | a notification claimed (`pending`, with the message) or `sent` (see `claims`; expires) | `NOTIFY#<event id>` | `<kind>` |
 //! | a notification whose delivery failed after its actions were done (expires) | `NOTIFY#<event id>` | `PARKED#<kind>` |
 //! | where an unfinished sweep resumes (the repository and phase it was in) | `SWEEP#<function>[#<repositories named>]` | `CURSOR` |
@@ -41,6 +40,21 @@ pub(super) enum Conditional {
 
 pub(super) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
+}
+
+/// A conditional write's result: `Ok(true)` written, `Ok(false)` its condition did not hold.
+pub(super) fn written<O, E>(
+    result: Result<O, aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>>,
+    operation: &'static str,
+) -> Result<bool, WardenError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(aws_error(operation, e)),
+    }
 }
 
 pub(super) fn get(item: &Item, key: &str) -> Option<String> {
@@ -297,51 +311,7 @@ impl Ledger {
             .expression_attribute_values(":t", s(at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(aws_error("DynamoDB.UpdateItem", e)),
-        }
-    }
-
-    /// Records a push by digest only. `Ok(false)`: already recorded.
-    pub async fn record_untagged_push(
-        &self,
-        repository: &str,
-        digest: &str,
-        at: &str,
-        event_id: &str,
-    ) -> Result<bool, WardenError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(format!("IMAGE#{repository}@{digest}")))
-            .item("sk", s("PUSHED"))
-            .item("repository", s(repository))
-            .item("digest", s(digest))
-            .item("at", s(at))
-            .item("event_id", s(event_id))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(aws_error("DynamoDB.PutItem", e)),
-        }
-    }
-
-    /// Records that a standing retention plan (a dry run, or one stopped by a cap: nothing changes until
-    /// someone acts) was reported. `Ok(true)`: it is new, differs from the one last reported, or that report is
-    /// older than [`STANDING_PLAN_REPEAT_SECONDS`]: tell operators. `Ok(false)`: they were told.
-    pub async fn note_standing_plan(
-        &self,
-        repository: &str,
-        fingerprint: &str,
-        now_epoch: i64,
-    ) -> Result<bool, WardenError> {
-        self.note_standing(&format!("PLAN#{repository}"), "retention", fingerprint, now_epoch).await
+        written(result, "DynamoDB.UpdateItem")
     }
 
     /// Records that a standing finding (`pk` / `sk`: what it is about) with this fingerprint was reported:
@@ -363,11 +333,6 @@ impl Ledger {
         let condition = "attribute_not_exists(pk) OR fingerprint <> :fingerprint OR expires_at < :now";
         let values = [(":fingerprint", s(fingerprint)), (":now", AttributeValue::N(now_epoch.to_string()))];
         self.put_claimed(item, condition, &values).await
-    }
-
-    /// Forgets the standing plan last reported for a repository (its report failed: the retry tells again).
-    pub async fn forget_standing_plan(&self, repository: &str) -> Result<(), WardenError> {
-        self.forget_standing(&format!("PLAN#{repository}"), "retention").await
     }
 
     /// Forgets a standing finding's last report (its report failed: the retry tells again).
@@ -446,25 +411,30 @@ impl Ledger {
         // so the retried invocation can write again. One left behind would silence its notification for good,
         // so this tries harder than once.
         for attempt in 1..=3 {
-            let unclaim = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key.clone()))
-                .condition_expression("claim = :token")
-                .expression_attribute_values(":token", s(&token))
-                .send()
-                .await;
-            match unclaim {
-                Ok(_) => break,
-                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => break,
+            match self.delete_held(key.clone(), &token).await {
+                Ok(()) => break,
                 Err(e) if attempt == 3 => {
-                    tracing::error!(error = %aws_error("DynamoDB.DeleteItem", e), "could not take back a claim that may have been written: a notification may be lost");
+                    tracing::error!(error = %e, "could not take back a claim that may have been written: a notification may be lost");
                 }
                 Err(_) => {}
             }
         }
         Err(aws_error("DynamoDB.PutItem", error))
+    }
+
+    /// Deletes the item at `key` if it still carries `token` (a claim or lease this invocation holds); one
+    /// another holder took over meanwhile is left to it.
+    pub(super) async fn delete_held(&self, key: Item, token: &str) -> Result<(), WardenError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression("claim = :token")
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await;
+        written(result, "DynamoDB.DeleteItem").map(|_| ())
     }
 
     /// What a tag pointed to over time, oldest first, ending with where it points now (one Query, all pages).

@@ -90,7 +90,8 @@ impl Clients {
         }
     }
 
-    /// An Amazon Inspector client from the same config, counting into the same counter (scan-gate only).
+    /// An Amazon Inspector client from the same config, counting into the same counter: scan-gate (findings,
+    /// coverage) and lifecycle (coverage: what is in use) build one; tag-guard and notify never call Inspector.
     pub fn inspector(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_inspector2::Client {
         aws_sdk_inspector2::Client::from_conf(
             aws_sdk_inspector2::config::Builder::from(sdk).interceptor(self.calls.clone()).build(),

@@ -6,6 +6,7 @@ mod images;
 mod native;
 mod policy;
 mod retention;
+pub mod rules;
 
 pub use evaluate::INDEX_MEDIA_TYPES;
 pub use evaluate::{Decision, Image, Preview, PreviewAction, PreviewResult, PreviewSummary, decide, evaluate, selects};

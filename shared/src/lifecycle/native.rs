@@ -7,8 +7,8 @@
 use super::evaluate::{Image, decide};
 use super::policy::{ActionType, LifecyclePolicy, TagSelection};
 use super::retention::{Observed, Protection, TagProtections, protection};
+use super::rules::RetentionRules;
 use crate::pattern::Pattern;
-use crate::policy::RetentionRules;
 use std::collections::HashSet;
 
 /// An image a native policy would expire or archive although the class protects it.

@@ -210,7 +210,32 @@ fn validate_rule(index: usize, raw: &RawRule) -> Result<Rule, Vec<LifecycleError
         fail("selection.countType is required".into());
         return Err(errors);
     };
-    let tags = match (tag_status, &selection.tag_pattern_list, &selection.tag_prefix_list) {
+    let tags = tag_selection(tag_status, selection, &mut fail);
+    let count = count_of(selection, count_type, &mut fail);
+    let storage_class = storage_class_of(count_type, selection.storage_class, &mut fail);
+    let Some(action_type) = action.action_type else {
+        fail("action.type is required (expire or transition)".into());
+        return Err(errors);
+    };
+    check_action(action_type, action.target_storage_class, (count_type, count), &mut fail);
+    if errors.is_empty() {
+        Ok(Rule {
+            priority,
+            description: raw.description.clone(),
+            tags,
+            storage_class,
+            count_type,
+            count,
+            action: action_type,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The tags a rule selects, from its tagStatus and pattern or prefix list.
+fn tag_selection(tag_status: TagStatus, selection: &RawSelection, fail: &mut impl FnMut(String)) -> TagSelection {
+    match (tag_status, &selection.tag_pattern_list, &selection.tag_prefix_list) {
         (TagStatus::Tagged, Some(_), Some(_)) => {
             fail("tagPatternList and tagPrefixList cannot both be given".into());
             TagSelection::Any
@@ -250,7 +275,11 @@ fn validate_rule(index: usize, raw: &RawRule) -> Result<Rule, Vec<LifecycleError
             }
             if status == TagStatus::Any { TagSelection::Any } else { TagSelection::Untagged }
         }
-    };
+    }
+}
+
+/// The rule's count, with its unit checked against the count type.
+fn count_of(selection: &RawSelection, count_type: CountType, fail: &mut impl FnMut(String)) -> u32 {
     let since = count_type != CountType::ImageCountMoreThan;
     match (&selection.count_unit, since) {
         (Some(unit), true) if unit != "days" => fail(format!("countUnit `{unit}`: only days")),
@@ -258,7 +287,7 @@ fn validate_rule(index: usize, raw: &RawRule) -> Result<Rule, Vec<LifecycleError
         (Some(_), false) => fail("countUnit is not allowed with imageCountMoreThan".into()),
         _ => {}
     }
-    let count = match selection.count_number {
+    match selection.count_number {
         Some(n) if (1..=i64::from(i32::MAX)).contains(&n) => n as u32,
         Some(n) => {
             fail(format!("countNumber {n} must be at least 1"));
@@ -268,8 +297,12 @@ fn validate_rule(index: usize, raw: &RawRule) -> Result<Rule, Vec<LifecycleError
             fail("countNumber is required".into());
             1
         }
-    };
-    let storage_class = match (count_type, selection.storage_class) {
+    }
+}
+
+/// The storage class a rule looks at: archive only with sinceImageTransitioned, and always with it.
+fn storage_class_of(count_type: CountType, given: Option<StorageClass>, fail: &mut impl FnMut(String)) -> StorageClass {
+    match (count_type, given) {
         (CountType::SinceImageTransitioned, Some(StorageClass::Archive)) => StorageClass::Archive,
         (CountType::SinceImageTransitioned, _) => {
             fail("sinceImageTransitioned needs storageClass archive".into());
@@ -280,12 +313,17 @@ fn validate_rule(index: usize, raw: &RawRule) -> Result<Rule, Vec<LifecycleError
             StorageClass::Standard
         }
         _ => StorageClass::Standard,
-    };
-    let Some(action_type) = action.action_type else {
-        fail("action.type is required (expire or transition)".into());
-        return Err(errors);
-    };
-    match (action_type, action.target_storage_class) {
+    }
+}
+
+/// ECR's action rules: what each action takes, and which count types may expire or transition.
+fn check_action(
+    action_type: ActionType,
+    target: Option<StorageClass>,
+    (count_type, count): (CountType, u32),
+    fail: &mut impl FnMut(String),
+) {
+    match (action_type, target) {
         (ActionType::Transition, Some(StorageClass::Archive)) => {}
         (ActionType::Transition, _) => fail("a transition needs targetStorageClass archive".into()),
         (ActionType::Expire, Some(_)) => fail("expire takes no targetStorageClass".into()),
@@ -301,19 +339,6 @@ fn validate_rule(index: usize, raw: &RawRule) -> Result<Rule, Vec<LifecycleError
         if count < MIN_ARCHIVE_DAYS {
             fail(format!("archived images must stay {MIN_ARCHIVE_DAYS} days: countNumber {count} is too small"));
         }
-    }
-    if errors.is_empty() {
-        Ok(Rule {
-            priority,
-            description: raw.description.clone(),
-            tags,
-            storage_class,
-            count_type,
-            count,
-            action: action_type,
-        })
-    } else {
-        Err(errors)
     }
 }
 

@@ -6,8 +6,8 @@
 
 use super::evaluate::{Image, Ranked, apply_rule, count_reached};
 use super::policy::{MIN_ARCHIVE_DAYS, StorageClass};
+use super::rules::{RetentionRule, RetentionRules};
 use crate::pattern::Pattern;
-use crate::policy::{RetentionRule, RetentionRules};
 use crate::template::TagTemplate;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};

@@ -19,68 +19,7 @@ pub mod events;
 
 pub use chatbot::chatbot_payload;
 
-/// Every notification kind the functions send (policy routes are checked against this list).
-pub const KINDS: &[&str] = &[
-    // tag-guard
-    "tag-not-allowed",
-    "protected-tag-moved",
-    "tag-mutability-drift",
-    "forged-approval",
-    // scan-gate
-    "promoted",
-    "gate-failed",
-    "demoted",
-    "promotion-failed",
-    "scan-failed",
-    "not-scanned",
-    // lifecycle
-    "lifecycle-policy-applied",
-    "lifecycle-policy-drift",
-    "lifecycle-policy-refused",
-    "lifecycle-sweep-incomplete",
-    "retention",
-    // notify
-    "replication-failed",
-    "replicated",
-    "pull-through-cache-failed",
-    "scanning-stopped",
-    "scan-frequency-changed",
-    "lifecycle-expired",
-    "protected-tag-deleted",
-];
-
-/// How a topic's messages are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    /// `MessageStructure=json`: email subscribers get the text, every other protocol the JSON schema.
-    #[default]
-    Standard,
-    /// The JSON schema for every protocol.
-    Json,
-    /// The plain text for every protocol.
-    Text,
-    /// An Amazon Q Developer in chat applications (AWS Chatbot) custom notification, for Slack / Teams.
-    Chatbot,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Warning => "warning",
-            Self::Critical => "critical",
-        }
-    }
-}
+pub use crate::kinds::{Format, KINDS, Severity};
 
 /// A notification, as subscribers receive it (JSON), before truncation.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]

@@ -7,12 +7,11 @@
 //! another file.
 
 mod gate;
-mod lifecycle;
 mod raw;
 mod tags;
 
+pub use crate::lifecycle::rules::{LifecycleRules, NativePolicy, RetentionRule, RetentionRules};
 pub use gate::{AllowEntry, GateRules, OnFailure, Severity};
-pub use lifecycle::{LifecycleRules, NativePolicy, RetentionRule, RetentionRules};
 
 /// What one sweep may change at most, whatever the classes say per repository: a broken policy or a surprise
 /// in the registry stops after this much and tells operators, instead of sweeping everything.
@@ -64,7 +63,7 @@ pub struct Policy {
 #[derive(Debug, Clone, Default)]
 pub struct NotifyRules {
     /// Format of the default topic (`WARDEN_TOPIC_ARN`).
-    pub format: crate::notify::Format,
+    pub format: crate::kinds::Format,
     /// Repositories whose successful replications are reported (failures always are).
     pub replication_successes: Vec<Pattern>,
     pub routes: Vec<Route>,
@@ -74,20 +73,12 @@ pub struct NotifyRules {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub topic: String,
-    pub format: crate::notify::Format,
+    pub format: crate::kinds::Format,
     /// Notification kinds; empty: all.
     pub kinds: Vec<String>,
-    pub min_severity: Option<crate::notify::Severity>,
+    pub min_severity: Option<crate::kinds::Severity>,
     /// Classes; empty: all (and notifications about no class).
     pub classes: Vec<String>,
-}
-
-impl Route {
-    pub fn accepts(&self, notification: &crate::notify::Notification) -> bool {
-        (self.kinds.is_empty() || self.kinds.contains(&notification.kind))
-            && self.min_severity.is_none_or(|min| notification.severity >= min)
-            && (self.classes.is_empty() || notification.class.as_ref().is_some_and(|c| self.classes.contains(c)))
-    }
 }
 
 /// A class of repositories and its rules.
@@ -245,7 +236,7 @@ impl Policy {
         for warning in &self.warnings {
             out.push_str(&format!("\nwarning: {warning}\n"));
         }
-        let format = |f: crate::notify::Format| {
+        let format = |f: crate::kinds::Format| {
             serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
         };
         out.push_str(&format!("\nnotifications: default topic ({})\n", format(self.notify.format)));

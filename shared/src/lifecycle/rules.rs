@@ -1,6 +1,6 @@
-//! A class's lifecycle rules: the native ECR lifecycle policy its repositories must carry, and the extended
-//! retention ecr-warden runs itself (what ECR cannot: protection of promoted and in-use images, expiry by last
-//! pull, regex selection, keep-N per tag group).
+//! A class's lifecycle rules, as the policy file declares them: the native ECR lifecycle policy its
+//! repositories must carry, and the extended retention ecr-warden runs itself (what ECR cannot: protection of
+//! promoted and in-use images, expiry by last pull, regex selection, keep-N per tag group).
 
 use crate::lifecycle::{CountType, LifecyclePolicy, TagSelection};
 use crate::pattern::Pattern;
@@ -25,7 +25,7 @@ pub struct LifecycleRules {
 
 impl LifecycleRules {
     /// What `warden policy check` says of a class's lifecycle: what is enforced and what only observed.
-    pub(super) fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut out = String::new();
         if let Some(native) = &self.native {
             let mode = if self.apply_native {

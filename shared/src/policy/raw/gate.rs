@@ -1,0 +1,119 @@
+//! The `gate` section of a class: severity limits, filters, promotion tag templates and the allowlist.
+
+use super::{Errors, RawGate, compile_patterns};
+use crate::pattern::Pattern;
+use crate::policy::gate::{AllowEntry, GateRules, OnFailure, Severity};
+use crate::template::TagTemplate;
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+pub(super) fn compile_gate(raw: &RawGate, key: &str, errors: &mut Errors<'_>) -> Option<GateRules> {
+    let before = errors.list.len();
+    let mut max = BTreeMap::new();
+    if let Some(limits) = &raw.max {
+        let l = limits.get_ref();
+        let pairs = [
+            (Severity::Critical, l.critical),
+            (Severity::High, l.high),
+            (Severity::Medium, l.medium),
+            (Severity::Low, l.low),
+            (Severity::Informational, l.informational),
+            (Severity::Undefined, l.undefined),
+        ];
+        max.extend(pairs.into_iter().filter_map(|(severity, limit)| Some((severity, limit?))));
+    }
+    if max.is_empty() {
+        let span = raw.max.as_ref().map_or_else(|| raw.promote.span(), Spanned::span);
+        errors.push(
+            Some(span),
+            format!("{key}.max"),
+            "a gate needs at least one severity limit, e.g. max = { critical = 0 }",
+        );
+    }
+    if let Some(epss) = &raw.min_epss
+        && !(0.0..=1.0).contains(epss.get_ref())
+    {
+        errors.push(Some(epss.span()), format!("{key}.min-epss"), "an EPSS score is a probability between 0 and 1");
+    }
+    if raw.promote.get_ref().is_empty() {
+        errors.push(Some(raw.promote.span()), format!("{key}.promote"), "name at least one promotion tag template");
+    }
+    let promote = compile_promote(raw, key, errors);
+    let allow = compile_allow(raw, key, errors);
+    (errors.list.len() == before).then(|| GateRules {
+        max,
+        fixable_only: raw.fixable_only,
+        min_epss: raw.min_epss.as_ref().map(|e| *e.get_ref()),
+        exploitable_only: raw.exploitable_only,
+        promote,
+        on_failure: raw.on_failure.unwrap_or(OnFailure::Notify),
+        allow,
+    })
+}
+
+/// The gate's promotion tag templates, each valid and listed once.
+fn compile_promote(raw: &RawGate, key: &str, errors: &mut Errors<'_>) -> Vec<TagTemplate> {
+    let mut promote: Vec<TagTemplate> = Vec::new();
+    for (i, text) in raw.promote.get_ref().iter().enumerate() {
+        match TagTemplate::parse(text.get_ref()) {
+            Ok(template) if promote.iter().any(|t| t.source() == template.source()) => {
+                errors.push(
+                    Some(text.span()),
+                    format!("{key}.promote[{i}]"),
+                    format!("`{}` is listed twice", text.get_ref()),
+                );
+            }
+            Ok(template) => promote.push(template),
+            Err(message) => errors.push(Some(text.span()), format!("{key}.promote[{i}]"), message),
+        }
+    }
+    promote
+}
+
+/// The gate's allowlist: each entry with an id, a reason, an expiry date and its repositories, listed once.
+fn compile_allow(raw: &RawGate, key: &str, errors: &mut Errors<'_>) -> Vec<AllowEntry> {
+    let mut allow: Vec<AllowEntry> = Vec::new();
+    for (i, entry) in raw.allow.iter().enumerate() {
+        let item = format!("{key}.allow[{i}]");
+        let raw_entry = entry.get_ref();
+        let id = raw_entry.id.get_ref().trim().to_owned();
+        if id.is_empty() {
+            errors.push(Some(raw_entry.id.span()), format!("{item}.id"), "empty vulnerability id");
+        }
+        if raw_entry.reason.get_ref().trim().is_empty() {
+            errors.push(
+                Some(raw_entry.reason.span()),
+                format!("{item}.reason"),
+                "say why this vulnerability is accepted",
+            );
+        }
+        let expires = raw_entry
+            .expires
+            .get_ref()
+            .date
+            .and_then(|d| NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day)));
+        if expires.is_none() {
+            errors.push(
+                Some(raw_entry.expires.span()),
+                format!("{item}.expires"),
+                "give a date, e.g. expires = 2027-01-31",
+            );
+        }
+        let repositories = compile_patterns(&raw_entry.repositories, &format!("{item}.repositories"), errors, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/' | '*')
+        });
+        if let (Some(expires), Some(repositories)) = (expires, repositories) {
+            let scope = |r: &[Pattern]| r.iter().map(|p| p.source().to_owned()).collect::<Vec<_>>();
+            if allow.iter().any(|a| a.id.eq_ignore_ascii_case(&id) && scope(&a.repositories) == scope(&repositories)) {
+                errors.push(
+                    Some(raw_entry.id.span()),
+                    format!("{item}.id"),
+                    format!("`{id}` is allowlisted twice for the same repositories"),
+                );
+            }
+            allow.push(AllowEntry { id, reason: raw_entry.reason.get_ref().trim().to_owned(), expires, repositories });
+        }
+    }
+    allow
+}
