@@ -10,11 +10,11 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::aws::findings::{RegistryScan, coverage, registry_scan};
+use warden::aws::findings::{RegistryScan, promotion_evidence, registry_scan};
 use warden::aws::ledger::Ledger;
 use warden::aws::{Clients, Found, ecr, retention};
 use warden::config::LEDGER_TABLE_ENV;
-use warden::gate::{GateResult, Trigger, may_promote, promotion_tags};
+use warden::gate::{GateResult, Trigger, promotion_tags};
 use warden::lifecycle::{LifecyclePolicy, evaluate, parse_images};
 use warden::policy::{Classification, EMBEDDED_POLICY, EMBEDDED_POLICY_NAME, Policy, PolicyErrors};
 use warden::tags::{PushCheck, check_push};
@@ -168,113 +168,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Gate(GateCommand::Evaluate { repository, image, scanner, policy, json }) => {
-            let policy = load_policy(policy.as_ref()).map_err(|e| e.to_string())?;
-            let Classification::Managed(class) = policy.classify(&repository) else {
-                return Err(format!("{repository} is not managed by ecr-warden"));
-            };
-            let gate = class.gate.as_ref().ok_or_else(|| format!("class {} declares no gate", class.name))?;
-            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            let clients = Clients::new(&sdk);
-            let lookup = if image.starts_with("sha256:") {
-                ecr::describe_digest(&clients.ecr, &repository, &image).await
-            } else {
-                ecr::describe_tag(&clients.ecr, &repository, &image).await
-            };
-            let state = match lookup.map_err(|e| e.to_string())? {
-                Found::Yes(state) => state,
-                Found::NoImage => return Err(format!("{repository}: no image {image}")),
-                Found::NoRepository => return Err(format!("no repository {repository}")),
-            };
-            let scanner = match scanner {
-                Scanner::Basic => warden::gate::Scanner::Basic,
-                Scanner::Enhanced => warden::gate::Scanner::Enhanced,
-            };
-            // The same read scan-gate makes before it promotes: the registry's own scan state, judged today.
-            let inspector = clients.inspector(&sdk);
-            let today = chrono::Utc::now().date_naive();
-            let registry = registry_scan(&clients.ecr, &inspector, scanner, gate, &repository, &state.digest, today)
-                .await
-                .map_err(|e| e.to_string())?;
-            let result = match registry {
-                RegistryScan::Judged { result, .. } => result,
-                RegistryScan::Pending(reason) => return Err(format!("{}: {reason}", state.digest)),
-                RegistryScan::NoScan { reason, .. } => {
-                    return Err(format!("{}: {reason}: scan-gate would not promote", state.digest));
-                }
-                RegistryScan::Gone => return Err(format!("{repository}: no image {image}")),
-            };
-            // Enhanced scanning: Inspector must scan the digest actively, its last scan complete.
-            let refusal = match scanner {
-                warden::gate::Scanner::Enhanced => {
-                    let home = match ecr::registry_home(&clients.ecr, &repository).await.map_err(|e| e.to_string())? {
-                        Found::Yes(home) => home,
-                        _ => return Err(format!("no repository {repository}")),
-                    };
-                    let coverage =
-                        coverage(&inspector, &home, &repository, &state.digest).await.map_err(|e| e.to_string())?;
-                    may_promote(&Trigger::ScanCompleted, Some(&coverage)).err()
-                }
-                warden::gate::Scanner::Basic => None,
-            };
-
-            let own = |t: &str| class.own_tag_kind(t).is_some();
-            let (promotion, _) = promotion_tags(&gate.promote, &state.digest, &state.tags, own);
-            if json {
-                let report = serde_json::json!({"repository": repository, "digest": state.digest, "tags": state.tags,
-                    "class": class.name, "result": result, "promotion-tags": promotion, "not-promoted-because": refusal});
-                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
-            } else {
-                let gate_report = describe_gate(&repository, &state.digest, &class.name, &result, &promotion);
-                print!("{gate_report}");
-                if let Some(why) = refusal.filter(|_| result.pass) {
-                    println!("but scan-gate would not promote it: {why}");
-                }
-            }
-            Ok(())
+            gate_evaluate(repository, image, scanner, policy, json).await
         }
         Command::Lifecycle(LifecycleCommand::Preview { policy, class, warden_policy, images, repository, now }) => {
-            let now = match now {
-                Some(text) => {
-                    chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| format!("--now `{text}`: {e}"))?.timestamp()
-                }
-                None => chrono::Utc::now().timestamp(),
-            };
-            let read = |path: &PathBuf| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()));
-            let (policy_text, inventory) = match (repository, images) {
-                (Some(repository), _) => {
-                    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-                    let clients = Clients::new(&sdk);
-                    let policy_text = match &policy {
-                        Some(path) => read(path)?,
-                        None if class => class_native_policy(warden_policy.as_ref(), &repository)?,
-                        None => match retention::current_policy(&clients.ecr, &repository)
-                            .await
-                            .map_err(|e| e.to_string())?
-                        {
-                            Found::Yes(Some(text)) => text,
-                            Found::Yes(None) => {
-                                return Err(format!("{repository} has no lifecycle policy; give one with --policy"));
-                            }
-                            _ => return Err(format!("no repository {repository}")),
-                        },
-                    };
-                    let inventory =
-                        match ecr::lifecycle_inventory(&clients.ecr, &repository).await.map_err(|e| e.to_string())? {
-                            Found::Yes(images) => images,
-                            _ => return Err(format!("no repository {repository}")),
-                        };
-                    (policy_text, inventory)
-                }
-                (None, Some(images)) => {
-                    let policy = policy.as_ref().ok_or("--policy is required with --images")?;
-                    (read(policy)?, parse_images(&read(&images)?).map_err(|e| format!("{}: {e}", images.display()))?)
-                }
-                (None, None) => return Err("give --images or --repository".into()),
-            };
-            let policy = LifecyclePolicy::parse(&policy_text).map_err(|e| format!("invalid lifecycle policy:\n{e}"))?;
-            let preview = evaluate(&policy, &inventory, now);
-            println!("{}", serde_json::to_string_pretty(&preview).map_err(|e| e.to_string())?);
-            Ok(())
+            lifecycle_preview(policy, class, warden_policy, images, repository, now).await
         }
         Command::Tags(TagsCommand::History { repository, tag, table, json }) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -293,6 +190,131 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `warden gate evaluate`: what scan-gate decides about an image now, on the reads it makes, without acting.
+async fn gate_evaluate(
+    repository: String,
+    image: String,
+    scanner: Scanner,
+    policy: Option<PathBuf>,
+    json: bool,
+) -> Result<(), String> {
+    let policy = load_policy(policy.as_ref()).map_err(|e| e.to_string())?;
+    let Classification::Managed(class) = policy.classify(&repository) else {
+        return Err(format!("{repository} is not managed by ecr-warden"));
+    };
+    let gate = class.gate.as_ref().ok_or_else(|| format!("class {} declares no gate", class.name))?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let clients = Clients::new(&sdk);
+    let lookup = if image.starts_with("sha256:") {
+        ecr::describe_digest(&clients.ecr, &repository, &image).await
+    } else {
+        ecr::describe_tag(&clients.ecr, &repository, &image).await
+    };
+    let state = match lookup.map_err(|e| e.to_string())? {
+        Found::Yes(state) => state,
+        Found::NoImage => return Err(format!("{repository}: no image {image}")),
+        Found::NoRepository => return Err(format!("no repository {repository}")),
+    };
+    let scanner = match scanner {
+        Scanner::Basic => warden::gate::Scanner::Basic,
+        Scanner::Enhanced => warden::gate::Scanner::Enhanced,
+    };
+    // The same read scan-gate makes before it promotes: the registry's own scan state, judged today.
+    let inspector = clients.inspector(&sdk);
+    let today = chrono::Utc::now().date_naive();
+    let registry = registry_scan(&clients.ecr, &inspector, scanner, gate, &repository, &state.digest, today)
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = match registry {
+        RegistryScan::Judged { result, .. } => result,
+        RegistryScan::Pending(reason) => return Err(format!("{}: {reason}", state.digest)),
+        RegistryScan::NoScan { reason, .. } => {
+            return Err(format!("{}: {reason}: scan-gate would not promote", state.digest));
+        }
+        RegistryScan::Gone => return Err(format!("{repository}: no image {image}")),
+    };
+    // Why scan-gate would still not promote a passing image: the same read it makes before it does.
+    let home = match scanner {
+        warden::gate::Scanner::Enhanced => {
+            match ecr::registry_home(&clients.ecr, &repository).await.map_err(|e| e.to_string())? {
+                Found::Yes(home) => Some(home),
+                _ => return Err(format!("no repository {repository}")),
+            }
+        }
+        warden::gate::Scanner::Basic => None,
+    };
+    let evidence = (scanner, &Trigger::ScanCompleted);
+    let refusal = promotion_evidence(&inspector, evidence, home.as_ref(), &repository, &state.digest)
+        .await
+        .map_err(|e| e.to_string())?
+        .err();
+
+    let own = |t: &str| class.own_tag_kind(t).is_some();
+    let (promotion, _) = promotion_tags(&gate.promote, &state.digest, &state.tags, own);
+    if json {
+        let report = serde_json::json!({"repository": repository, "digest": state.digest, "tags": state.tags,
+            "class": class.name, "result": result, "promotion-tags": promotion, "not-promoted-because": refusal});
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else {
+        let gate_report = describe_gate(&repository, &state.digest, &class.name, &result, &promotion);
+        print!("{gate_report}");
+        if let Some(why) = refusal.filter(|_| result.pass) {
+            println!("but scan-gate would not promote it: {why}");
+        }
+    }
+    Ok(())
+}
+
+/// `warden lifecycle preview`: what an ECR lifecycle policy would do, evaluated exactly as ECR does.
+async fn lifecycle_preview(
+    policy: Option<PathBuf>,
+    class: bool,
+    warden_policy: Option<PathBuf>,
+    images: Option<PathBuf>,
+    repository: Option<String>,
+    now: Option<String>,
+) -> Result<(), String> {
+    let now = match now {
+        Some(text) => {
+            chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| format!("--now `{text}`: {e}"))?.timestamp()
+        }
+        None => chrono::Utc::now().timestamp(),
+    };
+    let read = |path: &PathBuf| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()));
+    let (policy_text, inventory) = match (repository, images) {
+        (Some(repository), _) => {
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let clients = Clients::new(&sdk);
+            let policy_text = match &policy {
+                Some(path) => read(path)?,
+                None if class => class_native_policy(warden_policy.as_ref(), &repository)?,
+                None => match retention::current_policy(&clients.ecr, &repository).await.map_err(|e| e.to_string())? {
+                    Found::Yes(Some(text)) => text,
+                    Found::Yes(None) => {
+                        return Err(format!("{repository} has no lifecycle policy; give one with --policy"));
+                    }
+                    _ => return Err(format!("no repository {repository}")),
+                },
+            };
+            let inventory =
+                match ecr::lifecycle_inventory(&clients.ecr, &repository).await.map_err(|e| e.to_string())? {
+                    Found::Yes(images) => images,
+                    _ => return Err(format!("no repository {repository}")),
+                };
+            (policy_text, inventory)
+        }
+        (None, Some(images)) => {
+            let policy = policy.as_ref().ok_or("--policy is required with --images")?;
+            (read(policy)?, parse_images(&read(&images)?).map_err(|e| format!("{}: {e}", images.display()))?)
+        }
+        (None, None) => return Err("give --images or --repository".into()),
+    };
+    let policy = LifecyclePolicy::parse(&policy_text).map_err(|e| format!("invalid lifecycle policy:\n{e}"))?;
+    let preview = evaluate(&policy, &inventory, now);
+    println!("{}", serde_json::to_string_pretty(&preview).map_err(|e| e.to_string())?);
+    Ok(())
 }
 
 fn describe_gate(repository: &str, digest: &str, class: &str, result: &GateResult, promotion: &[String]) -> String {
@@ -380,8 +402,8 @@ mod tests {
         let Classification::Managed(class) = policy.classify("prod/payments-api") else { panic!("managed") };
         let gate = class.gate.as_ref().expect("production has a gate");
         let findings = vec![
-            warden::gate::Finding::new("CVE-2026-31337", warden::policy::Severity::Critical),
-            warden::gate::Finding::new("CVE-2026-4242", warden::policy::Severity::High),
+            warden::gate::Finding::new("CVE-2026-31337", warden::policy::FindingSeverity::Critical),
+            warden::gate::Finding::new("CVE-2026-4242", warden::policy::FindingSeverity::High),
         ];
         let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
         let result = warden::gate::evaluate_findings(gate, "prod/payments-api", &findings, today);

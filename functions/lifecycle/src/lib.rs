@@ -27,7 +27,7 @@ use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, 
 use warden::handler::{Base, Context};
 use warden::invocation::Invocation;
 use warden::notify::{Notification, Severity};
-use warden::outcome::{Action, ActionResult, Outcome};
+use warden::outcome::{Action, ActionResult, Decision, LifecycleDecision, Outcome};
 use warden::policy::{Class, Classification, Limits, Policy};
 
 pub const FUNCTION: &str = "lifecycle";
@@ -150,20 +150,20 @@ impl Lifecycle {
         let (kind, result, severity) = match baseline {
             Baseline::Gone => return Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),
             Baseline::Current => {
-                outcome.decision = "baseline-ok".into();
+                outcome.decision = LifecycleDecision::BaselineOk.into();
                 outcome.reasons.push(format!("{repository} already carries class `{}`'s policy", class.name));
                 // A retry of an invocation that set the policy but could not notify: what it parked goes now.
                 outcome.notified = self.base.report(cx, Report::Settle).await?;
                 return Ok(outcome);
             }
             Baseline::Drift(action) => {
-                outcome.decision = "baseline-drift".into();
+                outcome.decision = LifecycleDecision::BaselineDrift.into();
                 outcome.reasons.push(format!("{repository} lacks class `{}`'s lifecycle policy", class.name));
                 outcome.actions.push(action);
                 (DRIFT, "reported", Severity::Warning)
             }
             Baseline::Refused(refusals) => {
-                outcome.decision = "baseline-refused".into();
+                outcome.decision = LifecycleDecision::BaselineRefused.into();
                 outcome.reasons.push(format!(
                     "class `{}`'s lifecycle policy was not put on {repository}: it would expire what the class protects",
                     class.name
@@ -172,7 +172,7 @@ impl Lifecycle {
                 (REFUSED, "refused", Severity::Critical)
             }
             Baseline::Changed(action) => {
-                outcome.decision = "baseline-applied".into();
+                outcome.decision = LifecycleDecision::BaselineApplied.into();
                 outcome.reasons.push(format!("class `{}`'s lifecycle policy applied to {repository}", class.name));
                 outcome.actions.push(action);
                 let said = Said::once(self.applied(cx, &outcome));
@@ -188,7 +188,7 @@ impl Lifecycle {
             }
             Baseline::Interrupted(action, error) => {
                 // Parked for the retry: sent if it finds the policy in place, superseded if it puts it itself.
-                outcome.decision = "baseline-applied".into();
+                outcome.decision = LifecycleDecision::BaselineApplied.into();
                 outcome.reasons.push(format!("class `{}`'s lifecycle policy applied to {repository}", class.name));
                 outcome.actions.push(action);
                 self.base.report(cx, Report::Owed(Said::once(self.applied(cx, &outcome)))).await?;
@@ -217,7 +217,7 @@ impl Lifecycle {
             };
             if native.is_current(current.as_deref()) {
                 let mut item = self.base.outcome_for(cx, class, &repository, None, &[]);
-                item.decision = "baseline-applied".into();
+                item.decision = LifecycleDecision::BaselineApplied.into();
                 let baseline =
                     self.put_by_an_earlier_attempt(cx, &repository, Baseline::Current, Some(&mut state.intents));
                 if let Baseline::Changed(action) = baseline.await? {
@@ -391,23 +391,23 @@ impl Lifecycle {
                 Baseline::Changed(action) => {
                     budget.repositories =
                         budget.repositories.saturating_sub(usize::from(action.result == ActionResult::Done));
-                    item.decision = "baseline-applied".into();
+                    item.decision = LifecycleDecision::BaselineApplied.into();
                     item.actions.push(action);
                     state.changes.push(item);
                 }
                 Baseline::Interrupted(action, error) => {
-                    item.decision = "baseline-applied".into();
+                    item.decision = LifecycleDecision::BaselineApplied.into();
                     item.actions.push(action);
                     state.changes.push(item);
                     return Err(error);
                 }
                 Baseline::Drift(action) => {
-                    item.decision = "baseline-drift".into();
+                    item.decision = LifecycleDecision::BaselineDrift.into();
                     item.actions.push(action);
                     state.drift.push(item);
                 }
                 Baseline::Refused(refusals) => {
-                    item.decision = "baseline-refused".into();
+                    item.decision = LifecycleDecision::BaselineRefused.into();
                     item.reasons = refusals;
                     state.refused.push(item);
                 }
@@ -420,7 +420,7 @@ impl Lifecycle {
             }
             if let Some(run) = self.retain(cx, class, rules, repository, budget, inventory).await? {
                 state.deleted += run.deleted;
-                if run.outcome.decision != "nothing-to-delete" {
+                if run.outcome.decision != Decision::from(LifecycleDecision::NothingToDelete) {
                     state.retention.push(run.outcome);
                 }
             }
@@ -438,7 +438,8 @@ impl Lifecycle {
         state: SweepState,
     ) -> Result<(), WardenError> {
         let stopped = state.stopped_at.is_some();
-        outcome.decision = if stopped { "sweep-incomplete".into() } else { "sweep-complete".into() };
+        outcome.decision =
+            if stopped { LifecycleDecision::SweepIncomplete.into() } else { LifecycleDecision::SweepComplete.into() };
         outcome.reasons.push(format!(
             "{} repositories in the sweep, {} with lifecycle rules checked, {} lifecycle policies set, {} drifted, {} \
              refused, {} images deleted",

@@ -17,7 +17,7 @@ use warden::delivery::{Claim, Report, Said};
 use warden::handler::Context;
 use warden::lifecycle::{Image, Observed, RetentionPlan, TagProtections, plan_retention};
 use warden::notify::Severity;
-use warden::outcome::{Action, ActionResult, Outcome};
+use warden::outcome::{Action, ActionResult, Decision, LifecycleDecision, Outcome};
 use warden::pattern::Pattern;
 use warden::policy::{Class, RetentionRules};
 
@@ -57,7 +57,7 @@ impl Lifecycle {
             None => match ecr::inventory_until(ecr, repository, budget.stop_at()).await? {
                 Found::Yes(Some(images)) => Inventory { images, observed: Observed::default() },
                 Found::Yes(None) => {
-                    outcome.decision = "stopped".into();
+                    outcome.decision = LifecycleDecision::Stopped.into();
                     outcome.reasons.push("out of time while reading the inventory: nothing deleted".into());
                     budget.stopped = true;
                     return Ok(Some(RetentionRun { outcome, deleted: 0 }));
@@ -75,21 +75,22 @@ impl Lifecycle {
         let dry_run = self.base.config.dry_run || !rules.apply;
         outcome.reasons.splice(0..0, plan_reasons(&plan, &images, rules));
         outcome.decision = match (&plan.over_cap, plan.delete.is_empty() || allowed == 0, dry_run) {
-            (Some(_), _, _) => "over-cap".into(),
-            (None, true, _) if sweep_cap.is_some() => "over-cap".into(),
+            (Some(_), _, _) => LifecycleDecision::OverCap.into(),
+            (None, true, _) if sweep_cap.is_some() => LifecycleDecision::OverCap.into(),
             // Chosen images kept because nobody can vouch they are unused: a standing problem to fix.
-            (None, true, _) if plan.held_back().next().is_some() => "held-back".into(),
-            (None, true, _) => "nothing-to-delete".into(),
-            (None, false, true) => "would-delete".into(),
-            (None, false, false) => "deleted".into(),
+            (None, true, _) if plan.held_back().next().is_some() => LifecycleDecision::HeldBack.into(),
+            (None, true, _) => LifecycleDecision::NothingToDelete.into(),
+            (None, false, true) => LifecycleDecision::WouldDelete.into(),
+            (None, false, false) => LifecycleDecision::Deleted.into(),
         };
         // One deleting run per repository at a time: a concurrent one (a duplicate delivery, a sweep and a
         // push) would delete the same images and both would report them.
-        let lease = match outcome.decision.as_str() {
-            "deleted" => match self.base.lease(cx, repository, "retention").await {
+        let lease = match outcome.decision {
+            Decision::Lifecycle(LifecycleDecision::Deleted) => match self.base.lease(cx, repository, "retention").await
+            {
                 Ok(lease) => Some(lease),
                 Err(WardenError::Busy(_)) => {
-                    outcome.decision = "busy".into();
+                    outcome.decision = LifecycleDecision::Busy.into();
                     outcome.reasons.push("another run is deleting in this repository now: it reports that".into());
                     return Ok(Some(RetentionRun { outcome, deleted: 0 }));
                 }
@@ -118,13 +119,15 @@ impl Lifecycle {
         budget: &mut Budget,
         lease: Option<&Lease>,
     ) -> Result<Option<usize>, WardenError> {
-        let dry_run = self.base.config.dry_run || outcome.decision == "would-delete";
-        let acted = match outcome.decision.as_str() {
-            "would-delete" => Some(planned_only(plan, images, allowed)),
-            "deleted" => match self.act(cx, repository, (plan, images), allowed, budget, lease).await? {
-                Some(acted) => Some(acted),
-                None => return Ok(None),
-            },
+        let dry_run = self.base.config.dry_run || outcome.decision == Decision::from(LifecycleDecision::WouldDelete);
+        let acted = match outcome.decision {
+            Decision::Lifecycle(LifecycleDecision::WouldDelete) => Some(planned_only(plan, images, allowed)),
+            Decision::Lifecycle(LifecycleDecision::Deleted) => {
+                match self.act(cx, repository, (plan, images), allowed, budget, lease).await? {
+                    Some(acted) => Some(acted),
+                    None => return Ok(None),
+                }
+            }
             _ => None,
         };
         let deleted = self.record(outcome, plan, images, acted.as_ref(), dry_run);
@@ -295,14 +298,14 @@ impl Lifecycle {
         images: &[Image],
         acted: Option<Acted>,
     ) -> Result<(), WardenError> {
-        if outcome.decision == "nothing-to-delete" {
+        if outcome.decision == Decision::from(LifecycleDecision::NothingToDelete) {
             return Ok(());
         }
         let landed = outcome.actions.iter().any(|a| matches!(a.result, ActionResult::Done | ActionResult::Failed));
-        if outcome.decision == "deleted" && !landed {
+        if outcome.decision == Decision::from(LifecycleDecision::Deleted) && !landed {
             // Gone before this run's batches reached them: deleted by another delivery of this event (which
             // reports them), by an earlier attempt (whose journal does), or by hand.
-            outcome.decision = "already-deleted".into();
+            outcome.decision = LifecycleDecision::AlreadyDeleted.into();
             outcome.reasons.push("every image chosen was already gone: nothing of this run's to report".into());
             if let Some(acted) = acted {
                 self.base.ledger.clear_journal(&acted.journal).await?;
@@ -310,13 +313,14 @@ impl Lifecycle {
             return Ok(());
         }
         let failed = outcome.actions.iter().filter(|a| a.result == ActionResult::Failed).count();
-        let warn = plan.over_cap.is_some() || failed > 0 || outcome.decision == "held-back";
+        let warn =
+            plan.over_cap.is_some() || failed > 0 || outcome.decision == Decision::from(LifecycleDecision::HeldBack);
         let severity = if warn { Severity::Warning } else { Severity::Info };
-        let result = match outcome.decision.as_str() {
-            "deleted" if failed > 0 => "partly-failed",
-            "deleted" => "deleted",
-            "would-delete" => "dry-run",
-            "held-back" => "held-back",
+        let result = match outcome.decision {
+            Decision::Lifecycle(LifecycleDecision::Deleted) if failed > 0 => "partly-failed",
+            Decision::Lifecycle(LifecycleDecision::Deleted) => "deleted",
+            Decision::Lifecycle(LifecycleDecision::WouldDelete) => "dry-run",
+            Decision::Lifecycle(LifecycleDecision::HeldBack) => "held-back",
             _ => "stopped",
         };
         let mut notification =
@@ -325,7 +329,7 @@ impl Lifecycle {
         notification.actions_omitted = notification.actions.len().saturating_sub(LISTED);
         notification.actions.truncate(LISTED);
         match acted {
-            Some(acted) if outcome.decision == "deleted" => {
+            Some(acted) if outcome.decision == Decision::from(LifecycleDecision::Deleted) => {
                 let said = Said::under(notification, per_run(repository, &acted.run));
                 outcome.notified = self.base.report(cx, Report::Tell(said)).await?;
                 self.base.ledger.clear_journal(&acted.journal).await

@@ -11,7 +11,7 @@ use warden::delivery::{Report, Said};
 use warden::handler::{Base, Context};
 use warden::invocation::Invocation;
 use warden::notify::events::{FUNCTION, for_event};
-use warden::outcome::Outcome;
+use warden::outcome::{Decision, Outcome};
 use warden::policy::Policy;
 
 #[derive(Debug)]
@@ -48,13 +48,16 @@ impl Notify {
         outcome.digest = notification.digest.clone();
         outcome.tags = notification.tags.clone();
         outcome.class = notification.class.clone();
+        // Every kind notify sends is one of KINDS (tested); an unknown one is a bug, never a retry.
+        let kind = warden::kinds::KINDS.iter().copied().find(|k| *k == notification.kind);
+        let kind = kind.ok_or_else(|| WardenError::Unexpected(format!("unknown kind {}", notification.kind)))?;
         if self.base.destinations(&notification).is_empty() {
-            outcome.decision = notification.kind.clone();
+            outcome.decision = Decision::Notified(kind);
             outcome.reasons.push("no topic configured: the notification is only logged".into());
             return Ok(outcome);
         }
         outcome.notified = self.base.report(cx, Report::Tell(Said::once(notification.clone()))).await?;
-        outcome.decision = if outcome.notified { notification.kind.clone() } else { "already-notified".into() };
+        outcome.decision = if outcome.notified { Decision::Notified(kind) } else { Decision::AlreadyNotified };
         Ok(outcome)
     }
 }

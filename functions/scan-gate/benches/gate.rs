@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use warden::gate::{Finding, evaluate_counts, evaluate_findings};
-use warden::policy::{Policy, Severity};
+use warden::policy::{FindingSeverity, Policy};
 
 fn policy_with_allowlist(entries: usize) -> Policy {
     let mut text = String::from(
@@ -25,7 +25,7 @@ fn policy_with_allowlist(entries: usize) -> Policy {
 fn findings(n: usize) -> Vec<Finding> {
     (0..n)
         .map(|i| {
-            let mut f = Finding::new(format!("CVE-2026-{i:05}"), Severity::ALL[i % 6]);
+            let mut f = Finding::new(format!("CVE-2026-{i:05}"), FindingSeverity::ALL[i % 6]);
             f.package = Some(format!("package-{}", i % 300));
             f.installed_version = Some("1.0.0".into());
             f.fixed_version = (i % 3 != 0).then(|| "1.0.1".into());

@@ -15,7 +15,7 @@
 use chrono::NaiveDate;
 use serde_json::Value;
 use warden::WardenError;
-use warden::aws::findings::{RegistryScan as Registry, coverage, registry_scan};
+use warden::aws::findings::{RegistryScan as Registry, promotion_evidence, registry_scan};
 use warden::aws::lease::Lease;
 use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
@@ -23,12 +23,12 @@ use warden::delivery::{Claim, Report, Said};
 use warden::event::{EventKind, RepositoryName, SeverityCounts};
 use warden::gate::{
     Approval, Approved, GateResult, ScanState, Scanner, Trigger, counts_disagreement, counts_from_event,
-    decidable_from_counts, evaluate_counts, may_promote, plan_demotion, plan_promotion, promotion_tags, scan_state,
+    decidable_from_counts, evaluate_counts, plan_demotion, plan_promotion, promotion_tags, scan_state,
 };
 use warden::handler::{Base, Context};
 use warden::invocation::Invocation;
 use warden::notify::Severity;
-use warden::outcome::{ActionResult, Outcome};
+use warden::outcome::{ActionResult, Decision, GateDecision, Outcome};
 use warden::policy::{Class, GateRules, OnFailure, Policy};
 
 pub const FUNCTION: &str = "scan-gate";
@@ -139,7 +139,7 @@ impl ScanGate {
                     .base
                     .skipped(cx, format!("scan status {}: the completion event gates the image", scanned.status)));
             }
-            ScanState::Failed(reason) => return self.unscanned(cx, outcome, "scan-failed", reason).await,
+            ScanState::Failed(reason) => return self.unscanned(cx, outcome, GateDecision::ScanFailed, reason).await,
         }
         // The event's counts may block at no cost (blocking approves nothing); they never approve.
         let by_event = scanned.counts.map(counts_from_event).and_then(|(counts, reported)| {
@@ -189,7 +189,7 @@ impl ScanGate {
         let (counts, reported) = counts_from_event(scanned.counts?);
         // ECR basic scanning omits severities without findings: every severity is reported.
         let reported =
-            if scanned.scanner == Scanner::Basic { warden::policy::Severity::ALL.to_vec() } else { reported };
+            if scanned.scanner == Scanner::Basic { warden::policy::FindingSeverity::ALL.to_vec() } else { reported };
         counts_disagreement(&counts, &reported, &registry.counts_before)
     }
 
@@ -198,10 +198,11 @@ impl ScanGate {
         &self,
         cx: &Context<'_>,
         mut outcome: Outcome,
-        kind: &str,
+        decision: GateDecision,
         reason: String,
     ) -> Result<Outcome, WardenError> {
-        outcome.decision = kind.to_owned();
+        let kind = decision.as_str();
+        outcome.decision = decision.into();
         outcome.reasons.push(format!("{reason}: the image is not promoted"));
         let notification =
             self.base.notification(cx, kind, &outcome, "not-promoted", outcome.reasons.clone(), Severity::Warning);
@@ -221,17 +222,18 @@ impl ScanGate {
         scanned_at: Option<i64>,
     ) -> Result<(), WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
-        let coverage = match (scanned.scanner, cx.home.as_ref()) {
-            (Scanner::Enhanced, Some(home)) => Some(coverage(&self.inspector, home, &repository, digest).await?),
-            _ => None,
-        };
-        if let Err(why) = may_promote(&scanned.trigger, coverage.as_ref()) {
-            outcome.decision = "not-promoted".into();
-            outcome.reasons.push(why);
-            return Ok(());
-        }
+        let evidence = (scanned.scanner, &scanned.trigger);
+        let coverage =
+            match promotion_evidence(&self.inspector, evidence, cx.home.as_ref(), &repository, digest).await? {
+                Ok(coverage) => coverage,
+                Err(why) => {
+                    outcome.decision = GateDecision::NotPromoted.into();
+                    outcome.reasons.push(why);
+                    return Ok(());
+                }
+            };
         let Some(current) = self.current_tags(class, gate, &repository, digest, scanned.tags).await? else {
-            outcome.decision = "skipped".into();
+            outcome.decision = Decision::Skipped;
             outcome.reasons.push("the image was deleted since it was scanned: nothing to promote".into());
             return Ok(());
         };
@@ -239,7 +241,7 @@ impl ScanGate {
         let (promotion, problems) = promotion_tags(&gate.promote, digest, &current, is_own);
         outcome.reasons.extend(problems);
         if promotion.is_empty() {
-            outcome.decision = "not-promoted".into();
+            outcome.decision = GateDecision::NotPromoted.into();
             outcome.reasons.push("no promotion tag could be rendered from the image's current tags".into());
             return Ok(());
         }
@@ -257,7 +259,7 @@ impl ScanGate {
         if !self.base.config.dry_run
             && let Approved::Superseded(latest) = self.base.ledger.approve(&approval).await?
         {
-            outcome.decision = "skipped".into();
+            outcome.decision = Decision::Skipped;
             outcome.reasons.push(format!(
                 "a failing verdict on later evidence stands (event {}): a passing scan from before it does not \
                  promote the image again",
@@ -299,7 +301,7 @@ impl ScanGate {
         event_tags: &[String],
     ) -> Result<(), WardenError> {
         if outcome.actions.iter().any(|a| a.result == ActionResult::Gone) {
-            outcome.decision = "skipped".into();
+            outcome.decision = Decision::Skipped;
             outcome.reasons.push("the image was deleted since it was scanned: nothing to promote".into());
             return Ok(());
         }
@@ -310,12 +312,12 @@ impl ScanGate {
         // exists. Only an image the event already saw promoted is left in silence.
         let promoted_by_this_event = changed || promotion.iter().any(|t| !event_tags.contains(t));
         outcome.decision = if failed {
-            "promotion-failed".into()
+            GateDecision::PromotionFailed.into()
         } else if changed {
-            "promoted".into()
+            GateDecision::Promoted.into()
         } else {
             outcome.reasons.push(format!("already promoted as {}", promotion.join(", ")));
-            "already-promoted".into()
+            GateDecision::AlreadyPromoted.into()
         };
         let notification = if failed {
             let reasons = outcome.reasons.clone();
@@ -343,7 +345,7 @@ impl ScanGate {
         evidence: Evidence,
     ) -> Result<(), WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
-        outcome.decision = "blocked".into();
+        outcome.decision = GateDecision::Blocked.into();
         let mut demotion = Demotion::default();
         if gate.on_failure == OnFailure::Demote {
             let current = match ecr::describe_digest(&self.base.clients.ecr, &repository, digest).await? {
@@ -358,7 +360,7 @@ impl ScanGate {
                 // Removing tags: decide on the registry, not on the event.
                 match self.read_registry(scanned.scanner, gate, &repository, digest).await? {
                     Registry::Judged { result, .. } if result.pass => {
-                        outcome.decision = "not-demoted".into();
+                        outcome.decision = GateDecision::NotDemoted.into();
                         outcome.reasons.push(
                             "the event's counts fail the gate but the registry's scan of the image passes: it stays \
                              promoted"
@@ -372,7 +374,7 @@ impl ScanGate {
                         outcome.reasons.push(format!("{reason}: nothing vouches for it"))
                     }
                     Registry::Pending(reason) => {
-                        outcome.decision = "skipped".into();
+                        outcome.decision = Decision::Skipped;
                         outcome.reasons.push(reason);
                         return Ok(());
                     }
@@ -478,7 +480,7 @@ impl ScanGate {
             reasons.insert(0, headline);
         }
         if demotion.demoted {
-            outcome.decision = "demoted".into();
+            outcome.decision = GateDecision::Demoted.into();
         }
         let (kind, result_word) = if demotion.demoted { ("demoted", "demoted") } else { ("gate-failed", "blocked") };
         let severity = if critical { Severity::Critical } else { Severity::Warning };

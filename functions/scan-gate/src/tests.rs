@@ -220,8 +220,8 @@ async fn allowlist_reads_every_page_of_basic_findings() {
     let result = outcome.gate.expect("gate result");
     assert_eq!(result.evidence, "findings");
     assert_eq!(result.allowlisted.len(), 1, "CVE-2026-31337 is allowlisted for prod/payments-*");
-    assert_eq!(result.counts_before[&warden::policy::Severity::Critical], 1);
-    assert_eq!(result.counts_after[&warden::policy::Severity::Critical], 0);
+    assert_eq!(result.counts_before[&warden::policy::FindingSeverity::Critical], 1);
+    assert_eq!(result.counts_after[&warden::policy::FindingSeverity::Critical], 0);
 }
 
 #[tokio::test]
@@ -294,7 +294,7 @@ async fn enhanced_findings_fail_and_a_promoted_image_is_demoted() {
     assert_eq!(outcome.decision, "demoted");
     assert_eq!((revoked.num_calls(), removed.num_calls()), (1, 1));
     let result = outcome.gate.expect("gate");
-    assert_eq!(result.counts_after[&warden::policy::Severity::High], 1, "the unfixable finding does not count");
+    assert_eq!(result.counts_after[&warden::policy::FindingSeverity::High], 1, "the unfixable finding does not count");
     assert_eq!(result.blocking[0].id, "CVE-2026-0001");
     assert!(outcome.notified);
 }

@@ -22,7 +22,7 @@ use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, 
 use warden::handler::{Base, Context};
 use warden::invocation::Invocation;
 use warden::notify::{Notification, Severity};
-use warden::outcome::{Action, ActionResult, Outcome};
+use warden::outcome::{Action, ActionResult, Decision as Decided, Outcome};
 use warden::policy::{Class, Classification, OwnTagKind, Policy, TagRules};
 use warden::tags::{
     self, Decision, LedgerObservation, PushCheck, Step, TagPointer, Unwanted, Verdict, check_push,
@@ -140,7 +140,7 @@ impl TagGuard {
         let repository = outcome.repository.clone().unwrap_or_default();
         match self.base.ledger.own_tag(&repository, digest, tag).await? {
             Some(record) => {
-                outcome.decision = "recorded".into();
+                outcome.decision = Verdict::Recorded.into();
                 outcome.reasons.push(format!(
                     "`{tag}` is a {} tag {} added (event {}), as the ledger records",
                     kind.as_str(),
@@ -252,7 +252,7 @@ impl TagGuard {
             } else {
                 format!("`{tag}` has moved on to {now}; that push is checked on its own")
             };
-            outcome.decision = "skipped".into();
+            outcome.decision = Verdict::Skipped.into();
             outcome.reasons.push(reason);
             if now == restore && !self.base.config.dry_run {
                 // A retry of this event after the revert: its history entry may be missing if that invocation
@@ -309,7 +309,7 @@ impl TagGuard {
         };
         let mut outcome = self.base.outcome_for(cx, class, repository, Some(&delete.image_digest), &tags_of(delete));
         let marked = self.base.ledger.record_delete(repository, tag, &delete.image_digest, &cx.at).await?;
-        outcome.decision = "recorded".into();
+        outcome.decision = Verdict::Recorded.into();
         outcome.reasons.push(if marked {
             format!("`{tag}` marked deleted in the ledger")
         } else {
@@ -388,9 +388,9 @@ impl TagGuard {
             );
         }
         outcome.decision = match (drifted.is_empty(), forged.is_empty()) {
-            (true, true) => "settings-ok".into(),
-            (_, true) => "settings-drift".into(),
-            _ => "forged-approval".into(),
+            (true, true) => Verdict::SettingsOk.into(),
+            (_, true) => Verdict::SettingsDrift.into(),
+            _ => Verdict::ForgedApproval.into(),
         };
         outcome.reasons.push(format!(
             "{} repositories listed, {} managed checked, {} drifted, {} forged promotion or quarantine tags",
@@ -446,7 +446,7 @@ impl TagGuard {
                     .push(format!("this sweep changed {cap} repositories already (its limit): left for the next"));
             }
             let mut item = self.base.outcome_for(cx, class, &repository.name, None, &[]);
-            item.decision = verdict_name(decision.verdict);
+            item.decision = decision.verdict.into();
             item.reasons = decision.reasons.clone();
             item.actions = self.execute(cx, (&repository.name, None), &decision.steps).await?;
             changed += usize::from(item.actions.iter().any(|a| a.result == ActionResult::Done));
@@ -493,7 +493,7 @@ impl TagGuard {
                     self.base.outcome_for(cx, class, &repository.name, Some(digest), std::slice::from_ref(tag));
                 let unwanted = Unwanted::Forged { kind };
                 if removals >= cap {
-                    item.decision = verdict_name(Verdict::ForgedApproval);
+                    item.decision = Verdict::ForgedApproval.into();
                     item.reasons.push(unwanted.reason(tag, digest));
                     item.reasons.push(format!("this sweep removed {cap} already (its limit): left for the next"));
                     forged.push(item);
@@ -530,7 +530,7 @@ impl TagGuard {
         if decision.verdict != Verdict::ForgedApproval {
             return Ok(false);
         }
-        item.decision = verdict_name(decision.verdict);
+        item.decision = decision.verdict.into();
         item.reasons = decision.reasons.clone();
         item.actions = self.execute(cx, (&repository, lease), &decision.steps).await?;
         Ok(true)
@@ -562,7 +562,7 @@ impl TagGuard {
         decision: Decision,
         kind: &str,
     ) -> Result<Report, WardenError> {
-        outcome.decision = verdict_name(decision.verdict);
+        outcome.decision = decision.verdict.into();
         outcome.reasons.extend(decision.reasons.iter().cloned());
         outcome.actions = self.execute(cx, (repository, lease), &decision.steps).await?;
         Ok(if decision.notify {
@@ -648,10 +648,6 @@ fn found(lookup: Found<tags::ImageState>) -> Result<Option<tags::ImageState>, St
     }
 }
 
-fn verdict_name(verdict: Verdict) -> String {
-    serde_json::to_value(verdict).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
 /// One word for what was done, as notifications carry it.
 fn summarise(outcome: &Outcome, dry_run: bool) -> String {
     let word = if dry_run {
@@ -661,9 +657,9 @@ fn summarise(outcome: &Outcome, dry_run: bool) -> String {
     } else if outcome.actions.is_empty() {
         "reported"
     } else {
-        match outcome.decision.as_str() {
-            "not-allowed" | "forged-approval" => "untagged",
-            "protected-tag-moved" => "reverted",
+        match outcome.decision {
+            Decided::TagGuard(Verdict::NotAllowed | Verdict::ForgedApproval) => "untagged",
+            Decided::TagGuard(Verdict::ProtectedTagMoved) => "reverted",
             _ => "fixed",
         }
     };

@@ -4,10 +4,13 @@
 use super::Found;
 use crate::WardenError;
 use crate::error::aws_error;
-use crate::gate::{Coverage, Finding, GateResult, ScanState, Scanner, evaluate_findings, scan_state};
+use crate::gate::{
+    Coverage, Finding, GateResult, ScanState, Scanner, Trigger, evaluate_findings, may_promote, scan_state,
+};
 use crate::invocation::Home;
+use crate::outcome::GateDecision;
+use crate::policy::FindingSeverity;
 use crate::policy::GateRules;
-use crate::policy::Severity;
 use aws_sdk_ecr::types::{EnhancedImageScanFinding, ImageIdentifier, ImageScanFinding};
 use aws_sdk_inspector2::types::{ExploitAvailable, FilterCriteria, FixAvailable, StringComparison, StringFilter};
 
@@ -43,7 +46,7 @@ fn from_basic(finding: &ImageScanFinding) -> Finding {
         |key: &str| finding.attributes().iter().find(|a| a.key() == key).and_then(|a| a.value()).map(str::to_owned);
     let mut out = Finding::new(
         finding.name().unwrap_or("unnamed finding"),
-        finding.severity().map_or(Severity::Undefined, |s| Severity::parse(s.as_str())),
+        finding.severity().map_or(FindingSeverity::Undefined, |s| FindingSeverity::parse(s.as_str())),
     );
     out.package = attribute("package_name");
     out.installed_version = attribute("package_version");
@@ -56,7 +59,7 @@ fn from_enhanced(finding: &EnhancedImageScanFinding) -> Finding {
     let package = details.and_then(|d| d.vulnerable_packages().first());
     let mut out = Finding::new(
         details.and_then(|d| d.vulnerability_id()).or(finding.title()).unwrap_or("unnamed finding"),
-        Severity::parse(finding.severity().unwrap_or("UNDEFINED")),
+        FindingSeverity::parse(finding.severity().unwrap_or("UNDEFINED")),
     );
     out.package = package.and_then(|p| p.name()).map(str::to_owned);
     out.installed_version = package.and_then(|p| p.version()).map(str::to_owned);
@@ -121,7 +124,7 @@ fn from_inspector(finding: &aws_sdk_inspector2::types::Finding) -> Finding {
     let severity = finding.severity().as_str();
     let mut out = Finding::new(
         details.map(|d| d.vulnerability_id()).or(finding.title()).unwrap_or(finding.finding_arn()),
-        if severity == "UNTRIAGED" { Severity::Undefined } else { Severity::parse(severity) },
+        if severity == "UNTRIAGED" { FindingSeverity::Undefined } else { FindingSeverity::parse(severity) },
     );
     out.package = package.map(|p| p.name().to_owned());
     out.installed_version = package.map(|p| p.version().to_owned()).filter(|v| !v.is_empty());
@@ -152,6 +155,25 @@ pub async fn inspector_findings(
         findings.extend(page.findings().iter().map(from_inspector));
     }
     Ok(findings)
+}
+
+/// Whether an image whose findings pass may be promoted, read as scan-gate reads it before it promotes and as
+/// `warden gate evaluate` reports it: with enhanced scanning, Inspector must cover the digest actively and its
+/// last scan be complete (one ListCoverage), and a closed finding promotes only on that evidence
+/// ([`may_promote`]). `Ok(Ok(coverage))`: nothing stands in the way (the coverage, when read, dates the
+/// approval); `Ok(Err(why))`: not promoted. `home`: the registry's account and region.
+pub async fn promotion_evidence(
+    inspector: &aws_sdk_inspector2::Client,
+    (scanner, trigger): (Scanner, &Trigger),
+    home: Option<&Home>,
+    repository: &str,
+    digest: &str,
+) -> Result<Result<Option<Coverage>, String>, WardenError> {
+    let coverage = match (scanner, home) {
+        (Scanner::Enhanced, Some(home)) => Some(coverage(inspector, home, repository, digest).await?),
+        _ => None,
+    };
+    Ok(may_promote(trigger, coverage.as_ref()).map(|()| coverage))
 }
 
 /// Amazon Inspector's coverage of one image (ListCoverage filtered by repository name and the image's ARN,
@@ -195,7 +217,7 @@ pub enum RegistryScan {
     /// A complete scan, judged by the gate on `today`; `scanned_at`: when the scan completed (basic).
     Judged { result: GateResult, scanned_at: Option<i64> },
     /// No usable scan: `not-scanned` or `scan-failed`, and why.
-    NoScan { kind: &'static str, reason: String },
+    NoScan { kind: GateDecision, reason: String },
     /// Still running: its completion decides.
     Pending(String),
     /// The image or repository is gone.
@@ -218,7 +240,9 @@ pub async fn registry_scan(
         Scanner::Basic => match scan_findings(ecr, repository, digest).await? {
             ScanLookup::Results(results) => match scan_state(&results.status, results.description.as_deref()) {
                 ScanState::Complete => (results.findings, results.completed_at),
-                ScanState::Failed(reason) => return Ok(RegistryScan::NoScan { kind: "scan-failed", reason }),
+                ScanState::Failed(reason) => {
+                    return Ok(RegistryScan::NoScan { kind: GateDecision::ScanFailed, reason });
+                }
                 ScanState::Pending => {
                     let reason = "the registry's scan is still running: its completion event gates the image";
                     return Ok(RegistryScan::Pending(reason.into()));
@@ -226,7 +250,7 @@ pub async fn registry_scan(
             },
             ScanLookup::NotScanned => {
                 let reason = "the registry holds no scan of the image".into();
-                return Ok(RegistryScan::NoScan { kind: "not-scanned", reason });
+                return Ok(RegistryScan::NoScan { kind: GateDecision::NotScanned, reason });
             }
             ScanLookup::Gone(_) => return Ok(RegistryScan::Gone),
         },

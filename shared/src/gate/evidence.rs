@@ -4,7 +4,7 @@
 //! because it stopped scanning (or one somebody suppressed) is no evidence the image is clean.
 
 use super::Counts;
-use crate::policy::Severity;
+use crate::policy::FindingSeverity;
 use serde::Serialize;
 
 /// Which scanner's results an image is judged by: it decides what the registry re-read reads.
@@ -94,8 +94,8 @@ pub fn may_promote(trigger: &Trigger, coverage: Option<&Coverage>) -> Result<(),
 
 /// Where an event's counts disagree with the counts the registry's findings give, for the log and the
 /// outcome: the registry decides. Only the severities the event reported are compared.
-pub fn counts_disagreement(event: &Counts, reported: &[Severity], registry: &Counts) -> Option<String> {
-    let differing: Vec<String> = Severity::ALL
+pub fn counts_disagreement(event: &Counts, reported: &[FindingSeverity], registry: &Counts) -> Option<String> {
+    let differing: Vec<String> = FindingSeverity::ALL
         .iter()
         .filter(|s| reported.contains(s))
         .filter_map(|s| {
@@ -193,10 +193,17 @@ mod tests {
     #[test]
     fn disagreement_names_each_differing_reported_severity() {
         let counts = |c: u64, h: u64| -> Counts {
-            Severity::ALL.iter().map(|s| (*s, 0)).chain([(Severity::Critical, c), (Severity::High, h)]).collect()
+            FindingSeverity::ALL
+                .iter()
+                .map(|s| (*s, 0))
+                .chain([(FindingSeverity::Critical, c), (FindingSeverity::High, h)])
+                .collect()
         };
-        assert_eq!(counts_disagreement(&counts(0, 1), &[Severity::Critical, Severity::High], &counts(0, 1)), None);
-        let text = counts_disagreement(&counts(0, 0), &[Severity::Critical], &counts(2, 5)).expect("differs");
+        assert_eq!(
+            counts_disagreement(&counts(0, 1), &[FindingSeverity::Critical, FindingSeverity::High], &counts(0, 1)),
+            None
+        );
+        let text = counts_disagreement(&counts(0, 0), &[FindingSeverity::Critical], &counts(2, 5)).expect("differs");
         assert!(text.contains("CRITICAL 0 in the event, 2 in the registry"), "{text}");
         assert!(!text.contains("HIGH"), "HIGH was not reported by the event: {text}");
     }

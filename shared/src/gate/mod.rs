@@ -2,7 +2,7 @@
 //! promotion / demotion steps for an image given its tags.
 
 use crate::event::SeverityCounts;
-use crate::policy::{GateRules, Severity};
+use crate::policy::{FindingSeverity, GateRules};
 use crate::tags::Step;
 use crate::template::TagTemplate;
 use chrono::NaiveDate;
@@ -20,7 +20,7 @@ pub use evidence::{Approval, Approved, Coverage, RecordedVerdict, Scanner, Trigg
 pub struct Finding {
     /// The vulnerability id (`CVE-2026-1234`, `GHSA-...`, or the scanner's name for it).
     pub id: String,
-    pub severity: Severity,
+    pub severity: FindingSeverity,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,7 +38,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(id: impl Into<String>, severity: Severity) -> Self {
+    pub fn new(id: impl Into<String>, severity: FindingSeverity) -> Self {
         Self {
             id: id.into(),
             severity,
@@ -74,22 +74,22 @@ impl Finding {
 }
 
 /// Counts per severity, every severity present (zero when none).
-pub type Counts = BTreeMap<Severity, u64>;
+pub type Counts = BTreeMap<FindingSeverity, u64>;
 
 fn zero_counts() -> Counts {
-    Severity::ALL.iter().map(|s| (*s, 0)).collect()
+    FindingSeverity::ALL.iter().map(|s| (*s, 0)).collect()
 }
 
 /// Reads an event's severity counts. `TOTAL` is ignored; keys ECR omits for zero count as zero. Returns the
 /// severities the event actually reported too, since Inspector's scan event reports only some.
-pub fn counts_from_event(counts: &SeverityCounts) -> (Counts, Vec<Severity>) {
+pub fn counts_from_event(counts: &SeverityCounts) -> (Counts, Vec<FindingSeverity>) {
     let mut out = zero_counts();
     let mut reported = Vec::new();
     for (key, count) in &counts.0 {
         if key.eq_ignore_ascii_case("TOTAL") {
             continue;
         }
-        let severity = Severity::parse(key);
+        let severity = FindingSeverity::parse(key);
         *out.entry(severity).or_default() += count;
         reported.push(severity);
     }
@@ -98,7 +98,7 @@ pub fn counts_from_event(counts: &SeverityCounts) -> (Counts, Vec<Severity>) {
 
 /// Whether the gate can be decided from an event's counts alone: no rule looks at individual findings, and
 /// the event reports every severity the gate limits (or, like ECR basic scanning, omits only zeros).
-pub fn decidable_from_counts(gate: &GateRules, reported: &[Severity], omits_zero_keys: bool) -> bool {
+pub fn decidable_from_counts(gate: &GateRules, reported: &[FindingSeverity], omits_zero_keys: bool) -> bool {
     !gate.needs_findings() && (omits_zero_keys || gate.max.keys().all(|s| reported.contains(s)))
 }
 
@@ -192,7 +192,7 @@ pub fn evaluate_findings(gate: &GateRules, repository: &str, findings: &[Finding
         counted.push(finding);
     }
     let (pass, mut reasons) = verdict(gate, &counts_after);
-    let exceeded: Vec<Severity> = gate
+    let exceeded: Vec<FindingSeverity> = gate
         .max
         .iter()
         .filter(|(s, limit)| counts_after.get(s).copied().unwrap_or(0) > **limit)

@@ -15,13 +15,13 @@ fn date(text: &str) -> NaiveDate {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("date")
 }
 
-fn finding(id: &str, severity: Severity) -> Finding {
+fn finding(id: &str, severity: FindingSeverity) -> Finding {
     Finding::new(id, severity)
 }
 
 #[test]
 fn every_severity_limit() {
-    for severity in Severity::ALL {
+    for severity in FindingSeverity::ALL {
         let key = severity.as_str().to_lowercase();
         let g = gate(&format!("max = {{ {key} = 1 }}"));
         let one = vec![finding("CVE-1", severity)];
@@ -32,7 +32,7 @@ fn every_severity_limit() {
         assert_eq!(result.blocking.len(), 2, "{severity}");
         assert!(result.reasons[0].starts_with(severity.as_str()), "{:?}", result.reasons);
         // Other severities have no limit here.
-        let other = Severity::ALL.into_iter().find(|s| *s != severity).expect("another");
+        let other = FindingSeverity::ALL.into_iter().find(|s| *s != severity).expect("another");
         let many: Vec<Finding> = (0..50).map(|i| finding(&format!("X-{i}"), other)).collect();
         assert!(evaluate_findings(&g, "r", &many, date("2026-11-28")).pass, "{severity}: {other} is unlimited");
     }
@@ -125,7 +125,7 @@ expires = 2027-01-01"#,
         ),
     ];
     for (case, repository, today, ids, pass, allowlisted, expired, stale) in cases {
-        let findings: Vec<Finding> = ids.iter().map(|id| finding(id, Severity::Critical)).collect();
+        let findings: Vec<Finding> = ids.iter().map(|id| finding(id, FindingSeverity::Critical)).collect();
         let result = evaluate_findings(&g, repository, &findings, date(today));
         assert_eq!(result.pass, *pass, "{case}: {:?}", result.reasons);
         assert_eq!(result.allowlisted.len(), *allowlisted, "{case}");
@@ -139,18 +139,18 @@ expires = 2027-01-01"#,
 
 #[test]
 fn filters_table() {
-    let mut unfixed = finding("CVE-A", Severity::High);
+    let mut unfixed = finding("CVE-A", FindingSeverity::High);
     unfixed.fix_available = Some(false);
-    let mut fixed = finding("CVE-B", Severity::High);
+    let mut fixed = finding("CVE-B", FindingSeverity::High);
     fixed.fix_available = Some(true);
-    let unknown_fix = finding("CVE-C", Severity::High);
-    let mut low_epss = finding("CVE-D", Severity::High);
+    let unknown_fix = finding("CVE-C", FindingSeverity::High);
+    let mut low_epss = finding("CVE-D", FindingSeverity::High);
     low_epss.epss = Some(0.01);
-    let mut at_epss = finding("CVE-E", Severity::High);
+    let mut at_epss = finding("CVE-E", FindingSeverity::High);
     at_epss.epss = Some(0.1);
-    let mut no_exploit = finding("CVE-F", Severity::High);
+    let mut no_exploit = finding("CVE-F", FindingSeverity::High);
     no_exploit.exploit_available = Some(false);
-    let mut exploit = finding("CVE-G", Severity::High);
+    let mut exploit = finding("CVE-G", FindingSeverity::High);
     exploit.exploit_available = Some(true);
     // (case, gate body, findings, how many count)
     let cases: Vec<(&str, &str, Vec<Finding>, u64)> = vec![
@@ -176,8 +176,8 @@ fn filters_table() {
     ];
     for (case, body, findings, counted) in cases {
         let result = evaluate_findings(&gate(body), "r", &findings, date("2026-11-28"));
-        assert_eq!(result.counts_after[&Severity::High], counted, "{case}");
-        assert_eq!(result.counts_before[&Severity::High], findings.len() as u64, "{case}");
+        assert_eq!(result.counts_after[&FindingSeverity::High], counted, "{case}");
+        assert_eq!(result.counts_before[&FindingSeverity::High], findings.len() as u64, "{case}");
         assert_eq!(result.blocking.len() as u64, counted, "{case}");
     }
 }
@@ -186,10 +186,10 @@ fn filters_table() {
 fn blocking_findings_most_severe_first() {
     let g = gate("max = { critical = 0, high = 0, low = 5 }");
     let findings = vec![
-        finding("CVE-3", Severity::High),
-        finding("CVE-9", Severity::Low),
-        finding("CVE-2", Severity::Critical),
-        finding("CVE-1", Severity::High),
+        finding("CVE-3", FindingSeverity::High),
+        finding("CVE-9", FindingSeverity::Low),
+        finding("CVE-2", FindingSeverity::Critical),
+        finding("CVE-1", FindingSeverity::High),
     ];
     let result = evaluate_findings(&g, "r", &findings, date("2026-11-28"));
     let ids: Vec<&str> = result.blocking.iter().map(|f| f.id.as_str()).collect();
@@ -201,8 +201,8 @@ fn counts_from_events() {
     let counts: SeverityCounts =
         serde_json::from_value(serde_json::json!({"CRITICAL": 0, "HIGH": 2, "MEDIUM": 5, "TOTAL": 9})).expect("counts");
     let (read, reported) = counts_from_event(&counts);
-    assert_eq!((read[&Severity::High], read[&Severity::Low]), (2, 0));
-    assert_eq!(reported, vec![Severity::Critical, Severity::High, Severity::Medium]);
+    assert_eq!((read[&FindingSeverity::High], read[&FindingSeverity::Low]), (2, 0));
+    assert_eq!(reported, vec![FindingSeverity::Critical, FindingSeverity::High, FindingSeverity::Medium]);
     let g = gate("max = { critical = 0, high = 1 }");
     assert!(!evaluate_counts(&g, &read).pass);
     assert!(decidable_from_counts(&g, &reported, false), "Inspector reported every limited severity");
@@ -330,7 +330,7 @@ mod properties {
         #[test]
         fn fewer_counted_findings_never_fail_more(severities in proptest::collection::vec(0usize..6, 0..40), drop in 0usize..40) {
             let g = gate("max = { critical = 0, high = 2, medium = 5 }");
-            let findings: Vec<Finding> = severities.iter().enumerate().map(|(i, s)| finding(&format!("CVE-{i}"), Severity::ALL[*s])).collect();
+            let findings: Vec<Finding> = severities.iter().enumerate().map(|(i, s)| finding(&format!("CVE-{i}"), FindingSeverity::ALL[*s])).collect();
             let today = date("2026-11-28");
             let all = evaluate_findings(&g, "r", &findings, today);
             let mut fewer = findings.clone();

@@ -10,7 +10,7 @@ use std::fmt;
 /// Inspector's `UNTRIAGED` is `Undefined`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Severity {
+pub enum FindingSeverity {
     Critical,
     High,
     Medium,
@@ -19,8 +19,8 @@ pub enum Severity {
     Undefined,
 }
 
-impl Severity {
-    pub const ALL: [Severity; 6] =
+impl FindingSeverity {
+    pub const ALL: [FindingSeverity; 6] =
         [Self::Critical, Self::High, Self::Medium, Self::Low, Self::Informational, Self::Undefined];
 
     pub fn as_str(self) -> &'static str {
@@ -47,7 +47,7 @@ impl Severity {
     }
 }
 
-impl fmt::Display for Severity {
+impl fmt::Display for FindingSeverity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -88,7 +88,7 @@ impl AllowEntry {
 #[derive(Debug, Clone)]
 pub struct GateRules {
     /// Maximum allowed findings per severity; severities without a limit never block.
-    pub max: BTreeMap<Severity, u64>,
+    pub max: BTreeMap<FindingSeverity, u64>,
     /// Findings without an available fix do not count (unknown fix status counts).
     pub fixable_only: bool,
     /// Enhanced findings with an EPSS score below this do not count (findings without a score count).

@@ -11,7 +11,7 @@ mod raw;
 mod tags;
 
 pub use crate::lifecycle::rules::{LifecycleRules, NativePolicy, RetentionRule, RetentionRules};
-pub use gate::{AllowEntry, GateRules, OnFailure, Severity};
+pub use gate::{AllowEntry, FindingSeverity, GateRules, OnFailure};
 
 /// What one sweep may change at most, whatever the classes say per repository: a broken policy or a surprise
 /// in the registry stops after this much and tells operators, instead of sweeping everything.

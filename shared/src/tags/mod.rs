@@ -29,6 +29,23 @@ pub enum Verdict {
     ForgedApproval,
 }
 
+impl Verdict {
+    /// The verdict's word in outcomes and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Conforming => "conforming",
+            Verdict::Recorded => "recorded",
+            Verdict::Skipped => "skipped",
+            Verdict::NotAllowed => "not-allowed",
+            Verdict::ProtectedTagMoved => "protected-tag-moved",
+            Verdict::TagMoved => "tag-moved",
+            Verdict::SettingsDrift => "settings-drift",
+            Verdict::SettingsOk => "settings-ok",
+            Verdict::ForgedApproval => "forged-approval",
+        }
+    }
+}
+
 /// One change to make in ECR. Each is safe to repeat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "step", rename_all = "kebab-case")]

@@ -2,7 +2,7 @@
 
 use super::{Errors, RawGate, compile_patterns};
 use crate::pattern::Pattern;
-use crate::policy::gate::{AllowEntry, GateRules, OnFailure, Severity};
+use crate::policy::gate::{AllowEntry, FindingSeverity, GateRules, OnFailure};
 use crate::template::TagTemplate;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
@@ -14,12 +14,12 @@ pub(super) fn compile_gate(raw: &RawGate, key: &str, errors: &mut Errors<'_>) ->
     if let Some(limits) = &raw.max {
         let l = limits.get_ref();
         let pairs = [
-            (Severity::Critical, l.critical),
-            (Severity::High, l.high),
-            (Severity::Medium, l.medium),
-            (Severity::Low, l.low),
-            (Severity::Informational, l.informational),
-            (Severity::Undefined, l.undefined),
+            (FindingSeverity::Critical, l.critical),
+            (FindingSeverity::High, l.high),
+            (FindingSeverity::Medium, l.medium),
+            (FindingSeverity::Low, l.low),
+            (FindingSeverity::Informational, l.informational),
+            (FindingSeverity::Undefined, l.undefined),
         ];
         max.extend(pairs.into_iter().filter_map(|(severity, limit)| Some((severity, limit?))));
     }
