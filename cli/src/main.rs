@@ -7,6 +7,8 @@
 //! - `warden lifecycle preview ...`: what an ECR lifecycle policy (a file, a live repository's, or a class's
 //!   native policy) would expire, evaluated exactly as ECR does, in a second.
 
+mod audit;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +42,9 @@ enum Command {
     /// Lifecycle policy commands.
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
+    /// The registry posture audit: settings, policies, scanning, replication and the policy's classes checked
+    /// against the ECR guide's practices, each finding with its fix.
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,7 +151,11 @@ fn load_policy(file: Option<&PathBuf>) -> Result<Policy, PolicyErrors> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
+    let command = match Cli::parse().command {
+        Command::Audit(args) => return audit::run(args).await,
+        command => command,
+    };
+    match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("{message}");
@@ -155,8 +164,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
+async fn run(command: Command) -> Result<(), String> {
+    match command {
         Command::Policy(PolicyCommand::Check { file }) => {
             let policy = load_policy(file.as_ref()).map_err(|e| e.to_string())?;
             print!("{}", policy.summary());
@@ -170,6 +179,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Gate(GateCommand::Evaluate { repository, image, scanner, policy, json }) => {
             gate_evaluate(repository, image, scanner, policy, json).await
         }
+        // main runs the audit itself: its exit code says more than success or failure.
+        Command::Audit(args) => Err(format!("{args:?} is run by main")),
         Command::Lifecycle(LifecycleCommand::Preview { policy, class, warden_policy, images, repository, now }) => {
             lifecycle_preview(policy, class, warden_policy, images, repository, now).await
         }

@@ -4,6 +4,7 @@
 //! The `aws` feature (on by default) brings the adapters, the handler base and the Lambda error mapping, and
 //! with them the AWS SDK. Without it the crate is the pure part only: what the fuzz targets build.
 
+pub mod audit;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;

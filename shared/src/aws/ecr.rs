@@ -182,7 +182,7 @@ fn setting_from(mode: Option<&ImageTagMutability>, filters: &[ImageTagMutability
     MutabilitySetting::new(mode, filters.iter().map(|f| f.filter().to_owned()).collect())
 }
 
-fn settings_of(repository: &aws_sdk_ecr::types::Repository) -> RepositorySettings {
+pub(crate) fn settings_of(repository: &aws_sdk_ecr::types::Repository) -> RepositorySettings {
     RepositorySettings {
         name: repository.repository_name().unwrap_or_default().to_owned(),
         mutability: setting_from(

@@ -2,6 +2,7 @@
 //! Tests drive them with `aws-smithy-mocks`; integration tests with moto server.
 
 pub mod approvals;
+pub mod audit;
 pub mod claims;
 pub mod ecr;
 pub mod findings;

@@ -81,6 +81,23 @@ impl MutabilitySetting {
     }
 }
 
+impl MutabilitySetting {
+    /// Whether this setting alone makes ECR reject moves of every tag `protected` matches.
+    pub fn covers(&self, protected: &[Pattern]) -> bool {
+        let filters: Vec<Pattern> = self.filters.iter().filter_map(|f| Pattern::wildcard(f).ok()).collect();
+        match self.mode {
+            EcrMutability::Immutable => true,
+            EcrMutability::Mutable => false,
+            EcrMutability::ImmutableWithExclusion => {
+                protected.iter().all(|p| filters.iter().all(|f| f.overlaps(p) == Some(false)))
+            }
+            EcrMutability::MutableWithExclusion => {
+                protected.iter().all(|p| filters.iter().any(|f| f.covers(p) == Some(true)))
+            }
+        }
+    }
+}
+
 impl fmt::Display for MutabilitySetting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.mode.as_str())?;

@@ -110,7 +110,7 @@ fn resolve_mutability(
     let setting = MutabilitySetting::new(mode, filters);
     let enforcement = if protected.is_empty() {
         ProtectionEnforcement::None
-    } else if covers_protection(&setting, protected) {
+    } else if setting.covers(protected) {
         ProtectionEnforcement::Ecr
     } else {
         ProtectionEnforcement::Ledger(format!("{setting} does not make every protected tag immutable"))
@@ -204,19 +204,4 @@ fn mode_conflicts(
         EcrMutability::Mutable => {}
     }
     conflicts
-}
-
-/// Whether the ECR setting alone rejects moves of every protected tag.
-fn covers_protection(setting: &MutabilitySetting, protected: &[Pattern]) -> bool {
-    let filters: Vec<Pattern> = setting.filters.iter().filter_map(|f| Pattern::wildcard(f).ok()).collect();
-    match setting.mode {
-        EcrMutability::Immutable => true,
-        EcrMutability::Mutable => false,
-        EcrMutability::ImmutableWithExclusion => {
-            protected.iter().all(|p| filters.iter().all(|f| f.overlaps(p) == Some(false)))
-        }
-        EcrMutability::MutableWithExclusion => {
-            protected.iter().all(|p| filters.iter().any(|f| f.covers(p) == Some(true)))
-        }
-    }
 }

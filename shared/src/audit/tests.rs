@@ -1,0 +1,365 @@
+use super::documents::{broad_statements, public_statements, writes};
+use super::*;
+use crate::policy::{EcrMutability, Policy};
+use chrono::NaiveDate;
+use serde_json::json;
+
+const POLICY: &str = r#"
+version = 1
+default-class = "unmanaged"
+
+[[class]]
+name = "production"
+repositories = ["prod/*"]
+
+[class.tags]
+allowed = ["v*", "sha-*"]
+protected = ["v*"]
+remediation = "report"
+
+[class.gate]
+max = { critical = 0 }
+promote = ["{tag}-approved"]
+
+[[class.gate.allow]]
+id = "CVE-2026-1"
+reason = "expired long ago"
+expires = 2026-01-31
+
+[[class.gate.allow]]
+id = "CVE-2026-2"
+reason = "still present"
+expires = 2027-01-31
+
+[[class.gate.allow]]
+id = "CVE-2026-3"
+reason = "fixed since"
+expires = 2027-01-31
+
+[class.lifecycle]
+
+[[class.lifecycle.native]]
+rulePriority = 1
+selection = { tagStatus = "untagged", countType = "sinceImagePushed", countUnit = "days", countNumber = 14 }
+action = { type = "expire" }
+
+[[class]]
+name = "development"
+repositories = ["dev/*"]
+
+[class.tags]
+allowed = ["pr-*"]
+remediation = "untag"
+"#;
+
+const NATIVE: &str = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":14},"action":{"type":"expire"}}]}"#;
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 12, 6).expect("date")
+}
+
+fn policy() -> Policy {
+    Policy::from_toml(POLICY, "audit.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A production repository in order: release tags immutable, the class's native policy, scanned, no findings.
+fn clean(name: &str) -> Repository {
+    let rules = policy();
+    let mutability = match rules.classify(name) {
+        crate::policy::Classification::Managed(class) => class.tags.as_ref().map(|t| t.mutability.clone()),
+        _ => None,
+    };
+    Repository {
+        name: name.into(),
+        mutability: mutability.unwrap_or_else(|| MutabilitySetting::new(EcrMutability::Immutable, vec![])),
+        encryption: "AES256".into(),
+        scan_on_push: true,
+        lifecycle_policy: Read::Got(Some(NATIVE.into())),
+        policy: Read::Got(None),
+        untagged: Read::Got(Untagged { images: 3, bytes: 1 << 20 }),
+        inactive_coverage: Read::Got(0),
+        critical_images: Read::Got(0),
+        finding_ids: Some(Read::Got(["CVE-2026-2".to_owned()].into())),
+        unrecorded_own_tags: Read::Got(vec![]),
+    }
+}
+
+fn snapshot(region: &str, repositories: Vec<Repository>) -> Snapshot {
+    Snapshot {
+        account: "111111111111".into(),
+        region: region.into(),
+        repositories,
+        registry_policy: Read::Got(None),
+        scanning: Read::Got(Scanning { enhanced: false, rules: vec![] }),
+        replication: Read::Got(vec![]),
+        pull_through_cache: Read::Got(vec!["docker-hub".into()]),
+    }
+}
+
+fn checks(findings: &[Finding]) -> Vec<(Check, String)> {
+    findings.iter().map(|f| (f.check, f.resource.clone())).collect()
+}
+
+#[test]
+fn a_clean_registry_has_no_finding_but_the_stale_allowlist_entries() {
+    let findings = evaluate(&[snapshot("us-east-1", vec![clean("prod/api"), clean("dev/web")])], &policy(), today());
+    let dev_lifecycle = (Check::NoLifecyclePolicy, "dev/web".to_owned());
+    let expected: Vec<(Check, String)> =
+        vec![(Check::AllowlistExpired, "class production".into()), (Check::AllowlistStale, "class production".into())];
+    // dev/web carries a lifecycle policy (the clean fixture's), so its class without lifecycle rules is fine.
+    assert!(!checks(&findings).contains(&dev_lifecycle));
+    let mut got = checks(&findings);
+    got.sort();
+    assert_eq!(got, expected, "{findings:#?}");
+}
+
+#[test]
+fn each_repository_check_fires_on_its_problem_and_only_there() {
+    type Spoil = fn(&mut Repository);
+    let table: [(&str, Spoil, Check); 10] = [
+        (
+            "prod/a",
+            |r| r.mutability = MutabilitySetting::new(EcrMutability::Mutable, vec![]),
+            Check::TagMutabilityDrift,
+        ),
+        (
+            "prod/b",
+            |r| r.mutability = MutabilitySetting::new(EcrMutability::Mutable, vec![]),
+            Check::MutableReleaseTags,
+        ),
+        ("dev/c", |r| r.lifecycle_policy = Read::Got(None), Check::NoLifecyclePolicy),
+        ("prod/d", |r| r.lifecycle_policy = Read::Got(Some(r#"{"rules":[]}"#.into())), Check::LifecyclePolicyDrift),
+        ("prod/e", |r| r.scan_on_push = false, Check::ScanCoverageGap),
+        ("dev/f", |r| r.critical_images = Read::Got(2), Check::FindingsUnacted),
+        (
+            "prod/g",
+            |r| {
+                r.policy = Read::Got(Some(
+                    json!({"Statement": [{"Sid": "Open", "Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}]}),
+                ))
+            },
+            Check::RepositoryPolicyPublic,
+        ),
+        ("prod/h", |r| r.untagged = Read::Got(Untagged { images: 500, bytes: 1 }), Check::UntaggedAccumulation),
+        (
+            "prod/i",
+            |r| r.unrecorded_own_tags = Read::Got(vec![("sha256:1".into(), "v1-approved".into())]),
+            Check::ForgedApproval,
+        ),
+        ("sandbox/j", |_| {}, Check::UnmanagedRepository),
+    ];
+    for (name, spoil, check) in table {
+        let mut repository = clean(name);
+        spoil(&mut repository);
+        let findings = evaluate(&[snapshot("us-east-1", vec![repository])], &policy(), today());
+        let here: Vec<Check> = findings.iter().filter(|f| f.resource == name).map(|f| f.check).collect();
+        assert!(here.contains(&check), "{name}: expected {check:?}, got {here:?}");
+        // The clean fixture's own findings are registry- or class-wide, never about the repository.
+        let unrelated: Vec<Check> = here.iter().copied().filter(|c| *c != check && !related(check, *c)).collect();
+        assert!(unrelated.is_empty(), "{name}: {check:?} came with {unrelated:?}");
+    }
+}
+
+/// Checks one problem legitimately raises together (a mutable production repository both drifted and lets
+/// release tags move).
+fn related(a: Check, b: Check) -> bool {
+    let pair = [Check::TagMutabilityDrift, Check::MutableReleaseTags];
+    pair.contains(&a) && pair.contains(&b)
+}
+
+#[test]
+fn release_tags_tag_guard_reverts_are_not_flagged_as_movable() {
+    let text = POLICY.replacen("remediation = \"report\"", "remediation = \"revert\"", 1);
+    let policy = Policy::from_toml(&text, "audit.toml").expect("policy");
+    let mut repository = clean("prod/api");
+    repository.mutability = MutabilitySetting::new(EcrMutability::Mutable, vec![]);
+    let findings = evaluate(&[snapshot("us-east-1", vec![repository])], &policy, today());
+    assert!(findings.iter().any(|f| f.check == Check::TagMutabilityDrift));
+    assert!(!findings.iter().any(|f| f.check == Check::MutableReleaseTags), "{findings:#?}");
+}
+
+#[test]
+fn a_read_that_failed_is_a_finding_and_its_checks_stay_silent() {
+    let mut repository = clean("prod/api");
+    repository.policy = Read::Failed { call: "ecr:GetRepositoryPolicy".into(), why: "AccessDenied".into() };
+    repository.critical_images = Read::Failed { call: "inspector2:ListFindings".into(), why: "not enabled".into() };
+    let mut registry = snapshot("us-east-1", vec![repository]);
+    registry.scanning =
+        Read::Failed { call: "ecr:GetRegistryScanningConfiguration".into(), why: "AccessDenied".into() };
+    let findings = evaluate(&[registry], &policy(), today());
+    let incomplete: Vec<&str> =
+        findings.iter().filter(|f| f.check == Check::AuditIncomplete).map(|f| f.message.as_str()).collect();
+    assert_eq!(incomplete.len(), 3, "{incomplete:?}");
+    assert!(incomplete.iter().any(|m| m.starts_with("ecr:GetRepositoryPolicy could not be read (AccessDenied)")));
+    assert!(!findings.iter().any(|f| f.check == Check::ScanCoverageGap), "no scanning data is no verdict");
+}
+
+#[test]
+fn registry_settings_replication_and_regions() {
+    let mut east = snapshot("us-east-1", vec![]);
+    east.replication = Read::Got(vec![
+        ReplicationRule { destinations: vec![("eu-west-1".into(), "111111111111".into())], prefixes: vec![] },
+        ReplicationRule {
+            destinations: vec![("eu-west-1".into(), "111111111111".into())],
+            prefixes: vec!["prod".into()],
+        },
+    ]);
+    east.registry_policy = Read::Got(Some(
+        json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"}, "Action": ["ecr:*"]}}),
+    ));
+    let mut west = snapshot("eu-west-1", vec![]);
+    west.pull_through_cache = Read::Got(vec![]);
+    let findings = evaluate(&[east, west], &policy(), today());
+    let got: Vec<(Check, &str)> =
+        findings.iter().filter(|f| f.resource == "registry").map(|f| (f.check, f.region.as_str())).collect();
+    assert_eq!(
+        got.iter().filter(|(c, _)| *c == Check::ReplicationUnscoped).count(),
+        1,
+        "only the rule without a filter: {got:?}"
+    );
+    assert!(got.contains(&(Check::RegistryPolicyBroad, "us-east-1")));
+    assert!(got.contains(&(Check::PullThroughCacheRegions, "eu-west-1")));
+    assert!(!got.contains(&(Check::PullThroughCacheRegions, "us-east-1")));
+}
+
+#[test]
+fn policy_documents_public_and_broad() {
+    let account = "111111111111";
+    let table = [
+        (json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}]}), true, false),
+        (
+            json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "ecr:BatchGetImage", "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1"}}}]}),
+            false,
+            false,
+        ),
+        (json!({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "ecr:*"}]}), false, false),
+        (
+            json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:role/ci"}, "Action": ["ecr:PutImage", "ecr:BatchGetImage"]}]}),
+            false,
+            true,
+        ),
+        (
+            json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:role/ci"}, "Action": ["ecr:PutImage"]}]}),
+            false,
+            false,
+        ),
+        (
+            json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"}, "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]}]}),
+            false,
+            false,
+        ),
+        (
+            json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "ecr:*"}]}),
+            false,
+            true,
+        ),
+    ];
+    for (document, public, broad) in table {
+        assert_eq!(!public_statements(&document).is_empty(), public, "{document}");
+        assert_eq!(!broad_statements(&document, account).is_empty(), broad, "{document}");
+    }
+    for (action, write) in [
+        ("ecr:PutImage", true),
+        ("ecr:BatchDeleteImage", true),
+        ("ecr:Batch*", true),
+        ("*", true),
+        ("ecr:BatchGetImage", false),
+        ("ecr:DescribeImages", false),
+    ] {
+        assert_eq!(writes(action), write, "{action}");
+    }
+}
+
+#[test]
+fn every_check_has_a_stable_kebab_case_id() {
+    let ids: std::collections::BTreeSet<&str> = Check::ALL.iter().map(|c| c.id()).collect();
+    assert_eq!(ids.len(), Check::ALL.len());
+    assert!(ids.iter().all(|id| id.chars().all(|c| c.is_ascii_lowercase() || c == '-')));
+    let finding = At { account: "1", region: "r", resource: "x" }.finding(
+        Check::ScanCoverageGap,
+        Severity::Warning,
+        "m".into(),
+        ("fix".into(), "src".into()),
+    );
+    let json = serde_json::to_value(&finding).expect("json");
+    assert_eq!(json["check"], "scan-coverage-gap");
+    assert_eq!(json["severity"], "warning");
+}
+
+fn two_findings() -> Vec<Finding> {
+    let at = At { account: "111111111111", region: "us-east-1", resource: "prod/api" };
+    vec![
+        at.finding(
+            Check::MutableReleaseTags,
+            Severity::Critical,
+            "release tags move".into(),
+            ("make them immutable".into(), "guide".into()),
+        ),
+        at.finding(
+            Check::UnmanagedRepository,
+            Severity::Info,
+            "no class".into(),
+            ("add a class".into(), "warden.toml".into()),
+        ),
+    ]
+}
+
+#[test]
+fn the_table_groups_by_severity_with_each_fix_and_the_counts() {
+    let expected = "\
+CRITICAL (1)
+  mutable-release-tags        111111111111/us-east-1 prod/api
+    release tags move
+    fix: make them immutable
+INFO (1)
+  unmanaged-repository        111111111111/us-east-1 prod/api
+    no class
+    fix: add a class
+2 findings: 1 critical, 0 warning, 1 info
+";
+    assert_eq!(render::table(&two_findings()), expected);
+    assert_eq!(render::table(&[]), "0 findings: 0 critical, 0 warning, 0 info\n");
+}
+
+#[test]
+fn the_json_carries_the_schema_every_field_and_a_summary() {
+    let json = render::json(&two_findings());
+    assert_eq!(json["schema"], "ecr-warden.audit/v1");
+    assert_eq!(json["summary"], json!({"critical": 1, "warning": 0, "info": 1, "total": 2}));
+    let first = &json["findings"][0];
+    for field in ["check", "severity", "account", "region", "resource", "message", "remediation", "source"] {
+        assert!(first[field].is_string(), "{field} in {first}");
+    }
+}
+
+#[test]
+fn sarif_has_a_rule_per_check_and_a_located_result_per_finding() {
+    let sarif = render::sarif(&two_findings());
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(rules, ["mutable-release-tags", "unmanaged-repository"]);
+    let results = run["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["level"], "error");
+    assert_eq!(results[1]["level"], "note");
+    assert_eq!(results[1]["ruleIndex"], 1);
+    assert_eq!(
+        results[0]["locations"][0]["logicalLocations"][0]["fullyQualifiedName"],
+        "111111111111/us-east-1/prod/api"
+    );
+}
+
+#[test]
+fn fail_on_sets_the_exit_code_at_or_above_its_severity() {
+    let findings = two_findings();
+    assert_eq!(render::exit_code(&findings, None), 0);
+    assert_eq!(render::exit_code(&findings, Some(Severity::Critical)), 1);
+    assert_eq!(render::exit_code(&findings[1..], Some(Severity::Warning)), 0);
+    assert_eq!(render::exit_code(&findings[1..], Some(Severity::Info)), 1);
+}

@@ -1,0 +1,142 @@
+//! The posture audit against moto: a registry seeded with one instance of each problem the local stack can
+//! hold, next to clean repositories; the audit must report exactly those problems and nothing on the clean
+//! ones. (moto lacks pull-through cache rules: that read is reported as incomplete, as any unsupported read is.)
+
+use aws_sdk_ecr::types::{
+    ImageScanningConfiguration, ImageTagMutability, ReplicationConfiguration, ReplicationDestination, ReplicationRule,
+};
+use integration_tests::{Stack, unique};
+use std::collections::BTreeSet;
+use warden::audit::{Check, evaluate, render};
+use warden::aws::audit::{Readers, snapshot};
+use warden::aws::ledger::Ledger;
+use warden::policy::{Classification, Policy};
+
+fn policy(run: &str) -> Policy {
+    let text = format!(
+        r#"
+version = 1
+default-class = "unmanaged"
+
+[[class]]
+name = "production"
+repositories = ["{run}/prod/*"]
+
+[class.tags]
+allowed = ["v*", "sha-*"]
+protected = ["v*"]
+remediation = "report"
+
+[class.gate]
+max = {{ critical = 0 }}
+promote = ["{{tag}}-approved"]
+
+[class.lifecycle]
+
+[[class.lifecycle.native]]
+rulePriority = 1
+selection = {{ tagStatus = "untagged", countType = "sinceImagePushed", countUnit = "days", countNumber = 14 }}
+action = {{ type = "expire" }}
+
+[[class]]
+name = "development"
+repositories = ["{run}/dev/*"]
+
+[class.tags]
+allowed = ["pr-*"]
+remediation = "untag"
+
+[class.lifecycle.retention]
+
+[[class.lifecycle.retention.rule]]
+priority = 1
+tag-status = "untagged"
+count-type = "since-image-pushed"
+count = 3
+"#
+    );
+    Policy::from_toml(&text, "audit.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A repository as its class wants it: tag mutability, the native policy, scan on push.
+async fn clean(stack: &Stack, policy: &Policy, name: &str) {
+    let scanning = ImageScanningConfiguration::builder().scan_on_push(true).build();
+    let created = stack.ecr.create_repository().repository_name(name).image_scanning_configuration(scanning);
+    created.image_tag_mutability(ImageTagMutability::Mutable).send().await.expect("repository");
+    let Classification::Managed(class) = policy.classify(name) else { return };
+    if let Some(rules) = &class.tags {
+        warden::aws::ecr::put_mutability(&stack.ecr, name, &rules.mutability).await.expect("mutability");
+    }
+    if let Some(native) = class.lifecycle.as_ref().and_then(|l| l.native.as_ref()) {
+        warden::aws::retention::put_policy(&stack.ecr, name, &native.text).await.expect("lifecycle policy");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_finds_each_seeded_problem_and_nothing_on_the_clean_repositories() {
+    let stack = Stack::new().await;
+    let run = unique("audit");
+    let policy = policy(&run);
+    let name = |path: &str| format!("{run}/{path}");
+    for path in ["prod/api", "prod/public", "prod/forged", "dev/web"] {
+        clean(&stack, &policy, &name(path)).await;
+    }
+    // Drifted: created mutable by hand, no lifecycle policy, no scan on push.
+    stack.create_repository(&name("prod/drifted"), ImageTagMutability::Mutable).await;
+    stack.create_repository(&name("misc/tools"), ImageTagMutability::Mutable).await;
+    let open = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Everyone","Effect":"Allow","Principal":"*","Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer"]}]}"#;
+    stack
+        .ecr
+        .set_repository_policy()
+        .repository_name(name("prod/public"))
+        .policy_text(open)
+        .send()
+        .await
+        .expect("policy");
+    // A hand-pushed approval: the tag exists, the ledger has no record of it.
+    stack.push(&name("prod/forged"), "release", Some("v1.0.0")).await;
+    stack.push(&name("prod/forged"), "release", Some("v1.0.0-approved")).await;
+    stack.push(&name("prod/api"), "api", Some("v2.0.0")).await;
+    let destination =
+        ReplicationDestination::builder().region("eu-west-1").registry_id("123456789012").build().expect("destination");
+    let everything = ReplicationRule::builder().destinations(destination).build().expect("rule");
+    let replication = ReplicationConfiguration::builder().rules(everything).build().expect("configuration");
+    stack.ecr.put_replication_configuration().replication_configuration(replication).send().await.expect("replication");
+
+    let sdk = stack.inspector_sdk();
+    let inspector = aws_sdk_inspector2::Client::new(&sdk);
+    let ledger = Ledger::new(stack.dynamodb.clone(), stack.table.clone());
+    let readers = Readers { ecr: &stack.ecr, inspector: &inspector, ledger: Some(&ledger) };
+    let snapshot = snapshot(readers, &policy, ("123456789012", "us-east-1"), &mut |_, _| {}).await.expect("snapshot");
+    let findings = evaluate(&[snapshot], &policy, chrono::Utc::now().date_naive());
+
+    // Ours (and the registry's own settings): other tests share moto's registry.
+    let ours: BTreeSet<(Check, String)> = findings
+        .iter()
+        .filter(|f| f.resource.starts_with(&run) || f.resource == "registry")
+        .map(|f| (f.check, f.resource.clone()))
+        .collect();
+    let expected: BTreeSet<(Check, String)> = [
+        (Check::TagMutabilityDrift, name("prod/drifted")),
+        (Check::MutableReleaseTags, name("prod/drifted")),
+        (Check::LifecyclePolicyDrift, name("prod/drifted")),
+        (Check::ScanCoverageGap, name("prod/drifted")),
+        (Check::RepositoryPolicyPublic, name("prod/public")),
+        (Check::ForgedApproval, name("prod/forged")),
+        (Check::UnmanagedRepository, name("misc/tools")),
+        (Check::ReplicationUnscoped, "registry".to_owned()),
+        (Check::AuditIncomplete, "registry".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let reset = ReplicationConfiguration::builder().set_rules(Some(vec![])).build().expect("configuration");
+    stack.ecr.put_replication_configuration().replication_configuration(reset).send().await.expect("reset");
+    assert_eq!(ours, expected, "{}", render::table(&findings));
+    let incomplete = findings.iter().find(|f| f.check == Check::AuditIncomplete).expect("incomplete");
+    assert!(incomplete.message.starts_with("ecr:DescribePullThroughCacheRules could not be read"), "{incomplete:?}");
+    for clean in ["prod/api", "dev/web"] {
+        assert!(!findings.iter().any(|f| f.resource == name(clean)), "{clean}: {}", render::table(&findings));
+    }
+    let json = render::json(&findings);
+    assert_eq!(json["summary"]["total"], findings.len());
+}
