@@ -101,6 +101,8 @@ async fn audit(args: &AuditArgs) -> Result<Vec<Finding>, String> {
         };
         let read = snapshot(readers, &policy, (&account, region), &mut progress).await;
         snapshots.push(read.map_err(|e| format!("{region}: {e}"))?);
+        let calls: Vec<String> = clients.calls.snapshot().iter().map(|(call, n)| format!("{call}×{n}")).collect();
+        eprintln!("{region}: AWS calls {}", calls.join(", "));
     }
     Ok(evaluate(&snapshots, &policy, chrono::Utc::now().date_naive()))
 }

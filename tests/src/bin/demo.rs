@@ -180,6 +180,7 @@ async fn demo() -> ExitCode {
     };
     run(&mut demo).await;
     lifecycle_story(&mut demo).await;
+    audit_story(&mut demo);
 
     println!("\n\x1b[1mNotifications, as an SQS subscriber of the topic received them\x1b[0m");
     let messages = demo.notifications().await.to_vec();
@@ -719,6 +720,43 @@ async fn lifecycle_story(demo: &mut Demo) {
          would expire (one summary sent)",
     );
     demo.check(unchanged, "dev/checkout-ui: nothing more to delete, pr-1300-1 is still running");
+}
+
+/// The registry's posture after the story: `warden audit` over every repository, the ledger's approvals
+/// included. What the functions keep right must not show up; what no function manages must.
+fn audit_story(demo: &mut Demo) {
+    demo.title("Where the registry stands now: `warden audit --json --table ecr-warden-ledger`");
+    let report = match demo.warden(&["audit", "--json", "--table", TABLE]) {
+        // The JSON on stdout, then the progress lines of stderr.
+        Ok((true, text)) => serde_json::Deserializer::from_str(&text).into_iter::<Value>().next().and_then(Result::ok),
+        Ok((false, text)) | Err(text) => {
+            println!("   {}", text.trim().replace('\n', "\n   "));
+            None
+        }
+    };
+    let Some(report) = report else {
+        demo.check(false, "the audit ran");
+        return;
+    };
+    let findings = report["findings"].as_array().cloned().unwrap_or_default();
+    for finding in &findings {
+        println!(
+            "   {:<8} {:<26} {}: {}",
+            finding["severity"].as_str().unwrap_or_default(),
+            finding["check"].as_str().unwrap_or_default(),
+            finding["resource"].as_str().unwrap_or_default(),
+            finding["message"].as_str().unwrap_or_default()
+        );
+    }
+    let found = |check: &str| findings.iter().filter(|f| f["check"] == check).count();
+    demo.check(report["schema"] == "ecr-warden.audit/v1", "one report of every repository and the registry's settings");
+    demo.check(
+        found("forged-approval") == 0 && found("tag-mutability-drift") == 0 && found("lifecycle-policy-drift") == 0,
+        "nothing the functions keep right is flagged: every promotion tag has its approval, every mutability and native policy is its class's",
+    );
+    let sandbox =
+        findings.iter().any(|f| f["check"] == "unmanaged-repository" && f["resource"] == "sandbox/experiments");
+    demo.check(sandbox, "what no class manages is named: sandbox/experiments");
 }
 
 /// The current lifecycle policy text of a repository (GetLifecyclePolicy), or None.
