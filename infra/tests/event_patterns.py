@@ -101,7 +101,11 @@ MATCHED_BY_NONE = [
 ]
 
 # Functions with a scheduled sweep, and the parameter its schedule must come from.
-SCHEDULES = {"TagGuardFunction.Sweep": "TagGuardSweepSchedule", "LifecycleFunction.Sweep": "LifecycleSweepSchedule"}
+SCHEDULES = {
+    "TagGuardFunction.Sweep": "TagGuardSweepSchedule",
+    "LifecycleFunction.Sweep": "LifecycleSweepSchedule",
+    "AuditFunction.Audit": "AuditSchedule",
+}
 
 MARKER = "urn:ecr-warden:sample:"
 

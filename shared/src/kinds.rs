@@ -31,6 +31,8 @@ pub const KINDS: &[&str] = &[
     "scan-frequency-changed",
     "lifecycle-expired",
     "protected-tag-deleted",
+    // audit
+    "audit-findings",
 ];
 
 /// How a topic's messages are written.

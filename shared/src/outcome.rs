@@ -65,6 +65,14 @@ words! {
     }
 }
 
+words! {
+    /// What the scheduled audit found.
+    AuditDecision {
+        Clean => "audit-clean",
+        Findings => "audit-findings",
+    }
+}
+
 /// What a function decided about an event: one word in the outcome's JSON, from the function's own set.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Decision {
@@ -74,6 +82,7 @@ pub enum Decision {
     TagGuard(Verdict),
     ScanGate(GateDecision),
     Lifecycle(LifecycleDecision),
+    Audit(AuditDecision),
     /// notify: the kind of the notification the event became.
     Notified(&'static str),
     /// notify: the event's notification was sent before (a replay).
@@ -87,6 +96,7 @@ impl Decision {
             Decision::TagGuard(verdict) => verdict.as_str(),
             Decision::ScanGate(decision) => decision.as_str(),
             Decision::Lifecycle(decision) => decision.as_str(),
+            Decision::Audit(decision) => decision.as_str(),
             Decision::Notified(kind) => kind,
             Decision::AlreadyNotified => "already-notified",
         }
@@ -121,6 +131,12 @@ impl From<Verdict> for Decision {
 impl From<GateDecision> for Decision {
     fn from(decision: GateDecision) -> Self {
         Decision::ScanGate(decision)
+    }
+}
+
+impl From<AuditDecision> for Decision {
+    fn from(decision: AuditDecision) -> Self {
+        Decision::Audit(decision)
     }
 }
 

@@ -12,6 +12,10 @@ use warden::aws::audit::{Readers, snapshot};
 use warden::aws::ledger::Ledger;
 use warden::policy::{Classification, Policy};
 
+/// Both tests read the whole shared registry, and the first changes it: one at a time, so the second's two
+/// audits see the same registry.
+static REGISTRY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn policy(run: &str) -> Policy {
     let text = format!(
         r#"
@@ -74,6 +78,7 @@ async fn clean(stack: &Stack, policy: &Policy, name: &str) {
 
 #[tokio::test]
 async fn the_audit_finds_each_seeded_problem_and_nothing_on_the_clean_repositories() {
+    let _registry = REGISTRY.lock().await;
     let stack = Stack::new().await;
     let run = unique("audit");
     let policy = policy(&run);
@@ -139,4 +144,38 @@ async fn the_audit_finds_each_seeded_problem_and_nothing_on_the_clean_repositori
     }
     let json = render::json(&findings);
     assert_eq!(json["summary"]["total"], findings.len());
+}
+
+/// The scheduled function over the same shared registry: one summary, then silence while the findings stand;
+/// every call it makes is one its role in infra/template.yaml allows.
+#[tokio::test]
+async fn the_scheduled_audit_tells_once_and_calls_only_what_its_role_allows() {
+    let _registry = REGISTRY.lock().await;
+    let stack = Stack::new().await;
+    let sdk = stack.inspector_sdk();
+    let config = warden::config::Config {
+        ledger_table: Some(stack.table.clone()),
+        topic_arn: Some(stack.topic_arn.clone()),
+        ..warden::config::Config::default()
+    };
+    let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("policy");
+    let clients = warden::aws::Clients::new(&stack.sdk);
+    let audit = audit::Audit::new(policy, config, clients, aws_sdk_inspector2::Client::new(&sdk)).expect("audit");
+    let schedule: serde_json::Value =
+        serde_json::from_str(include_str!("../../events/scheduler.json")).expect("sample");
+
+    let first = audit.handle(schedule.clone(), &integration_tests::invocation()).await.expect("audited");
+    assert_eq!(first.decision, "audit-findings", "{:?}", first.reasons);
+    let denied = integration_tests::calls_its_role_denies("Audit", first.aws_calls.keys());
+    assert!(denied.is_empty(), "AuditRole in infra/template.yaml lacks {denied:?}");
+    assert!(first.aws_calls.keys().all(|c| !c.starts_with("ECR.Put") && !c.starts_with("ECR.BatchDelete")));
+    let messages = stack.messages().await;
+    assert_eq!(messages.len(), 1, "one summary");
+    let body: serde_json::Value =
+        serde_json::from_str(messages[0]["Message"].as_str().expect("message")).expect("json");
+    assert_eq!(body["kind"], "audit-findings");
+
+    let again = audit.handle(schedule, &integration_tests::invocation()).await.expect("audited");
+    assert!(!again.notified, "unchanged findings are not told again");
+    assert!(stack.messages().await.is_empty());
 }

@@ -11,6 +11,7 @@ use crate::error::aws_error;
 use crate::pattern::Pattern;
 use crate::policy::{Classification, Policy};
 use aws_sdk_ecr::Client;
+use futures_util::stream::{self, StreamExt};
 use std::collections::BTreeSet;
 
 /// The clients an audit reads with: Inspector only where enhanced scanning is on, the ledger for ecr-warden's
@@ -21,6 +22,9 @@ pub struct Readers<'a> {
     pub inspector: &'a aws_sdk_inspector2::Client,
     pub ledger: Option<&'a Ledger>,
 }
+
+/// How many repositories are read at once.
+pub const CONCURRENT_REPOSITORIES: usize = 4;
 
 fn failed<T>(call: &str, error: WardenError) -> Read<T> {
     let why = match error {
@@ -44,10 +48,15 @@ pub async fn snapshot(
     let listed = list_repositories(readers.ecr).await?;
     let scanning = read("ecr:GetRegistryScanningConfiguration", scanning(readers.ecr).await);
     let enhanced = scanning.got().is_some_and(|s| s.enhanced);
+    // A few repositories read at once, in order: each read is a handful of sequential calls, and the SDK's
+    // retries absorb ECR's throttling should the account's quotas be met.
+    let mut reads = stream::iter(&listed)
+        .map(|(raw, scan_on_push, encryption)| repository(readers, policy, raw, (*scan_on_push, encryption), enhanced))
+        .buffered(CONCURRENT_REPOSITORIES);
     let mut repositories = Vec::with_capacity(listed.len());
-    for (done, (raw, scan_on_push, encryption)) in listed.iter().enumerate() {
-        repositories.push(repository(readers, policy, raw, (*scan_on_push, encryption), enhanced).await);
-        progress(done + 1, listed.len());
+    while let Some(read) = reads.next().await {
+        repositories.push(read);
+        progress(repositories.len(), listed.len());
     }
     Ok(Snapshot {
         account: account.to_owned(),

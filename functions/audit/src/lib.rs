@@ -1,0 +1,101 @@
+//! audit: the registry posture audit on a schedule. Reads this account's registry in this region, checks it
+//! against the policy (`warden::audit`), and tells operators when the findings change, and weekly while they
+//! stand: one summary, never one message per run or per finding. Read-only: it changes nothing in ECR.
+
+use chrono::Utc;
+use serde_json::Value;
+use warden::WardenError;
+use warden::audit::{Finding, evaluate};
+use warden::aws::Clients;
+use warden::aws::audit::{Readers, snapshot};
+use warden::config::Config;
+use warden::delivery::{Report, Said};
+use warden::event::EventKind;
+use warden::handler::{Base, Context};
+use warden::invocation::Invocation;
+use warden::kinds::Severity;
+use warden::outcome::{AuditDecision, Outcome};
+use warden::policy::Policy;
+
+pub const FUNCTION: &str = "audit";
+/// The notification kind of the audit's summary.
+pub const KIND: &str = "audit-findings";
+
+#[derive(Debug)]
+pub struct Audit {
+    pub(crate) base: Base,
+    inspector: aws_sdk_inspector2::Client,
+}
+
+impl Audit {
+    pub fn new(
+        policy: Policy,
+        config: Config,
+        clients: Clients,
+        inspector: aws_sdk_inspector2::Client,
+    ) -> Result<Self, WardenError> {
+        Ok(Self { base: Base::new(FUNCTION, policy, config, clients)?, inspector })
+    }
+
+    pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
+        let started = self.base.start();
+        let event = warden::event::parse(payload)?;
+        let cx = self.base.context(&event, invocation);
+        let outcome = match (self.base.refuse(&cx), &event.kind) {
+            (Some(refused), _) => refused,
+            // Boxed: the read and delivery futures together are too deep a type nested in the runtime's.
+            (None, EventKind::Scheduled(_)) => Box::pin(self.audit(&cx)).await?,
+            (None, _) => self.base.not_handled(&cx),
+        };
+        Ok(self.base.finish(outcome, started))
+    }
+
+    async fn audit(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {
+        // The door admitted the event, so the function knows its account and region.
+        let home = cx.home.as_ref().ok_or_else(|| WardenError::Config("the function's account is unknown".into()))?;
+        let readers =
+            Readers { ecr: &self.base.clients.ecr, inspector: &self.inspector, ledger: Some(&self.base.ledger) };
+        let registry = snapshot(readers, &self.base.policy, (&home.account, &home.region), &mut |_, _| {}).await?;
+        let repositories = registry.repositories.len();
+        let findings = evaluate(&[registry], &self.base.policy, Utc::now().date_naive());
+        let mut outcome = self.base.skipped(cx, "");
+        outcome.reasons = vec![summary(repositories, &findings)];
+        outcome.reasons.extend(findings.iter().map(line));
+        if findings.is_empty() {
+            outcome.decision = AuditDecision::Clean.into();
+            outcome.notified = self.base.report(cx, Report::Silent).await?;
+            return Ok(outcome);
+        }
+        outcome.decision = AuditDecision::Findings.into();
+        let severity = findings.iter().map(|f| f.severity).max().unwrap_or(Severity::Info);
+        let notification = self.base.notification(cx, KIND, &outcome, "reported", outcome.reasons.clone(), severity);
+        let report = standing(notification, &findings);
+        outcome.notified = self.base.report(cx, report).await?;
+        Ok(outcome)
+    }
+}
+
+/// The summary's first line: how much was read, how much was found.
+fn summary(repositories: usize, findings: &[Finding]) -> String {
+    let (critical, warning, info) = warden::audit::render::counts(findings);
+    format!("{repositories} repositories audited: {critical} critical, {warning} warning, {info} info findings")
+}
+
+/// One finding as a line of the summary.
+fn line(finding: &Finding) -> String {
+    format!("{} {} {}: {}", finding.severity.as_str(), finding.check.id(), finding.resource, finding.message)
+}
+
+/// The standing report of a set of findings: told when the set changes (its fingerprint), and weekly.
+fn standing(notification: warden::notify::Notification, findings: &[Finding]) -> Report {
+    let lines: Vec<String> = findings.iter().map(line).collect();
+    Report::Standing {
+        said: Said::once(notification),
+        pk: format!("STANDING#{FUNCTION}"),
+        sk: KIND.to_owned(),
+        fingerprint: warden::fingerprint::of_lines(&lines),
+    }
+}
+
+#[cfg(test)]
+mod tests;

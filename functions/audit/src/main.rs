@@ -1,0 +1,21 @@
+//! audit Lambda: wiring only. The behaviour lives in `lib.rs` and `warden::audit`.
+
+use audit::Audit;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+use warden::{aws::Clients, config::Config, invocation::Invocation, policy::Policy};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let policy = Policy::from_env()?;
+    let config = Config::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let clients = Clients::new(&sdk);
+    let inspector = clients.inspector(&sdk);
+    let audit = &Audit::new(policy, config, clients, inspector)?;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        audit.handle(event.payload, &Invocation::from(&event.context)).await
+    }))
+    .await
+}
