@@ -3,7 +3,7 @@
 use super::documents::{broad_statements, public_statements};
 use super::{At, Check, Finding, Read, Repository, Snapshot, incomplete};
 use crate::kinds::Severity;
-use crate::policy::{Class, Classification, Policy, Remediation, TagRules};
+use crate::policy::{Class, Classification, Encryption, Policy, Remediation, TagRules};
 
 /// Untagged images above this many in one repository are an accumulation worth a look.
 pub const UNTAGGED_COUNT_THRESHOLD: usize = 100;
@@ -41,6 +41,7 @@ pub fn repository(snapshot: &Snapshot, repository: &Repository, policy: &Policy)
     findings.extend(lifecycle(&at, repository, class));
     findings.extend(scan_coverage_gap(&at, repository, snapshot));
     findings.extend(findings_unacted(&at, repository, class));
+    findings.extend(encryption_aes256(&at, repository, class));
     findings.extend(forged_approval(&at, repository));
     findings
 }
@@ -165,6 +166,23 @@ pub fn findings_unacted(at: &At<'_>, repository: &Repository, class: &Class) -> 
     let fix = format!("give class `{}` a `[class.gate]` (promotion only when the findings pass)", class.name);
     let source = "ECR guide: not acting on scan results".to_owned();
     Some(at.finding(Check::FindingsUnacted, Severity::Warning, message, (fix, source)))
+}
+
+/// AES-256 where the class expects KMS.
+pub fn encryption_aes256(at: &At<'_>, repository: &Repository, class: &Class) -> Option<Finding> {
+    if class.encryption != Some(Encryption::Kms) || repository.encryption != "AES256" {
+        return None;
+    }
+    let message = format!(
+        "encrypted with AES256; class `{}` expects KMS (key policies, rotation, key use in CloudTrail)",
+        class.name
+    );
+    let fix = format!(
+        "ECR cannot change a repository's encryption: create it anew with --encryption-configuration encryptionType=KMS (or a repository creation template) and copy the images of {}",
+        repository.name
+    );
+    let source = format!("class `{}` encryption", class.name);
+    Some(at.finding(Check::EncryptionAes256, Severity::Info, message, (fix, source)))
 }
 
 /// Promotion- or quarantine-shaped tags ecr-warden holds no record of.

@@ -129,6 +129,7 @@ pub enum Check {
     ReplicationUnscoped,
     PullThroughCacheRegions,
     UntaggedAccumulation,
+    EncryptionAes256,
     AllowlistExpired,
     AllowlistStale,
     ForgedApproval,
@@ -137,7 +138,7 @@ pub enum Check {
 }
 
 impl Check {
-    pub const ALL: [Check; 17] = [
+    pub const ALL: [Check; 18] = [
         Check::TagMutabilityDrift,
         Check::MutableReleaseTags,
         Check::NoLifecyclePolicy,
@@ -150,6 +151,7 @@ impl Check {
         Check::ReplicationUnscoped,
         Check::PullThroughCacheRegions,
         Check::UntaggedAccumulation,
+        Check::EncryptionAes256,
         Check::AllowlistExpired,
         Check::AllowlistStale,
         Check::ForgedApproval,
@@ -171,6 +173,7 @@ impl Check {
             Check::ReplicationUnscoped => "replication-unscoped",
             Check::PullThroughCacheRegions => "pull-through-cache-regions",
             Check::UntaggedAccumulation => "untagged-accumulation",
+            Check::EncryptionAes256 => "encryption-aes256",
             Check::AllowlistExpired => "allowlist-expired",
             Check::AllowlistStale => "allowlist-stale",
             Check::ForgedApproval => "forged-approval",

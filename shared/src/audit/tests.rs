@@ -46,6 +46,7 @@ action = { type = "expire" }
 [[class]]
 name = "development"
 repositories = ["dev/*"]
+encryption = "kms"
 
 [class.tags]
 allowed = ["pr-*"]
@@ -72,7 +73,7 @@ fn clean(name: &str) -> Repository {
     Repository {
         name: name.into(),
         mutability: mutability.unwrap_or_else(|| MutabilitySetting::new(EcrMutability::Immutable, vec![])),
-        encryption: "AES256".into(),
+        encryption: if name.starts_with("dev/") { "KMS".into() } else { "AES256".into() },
         scan_on_push: true,
         lifecycle_policy: Read::Got(Some(NATIVE.into())),
         policy: Read::Got(None),
@@ -116,7 +117,8 @@ fn a_clean_registry_has_no_finding_but_the_stale_allowlist_entries() {
 #[test]
 fn each_repository_check_fires_on_its_problem_and_only_there() {
     type Spoil = fn(&mut Repository);
-    let table: [(&str, Spoil, Check); 10] = [
+    let table: [(&str, Spoil, Check); 11] = [
+        ("dev/k", |r| r.encryption = "AES256".into(), Check::EncryptionAes256),
         (
             "prod/a",
             |r| r.mutability = MutabilitySetting::new(EcrMutability::Mutable, vec![]),
@@ -274,7 +276,7 @@ fn policy_documents_public_and_broad() {
 fn every_check_has_a_stable_kebab_case_id() {
     let ids: std::collections::BTreeSet<&str> = Check::ALL.iter().map(|c| c.id()).collect();
     assert_eq!(ids.len(), Check::ALL.len());
-    assert!(ids.iter().all(|id| id.chars().all(|c| c.is_ascii_lowercase() || c == '-')));
+    assert!(ids.iter().all(|id| id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')));
     let finding = At { account: "1", region: "r", resource: "x" }.finding(
         Check::ScanCoverageGap,
         Severity::Warning,
@@ -362,4 +364,16 @@ fn fail_on_sets_the_exit_code_at_or_above_its_severity() {
     assert_eq!(render::exit_code(&findings, Some(Severity::Critical)), 1);
     assert_eq!(render::exit_code(&findings[1..], Some(Severity::Warning)), 0);
     assert_eq!(render::exit_code(&findings[1..], Some(Severity::Info)), 1);
+}
+
+#[test]
+fn a_class_says_which_encryption_it_expects() {
+    let bad = POLICY.replacen("encryption = \"kms\"", "encryption = \"rot13\"", 1);
+    let error = Policy::from_toml(&bad, "audit.toml").expect_err("invalid").to_string();
+    assert!(error.contains("encryption") && error.contains("`rot13` is not one of aes256, kms"), "{error}");
+    let policy = policy();
+    let crate::policy::Classification::Managed(dev) = policy.classify("dev/web") else { panic!("managed") };
+    assert_eq!(dev.encryption, Some(crate::policy::Encryption::Kms));
+    let crate::policy::Classification::Managed(prod) = policy.classify("prod/api") else { panic!("managed") };
+    assert_eq!(prod.encryption, None);
 }

@@ -94,6 +94,18 @@ pub struct Class {
     pub gate: Option<GateRules>,
     /// Native lifecycle policy and extended retention; `None` when the class declares neither.
     pub lifecycle: Option<LifecycleRules>,
+    /// The encryption its repositories are expected to use (`encryption = "kms"`); `None`: either.
+    pub encryption: Option<Encryption>,
+}
+
+/// How a class expects its repositories' images to be encrypted at rest: what the audit checks (ECR cannot
+/// change a repository's encryption after it is created).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// ECR's default, AES-256 with keys ECR manages.
+    Aes256,
+    /// AWS KMS (`KMS` or `KMS_DSSE`): key policies, rotation and CloudTrail records of key use.
+    Kms,
 }
 
 /// A tag ecr-warden adds itself. Pushed by anyone else it is a forgery: tag-guard believes one only when the

@@ -2,7 +2,7 @@
 
 use super::gate::OnFailure;
 use super::tags::Remediation;
-use super::{Class, Limits, Policy, PolicyError, PolicyErrors, UNMANAGED};
+use super::{Class, Encryption, Limits, Policy, PolicyError, PolicyErrors, UNMANAGED};
 use crate::kinds::{Format, Severity as NotifySeverity};
 use crate::pattern::Pattern;
 use serde::Deserialize;
@@ -84,6 +84,8 @@ struct RawClass {
     gate: Option<Spanned<RawGate>>,
     #[serde(default)]
     lifecycle: Option<Spanned<RawLifecycle>>,
+    #[serde(default)]
+    encryption: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,7 +379,15 @@ fn compile_class(index: usize, spanned: &Spanned<RawClass>, errors: &mut Errors<
         tags.promotion = gate.as_ref().map(|g| g.promote.clone()).unwrap_or_default();
         tags
     });
-    Some(Class { name, repositories: repositories?, managed, tags, gate, lifecycle })
+    let encryption = raw.encryption.as_ref().and_then(|text| match text.get_ref().to_ascii_lowercase().as_str() {
+        "aes256" => Some(Encryption::Aes256),
+        "kms" => Some(Encryption::Kms),
+        other => {
+            errors.push(Some(text.span()), format!("{key}.encryption"), format!("`{other}` is not one of aes256, kms"));
+            None
+        }
+    });
+    Some(Class { name, repositories: repositories?, managed, tags, gate, lifecycle, encryption })
 }
 
 /// Parses a pattern list; wildcards may only use characters a matching name can contain.
