@@ -54,6 +54,24 @@ impl Base {
         Ok(Self { function, policy, config, clients, ledger })
     }
 
+    /// The frame of every invocation: the event parsed once, refused at the door (another account or region)
+    /// or handed to `dispatch`, and the outcome finished with the AWS calls it cost.
+    pub async fn run(
+        &self,
+        payload: serde_json::Value,
+        invocation: &Invocation,
+        dispatch: impl AsyncFnOnce(&Context<'_>) -> Result<Outcome, WardenError>,
+    ) -> Result<Outcome, WardenError> {
+        let started = self.start();
+        let event = crate::event::parse(payload)?;
+        let cx = self.context(&event, invocation);
+        let outcome = match self.refuse(&cx) {
+            Some(refused) => refused,
+            None => dispatch(&cx).await?,
+        };
+        Ok(self.finish(outcome, started))
+    }
+
     /// Where an invocation starts: the calls made so far, to report this event's own.
     pub fn start(&self) -> Started {
         Started(self.clients.calls.snapshot())

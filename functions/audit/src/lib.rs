@@ -38,16 +38,13 @@ impl Audit {
     }
 
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
-        let started = self.base.start();
-        let event = warden::event::parse(payload)?;
-        let cx = self.base.context(&event, invocation);
-        let outcome = match (self.base.refuse(&cx), &event.kind) {
-            (Some(refused), _) => refused,
-            // Boxed: the read and delivery futures together are too deep a type nested in the runtime's.
-            (None, EventKind::Scheduled(_)) => Box::pin(self.audit(&cx)).await?,
-            (None, _) => self.base.not_handled(&cx),
-        };
-        Ok(self.base.finish(outcome, started))
+        self.base
+            .run(payload, invocation, async |cx| match &cx.event.kind {
+                // Boxed: the read and delivery futures together are too deep a type nested in the runtime's.
+                EventKind::Scheduled(_) => Box::pin(self.audit(cx)).await,
+                _ => Ok(self.base.not_handled(cx)),
+            })
+            .await
     }
 
     async fn audit(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {

@@ -114,24 +114,19 @@ impl Lifecycle {
 
     /// Handles one EventBridge event. The invocation's deadline stops sweeps and deletions in time.
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
-        let started = self.base.start();
-        let event = warden::event::parse(payload)?;
-        let cx = self.base.context(&event, invocation);
-        if let Some(refused) = self.base.refuse(&cx) {
-            return Ok(self.base.finish(refused, started));
-        }
-        let outcome = match &event.kind {
-            EventKind::CreateRepository(call) => self.on_create_repository(&cx, call).await?,
-            EventKind::Scheduled(sweep) => self.on_sweep(&cx, sweep).await?,
-            EventKind::ImageAction(push) if push.action_type == ImageActionType::Push => {
-                self.on_push(&cx, push).await?
-            }
+        self.base.run(payload, invocation, async |cx| self.dispatch(cx).await).await
+    }
+
+    async fn dispatch(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {
+        Ok(match &cx.event.kind {
+            EventKind::CreateRepository(call) => self.on_create_repository(cx, call).await?,
+            EventKind::Scheduled(sweep) => self.on_sweep(cx, sweep).await?,
+            EventKind::ImageAction(push) if push.action_type == ImageActionType::Push => self.on_push(cx, push).await?,
             EventKind::DeleteRepository(call) => {
-                self.base.skipped(&cx, format!("repository {} was deleted", call.repository_name))
+                self.base.skipped(cx, format!("repository {} was deleted", call.repository_name))
             }
-            _ => self.base.not_handled(&cx),
-        };
-        Ok(self.base.finish(outcome, started))
+            _ => self.base.not_handled(cx),
+        })
     }
 
     async fn on_create_repository(&self, cx: &Context<'_>, call: &RepositoryApiCall) -> Result<Outcome, WardenError> {

@@ -25,16 +25,9 @@ impl Notify {
     }
 
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
-        let started = self.base.start();
-        let event = warden::event::parse(payload)?;
-        let cx = self.base.context(&event, invocation);
-        let outcome = match self.base.refuse(&cx) {
-            Some(refused) => refused,
-            // Boxed: the future of the whole send path (claim, publish, release on failure) is too deep a type
-            // for the compiler's layout query when nested in the runtime's.
-            None => Box::pin(self.notify(&cx)).await?,
-        };
-        Ok(self.base.finish(outcome, started))
+        // Boxed: the future of the whole send path (claim, publish, release on failure) is too deep a type for
+        // the compiler's layout query when nested in the runtime's.
+        self.base.run(payload, invocation, async |cx| Box::pin(self.notify(cx)).await).await
     }
 
     async fn notify(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {

@@ -67,15 +67,8 @@ impl ScanGate {
     }
 
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
-        let started = self.base.start();
-        let event = warden::event::parse(payload)?;
-        let cx = self.base.context(&event, invocation);
-        let outcome = match self.base.refuse(&cx) {
-            Some(refused) => refused,
-            // Boxed: the nested futures are otherwise too deep for the compiler's layout computation.
-            None => Box::pin(self.dispatch(&cx)).await?,
-        };
-        Ok(self.base.finish(outcome, started))
+        // Boxed: the nested futures are otherwise too deep for the compiler's layout computation.
+        self.base.run(payload, invocation, async |cx| Box::pin(self.dispatch(cx)).await).await
     }
 
     async fn dispatch(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {

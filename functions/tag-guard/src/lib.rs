@@ -43,14 +43,7 @@ impl TagGuard {
 
     /// Handles one EventBridge event and reports what happened.
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
-        let started = self.base.start();
-        let event = warden::event::parse(payload)?;
-        let cx = self.base.context(&event, invocation);
-        let outcome = match self.base.refuse(&cx) {
-            Some(refused) => refused,
-            None => self.dispatch(&cx).await?,
-        };
-        Ok(self.base.finish(outcome, started))
+        self.base.run(payload, invocation, async |cx| self.dispatch(cx).await).await
     }
 
     async fn dispatch(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {
