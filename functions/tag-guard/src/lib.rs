@@ -43,7 +43,8 @@ impl TagGuard {
 
     /// Handles one EventBridge event and reports what happened.
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
-        self.base.run(payload, invocation, async |cx| self.dispatch(cx).await).await
+        // Boxed: the frame's future nested in the runtime's is otherwise too deep for the compiler's layout query.
+        self.base.run(payload, invocation, async |cx| Box::pin(self.dispatch(cx)).await).await
     }
 
     async fn dispatch(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {
