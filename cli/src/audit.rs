@@ -18,7 +18,8 @@ pub struct AuditArgs {
     /// The policy file (default: the policy compiled into this build).
     #[arg(long)]
     policy: Option<PathBuf>,
-    /// The ledger table with ecr-warden's approval records (without it every promotion tag counts as unrecorded).
+    /// The ledger table with ecr-warden's approval records (without it, repositories holding promotion tags
+    /// are reported as `audit-incomplete`, never as forged).
     #[arg(long, env = LEDGER_TABLE_ENV)]
     table: Option<String>,
     /// Print `ecr-warden.audit/v1` JSON.

@@ -158,7 +158,8 @@ async fn images(ecr: &Client, repository: &str) -> Result<Images, WardenError> {
 }
 
 /// The repository's promotion- or quarantine-shaped tags without an approval record in the ledger (one Query,
-/// only where such tags exist). Without a ledger every such tag counts as unrecorded.
+/// only where such tags exist). Without a ledger the records cannot be read: an error, so the audit reports the
+/// read as incomplete instead of calling every such tag forged.
 async fn unrecorded(
     ledger: Option<&Ledger>,
     policy: &Policy,
@@ -170,10 +171,11 @@ async fn unrecorded(
     if shaped.is_empty() {
         return Ok(vec![]);
     }
-    let recorded: BTreeSet<(String, String)> = match ledger {
-        Some(ledger) => ledger.own_tags(repository).await?.into_iter().map(|r| (r.digest, r.tag)).collect(),
-        None => BTreeSet::new(),
+    let Some(ledger) = ledger else {
+        return Err(WardenError::Config("no ledger table given (--table or WARDEN_LEDGER_TABLE)".into()));
     };
+    let recorded: BTreeSet<(String, String)> =
+        ledger.own_tags(repository).await?.into_iter().map(|r| (r.digest, r.tag)).collect();
     Ok(shaped.into_iter().filter(|pair| !recorded.contains(*pair)).cloned().collect())
 }
 
@@ -297,4 +299,36 @@ async fn pull_through_cache(ecr: &Client) -> Result<Vec<String>, WardenError> {
         );
     }
     Ok(prefixes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"
+version = 1
+default-class = "unmanaged"
+
+[[class]]
+name = "production"
+repositories = ["prod/*"]
+
+[class.gate]
+max = { critical = 0 }
+promote = ["{tag}-approved"]
+"#;
+
+    #[tokio::test]
+    async fn without_a_ledger_own_shaped_tags_are_unknown_not_forged() {
+        let policy = Policy::from_toml(POLICY, "audit.toml").expect("policy");
+        let shaped = vec![("sha256:1".to_owned(), "v1-approved".to_owned())];
+        let error = unrecorded(None, &policy, "prod/api", &shaped).await.expect_err("unknown");
+        let Read::Failed { call, why } = failed::<()>("dynamodb:Query", error) else { panic!("failed") };
+        assert_eq!(call, "dynamodb:Query");
+        assert!(why.contains("no ledger table"), "{why}");
+        // Nothing shaped like ecr-warden's own: nothing to read, so no ledger is needed.
+        let plain = vec![("sha256:1".to_owned(), "v1".to_owned())];
+        assert_eq!(unrecorded(None, &policy, "prod/api", &plain).await.expect("none"), vec![]);
+        assert_eq!(unrecorded(None, &policy, "other/api", &shaped).await.expect("unmanaged"), vec![]);
+    }
 }
