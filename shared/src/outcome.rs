@@ -249,21 +249,22 @@ mod tests {
     }
 
     #[test]
-    fn a_verdicts_word_is_the_one_serde_writes() {
+    fn each_verdict_keeps_its_word_in_the_json() {
         use Verdict::*;
-        let all = [
-            Conforming,
-            Recorded,
-            Skipped,
-            NotAllowed,
-            ProtectedTagMoved,
-            TagMoved,
-            SettingsDrift,
-            SettingsOk,
-            ForgedApproval,
+        let table = [
+            (Conforming, "conforming"),
+            (Recorded, "recorded"),
+            (Skipped, "skipped"),
+            (NotAllowed, "not-allowed"),
+            (ProtectedTagMoved, "protected-tag-moved"),
+            (TagMoved, "tag-moved"),
+            (SettingsDrift, "settings-drift"),
+            (SettingsOk, "settings-ok"),
+            (ForgedApproval, "forged-approval"),
         ];
-        for verdict in all {
-            assert_eq!(serde_json::to_value(verdict).expect("json"), verdict.as_str());
+        for (verdict, word) in table {
+            assert_eq!(serde_json::to_value(verdict).expect("json"), word);
+            assert_eq!(Decision::from(verdict), word);
         }
     }
 }

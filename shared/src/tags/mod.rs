@@ -6,8 +6,7 @@ use crate::template::TagTemplate;
 use serde::Serialize;
 
 /// What a decision concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// The tag follows the class's conventions.
     Conforming,
@@ -30,7 +29,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The verdict's word in outcomes and logs.
+    /// The verdict's word in outcomes, logs and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Conforming => "conforming",
@@ -43,6 +42,12 @@ impl Verdict {
             Verdict::SettingsOk => "settings-ok",
             Verdict::ForgedApproval => "forged-approval",
         }
+    }
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
