@@ -9,18 +9,21 @@
 #   local_stack_stop         # also registered as an EXIT trap
 
 MOTO_VERSION="5.2.5"
+# For the tests' schema checks (the audit's SARIF against SARIF 2.1.0); moto brings it too, pinned here anyway.
+JSONSCHEMA_VERSION="4.26.0"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${WARDEN_VENV:-$REPO_ROOT/.venv}"
 STATE_DIR="$REPO_ROOT/.local-stack"
 
 # Creates the venv and installs moto (and any extra pip requirements given) once.
 local_stack_install() {
-  local stamp="$VENV/.moto-$MOTO_VERSION"
+  local stamp="$VENV/.moto-$MOTO_VERSION-jsonschema-$JSONSCHEMA_VERSION"
   if [[ ! -x "$VENV/bin/python" ]]; then
     python3 -m venv "$VENV"
   fi
   if [[ ! -f "$stamp" ]]; then
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
+      "jsonschema==$JSONSCHEMA_VERSION"
     touch "$stamp"
   fi
   if (($#)); then

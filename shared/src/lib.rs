@@ -14,6 +14,8 @@ pub mod event;
 pub mod fingerprint;
 pub mod fuzzing;
 pub mod gate;
+#[cfg(any(test, feature = "test-util"))]
+pub mod golden;
 #[cfg(feature = "aws")]
 pub mod handler;
 pub mod invocation;

@@ -8,6 +8,7 @@ use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
 use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_types::error::ErrorMetadata;
 use std::path::{Path, PathBuf};
+use warden::golden;
 use warden::notify::Format;
 use warden::testing::{self, Retries, TOPIC_ARN as TOPIC, sample};
 
@@ -27,7 +28,6 @@ fn policy(extra: &str) -> Policy {
 fn golden_notifications_for_every_sample() {
     let policy = policy("");
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut files: Vec<PathBuf> = std::fs::read_dir(events_dir())
         .expect("events")
         .map(|e| e.expect("entry").path())
@@ -54,34 +54,13 @@ fn golden_notifications_for_every_sample() {
                         serde_json::to_string_pretty(&value).expect("pretty") + "\n"
                     };
                     let file = golden.join(format!("{stem}.{extension}"));
-                    compare(&file, &body, update, &mut mismatches);
+                    golden::compare(&file, &body, &mut mismatches);
                 }
             }
         }
     }
-    compare(&golden.join("skipped.txt"), &skipped, update, &mut mismatches);
-    assert!(
-        mismatches.is_empty(),
-        "golden files differ (UPDATE_GOLDEN=1 to regenerate, then review):\n{}",
-        mismatches.join("\n")
-    );
-}
-
-fn compare(file: &Path, body: &str, update: bool, mismatches: &mut Vec<String>) {
-    if update {
-        std::fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
-        std::fs::write(file, body).expect("write golden");
-        return;
-    }
-    match std::fs::read_to_string(file) {
-        Ok(expected) if expected == body => {}
-        Ok(_) => mismatches.push(format!("{} differs", name(file))),
-        Err(_) => mismatches.push(format!("{} is missing", name(file))),
-    }
-}
-
-fn name(file: &Path) -> String {
-    file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    golden::compare(&golden.join("skipped.txt"), &skipped, &mut mismatches);
+    golden::assert_none(&mismatches);
 }
 
 #[test]

@@ -162,7 +162,7 @@ pub fn findings_unacted(at: &At<'_>, repository: &Repository, class: &Class) -> 
         return None;
     }
     let message =
-        format!("{critical} images carry critical findings, and class `{}` has no gate acting on them", class.name);
+        format!("{critical} image(s) carry critical findings, and class `{}` has no gate acting on them", class.name);
     let fix = format!("give class `{}` a `[class.gate]` (promotion only when the findings pass)", class.name);
     let source = "ECR guide: not acting on scan results".to_owned();
     Some(at.finding(Check::FindingsUnacted, Severity::Warning, message, (fix, source)))
@@ -189,12 +189,10 @@ pub fn encryption_aes256(at: &At<'_>, repository: &Repository, class: &Class) ->
 pub fn forged_approval(at: &At<'_>, repository: &Repository) -> Option<Finding> {
     let tags = repository.unrecorded_own_tags.got()?;
     let first = tags.first()?;
-    let message = format!(
-        "{} promotion or quarantine tags without an approval record, e.g. `{}` on {}",
-        tags.len(),
-        first.1,
-        first.0
-    );
+    let message = match tags.len() {
+        1 => format!("promotion or quarantine tag `{}` on {} has no approval record", first.1, first.0),
+        n => format!("{n} promotion or quarantine tags have no approval record, e.g. `{}` on {}", first.1, first.0),
+    };
     let fix = "run tag-guard's sweep (it removes them where the class's remediation writes), or remove them by hand"
         .to_owned();
     let source = "gate integrity: only recorded approvals stand".to_owned();

@@ -114,10 +114,11 @@ fn a_clean_registry_has_no_finding_but_the_stale_allowlist_entries() {
     assert_eq!(got, expected, "{findings:#?}");
 }
 
-#[test]
-fn each_repository_check_fires_on_its_problem_and_only_there() {
-    type Spoil = fn(&mut Repository);
-    let table: [(&str, Spoil, Check); 11] = [
+type Spoil = fn(&mut Repository);
+
+/// One repository per repository-level problem: its name, what is wrong with it, the check that must fire.
+fn spoils() -> [(&'static str, Spoil, Check); 12] {
+    [
         ("dev/k", |r| r.encryption = "AES256".into(), Check::EncryptionAes256),
         (
             "prod/a",
@@ -142,6 +143,15 @@ fn each_repository_check_fires_on_its_problem_and_only_there() {
             },
             Check::RepositoryPolicyPublic,
         ),
+        (
+            "prod/l",
+            |r| {
+                r.policy = Read::Got(Some(
+                    json!({"Statement": [{"Sid": "CiPush", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:role/ci"}, "Action": ["ecr:PutImage"]}]}),
+                ))
+            },
+            Check::RepositoryPolicyBroad,
+        ),
         ("prod/h", |r| r.untagged = Read::Got(Untagged { images: 500, bytes: 1 }), Check::UntaggedAccumulation),
         (
             "prod/i",
@@ -149,11 +159,20 @@ fn each_repository_check_fires_on_its_problem_and_only_there() {
             Check::ForgedApproval,
         ),
         ("sandbox/j", |_| {}, Check::UnmanagedRepository),
-    ];
+    ]
+}
+
+fn spoiled(name: &str, spoil: Spoil) -> Repository {
+    let mut repository = clean(name);
+    spoil(&mut repository);
+    repository
+}
+
+#[test]
+fn each_repository_check_fires_on_its_problem_and_only_there() {
+    let table = spoils();
     for (name, spoil, check) in table {
-        let mut repository = clean(name);
-        spoil(&mut repository);
-        let findings = evaluate(&[snapshot("us-east-1", vec![repository])], &policy(), today());
+        let findings = evaluate(&[snapshot("us-east-1", vec![spoiled(name, spoil)])], &policy(), today());
         let here: Vec<Check> = findings.iter().filter(|f| f.resource == name).map(|f| f.check).collect();
         assert!(here.contains(&check), "{name}: expected {check:?}, got {here:?}");
         // The clean fixture's own findings are registry- or class-wide, never about the repository.
@@ -376,4 +395,43 @@ fn a_class_says_which_encryption_it_expects() {
     assert_eq!(dev.encryption, Some(crate::policy::Encryption::Kms));
     let crate::policy::Classification::Managed(prod) = policy.classify("prod/api") else { panic!("managed") };
     assert_eq!(prod.encryption, None);
+}
+
+/// A registry in two regions with one instance of every problem the audit knows, beside a clean repository.
+fn every_problem() -> Vec<Snapshot> {
+    let mut repositories: Vec<Repository> = spoils().into_iter().map(|(name, spoil, _)| spoiled(name, spoil)).collect();
+    repositories.push(clean("prod/clean"));
+    let mut unreadable = clean("prod/m");
+    unreadable.policy = Read::Failed { call: "ecr:GetRepositoryPolicy".into(), why: "AccessDeniedException".into() };
+    repositories.push(unreadable);
+    let mut east = snapshot("us-east-1", repositories);
+    east.replication = Read::Got(vec![ReplicationRule {
+        destinations: vec![("eu-west-1".into(), "111111111111".into())],
+        prefixes: vec![],
+    }]);
+    east.registry_policy = Read::Got(Some(
+        json!({"Statement": {"Sid": "Everything", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"}, "Action": ["ecr:*"]}}),
+    ));
+    let mut west = snapshot("eu-west-1", vec![clean("prod/clean")]);
+    west.pull_through_cache = Read::Got(vec![]);
+    vec![east, west]
+}
+
+/// The three renderings of a registry with every problem, compared with `shared/tests/golden/` (regenerate with
+/// `UPDATE_GOLDEN=1 cargo test -p warden-shared audit`, then review the diff). `scripts/test` validates the
+/// SARIF file against the SARIF 2.1.0 schema (`shared/tests/sarif/validate.py`).
+#[test]
+fn golden_table_json_and_sarif_of_every_check() {
+    let findings = evaluate(&every_problem(), &policy(), today());
+    let fired: BTreeSet<Check> = findings.iter().map(|f| f.check).collect();
+    let missing: Vec<Check> = Check::ALL.iter().copied().filter(|c| !fired.contains(c)).collect();
+    assert!(missing.is_empty(), "the golden registry must show every check; missing {missing:?}");
+    assert!(!findings.iter().any(|f| f.resource == "prod/clean"), "nothing on the clean repository: {findings:#?}");
+    let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let pretty = |value: serde_json::Value| serde_json::to_string_pretty(&value).expect("pretty") + "\n";
+    let mut mismatches = Vec::new();
+    crate::golden::compare(&directory.join("audit.txt"), &render::table(&findings), &mut mismatches);
+    crate::golden::compare(&directory.join("audit.json"), &pretty(render::json(&findings)), &mut mismatches);
+    crate::golden::compare(&directory.join("audit.sarif"), &pretty(render::sarif(&findings)), &mut mismatches);
+    crate::golden::assert_none(&mismatches);
 }
