@@ -1,12 +1,15 @@
 //! `warden audit`: the registry posture audit of one or more regions, as a table, JSON or SARIF, with an exit
-//! code for CI (0 clean, 1 findings at or above `--fail-on`, 2 could not audit).
+//! code for CI (0 clean, 1 findings at or above `--fail-on`, 2 could not audit or publish); `--security-hub`
+//! also publishes the findings as ASFF.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::audit::{Finding, evaluate, render};
+use warden::audit::security_hub::unseen;
+use warden::audit::{Finding, Snapshot, evaluate, render};
 use warden::aws::Clients;
 use warden::aws::audit::{Readers, snapshot};
 use warden::aws::ledger::Ledger;
+use warden::aws::security_hub::publish;
 use warden::config::LEDGER_TABLE_ENV;
 use warden::kinds::Severity;
 
@@ -28,6 +31,10 @@ pub struct AuditArgs {
     /// Print SARIF 2.1.0 (code-scanning views).
     #[arg(long)]
     sarif: bool,
+    /// Also publish the findings to AWS Security Hub (ASFF, BatchImportFindings) in each audited region, and
+    /// archive the ones published before that this audit no longer finds (where it could see).
+    #[arg(long)]
+    security_hub: bool,
     /// Exit 1 when a finding is at or above this severity.
     #[arg(long, value_enum)]
     fail_on: Option<FailOn>,
@@ -75,15 +82,43 @@ pub async fn run(args: AuditArgs) -> ExitCode {
     ExitCode::from(render::exit_code(&findings, args.fail_on.map(Severity::from)))
 }
 
+/// One audited region: where it is, and the clients that read it (and publish to its Security Hub).
+struct Audited {
+    account: String,
+    region: String,
+    sdk: aws_config::SdkConfig,
+    clients: Clients,
+}
+
 async fn audit(args: &AuditArgs) -> Result<Vec<Finding>, String> {
     let policy = crate::load_policy(args.policy.as_ref()).map_err(|e| e.to_string())?;
+    let (audited, snapshots) = read(args, &policy).await?;
+    let findings = evaluate(&snapshots, &policy, chrono::Utc::now().date_naive());
+    if args.security_hub {
+        let blind = unseen(&snapshots);
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        for Audited { account, region, sdk, clients } in &audited {
+            let hub = clients.security_hub(sdk);
+            let published = publish(&hub, &findings, &blind, (account, region), &now).await;
+            let published = published.map_err(|e| format!("{region}: {e}"))?;
+            let calls = clients.calls.snapshot();
+            let hub_calls: Vec<String> =
+                calls.iter().filter(|(c, _)| c.starts_with("SecurityHub.")).map(|(c, n)| format!("{c}×{n}")).collect();
+            eprintln!("{region}: {published} (AWS calls {})", hub_calls.join(", "));
+        }
+    }
+    Ok(findings)
+}
+
+/// Every region's snapshot, with the clients that read it; the calls each region took on stderr.
+async fn read(args: &AuditArgs, policy: &warden::policy::Policy) -> Result<(Vec<Audited>, Vec<Snapshot>), String> {
     let regions = if args.regions.is_empty() {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         vec![sdk.region().map(|r| r.to_string()).ok_or("no region: set AWS_REGION or give --regions")?]
     } else {
         args.regions.clone()
     };
-    let mut snapshots = Vec::with_capacity(regions.len());
+    let (mut audited, mut snapshots) = (Vec::with_capacity(regions.len()), Vec::with_capacity(regions.len()));
     for region in &regions {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.clone()))
@@ -100,10 +135,11 @@ async fn audit(args: &AuditArgs) -> Result<Vec<Finding>, String> {
                 eprintln!("{region}: {done} of {total} repositories read");
             }
         };
-        let read = snapshot(readers, &policy, (&account, region), &mut progress).await;
+        let read = snapshot(readers, policy, (&account, region), &mut progress).await;
         snapshots.push(read.map_err(|e| format!("{region}: {e}"))?);
         let calls: Vec<String> = clients.calls.snapshot().iter().map(|(call, n)| format!("{call}×{n}")).collect();
         eprintln!("{region}: AWS calls {}", calls.join(", "));
+        audited.push(Audited { account, region: region.clone(), sdk, clients });
     }
-    Ok(evaluate(&snapshots, &policy, chrono::Utc::now().date_naive()))
+    Ok((audited, snapshots))
 }

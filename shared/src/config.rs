@@ -31,13 +31,7 @@ impl Config {
     /// Reads the configuration through `lookup` (the environment, or a table in tests).
     pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, WardenError> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let dry_run = match var(DRY_RUN_ENV).as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("false" | "0" | "no") => false,
-            Some("true" | "1" | "yes") => true,
-            Some(other) => {
-                return Err(WardenError::Config(format!("{DRY_RUN_ENV}=`{other}`: use true or false")));
-            }
-        };
+        let dry_run = flag(DRY_RUN_ENV, var(DRY_RUN_ENV).as_deref())?;
         let mut topics = std::collections::BTreeMap::new();
         for pair in var(TOPICS_ENV).unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
@@ -50,9 +44,23 @@ impl Config {
         Ok(Self { ledger_table: var(LEDGER_TABLE_ENV), topic_arn: var(TOPIC_ARN_ENV), dry_run, topics, lease: None })
     }
 
+    /// A true/false setting of the environment (unset: false).
+    pub fn flag_from_env(name: &str) -> Result<bool, WardenError> {
+        flag(name, std::env::var(name).ok().as_deref().map(str::trim).filter(|v| !v.is_empty()))
+    }
+
     /// The ledger table, required by functions that keep state.
     pub fn require_ledger_table(&self) -> Result<&str, WardenError> {
         self.ledger_table.as_deref().ok_or_else(|| WardenError::Config(format!("{LEDGER_TABLE_ENV} is not set")))
+    }
+}
+
+/// `true`/`1`/`yes` or `false`/`0`/`no` (any case); unset is false; anything else is a configuration error.
+fn flag(name: &str, value: Option<&str>) -> Result<bool, WardenError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(other) => Err(WardenError::Config(format!("{name}=`{other}`: use true or false"))),
     }
 }
 

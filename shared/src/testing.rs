@@ -111,6 +111,19 @@ pub fn inspector(rules: &[&Rule], clients: &Clients, retries: Retries) -> aws_sd
     })
 }
 
+/// A Security Hub client answering from `rules`, counting into `clients`' counter.
+pub fn security_hub(rules: &[&Rule], clients: &Clients, retries: Retries) -> aws_sdk_securityhub::Client {
+    let calls = clients.calls.clone();
+    let retry = retries.config();
+    mock_client!(aws_sdk_securityhub, RuleMode::MatchAny, rules, move |c| {
+        let c = c.interceptor(calls.clone());
+        match &retry {
+            Some(retry) => c.retry_config(retry.clone()),
+            None => c,
+        }
+    })
+}
+
 /// A configuration with a ledger table and a default topic ([`TOPIC_ARN`]), not in dry run.
 pub fn config() -> Config {
     Config {

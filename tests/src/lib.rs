@@ -48,6 +48,23 @@ pub fn enforcing(policy: &str, min_age_days: Option<u32>) -> String {
     text
 }
 
+/// Runs `scenario` to its end on a thread with a main thread's 8 MiB stack, as the functions and the CLI run,
+/// rather than a test thread's 2 MiB: Security Hub's finding type is 31 KB, and its deserialiser's frames in a
+/// debug build overflow the smaller stack.
+pub fn on_a_main_stack<F>(scenario: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let run = move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(scenario());
+    };
+    let thread = std::thread::Builder::new().stack_size(8 << 20).spawn(run).expect("thread");
+    if let Err(panic) = thread.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// The IAM actions a role of `infra/template.yaml` allows (`ecr:PutImage`, ...), read from the template's text:
 /// the `Action:` entries between `  <role>:` and the next resource.
 pub fn role_actions(template: &str, role: &str) -> std::collections::BTreeSet<String> {

@@ -146,10 +146,14 @@ async fn the_audit_finds_each_seeded_problem_and_nothing_on_the_clean_repositori
     assert_eq!(json["summary"]["total"], findings.len());
 }
 
-/// The scheduled function over the same shared registry: one summary, then silence while the findings stand;
-/// every call it makes is one its role in infra/template.yaml allows.
-#[tokio::test]
-async fn the_scheduled_audit_tells_once_and_calls_only_what_its_role_allows() {
+/// The scheduled function over the same shared registry, publishing to Security Hub: one summary, then silence
+/// while the findings stand; every call it makes is one its role in infra/template.yaml allows.
+#[test]
+fn the_scheduled_audit_tells_once_and_calls_only_what_its_role_allows() {
+    integration_tests::on_a_main_stack(scheduled_audit);
+}
+
+async fn scheduled_audit() {
     let _registry = REGISTRY.lock().await;
     let stack = Stack::new().await;
     let sdk = stack.inspector_sdk();
@@ -160,12 +164,14 @@ async fn the_scheduled_audit_tells_once_and_calls_only_what_its_role_allows() {
     };
     let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("policy");
     let clients = warden::aws::Clients::new(&stack.sdk);
-    let audit = audit::Audit::new(policy, config, clients, aws_sdk_inspector2::Client::new(&sdk)).expect("audit");
+    let hub = Some(clients.security_hub(&stack.sdk));
+    let audit = audit::Audit::new(policy, config, clients, aws_sdk_inspector2::Client::new(&sdk), hub).expect("audit");
     let schedule: serde_json::Value =
         serde_json::from_str(include_str!("../../events/scheduler.json")).expect("sample");
 
     let first = audit.handle(schedule.clone(), &integration_tests::invocation()).await.expect("audited");
     assert_eq!(first.decision, "audit-findings", "{:?}", first.reasons);
+    assert!(first.aws_calls.contains_key("SecurityHub.BatchImportFindings"), "{:?}", first.aws_calls);
     let denied = integration_tests::calls_its_role_denies("Audit", first.aws_calls.keys());
     assert!(denied.is_empty(), "AuditRole in infra/template.yaml lacks {denied:?}");
     assert!(first.aws_calls.keys().all(|c| !c.starts_with("ECR.Put") && !c.starts_with("ECR.BatchDelete")));
@@ -178,4 +184,97 @@ async fn the_scheduled_audit_tells_once_and_calls_only_what_its_role_allows() {
     let again = audit.handle(schedule, &integration_tests::invocation()).await.expect("audited");
     assert!(!again.notified, "unchanged findings are not told again");
     assert!(stack.messages().await.is_empty());
+}
+
+/// Security Hub (moto's) holds exactly the audit's findings; the next audit archives what it no longer finds and
+/// keeps when the rest were first seen; another product's finding is never touched. moto ignores GetFindings'
+/// filters (it answers every finding), which the publication must survive: it checks each finding is its own.
+#[test]
+fn security_hub_holds_the_findings_and_archives_the_resolved_ones() {
+    integration_tests::on_a_main_stack(security_hub_scenario);
+}
+
+async fn security_hub_scenario() {
+    use aws_sdk_securityhub::types::{AwsSecurityFinding, Resource, Severity};
+    use std::collections::BTreeMap;
+    use warden::audit::security_hub::unseen;
+    use warden::aws::security_hub::publish;
+
+    let _registry = REGISTRY.lock().await;
+    let stack = Stack::new().await;
+    let hub = warden::aws::Clients::new(&stack.sdk).security_hub(&stack.sdk);
+    let foreign = AwsSecurityFinding::builder()
+        .schema_version("2018-10-08")
+        .id(unique("foreign"))
+        .product_arn("arn:aws:securityhub:us-east-1::product/aws/securityhub")
+        .generator_id("aws-foundational-security-best-practices/v/1.0.0/ECR.3")
+        .aws_account_id("123456789012")
+        .region("us-east-1")
+        .types("Software and Configuration Checks")
+        .created_at("2026-11-01T00:00:00.000Z")
+        .updated_at("2026-11-01T00:00:00.000Z")
+        .severity(Severity::builder().label("LOW".into()).build())
+        .title("ECR.3 lifecycle policy")
+        .description("another product's finding")
+        .resources(Resource::builder().r#type("AwsEcrRepository").id("x").build())
+        .record_state("ACTIVE".into())
+        .build();
+    let foreign_id = foreign.id().expect("id").to_owned();
+    hub.batch_import_findings().findings(foreign).send().await.expect("foreign finding");
+
+    let run = unique("hub");
+    let policy = policy(&run);
+    let name = |path: &str| format!("{run}/{path}");
+    stack.create_repository(&name("prod/drifted"), ImageTagMutability::Mutable).await;
+    stack.create_repository(&name("misc/tools"), ImageTagMutability::Mutable).await;
+    let audit = async |now: &str| {
+        let sdk = stack.inspector_sdk();
+        let inspector = aws_sdk_inspector2::Client::new(&sdk);
+        let readers = Readers { ecr: &stack.ecr, inspector: &inspector, ledger: None };
+        let read = snapshot(readers, &policy, ("123456789012", "us-east-1"), &mut |_, _| {}).await;
+        let snapshots = [read.expect("read")];
+        let findings = evaluate(&snapshots, &policy, chrono::Utc::now().date_naive());
+        let published = publish(&hub, &findings, &unseen(&snapshots), ("123456789012", "us-east-1"), now).await;
+        (findings, published.expect("published"))
+    };
+    let held = async || -> BTreeMap<String, (String, String, String)> {
+        let mut pages = hub.get_findings().into_paginator().send();
+        let mut held = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            for f in page.expect("findings").findings() {
+                let state = f.record_state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+                let times =
+                    (f.created_at().unwrap_or_default().to_owned(), f.updated_at().unwrap_or_default().to_owned());
+                held.insert(f.id().unwrap_or_default().to_owned(), (state, times.0, times.1));
+            }
+        }
+        held
+    };
+
+    let (first, _) = audit("2026-12-06T10:00:00.000Z").await;
+    let ours: BTreeSet<String> =
+        first.iter().filter(|f| f.resource.starts_with(&run)).map(warden::audit::security_hub::id).collect();
+    assert!(ours.iter().any(|id| id.ends_with(&format!("/unmanaged-repository/{}", name("misc/tools")))), "{ours:?}");
+    let after_first = held().await;
+    for id in &ours {
+        assert_eq!(after_first.get(id).map(|h| h.0.as_str()), Some("ACTIVE"), "{id}");
+    }
+
+    stack.ecr.delete_repository().repository_name(name("misc/tools")).force(true).send().await.expect("deleted");
+    let (_, published) = audit("2026-12-06T11:00:00.000Z").await;
+    assert!(published.archived >= 1, "{published}");
+    let after = held().await;
+    for id in &ours {
+        let (state, created, updated) = &after[id];
+        if id.contains(&name("misc/tools")) {
+            assert_eq!((state.as_str(), updated.as_str()), ("ARCHIVED", "2026-12-06T11:00:00.000Z"), "{id}");
+        } else {
+            assert_eq!(state, "ACTIVE", "{id}");
+            assert_eq!((created.as_str(), updated.as_str()), ("2026-12-06T10:00:00.000Z", "2026-12-06T11:00:00.000Z"));
+        }
+    }
+    assert_eq!(
+        after[&foreign_id],
+        ("ACTIVE".into(), "2026-11-01T00:00:00.000Z".into(), "2026-11-01T00:00:00.000Z".into())
+    );
 }

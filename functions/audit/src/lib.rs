@@ -5,9 +5,11 @@
 use chrono::Utc;
 use serde_json::Value;
 use warden::WardenError;
+use warden::audit::security_hub::unseen;
 use warden::audit::{Finding, evaluate};
 use warden::aws::Clients;
 use warden::aws::audit::{Readers, snapshot};
+use warden::aws::security_hub::publish;
 use warden::config::Config;
 use warden::delivery::{Report, Said};
 use warden::event::EventKind;
@@ -18,6 +20,8 @@ use warden::outcome::{AuditDecision, Outcome};
 use warden::policy::Policy;
 
 pub const FUNCTION: &str = "audit";
+/// `true`: the audit also publishes its findings to Security Hub (ASFF), archiving the ones resolved.
+pub const SECURITY_HUB_ENV: &str = "WARDEN_SECURITY_HUB";
 /// The notification kind of the audit's summary.
 pub const KIND: &str = "audit-findings";
 
@@ -25,6 +29,8 @@ pub const KIND: &str = "audit-findings";
 pub struct Audit {
     pub(crate) base: Base,
     inspector: aws_sdk_inspector2::Client,
+    /// Where findings are published besides the summary, when the deployment enables it.
+    security_hub: Option<aws_sdk_securityhub::Client>,
 }
 
 impl Audit {
@@ -33,8 +39,9 @@ impl Audit {
         config: Config,
         clients: Clients,
         inspector: aws_sdk_inspector2::Client,
+        security_hub: Option<aws_sdk_securityhub::Client>,
     ) -> Result<Self, WardenError> {
-        Ok(Self { base: Base::new(FUNCTION, policy, config, clients)?, inspector })
+        Ok(Self { base: Base::new(FUNCTION, policy, config, clients)?, inspector, security_hub })
     }
 
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
@@ -54,20 +61,29 @@ impl Audit {
             Readers { ecr: &self.base.clients.ecr, inspector: &self.inspector, ledger: Some(&self.base.ledger) };
         let registry = snapshot(readers, &self.base.policy, (&home.account, &home.region), &mut |_, _| {}).await?;
         let repositories = registry.repositories.len();
-        let findings = evaluate(&[registry], &self.base.policy, Utc::now().date_naive());
+        let registry = [registry];
+        let findings = evaluate(&registry, &self.base.policy, Utc::now().date_naive());
         let mut outcome = self.base.skipped(cx, "");
         outcome.reasons = vec![summary(repositories, &findings)];
         outcome.reasons.extend(findings.iter().map(line));
         if findings.is_empty() {
             outcome.decision = AuditDecision::Clean.into();
             outcome.notified = self.base.report(cx, Report::Silent).await?;
-            return Ok(outcome);
+        } else {
+            outcome.decision = AuditDecision::Findings.into();
+            let severity = findings.iter().map(|f| f.severity).max().unwrap_or(Severity::Info);
+            let notification =
+                self.base.notification(cx, KIND, &outcome, "reported", outcome.reasons.clone(), severity);
+            outcome.notified = self.base.report(cx, standing(notification, &findings)).await?;
         }
-        outcome.decision = AuditDecision::Findings.into();
-        let severity = findings.iter().map(|f| f.severity).max().unwrap_or(Severity::Info);
-        let notification = self.base.notification(cx, KIND, &outcome, "reported", outcome.reasons.clone(), severity);
-        let report = standing(notification, &findings);
-        outcome.notified = self.base.report(cx, report).await?;
+        // After the summary: a failed publication retries the invocation, and the standing summary is not
+        // told twice for the same findings.
+        if let Some(hub) = &self.security_hub {
+            let blind = unseen(&registry);
+            let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let published = publish(hub, &findings, &blind, (&home.account, &home.region), &now).await?;
+            outcome.reasons.insert(1, published.to_string());
+        }
         Ok(outcome)
     }
 }

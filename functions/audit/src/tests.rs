@@ -74,10 +74,16 @@ fn standing_note(new: bool) -> Rule {
 }
 
 fn audit(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule]) -> Audit {
+    audit_publishing(ecr, dynamodb, sns, None)
+}
+
+/// [`audit`] publishing to a Security Hub answering from `hub` (`None`: not enabled).
+fn audit_publishing(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], hub: Option<&[&Rule]>) -> Audit {
     let clients = testing::clients(ecr, dynamodb, sns, Retries::Deployed);
     let inspector = testing::inspector(&[], &clients, Retries::Deployed);
+    let hub = hub.map(|rules| testing::security_hub(rules, &clients, Retries::Deployed));
     let policy = Policy::from_toml(EMBEDDED_POLICY, "warden.toml").expect("policy");
-    Audit::new(policy, testing::config(), clients, inspector).expect("audit")
+    Audit::new(policy, testing::config(), clients, inspector, hub).expect("audit")
 }
 
 fn calls(outcome: &Outcome) -> u32 {
@@ -175,4 +181,137 @@ async fn a_thousand_repositories_cost_three_reads_each_and_six_for_the_registry(
         ]
     );
     assert!(outcome.reasons[0].starts_with("1000 repositories audited:"), "{}", outcome.reasons[0]);
+}
+
+mod security_hub {
+    use super::*;
+    use aws_sdk_securityhub::operation::batch_import_findings::BatchImportFindingsOutput;
+    use aws_sdk_securityhub::operation::get_findings::GetFindingsOutput;
+    use aws_sdk_securityhub::types::{AwsSecurityFinding, ImportFindingsError, RecordState};
+    use std::sync::{Arc, Mutex};
+
+    const ACCOUNT: &str = testing::ACCOUNT;
+
+    /// A finding Security Hub holds: `generator` and the ProductFields ecr-warden writes.
+    fn held(id: &str, generator: &str, check: &str, resource: &str, region: &str) -> AwsSecurityFinding {
+        AwsSecurityFinding::builder()
+            .id(id)
+            .generator_id(generator)
+            .aws_account_id(ACCOUNT)
+            .region(region)
+            .created_at("2026-11-01T00:00:00.000Z")
+            .updated_at("2026-11-01T00:00:00.000Z")
+            .title(format!("{check}: {resource}"))
+            .record_state(RecordState::Active)
+            .product_fields("ecr-warden/check", check)
+            .product_fields("ecr-warden/resource", resource)
+            .build()
+    }
+
+    /// What Security Hub holds before the run: a resolved ecr-warden finding, a current one, another
+    /// product's finding and one of another region (the last two returned as if a filter were ignored).
+    fn holdings() -> Rule {
+        let prefix = "ecr-warden/audit/123456789012/us-east-1";
+        let findings = vec![
+            held(
+                &format!("{prefix}/repository-policy-public/prod/payments-api"),
+                "ecr-warden/audit/repository-policy-public",
+                "repository-policy-public",
+                "prod/payments-api",
+                "us-east-1",
+            ),
+            held(
+                &format!("{prefix}/scan-coverage-gap/prod/payments-api"),
+                "ecr-warden/audit/scan-coverage-gap",
+                "scan-coverage-gap",
+                "prod/payments-api",
+                "us-east-1",
+            ),
+            held("arn:other:1", "aws-foundational-security-best-practices/v/1.0.0/ECR.1", "", "", "us-east-1"),
+            held(
+                "ecr-warden/audit/123456789012/eu-west-1/no-lifecycle-policy/prod/x",
+                "ecr-warden/audit/no-lifecycle-policy",
+                "no-lifecycle-policy",
+                "prod/x",
+                "eu-west-1",
+            ),
+        ];
+        mock!(aws_sdk_securityhub::Client::get_findings)
+            .then_output(move || GetFindingsOutput::builder().set_findings(Some(findings.clone())).build())
+    }
+
+    type Imported = Arc<Mutex<Vec<AwsSecurityFinding>>>;
+
+    /// BatchImportFindings accepting everything, keeping what it was sent in `imported`.
+    fn importing(imported: &Imported) -> Rule {
+        let imported = imported.clone();
+        mock!(aws_sdk_securityhub::Client::batch_import_findings)
+            .match_requests(move |input| {
+                imported.lock().expect("lock").extend(input.findings().iter().cloned());
+                true
+            })
+            .then_output(|| BatchImportFindingsOutput::builder().failed_count(0).success_count(1).build())
+    }
+
+    #[tokio::test]
+    async fn findings_are_imported_and_the_resolved_one_archived_nothing_else_touched() {
+        let registry = registry();
+        let ecr: Vec<&Rule> = registry.iter().collect();
+        let (note, claim, publish) = (standing_note(true), rules::put_item_ok(), rules::published());
+        let imported = Imported::default();
+        let (holdings, importing) = (holdings(), importing(&imported));
+        let audit = audit_publishing(&ecr, &[&note, &claim], &[&publish], Some(&[&holdings, &importing]));
+        let outcome = audit.handle(testing::sample("scheduler.json"), &testing::invocation()).await.expect("audited");
+        let imported = imported.lock().expect("lock").clone();
+        let states: Vec<(&str, &str)> = imported
+            .iter()
+            .map(|f| (f.id().unwrap_or_default(), f.record_state().map_or("", RecordState::as_str)))
+            .collect();
+        let archived: Vec<&str> = states.iter().filter(|(_, s)| *s == "ARCHIVED").map(|(id, _)| *id).collect();
+        assert_eq!(archived, ["ecr-warden/audit/123456789012/us-east-1/repository-policy-public/prod/payments-api"]);
+        assert!(states.iter().all(|(id, _)| id.starts_with("ecr-warden/audit/123456789012/us-east-1/")), "{states:?}");
+        let findings = outcome.reasons.len() - 2;
+        assert_eq!(states.len(), findings + 1, "every finding once, and the archived one: {states:?}");
+        let kept =
+            imported.iter().find(|f| f.id().is_some_and(|id| id.ends_with("/scan-coverage-gap/prod/payments-api")));
+        let kept = kept.expect("the standing finding is updated");
+        assert_eq!(kept.created_at(), Some("2026-11-01T00:00:00.000Z"), "first seen is kept");
+        assert_eq!(kept.record_state(), Some(&RecordState::Active));
+        assert_eq!(kept.product_arn(), Some("arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default"));
+        assert_eq!(kept.resources()[0].id(), Some("arn:aws:ecr:us-east-1:123456789012:repository/prod/payments-api"));
+        assert!(outcome.reasons[1].starts_with("Security Hub: "), "{:?}", outcome.reasons);
+        assert!(outcome.reasons[1].contains("1 archived as resolved"), "{}", outcome.reasons[1]);
+        assert_eq!(outcome.aws_calls.get("SecurityHub.GetFindings"), Some(&1));
+        assert_eq!(outcome.aws_calls.get("SecurityHub.BatchImportFindings"), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn a_refused_finding_fails_the_run_naming_it() {
+        let registry = registry();
+        let ecr: Vec<&Rule> = registry.iter().collect();
+        let (note, claim, publish) = (standing_note(true), rules::put_item_ok(), rules::published());
+        let holdings = holdings();
+        let refusing = mock!(aws_sdk_securityhub::Client::batch_import_findings).then_output(|| {
+            let error = ImportFindingsError::builder()
+                .id("ecr-warden/audit/x")
+                .error_code("InvalidInput")
+                .error_message("Finding does not adhere to ASFF")
+                .build();
+            BatchImportFindingsOutput::builder().failed_count(1).success_count(0).failed_findings(error).build()
+        });
+        let audit = audit_publishing(&ecr, &[&note, &claim], &[&publish], Some(&[&holdings, &refusing]));
+        let error = audit.handle(testing::sample("scheduler.json"), &testing::invocation()).await.expect_err("refused");
+        let text = error.to_string();
+        assert!(text.contains("InvalidInput") && text.contains("ecr-warden/audit/x"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn without_security_hub_enabled_nothing_is_published() {
+        let registry = registry();
+        let ecr: Vec<&Rule> = registry.iter().collect();
+        let (note, claim, publish) = (standing_note(true), rules::put_item_ok(), rules::published());
+        let audit = audit(&ecr, &[&note, &claim], &[&publish]);
+        let outcome = audit.handle(testing::sample("scheduler.json"), &testing::invocation()).await.expect("audited");
+        assert!(outcome.aws_calls.keys().all(|call| !call.starts_with("SecurityHub.")), "{:?}", outcome.aws_calls);
+    }
 }

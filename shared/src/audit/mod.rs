@@ -9,6 +9,7 @@ mod checks;
 mod documents;
 mod registry;
 pub mod render;
+pub mod security_hub;
 
 use crate::kinds::Severity;
 use crate::pattern::Pattern;
@@ -158,6 +159,11 @@ impl Check {
         Check::UnmanagedRepository,
         Check::AuditIncomplete,
     ];
+
+    /// The check of a stable id (as written in JSON, SARIF and Security Hub).
+    pub fn from_id(id: &str) -> Option<Check> {
+        Check::ALL.into_iter().find(|check| check.id() == id)
+    }
 
     pub fn id(self) -> &'static str {
         match self {

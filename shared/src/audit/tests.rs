@@ -295,6 +295,8 @@ fn policy_documents_public_and_broad() {
 fn every_check_has_a_stable_kebab_case_id() {
     let ids: std::collections::BTreeSet<&str> = Check::ALL.iter().map(|c| c.id()).collect();
     assert_eq!(ids.len(), Check::ALL.len());
+    assert!(Check::ALL.iter().all(|c| Check::from_id(c.id()) == Some(*c)));
+    assert_eq!(Check::from_id("no-such-check"), None);
     assert!(ids.iter().all(|id| id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')));
     let finding = At { account: "1", region: "r", resource: "x" }.finding(
         Check::ScanCoverageGap,
@@ -434,4 +436,105 @@ fn golden_table_json_and_sarif_of_every_check() {
     crate::golden::compare(&directory.join("audit.json"), &pretty(render::json(&findings)), &mut mismatches);
     crate::golden::compare(&directory.join("audit.sarif"), &pretty(render::sarif(&findings)), &mut mismatches);
     crate::golden::assert_none(&mismatches);
+}
+
+mod security_hub_plan {
+    use super::*;
+    use crate::audit::security_hub::{Asff, active, id, plan, unseen};
+
+    const NOW: &str = "2026-12-06T12:00:00Z";
+    const BEFORE: &str = "2026-12-01T00:00:00Z";
+    const HERE: (&str, &str) = ("111111111111", "us-east-1");
+
+    /// Security Hub's copy of a finding first seen `BEFORE`.
+    fn held(finding: &Finding) -> Asff {
+        active(finding, BEFORE, BEFORE)
+    }
+
+    fn finding_on(check: Check, resource: &str) -> Finding {
+        At { account: HERE.0, region: HERE.1, resource }.finding(
+            check,
+            Severity::Warning,
+            "m".into(),
+            ("fix".into(), "src".into()),
+        )
+    }
+
+    #[test]
+    fn current_findings_are_imported_keeping_when_they_were_first_seen() {
+        let old = finding_on(Check::ScanCoverageGap, "prod/a");
+        let new = finding_on(Check::NoLifecyclePolicy, "prod/b");
+        let plan = plan(&[old.clone(), new.clone()], &[held(&old)], &[], HERE, NOW);
+        assert_eq!(plan.archived, 0);
+        let times: Vec<(&str, &str, bool)> =
+            plan.import.iter().map(|a| (a.created_at.as_str(), a.updated_at.as_str(), a.active)).collect();
+        assert_eq!(times, [(BEFORE, NOW, true), (NOW, NOW, true)]);
+        assert_eq!(plan.import[0].id, "ecr-warden/audit/111111111111/us-east-1/scan-coverage-gap/prod/a");
+        assert_eq!(plan.import[0].generator_id(), "ecr-warden/audit/scan-coverage-gap");
+        assert_eq!(plan.import[0].severity, "MEDIUM");
+    }
+
+    #[test]
+    fn a_resolved_finding_is_archived_only_where_the_run_could_see() {
+        let resolved = [
+            finding_on(Check::RepositoryPolicyPublic, "prod/seen"),
+            finding_on(Check::RepositoryPolicyPublic, "prod/unread"),
+            finding_on(Check::ScanCoverageGap, "prod/seen"),
+            finding_on(Check::PullThroughCacheRegions, "registry"),
+        ];
+        let held: Vec<Asff> = resolved.iter().map(held).collect();
+        let mut unread = clean("prod/unread");
+        unread.policy = Read::Failed { call: "ecr:GetRepositoryPolicy".into(), why: "AccessDenied".into() };
+        let mut registry = snapshot(HERE.1, vec![clean("prod/seen"), unread]);
+        registry.scanning = Read::Failed { call: "ecr:GetRegistryScanningConfiguration".into(), why: "x".into() };
+        let mut west = snapshot("eu-west-1", vec![]);
+        west.pull_through_cache = Read::Failed { call: "ecr:DescribePullThroughCacheRules".into(), why: "x".into() };
+        let plan = plan(&[], &held, &unseen(&[registry, west]), HERE, NOW);
+        // Only the public policy on the repository whose policy was read is known to be gone; scanning was not
+        // read (every repository's coverage unknown), nor another region's pull-through cache rules.
+        let archived: Vec<&str> = plan.import.iter().filter(|a| !a.active).map(|a| a.id.as_str()).collect();
+        assert_eq!(archived, [id(&resolved[0]).as_str()]);
+        assert_eq!((plan.archived, plan.unjudged), (1, 3));
+        assert_eq!(plan.import[0].created_at, BEFORE, "an archived finding keeps its history");
+        assert_eq!(plan.import[0].updated_at, NOW);
+    }
+
+    #[test]
+    fn other_regions_accounts_and_archived_findings_are_left_alone() {
+        let elsewhere = At { account: HERE.0, region: "eu-west-1", resource: "prod/a" }.finding(
+            Check::ScanCoverageGap,
+            Severity::Warning,
+            "m".into(),
+            ("f".into(), "s".into()),
+        );
+        let other_account = At { account: "222222222222", region: HERE.1, resource: "prod/a" }.finding(
+            Check::ScanCoverageGap,
+            Severity::Warning,
+            "m".into(),
+            ("f".into(), "s".into()),
+        );
+        let mut archived = held(&finding_on(Check::NoLifecyclePolicy, "prod/a"));
+        archived.active = false;
+        let held = [held(&elsewhere), held(&other_account), archived];
+        let plan = plan(std::slice::from_ref(&elsewhere), &held, &[], HERE, NOW);
+        assert_eq!(plan, crate::audit::security_hub::Plan::default(), "nothing of this account and region changed");
+    }
+
+    #[test]
+    fn texts_are_cut_to_asff_limits_on_a_character_boundary() {
+        let mut long = finding_on(Check::ForgedApproval, "prod/a");
+        long.message = "é".repeat(700);
+        long.remediation = "ü".repeat(400);
+        let asff = active(&long, NOW, NOW);
+        assert!(asff.description.len() <= 1024 && asff.description.ends_with('…'), "{}", asff.description.len());
+        assert!(asff.remediation.len() <= 512 && asff.remediation.ends_with('…'));
+        let registry = active(&finding_on(Check::RegistryPolicyBroad, "registry"), NOW, NOW);
+        assert_eq!(registry.resource(), ("AwsAccount", "AWS::::Account:111111111111".to_owned()));
+        let repository = active(&long, NOW, NOW);
+        assert_eq!(
+            repository.resource(),
+            ("AwsEcrRepository", "arn:aws:ecr:us-east-1:111111111111:repository/prod/a".to_owned())
+        );
+        assert_eq!(repository.product_arn(), "arn:aws:securityhub:us-east-1:111111111111:product/111111111111/default");
+    }
 }

@@ -10,6 +10,7 @@ pub mod journal;
 pub mod lease;
 pub mod ledger;
 pub mod retention;
+pub mod security_hub;
 pub mod sns;
 pub mod steps;
 
@@ -96,6 +97,14 @@ impl Clients {
     pub fn inspector(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_inspector2::Client {
         aws_sdk_inspector2::Client::from_conf(
             aws_sdk_inspector2::config::Builder::from(sdk).interceptor(self.calls.clone()).build(),
+        )
+    }
+
+    /// A Security Hub client from the same config, counting into the same counter: only the audit builds one,
+    /// and only when it publishes its findings there.
+    pub fn security_hub(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_securityhub::Client {
+        aws_sdk_securityhub::Client::from_conf(
+            aws_sdk_securityhub::config::Builder::from(sdk).interceptor(self.calls.clone()).build(),
         )
     }
 }

@@ -725,13 +725,15 @@ async fn lifecycle_story(demo: &mut Demo) {
 /// The registry's posture after the story: `warden audit` over every repository, the ledger's approvals
 /// included. What the functions keep right must not show up; what no function manages must.
 fn audit_story(demo: &mut Demo) {
-    demo.title("Where the registry stands now: `warden audit --json --table ecr-warden-ledger`");
-    let report = match demo.warden(&["audit", "--json", "--table", TABLE]) {
+    demo.title("Where the registry stands now: `warden audit --json --table ecr-warden-ledger --security-hub`");
+    let (report, text) = match demo.warden(&["audit", "--json", "--table", TABLE, "--security-hub"]) {
         // The JSON on stdout, then the progress lines of stderr.
-        Ok((true, text)) => serde_json::Deserializer::from_str(&text).into_iter::<Value>().next().and_then(Result::ok),
+        Ok((true, text)) => {
+            (serde_json::Deserializer::from_str(&text).into_iter::<Value>().next().and_then(Result::ok), text)
+        }
         Ok((false, text)) | Err(text) => {
             println!("   {}", text.trim().replace('\n', "\n   "));
-            None
+            (None, text)
         }
     };
     let Some(report) = report else {
@@ -757,6 +759,8 @@ fn audit_story(demo: &mut Demo) {
     let sandbox =
         findings.iter().any(|f| f["check"] == "unmanaged-repository" && f["resource"] == "sandbox/experiments");
     demo.check(sandbox, "what no class manages is named: sandbox/experiments");
+    let published = format!("Security Hub: {} findings imported", findings.len());
+    demo.check(text.contains(&published), &format!("the same findings in Security Hub (ASFF): {published}"));
 }
 
 /// The current lifecycle policy text of a repository (GetLifecyclePolicy), or None.
