@@ -135,7 +135,7 @@ async fn read(args: &AuditArgs, policy: &warden::policy::Policy) -> Result<(Vec<
                 eprintln!("{region}: {done} of {total} repositories read");
             }
         };
-        let read = snapshot(readers, policy, (&account, region), &mut progress).await;
+        let read = snapshot(readers, policy, (&account, region), None, &mut progress).await;
         snapshots.push(read.map_err(|e| format!("{region}: {e}"))?);
         let calls: Vec<String> = clients.calls.snapshot().iter().map(|(call, n)| format!("{call}×{n}")).collect();
         eprintln!("{region}: AWS calls {}", calls.join(", "));

@@ -368,4 +368,61 @@ pub mod rules {
     pub fn coverage_active(repository: &'static str, digest: &'static str) -> Rule {
         coverage(repository, digest, ScanStatusCode::Active, ScanStatusReason::Successful, Some(1_764_000_000))
     }
+
+    /// A registry for the audit: `repositories` (DescribeRepositories, one page) each without lifecycle policy,
+    /// repository policy or images; basic scanning without rules, no registry policy, replication or
+    /// pull-through cache rules.
+    pub fn audited_registry(repositories: Vec<aws_sdk_ecr::types::Repository>) -> Vec<Rule> {
+        use aws_sdk_ecr::operation::describe_pull_through_cache_rules::DescribePullThroughCacheRulesOutput;
+        use aws_sdk_ecr::operation::describe_registry::DescribeRegistryOutput;
+        use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
+        use aws_sdk_ecr::operation::get_lifecycle_policy::GetLifecyclePolicyError;
+        use aws_sdk_ecr::operation::get_registry_policy::GetRegistryPolicyError;
+        use aws_sdk_ecr::operation::get_registry_scanning_configuration::GetRegistryScanningConfigurationOutput;
+        use aws_sdk_ecr::operation::get_repository_policy::GetRepositoryPolicyError;
+        use aws_sdk_ecr::types::error::{
+            LifecyclePolicyNotFoundException, RegistryPolicyNotFoundException, RepositoryPolicyNotFoundException,
+        };
+        use aws_sdk_ecr::types::{RegistryScanningConfiguration, ScanType};
+        vec![
+            mock!(aws_sdk_ecr::Client::describe_repositories).then_output(move || {
+                DescribeRepositoriesOutput::builder().set_repositories(Some(repositories.clone())).build()
+            }),
+            mock!(aws_sdk_ecr::Client::get_registry_scanning_configuration).then_output(|| {
+                let basic = RegistryScanningConfiguration::builder().scan_type(ScanType::Basic).build();
+                GetRegistryScanningConfigurationOutput::builder().scanning_configuration(basic).build()
+            }),
+            mock!(aws_sdk_ecr::Client::get_registry_policy).then_error(|| {
+                GetRegistryPolicyError::RegistryPolicyNotFoundException(
+                    RegistryPolicyNotFoundException::builder().build(),
+                )
+            }),
+            mock!(aws_sdk_ecr::Client::describe_registry).then_output(|| DescribeRegistryOutput::builder().build()),
+            mock!(aws_sdk_ecr::Client::describe_pull_through_cache_rules)
+                .then_output(|| DescribePullThroughCacheRulesOutput::builder().build()),
+            mock!(aws_sdk_ecr::Client::describe_images).then_output(|| DescribeImagesOutput::builder().build()),
+            mock!(aws_sdk_ecr::Client::get_lifecycle_policy).then_error(|| {
+                GetLifecyclePolicyError::LifecyclePolicyNotFoundException(
+                    LifecyclePolicyNotFoundException::builder().build(),
+                )
+            }),
+            mock!(aws_sdk_ecr::Client::get_repository_policy).then_error(|| {
+                GetRepositoryPolicyError::RepositoryPolicyNotFoundException(
+                    RepositoryPolicyNotFoundException::builder().build(),
+                )
+            }),
+        ]
+    }
+
+    /// `n` mutable repositories `dev/app-0000`, `dev/app-0001`, ... as DescribeRepositories lists them.
+    pub fn repositories(n: usize) -> Vec<aws_sdk_ecr::types::Repository> {
+        (0..n)
+            .map(|i| {
+                aws_sdk_ecr::types::Repository::builder()
+                    .repository_name(format!("dev/app-{i:04}"))
+                    .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Mutable)
+                    .build()
+            })
+            .collect()
+    }
 }

@@ -112,7 +112,8 @@ async fn the_audit_finds_each_seeded_problem_and_nothing_on_the_clean_repositori
     let inspector = aws_sdk_inspector2::Client::new(&sdk);
     let ledger = Ledger::new(stack.dynamodb.clone(), stack.table.clone());
     let readers = Readers { ecr: &stack.ecr, inspector: &inspector, ledger: Some(&ledger) };
-    let snapshot = snapshot(readers, &policy, ("123456789012", "us-east-1"), &mut |_, _| {}).await.expect("snapshot");
+    let snapshot =
+        snapshot(readers, &policy, ("123456789012", "us-east-1"), None, &mut |_, _| {}).await.expect("snapshot");
     let findings = evaluate(&[snapshot], &policy, chrono::Utc::now().date_naive());
 
     // Ours (and the registry's own settings): other tests share moto's registry.
@@ -231,7 +232,7 @@ async fn security_hub_scenario() {
         let sdk = stack.inspector_sdk();
         let inspector = aws_sdk_inspector2::Client::new(&sdk);
         let readers = Readers { ecr: &stack.ecr, inspector: &inspector, ledger: None };
-        let read = snapshot(readers, &policy, ("123456789012", "us-east-1"), &mut |_, _| {}).await;
+        let read = snapshot(readers, &policy, ("123456789012", "us-east-1"), None, &mut |_, _| {}).await;
         let snapshots = [read.expect("read")];
         let findings = evaluate(&snapshots, &policy, chrono::Utc::now().date_naive());
         let published = publish(&hub, &findings, &unseen(&snapshots), ("123456789012", "us-east-1"), now).await;

@@ -22,6 +22,9 @@ use warden::policy::Policy;
 pub const FUNCTION: &str = "audit";
 /// `true`: the audit also publishes its findings to Security Hub (ASFF), archiving the ones resolved.
 pub const SECURITY_HUB_ENV: &str = "WARDEN_SECURITY_HUB";
+/// Reading stops this long before the invocation's deadline, leaving time to check, tell and publish (Security
+/// Hub takes a batch of 100 findings per call); what was not read is reported as `audit-incomplete`.
+pub const MARGIN: std::time::Duration = std::time::Duration::from_secs(90);
 /// The notification kind of the audit's summary.
 pub const KIND: &str = "audit-findings";
 
@@ -59,7 +62,9 @@ impl Audit {
         let home = cx.home.as_ref().ok_or_else(|| WardenError::Config("the function's account is unknown".into()))?;
         let readers =
             Readers { ecr: &self.base.clients.ecr, inspector: &self.inspector, ledger: Some(&self.base.ledger) };
-        let registry = snapshot(readers, &self.base.policy, (&home.account, &home.region), &mut |_, _| {}).await?;
+        let stop_at = cx.deadline.and_then(|deadline| deadline.checked_sub(MARGIN));
+        let at = (home.account.as_str(), home.region.as_str());
+        let registry = snapshot(readers, &self.base.policy, at, stop_at, &mut |_, _| {}).await?;
         let repositories = registry.repositories.len();
         let registry = [registry];
         let findings = evaluate(&registry, &self.base.policy, Utc::now().date_naive());

@@ -4,20 +4,8 @@
 use super::*;
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
-use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
-use aws_sdk_ecr::operation::describe_pull_through_cache_rules::DescribePullThroughCacheRulesOutput;
-use aws_sdk_ecr::operation::describe_registry::DescribeRegistryOutput;
-use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
-use aws_sdk_ecr::operation::get_lifecycle_policy::GetLifecyclePolicyError;
-use aws_sdk_ecr::operation::get_registry_policy::GetRegistryPolicyError;
-use aws_sdk_ecr::operation::get_registry_scanning_configuration::{
-    GetRegistryScanningConfigurationError, GetRegistryScanningConfigurationOutput,
-};
-use aws_sdk_ecr::operation::get_repository_policy::GetRepositoryPolicyError;
-use aws_sdk_ecr::types::error::{
-    LifecyclePolicyNotFoundException, RegistryPolicyNotFoundException, RepositoryPolicyNotFoundException,
-};
-use aws_sdk_ecr::types::{ImageTagMutability, RegistryScanningConfiguration, Repository, ScanType};
+use aws_sdk_ecr::operation::get_registry_scanning_configuration::GetRegistryScanningConfigurationError;
+use aws_sdk_ecr::types::{ImageTagMutability, Repository};
 use aws_smithy_mocks::{Rule, mock};
 use warden::policy::EMBEDDED_POLICY;
 use warden::testing::{self, Retries, rules};
@@ -28,31 +16,7 @@ fn registry() -> Vec<Rule> {
         .repository_name("prod/payments-api")
         .image_tag_mutability(ImageTagMutability::Mutable)
         .build();
-    vec![
-        mock!(aws_sdk_ecr::Client::describe_repositories)
-            .then_output(move || DescribeRepositoriesOutput::builder().repositories(repository.clone()).build()),
-        mock!(aws_sdk_ecr::Client::get_registry_scanning_configuration).then_output(|| {
-            let basic = RegistryScanningConfiguration::builder().scan_type(ScanType::Basic).build();
-            GetRegistryScanningConfigurationOutput::builder().scanning_configuration(basic).build()
-        }),
-        mock!(aws_sdk_ecr::Client::get_registry_policy).then_error(|| {
-            GetRegistryPolicyError::RegistryPolicyNotFoundException(RegistryPolicyNotFoundException::builder().build())
-        }),
-        mock!(aws_sdk_ecr::Client::describe_registry).then_output(|| DescribeRegistryOutput::builder().build()),
-        mock!(aws_sdk_ecr::Client::describe_pull_through_cache_rules)
-            .then_output(|| DescribePullThroughCacheRulesOutput::builder().build()),
-        mock!(aws_sdk_ecr::Client::describe_images).then_output(|| DescribeImagesOutput::builder().build()),
-        mock!(aws_sdk_ecr::Client::get_lifecycle_policy).then_error(|| {
-            GetLifecyclePolicyError::LifecyclePolicyNotFoundException(
-                LifecyclePolicyNotFoundException::builder().build(),
-            )
-        }),
-        mock!(aws_sdk_ecr::Client::get_repository_policy).then_error(|| {
-            GetRepositoryPolicyError::RepositoryPolicyNotFoundException(
-                RepositoryPolicyNotFoundException::builder().build(),
-            )
-        }),
-    ]
+    rules::audited_registry(vec![repository])
 }
 
 /// The note of the standing findings (`STANDING#audit`): new (`true`) or told already (`false`).
@@ -135,6 +99,23 @@ async fn a_denied_read_is_reported_not_passed() {
 }
 
 #[tokio::test]
+async fn repositories_left_unread_at_the_deadline_are_reported_not_passed() {
+    let registry = registry();
+    let ecr: Vec<&Rule> = registry.iter().collect();
+    let (note, claim, publish) = (standing_note(true), rules::put_item_ok(), rules::published());
+    let audit = audit(&ecr, &[&note, &claim], &[&publish]);
+    // Less than the margin left: no repository read starts, and the run still ends in time with its report.
+    let deadline = std::time::SystemTime::now() + MARGIN / 2;
+    let invocation = testing::invocation_until(Some(deadline));
+    let outcome = audit.handle(testing::sample("scheduler.json"), &invocation).await.expect("audited");
+    let incomplete = outcome.reasons.iter().find(|r| r.contains("audit-incomplete")).expect("incomplete");
+    assert!(incomplete.contains("1 of 1 repositories were not read before the function's deadline"), "{incomplete}");
+    assert!(!outcome.reasons.iter().any(|r| r.contains("tag-mutability-drift")), "unread is unjudged");
+    assert_eq!(outcome.aws_calls.get("ECR.GetLifecyclePolicy"), None, "{:?}", outcome.aws_calls);
+    assert!(outcome.notified);
+}
+
+#[tokio::test]
 async fn another_accounts_schedule_is_refused_at_the_door_without_a_call() {
     let audit = audit(&[], &[], &[]);
     let mut event = testing::sample("scheduler.json");
@@ -146,17 +127,7 @@ async fn another_accounts_schedule_is_refused_at_the_door_without_a_call() {
 
 #[tokio::test]
 async fn a_thousand_repositories_cost_three_reads_each_and_six_for_the_registry() {
-    let mut registry = registry();
-    let many: Vec<Repository> = (0..1000)
-        .map(|n| {
-            Repository::builder()
-                .repository_name(format!("dev/app-{n:04}"))
-                .image_tag_mutability(ImageTagMutability::Mutable)
-                .build()
-        })
-        .collect();
-    registry[0] = mock!(aws_sdk_ecr::Client::describe_repositories)
-        .then_output(move || DescribeRepositoriesOutput::builder().set_repositories(Some(many.clone())).build());
+    let registry = rules::audited_registry(rules::repositories(1000));
     let ecr: Vec<&Rule> = registry.iter().collect();
     let (note, claim, publish) = (standing_note(true), rules::put_item_ok(), rules::published());
     let audit = audit(&ecr, &[&note, &claim], &[&publish]);

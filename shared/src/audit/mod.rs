@@ -53,6 +53,9 @@ pub struct Snapshot {
     pub account: String,
     pub region: String,
     pub repositories: Vec<Repository>,
+    /// Repositories listed but not read before the function's deadline (the scheduled audit of a very large
+    /// registry): reported, never judged.
+    pub unread: Vec<String>,
     /// The registry policy document (`None`: there is none).
     pub registry_policy: Read<Option<serde_json::Value>>,
     pub scanning: Read<Scanning>,

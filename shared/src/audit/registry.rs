@@ -20,6 +20,7 @@ pub fn settings(snapshot: &Snapshot) -> Vec<Finding> {
     .into_iter()
     .flatten()
     .collect();
+    findings.extend(unread(&at, snapshot));
     if let Some(Some(document)) = snapshot.registry_policy.got()
         && let Some(sid) = broad_statements(document, &snapshot.account).first()
     {
@@ -40,6 +41,19 @@ pub fn settings(snapshot: &Snapshot) -> Vec<Finding> {
         findings.push(at.finding(Check::ReplicationUnscoped, Severity::Warning, message, (fix, source)));
     }
     findings
+}
+
+/// Repositories the audit listed but had no time to read: `audit-incomplete`, naming how many and the first.
+fn unread(at: &At<'_>, snapshot: &Snapshot) -> Option<Finding> {
+    let first = snapshot.unread.first()?;
+    let total = snapshot.unread.len() + snapshot.repositories.len();
+    let message = format!(
+        "{} of {total} repositories were not read before the function's deadline (from {first} on): their checks did not run",
+        snapshot.unread.len()
+    );
+    let fix = "run `warden audit` (no deadline), or raise the audit function's Timeout / audit fewer regions per run"
+        .to_owned();
+    Some(at.finding(Check::AuditIncomplete, Severity::Warning, message, (fix, "audit coverage".into())))
 }
 
 /// Pull-through cache rules are per region: a prefix some audited regions of an account have and others lack.
@@ -110,9 +124,12 @@ pub fn allowlists(snapshots: &[Snapshot], policy: &Policy, today: NaiveDate) -> 
     findings
 }
 
-/// Whether no repository of the entry's class and scope carries its finding; unknown (a read failed, or no
-/// repository of the class was audited) is not stale.
+/// Whether no repository of the entry's class and scope carries its finding; unknown (a read failed, a
+/// repository was left unread, or no repository of the class was audited) is not stale.
 fn is_stale(snapshots: &[Snapshot], policy: &Policy, class: &str, entry: &crate::policy::AllowEntry) -> bool {
+    if snapshots.iter().any(|s| !s.unread.is_empty()) {
+        return false;
+    }
     let in_scope = snapshots.iter().flat_map(|s| &s.repositories).filter(|r| {
         entry.in_scope(&r.name)
             && matches!(policy.classify(&r.name), crate::policy::Classification::Managed(c) if c.name == class)

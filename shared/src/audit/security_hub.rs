@@ -146,6 +146,12 @@ pub fn unseen(snapshots: &[Snapshot]) -> Vec<Unseen> {
         if snapshot.pull_through_cache.got().is_none() {
             add(account, None, Some("registry"), &[Check::PullThroughCacheRegions]);
         }
+        for name in &snapshot.unread {
+            add(account, region, Some(name), &Check::ALL);
+        }
+        if !snapshot.unread.is_empty() {
+            add(account, None, None, &[Check::AllowlistStale]);
+        }
         for repository in &snapshot.repositories {
             for (failed, checks) in repository_reads(repository) {
                 if failed {

@@ -90,6 +90,7 @@ fn snapshot(region: &str, repositories: Vec<Repository>) -> Snapshot {
         account: "111111111111".into(),
         region: region.into(),
         repositories,
+        unread: vec![],
         registry_policy: Read::Got(None),
         scanning: Read::Got(Scanning { enhanced: false, rules: vec![] }),
         replication: Read::Got(vec![]),
@@ -497,6 +498,28 @@ mod security_hub_plan {
         assert_eq!((plan.archived, plan.unjudged), (1, 3));
         assert_eq!(plan.import[0].created_at, BEFORE, "an archived finding keeps its history");
         assert_eq!(plan.import[0].updated_at, NOW);
+    }
+
+    #[test]
+    fn repositories_left_unread_are_incomplete_and_their_findings_stay_active() {
+        let mut registry = snapshot(HERE.1, vec![clean("prod/read")]);
+        registry.unread = vec!["prod/late".into(), "prod/later".into()];
+        let findings = evaluate(std::slice::from_ref(&registry), &policy(), today());
+        let incomplete = findings.iter().find(|f| f.check == Check::AuditIncomplete).expect("incomplete");
+        assert!(
+            incomplete
+                .message
+                .starts_with("2 of 3 repositories were not read before the function's deadline (from prod/late on)"),
+            "{}",
+            incomplete.message
+        );
+        assert!(!findings.iter().any(|f| f.resource.starts_with("prod/late")), "unread is never judged");
+        assert!(!findings.iter().any(|f| f.check == Check::AllowlistStale), "an unread repository may hold it");
+        let earlier =
+            [finding_on(Check::TagMutabilityDrift, "prod/late"), finding_on(Check::AllowlistStale, "class production")];
+        let held: Vec<Asff> = earlier.iter().map(held).collect();
+        let plan = plan(&findings, &held, &unseen(&[registry]), HERE, NOW);
+        assert_eq!((plan.archived, plan.unjudged), (0, 2), "what was not read resolves nothing");
     }
 
     #[test]

@@ -11,8 +11,10 @@ use crate::error::aws_error;
 use crate::pattern::Pattern;
 use crate::policy::{Classification, Policy};
 use aws_sdk_ecr::Client;
+use futures_util::future;
 use futures_util::stream::{self, StreamExt};
 use std::collections::BTreeSet;
+use std::time::SystemTime;
 
 /// The clients an audit reads with: Inspector only where enhanced scanning is on, the ledger for ecr-warden's
 /// own-tag records.
@@ -38,19 +40,23 @@ fn read<T>(call: &str, result: Result<T, WardenError>) -> Read<T> {
     result.map_or_else(|e| failed(call, e), Read::Got)
 }
 
-/// The registry of one account and region as the checks need it. `progress` hears each repository read.
+/// The registry of one account and region as the checks need it. `progress` hears each repository read; no
+/// repository read starts at or after `stop_at` (the function's deadline less its margin): those left are named
+/// in [`Snapshot::unread`], and reported, rather than the invocation timing out.
 pub async fn snapshot(
     readers: Readers<'_>,
     policy: &Policy,
     (account, region): (&str, &str),
+    stop_at: Option<SystemTime>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Snapshot, WardenError> {
     let listed = list_repositories(readers.ecr).await?;
     let scanning = read("ecr:GetRegistryScanningConfiguration", scanning(readers.ecr).await);
     let enhanced = scanning.got().is_some_and(|s| s.enhanced);
-    // A few repositories read at once, in order: each read is a handful of sequential calls, and the SDK's
-    // retries absorb ECR's throttling should the account's quotas be met.
+    // A few repositories read at once, in order, each with its reads at once; the SDK's retries absorb ECR's
+    // throttling should the account's quotas be met.
     let mut reads = stream::iter(&listed)
+        .take_while(|_| future::ready(stop_at.is_none_or(|stop| SystemTime::now() < stop)))
         .map(|(raw, scan_on_push, encryption)| repository(readers, policy, raw, (*scan_on_push, encryption), enhanced))
         .buffered(CONCURRENT_REPOSITORIES);
     let mut repositories = Vec::with_capacity(listed.len());
@@ -61,6 +67,7 @@ pub async fn snapshot(
     Ok(Snapshot {
         account: account.to_owned(),
         region: region.to_owned(),
+        unread: listed[repositories.len()..].iter().map(|(settings, ..)| settings.name.clone()).collect(),
         repositories,
         registry_policy: read("ecr:GetRegistryPolicy", registry_policy(readers.ecr).await),
         scanning,
@@ -96,7 +103,13 @@ async fn repository(
     enhanced: bool,
 ) -> Repository {
     let name = settings.name.as_str();
-    let images = read("ecr:DescribeImages", images(readers.ecr, name).await);
+    let (images, lifecycle_policy, repository_policy) = future::join3(
+        images(readers.ecr, name),
+        lifecycle_policy(readers.ecr, name),
+        repository_policy(readers.ecr, name),
+    )
+    .await;
+    let images = read("ecr:DescribeImages", images);
     let (inactive_coverage, critical_images, finding_ids) = if enhanced {
         let findings = read("inspector2:ListFindings", inspector_findings(readers.inspector, name).await);
         let coverage = read("inspector2:ListCoverage", inactive_coverage(readers.inspector, name).await);
@@ -114,8 +127,8 @@ async fn repository(
         mutability: settings.mutability.clone(),
         encryption: encryption.to_owned(),
         scan_on_push,
-        lifecycle_policy: read("ecr:GetLifecyclePolicy", lifecycle_policy(readers.ecr, name).await),
-        policy: read("ecr:GetRepositoryPolicy", repository_policy(readers.ecr, name).await),
+        lifecycle_policy: read("ecr:GetLifecyclePolicy", lifecycle_policy),
+        policy: read("ecr:GetRepositoryPolicy", repository_policy),
         untagged: images.map(|i| i.untagged),
         inactive_coverage,
         critical_images,
