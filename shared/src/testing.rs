@@ -371,7 +371,7 @@ pub mod rules {
 
     /// A registry for the audit: `repositories` (DescribeRepositories, one page) each without lifecycle policy,
     /// repository policy or images; basic scanning without rules, no registry policy, replication or
-    /// pull-through cache rules.
+    /// pull-through cache rules or creation templates.
     pub fn audited_registry(repositories: Vec<aws_sdk_ecr::types::Repository>) -> Vec<Rule> {
         use aws_sdk_ecr::operation::describe_pull_through_cache_rules::DescribePullThroughCacheRulesOutput;
         use aws_sdk_ecr::operation::describe_registry::DescribeRegistryOutput;
@@ -400,6 +400,9 @@ pub mod rules {
             mock!(aws_sdk_ecr::Client::describe_registry).then_output(|| DescribeRegistryOutput::builder().build()),
             mock!(aws_sdk_ecr::Client::describe_pull_through_cache_rules)
                 .then_output(|| DescribePullThroughCacheRulesOutput::builder().build()),
+            mock!(aws_sdk_ecr::Client::describe_repository_creation_templates).then_output(|| {
+                aws_sdk_ecr::operation::describe_repository_creation_templates::DescribeRepositoryCreationTemplatesOutput::builder().build()
+            }),
             mock!(aws_sdk_ecr::Client::describe_images).then_output(|| DescribeImagesOutput::builder().build()),
             mock!(aws_sdk_ecr::Client::get_lifecycle_policy).then_error(|| {
                 GetLifecyclePolicyError::LifecyclePolicyNotFoundException(

@@ -115,6 +115,65 @@ async fn repositories_left_unread_at_the_deadline_are_reported_not_passed() {
     assert!(outcome.notified);
 }
 
+/// What moto cannot hold, answered by mocks: a creation template that would create drifted repositories, and a
+/// registry scanning with Inspector while Inspector's ECR scanning is off.
+#[tokio::test]
+async fn a_drifted_creation_template_and_inspector_scanning_off_are_found() {
+    use aws_sdk_ecr::operation::describe_repository_creation_templates::DescribeRepositoryCreationTemplatesOutput;
+    use aws_sdk_ecr::operation::get_registry_scanning_configuration::GetRegistryScanningConfigurationOutput;
+    use aws_sdk_ecr::types::{RegistryScanningConfiguration, RepositoryCreationTemplate, ScanType};
+    use aws_sdk_inspector2::operation::batch_get_account_status::BatchGetAccountStatusOutput;
+    use aws_sdk_inspector2::operation::list_coverage::ListCoverageOutput;
+    use aws_sdk_inspector2::operation::list_findings::ListFindingsOutput;
+    use aws_sdk_inspector2::types::{AccountState, ErrorCode, ResourceState, State, Status};
+    let mut registry = registry();
+    registry[1] = mock!(aws_sdk_ecr::Client::get_registry_scanning_configuration).then_output(|| {
+        let enhanced = RegistryScanningConfiguration::builder().scan_type(ScanType::Enhanced).build();
+        GetRegistryScanningConfigurationOutput::builder().scanning_configuration(enhanced).build()
+    });
+    registry.insert(
+        0,
+        mock!(aws_sdk_ecr::Client::describe_repository_creation_templates).then_output(|| {
+            let template = RepositoryCreationTemplate::builder()
+                .prefix("prod")
+                .image_tag_mutability(ImageTagMutability::Mutable)
+                .build();
+            DescribeRepositoryCreationTemplatesOutput::builder().repository_creation_templates(template).build()
+        }),
+    );
+    let ecr: Vec<&Rule> = registry.iter().collect();
+    let state = |status| {
+        State::builder().status(status).error_code(ErrorCode::AccessDenied).error_message("").build().expect("state")
+    };
+    let status = mock!(aws_sdk_inspector2::Client::batch_get_account_status).then_output(move || {
+        let resources = ResourceState::builder().ec2(state(Status::Enabled)).ecr(state(Status::Disabled)).build();
+        let account = AccountState::builder()
+            .account_id(testing::ACCOUNT)
+            .state(state(Status::Enabled))
+            .resource_state(resources)
+            .build();
+        BatchGetAccountStatusOutput::builder().accounts(account.expect("account")).build().expect("output")
+    });
+    let findings =
+        mock!(aws_sdk_inspector2::Client::list_findings).then_output(|| ListFindingsOutput::builder().build());
+    let coverage =
+        mock!(aws_sdk_inspector2::Client::list_coverage).then_output(|| ListCoverageOutput::builder().build());
+    let (note, claim, publish) = (standing_note(true), rules::put_item_ok(), rules::published());
+    let clients = testing::clients(&ecr, &[&note, &claim], &[&publish], Retries::Deployed);
+    let inspector = testing::inspector(&[&status, &findings, &coverage], &clients, Retries::Deployed);
+    let policy = Policy::from_toml(EMBEDDED_POLICY, "warden.toml").expect("policy");
+    let audit = Audit::new(policy, testing::config(), clients, inspector, None).expect("audit");
+    let outcome = audit.handle(testing::sample("scheduler.json"), &testing::invocation()).await.expect("audited");
+    let template = outcome.reasons.iter().find(|r| r.contains("creation template prod")).expect("template");
+    assert!(
+        template.contains("tag-mutability-drift")
+            && template.contains("creates repositories with tag mutability MUTABLE")
+    );
+    let off = outcome.reasons.iter().find(|r| r.contains("Inspector's ECR scanning is DISABLED")).expect("inspector");
+    assert!(off.contains("scan-coverage-gap registry"), "{off}");
+    assert_eq!(outcome.aws_calls.get("Inspector2.BatchGetAccountStatus"), Some(&1));
+}
+
 #[tokio::test]
 async fn another_accounts_schedule_is_refused_at_the_door_without_a_call() {
     let audit = audit(&[], &[], &[]);
@@ -126,7 +185,7 @@ async fn another_accounts_schedule_is_refused_at_the_door_without_a_call() {
 }
 
 #[tokio::test]
-async fn a_thousand_repositories_cost_three_reads_each_and_six_for_the_registry() {
+async fn a_thousand_repositories_cost_three_reads_each_and_seven_for_the_registry() {
     let registry = rules::audited_registry(rules::repositories(1000));
     let ecr: Vec<&Rule> = registry.iter().collect();
     let (note, claim, publish) = (standing_note(true), rules::put_item_ok(), rules::published());
@@ -145,6 +204,7 @@ async fn a_thousand_repositories_cost_three_reads_each_and_six_for_the_registry(
             ("ECR.DescribePullThroughCacheRules", 1),
             ("ECR.DescribeRegistry", 1),
             ("ECR.DescribeRepositories", 1),
+            ("ECR.DescribeRepositoryCreationTemplates", 1),
             ("ECR.GetLifecyclePolicy", 1000),
             ("ECR.GetRegistryPolicy", 1),
             ("ECR.GetRegistryScanningConfiguration", 1),

@@ -25,7 +25,10 @@ pub fn repository(snapshot: &Snapshot, repository: &Repository, policy: &Policy)
     .into_iter()
     .flatten()
     .collect();
-    findings.extend(documents(&at, repository, &snapshot.account));
+    if let Some(Some(document)) = repository.policy.got() {
+        let show = format!("aws ecr get-repository-policy --repository-name {}", repository.name);
+        findings.extend(documents(&at, document, &snapshot.account, &show));
+    }
     findings.extend(untagged_accumulation(&at, repository));
     let class = match policy.classify(&repository.name) {
         Classification::Managed(class) => class,
@@ -67,18 +70,21 @@ pub fn tag_mutability_drift(at: &At<'_>, repository: &Repository, class: &Class,
     }
     let message =
         format!("tag mutability is {}; class `{}` requires {}", repository.mutability, class.name, rules.mutability);
-    let mut fix = format!(
-        "aws ecr put-image-tag-mutability --repository-name {} --image-tag-mutability {}",
-        repository.name,
-        rules.mutability.mode.as_str()
-    );
+    let fix =
+        format!("aws ecr put-image-tag-mutability --repository-name {} {}", repository.name, mutability_flags(rules));
+    let source = format!("class `{}` tags.mutability", class.name);
+    Some(at.finding(Check::TagMutabilityDrift, Severity::Warning, message, (fix, source)))
+}
+
+/// The `aws ecr` options that set a class's tag mutability (mode and exclusion filters).
+pub fn mutability_flags(rules: &TagRules) -> String {
+    let mut flags = format!("--image-tag-mutability {}", rules.mutability.mode.as_str());
     if !rules.mutability.filters.is_empty() {
         let filters: Vec<String> =
             rules.mutability.filters.iter().map(|f| format!("filterType=WILDCARD,filter={f}")).collect();
-        fix.push_str(&format!(" --image-tag-mutability-exclusion-filters {}", filters.join(" ")));
+        flags.push_str(&format!(" --image-tag-mutability-exclusion-filters {}", filters.join(" ")));
     }
-    let source = format!("class `{}` tags.mutability", class.name);
-    Some(at.finding(Check::TagMutabilityDrift, Severity::Warning, message, (fix, source)))
+    flags
 }
 
 /// Release (protected) tags ECR lets move, and tag-guard does not move back.
@@ -212,16 +218,13 @@ pub fn untagged_accumulation(at: &At<'_>, repository: &Repository) -> Option<Fin
     Some(at.finding(Check::UntaggedAccumulation, Severity::Warning, message, (fix, source)))
 }
 
-/// The repository policy: open to everyone, or broad to other accounts.
-fn documents(at: &At<'_>, repository: &Repository, account: &str) -> Vec<Finding> {
-    let Some(Some(document)) = repository.policy.got() else { return vec![] };
+/// A repository policy (a repository's, or the one a creation template gives): open to everyone, or broad to
+/// other accounts. `show` is the command that prints it.
+pub fn documents(at: &At<'_>, document: &serde_json::Value, account: &str, show: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
     if let Some(sid) = public_statements(document).first() {
         let message = format!("statement {sid} allows everyone (Principal \"*\") with no condition narrowing it");
-        let fix = format!(
-            "narrow the principal or add a condition (aws:PrincipalOrgID); `aws ecr get-repository-policy --repository-name {}`",
-            repository.name
-        );
+        let fix = format!("narrow the principal or add a condition (aws:PrincipalOrgID); `{show}`");
         let source = "ECR guide: overly broad permissions to registry consumers".to_owned();
         findings.push(at.finding(Check::RepositoryPolicyPublic, Severity::Critical, message, (fix, source)));
     }

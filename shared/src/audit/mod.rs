@@ -10,6 +10,7 @@ mod documents;
 mod registry;
 pub mod render;
 pub mod security_hub;
+mod templates;
 
 use crate::kinds::Severity;
 use crate::pattern::Pattern;
@@ -62,6 +63,24 @@ pub struct Snapshot {
     pub replication: Read<Vec<ReplicationRule>>,
     /// Pull-through cache rules: their repository prefixes.
     pub pull_through_cache: Read<Vec<String>>,
+    /// Repository creation templates: the settings of repositories ECR creates itself.
+    pub creation_templates: Read<Vec<CreationTemplate>>,
+    /// Amazon Inspector's ECR scanning status in the account (`ENABLED`, `DISABLED`, ...): read only where the
+    /// registry scans with Inspector (enhanced scanning), `None` elsewhere.
+    pub inspector_ecr: Option<Read<String>>,
+}
+
+/// A repository creation template: what repositories under its prefix get when ECR creates them (on push,
+/// through replication or a pull-through cache).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreationTemplate {
+    /// The repository namespace it applies to; `ROOT` for every repository without a more specific template.
+    pub prefix: String,
+    pub mutability: MutabilitySetting,
+    pub lifecycle_policy: Option<String>,
+    pub repository_policy: Option<serde_json::Value>,
+    /// `AES256`, `KMS` or `KMS_DSSE`.
+    pub encryption: String,
 }
 
 /// One repository and what the checks need of it.
@@ -253,6 +272,7 @@ pub fn evaluate(snapshots: &[Snapshot], policy: &crate::policy::Policy, today: c
             findings.extend(checks::repository(snapshot, repository, policy));
         }
         findings.extend(registry::settings(snapshot));
+        findings.extend(templates::templates(snapshot, policy));
     }
     findings.extend(registry::pull_through_cache_regions(snapshots));
     findings.extend(registry::allowlists(snapshots, policy, today));

@@ -21,6 +21,7 @@ pub fn settings(snapshot: &Snapshot) -> Vec<Finding> {
     .flatten()
     .collect();
     findings.extend(unread(&at, snapshot));
+    findings.extend(snapshot.inspector_ecr.as_ref().and_then(|status| inspector_disabled(&at, status)));
     if let Some(Some(document)) = snapshot.registry_policy.got()
         && let Some(sid) = broad_statements(document, &snapshot.account).first()
     {
@@ -41,6 +42,21 @@ pub fn settings(snapshot: &Snapshot) -> Vec<Finding> {
         findings.push(at.finding(Check::ReplicationUnscoped, Severity::Warning, message, (fix, source)));
     }
     findings
+}
+
+/// Enhanced scanning configured while Amazon Inspector does not scan ECR in the account: nothing is scanned.
+fn inspector_disabled(at: &At<'_>, status: &Read<String>) -> Option<Finding> {
+    let status = match status {
+        Read::Got(status) if status == "ENABLED" => return None,
+        Read::Got(status) => status,
+        failed => return incomplete(at, failed),
+    };
+    let message = format!(
+        "the registry scans with Amazon Inspector (enhanced scanning), but Inspector's ECR scanning is {status} in this account: no image is scanned"
+    );
+    let fix = "aws inspector2 enable --resource-types ECR (or switch the registry back to basic scanning)".to_owned();
+    let source = "ECR guide: skipping image scanning".to_owned();
+    Some(at.finding(Check::ScanCoverageGap, Severity::Warning, message, (fix, source)))
 }
 
 /// Repositories the audit listed but had no time to read: `audit-incomplete`, naming how many and the first.

@@ -116,11 +116,27 @@ pub struct Unseen {
     pub checks: &'static [Check],
 }
 
+/// Every creation template's findings (a resource ending in `*` covers every resource it begins).
+const TEMPLATES: &str = "creation template *";
+/// The checks a creation template's findings come from.
+const TEMPLATE_CHECKS: &[Check] = &[
+    Check::TagMutabilityDrift,
+    Check::LifecyclePolicyDrift,
+    Check::NoLifecyclePolicy,
+    Check::EncryptionAes256,
+    Check::RepositoryPolicyPublic,
+    Check::RepositoryPolicyBroad,
+];
+
 impl Unseen {
     fn covers(&self, finding: &Asff) -> bool {
+        let resource = |r: &String| match r.strip_suffix('*') {
+            Some(prefix) => finding.resource.starts_with(prefix),
+            None => *r == finding.resource,
+        };
         self.account == finding.account
             && self.region.as_ref().is_none_or(|r| *r == finding.region)
-            && self.resource.as_ref().is_none_or(|r| *r == finding.resource)
+            && self.resource.as_ref().is_none_or(resource)
             && self.checks.contains(&finding.check)
     }
 }
@@ -142,6 +158,12 @@ pub fn unseen(snapshots: &[Snapshot]) -> Vec<Unseen> {
             if failed {
                 add(account, region, None, checks);
             }
+        }
+        if matches!(snapshot.inspector_ecr, Some(Read::Failed { .. })) {
+            add(account, region, None, &[Check::ScanCoverageGap]);
+        }
+        if snapshot.creation_templates.got().is_none() {
+            add(account, region, Some(TEMPLATES), TEMPLATE_CHECKS);
         }
         if snapshot.pull_through_cache.got().is_none() {
             add(account, None, Some("registry"), &[Check::PullThroughCacheRegions]);

@@ -95,6 +95,8 @@ fn snapshot(region: &str, repositories: Vec<Repository>) -> Snapshot {
         scanning: Read::Got(Scanning { enhanced: false, rules: vec![] }),
         replication: Read::Got(vec![]),
         pull_through_cache: Read::Got(vec!["docker-hub".into()]),
+        creation_templates: Read::Got(vec![]),
+        inspector_ecr: None,
     }
 }
 
@@ -242,6 +244,94 @@ fn registry_settings_replication_and_regions() {
     assert!(got.contains(&(Check::RegistryPolicyBroad, "us-east-1")));
     assert!(got.contains(&(Check::PullThroughCacheRegions, "eu-west-1")));
     assert!(!got.contains(&(Check::PullThroughCacheRegions, "us-east-1")));
+}
+
+fn template(prefix: &str, spoil: fn(&mut CreationTemplate)) -> CreationTemplate {
+    let mut template = CreationTemplate {
+        prefix: prefix.into(),
+        mutability: MutabilitySetting::new(EcrMutability::MutableWithExclusion, vec!["v*".into()]),
+        lifecycle_policy: Some(NATIVE.into()),
+        repository_policy: None,
+        encryption: "AES256".into(),
+    };
+    spoil(&mut template);
+    template
+}
+
+#[test]
+fn creation_templates_that_would_create_drifted_repositories() {
+    type Spoil = fn(&mut CreationTemplate);
+    let table: [(&str, Spoil, Option<Check>); 7] = [
+        ("prod", |_| {}, None),
+        (
+            "prod",
+            |t| t.mutability = MutabilitySetting::new(EcrMutability::Mutable, vec![]),
+            Some(Check::TagMutabilityDrift),
+        ),
+        ("prod", |t| t.lifecycle_policy = None, Some(Check::LifecyclePolicyDrift)),
+        (
+            "prod",
+            |t| {
+                t.repository_policy =
+                    Some(json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}]}))
+            },
+            Some(Check::RepositoryPolicyPublic),
+        ),
+        // dev: no native policy and no retention, KMS expected; its tag rules say nothing of mutability.
+        (
+            "dev",
+            |t| {
+                t.mutability = MutabilitySetting::new(EcrMutability::Mutable, vec![]);
+                (t.encryption, t.lifecycle_policy) = ("KMS".into(), None);
+            },
+            Some(Check::NoLifecyclePolicy),
+        ),
+        (
+            "dev",
+            |t| t.mutability = MutabilitySetting::new(EcrMutability::Mutable, vec![]),
+            Some(Check::EncryptionAes256),
+        ),
+        // ROOT: no one class; mutable and without lifecycle is for the classes of the repositories to judge.
+        ("ROOT", |t| t.mutability = MutabilitySetting::new(EcrMutability::Mutable, vec![]), None),
+    ];
+    for (prefix, spoil, expected) in table {
+        let mut registry = snapshot("us-east-1", vec![]);
+        registry.creation_templates = Read::Got(vec![template(prefix, spoil)]);
+        let findings = evaluate(&[registry], &policy(), today());
+        let resource = format!("creation template {prefix}");
+        let got: Vec<Check> = findings.iter().filter(|f| f.resource == resource).map(|f| f.check).collect();
+        assert_eq!(got, expected.into_iter().collect::<Vec<_>>(), "{prefix}: {findings:#?}");
+        if let Some(drift) = findings.iter().find(|f| f.check == Check::TagMutabilityDrift) {
+            assert!(drift.remediation.starts_with("aws ecr update-repository-creation-template --prefix prod --image-tag-mutability MUTABLE_WITH_EXCLUSION"), "{}", drift.remediation);
+        }
+    }
+    let mut unreadable = snapshot("us-east-1", vec![]);
+    unreadable.creation_templates =
+        Read::Failed { call: "ecr:DescribeRepositoryCreationTemplates".into(), why: "AccessDeniedException".into() };
+    let findings = evaluate(&[unreadable], &policy(), today());
+    assert!(findings.iter().any(|f| f.check == Check::AuditIncomplete
+        && f.message.starts_with("ecr:DescribeRepositoryCreationTemplates could not be read")));
+}
+
+#[test]
+fn enhanced_scanning_needs_inspector_scanning_ecr() {
+    let table = [
+        (Some(Read::Got("ENABLED".to_owned())), None),
+        (Some(Read::Got("DISABLED".to_owned())), Some(Check::ScanCoverageGap)),
+        (Some(Read::Got("UNKNOWN".to_owned())), Some(Check::ScanCoverageGap)),
+        (
+            Some(Read::Failed { call: "inspector2:BatchGetAccountStatus".into(), why: "x".into() }),
+            Some(Check::AuditIncomplete),
+        ),
+        (None, None),
+    ];
+    for (status, expected) in table {
+        let mut registry = snapshot("us-east-1", vec![]);
+        registry.inspector_ecr = status.clone();
+        let findings = evaluate(&[registry], &policy(), today());
+        let got: Vec<Check> = findings.iter().filter(|f| f.resource == "registry").map(|f| f.check).collect();
+        assert_eq!(got, expected.into_iter().collect::<Vec<_>>(), "{status:?}");
+    }
 }
 
 #[test]
@@ -415,6 +505,9 @@ fn every_problem() -> Vec<Snapshot> {
     east.registry_policy = Read::Got(Some(
         json!({"Statement": {"Sid": "Everything", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"}, "Action": ["ecr:*"]}}),
     ));
+    east.creation_templates = Read::Got(vec![template("prod", |t| {
+        t.mutability = MutabilitySetting::new(EcrMutability::Mutable, vec![]);
+    })]);
     let mut west = snapshot("eu-west-1", vec![clean("prod/clean")]);
     west.pull_through_cache = Read::Got(vec![]);
     vec![east, west]

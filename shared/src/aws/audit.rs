@@ -3,10 +3,10 @@
 //! fails (denied, unsupported, failing past the SDK's retries) is kept as [`Read::Failed`] naming the call, so
 //! the audit reports it instead of passing or crashing.
 
-use super::ecr::settings_of;
+use super::ecr::{setting_from, settings_of};
 use super::ledger::Ledger;
 use crate::WardenError;
-use crate::audit::{Read, ReplicationRule, Repository, ScanRule, Scanning, Snapshot, Untagged};
+use crate::audit::{CreationTemplate, Read, ReplicationRule, Repository, ScanRule, Scanning, Snapshot, Untagged};
 use crate::error::aws_error;
 use crate::pattern::Pattern;
 use crate::policy::{Classification, Policy};
@@ -73,6 +73,11 @@ pub async fn snapshot(
         scanning,
         replication: read("ecr:DescribeRegistry", replication(readers.ecr).await),
         pull_through_cache: read("ecr:DescribePullThroughCacheRules", pull_through_cache(readers.ecr).await),
+        creation_templates: read("ecr:DescribeRepositoryCreationTemplates", creation_templates(readers.ecr).await),
+        inspector_ecr: match enhanced {
+            true => Some(read("inspector2:BatchGetAccountStatus", inspector_ecr(readers.inspector, account).await)),
+            false => None,
+        },
     })
 }
 
@@ -312,6 +317,31 @@ async fn pull_through_cache(ecr: &Client) -> Result<Vec<String>, WardenError> {
         );
     }
     Ok(prefixes)
+}
+
+async fn creation_templates(ecr: &Client) -> Result<Vec<CreationTemplate>, WardenError> {
+    let mut pages = ecr.describe_repository_creation_templates().into_paginator().send();
+    let mut templates = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws_error("ECR.DescribeRepositoryCreationTemplates", e))?;
+        templates.extend(page.repository_creation_templates().iter().map(|t| CreationTemplate {
+            prefix: t.prefix().unwrap_or_default().to_owned(),
+            mutability: setting_from(t.image_tag_mutability(), t.image_tag_mutability_exclusion_filters()),
+            lifecycle_policy: t.lifecycle_policy().filter(|p| !p.is_empty()).map(str::to_owned),
+            repository_policy: t.repository_policy().and_then(|p| serde_json::from_str(p).ok()),
+            encryption: t.encryption_configuration().map_or("AES256", |e| e.encryption_type().as_str()).to_owned(),
+        }));
+    }
+    Ok(templates)
+}
+
+/// Amazon Inspector's ECR scanning status in the account (BatchGetAccountStatus).
+async fn inspector_ecr(inspector: &aws_sdk_inspector2::Client, account: &str) -> Result<String, WardenError> {
+    let output = inspector.batch_get_account_status().account_ids(account).send().await;
+    let output = output.map_err(|e| aws_error("Inspector2.BatchGetAccountStatus", e))?;
+    let ecr = output.accounts().iter().find(|a| a.account_id() == account).and_then(|a| a.resource_state()?.ecr());
+    // No state for ECR is no scanning: never read as enabled.
+    Ok(ecr.map_or_else(|| "UNKNOWN".to_owned(), |state| state.status().as_str().to_owned()))
 }
 
 #[cfg(test)]

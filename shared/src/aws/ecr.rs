@@ -172,7 +172,10 @@ pub async fn remove_tag(ecr: &Client, repository: &str, tag: &str, digest: &str)
     Ok(TagRemoval::Done)
 }
 
-fn setting_from(mode: Option<&ImageTagMutability>, filters: &[ImageTagMutabilityExclusionFilter]) -> MutabilitySetting {
+pub(crate) fn setting_from(
+    mode: Option<&ImageTagMutability>,
+    filters: &[ImageTagMutabilityExclusionFilter],
+) -> MutabilitySetting {
     let mode = match mode {
         Some(ImageTagMutability::Immutable) => EcrMutability::Immutable,
         Some(ImageTagMutability::ImmutableWithExclusion) => EcrMutability::ImmutableWithExclusion,
