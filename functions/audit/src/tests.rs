@@ -115,20 +115,34 @@ async fn repositories_left_unread_at_the_deadline_are_reported_not_passed() {
     assert!(outcome.notified);
 }
 
-/// What moto cannot hold, answered by mocks: a creation template that would create drifted repositories, and a
-/// registry scanning with Inspector while Inspector's ECR scanning is off.
+/// What moto cannot hold, answered by mocks: a creation template that would create drifted repositories, a
+/// registry scanning with Inspector while Inspector's ECR scanning is off, and an image Inspector stopped scanning.
 #[tokio::test]
-async fn a_drifted_creation_template_and_inspector_scanning_off_are_found() {
+async fn a_drifted_creation_template_inspector_off_and_an_unscanned_image_are_found() {
     use aws_sdk_ecr::operation::describe_repository_creation_templates::DescribeRepositoryCreationTemplatesOutput;
     use aws_sdk_ecr::operation::get_registry_scanning_configuration::GetRegistryScanningConfigurationOutput;
-    use aws_sdk_ecr::types::{RegistryScanningConfiguration, RepositoryCreationTemplate, ScanType};
+    use aws_sdk_ecr::types::{
+        RegistryScanningConfiguration, RegistryScanningRule, RepositoryCreationTemplate, ScanFrequency, ScanType,
+        ScanningRepositoryFilter, ScanningRepositoryFilterType,
+    };
     use aws_sdk_inspector2::operation::batch_get_account_status::BatchGetAccountStatusOutput;
-    use aws_sdk_inspector2::operation::list_coverage::ListCoverageOutput;
     use aws_sdk_inspector2::operation::list_findings::ListFindingsOutput;
-    use aws_sdk_inspector2::types::{AccountState, ErrorCode, ResourceState, State, Status};
+    use aws_sdk_inspector2::types::{
+        AccountState, ErrorCode, ResourceState, ScanStatusCode, ScanStatusReason, State, Status,
+    };
     let mut registry = registry();
     registry[1] = mock!(aws_sdk_ecr::Client::get_registry_scanning_configuration).then_output(|| {
-        let enhanced = RegistryScanningConfiguration::builder().scan_type(ScanType::Enhanced).build();
+        let filter = ScanningRepositoryFilter::builder()
+            .filter("prod/*")
+            .filter_type(ScanningRepositoryFilterType::Wildcard)
+            .build()
+            .expect("filter");
+        let rule = RegistryScanningRule::builder()
+            .scan_frequency(ScanFrequency::ContinuousScan)
+            .repository_filters(filter)
+            .build()
+            .expect("rule");
+        let enhanced = RegistryScanningConfiguration::builder().scan_type(ScanType::Enhanced).rules(rule).build();
         GetRegistryScanningConfigurationOutput::builder().scanning_configuration(enhanced).build()
     });
     registry.insert(
@@ -156,8 +170,14 @@ async fn a_drifted_creation_template_and_inspector_scanning_off_are_found() {
     });
     let findings =
         mock!(aws_sdk_inspector2::Client::list_findings).then_output(|| ListFindingsOutput::builder().build());
-    let coverage =
-        mock!(aws_sdk_inspector2::Client::list_coverage).then_output(|| ListCoverageOutput::builder().build());
+    // One image Inspector no longer scans (its scan eligibility expired).
+    let coverage = mock!(aws_sdk_inspector2::Client::list_coverage).then_output(rules::coverage_output(
+        "prod/payments-api",
+        "sha256:0000000000000000000000000000000000000000000000000000000000000001",
+        ScanStatusCode::Inactive,
+        ScanStatusReason::ScanEligibilityExpired,
+        None,
+    ));
     let (note, claim, publish) = (standing_note(true), rules::put_item_ok(), rules::published());
     let clients = testing::clients(&ecr, &[&note, &claim], &[&publish], Retries::Deployed);
     let inspector = testing::inspector(&[&status, &findings, &coverage], &clients, Retries::Deployed);
@@ -172,6 +192,11 @@ async fn a_drifted_creation_template_and_inspector_scanning_off_are_found() {
     let off = outcome.reasons.iter().find(|r| r.contains("Inspector's ECR scanning is DISABLED")).expect("inspector");
     assert!(off.contains("scan-coverage-gap registry"), "{off}");
     assert_eq!(outcome.aws_calls.get("Inspector2.BatchGetAccountStatus"), Some(&1));
+    let inactive = outcome.reasons.iter().find(|r| r.contains("does not actively scan")).expect("coverage");
+    assert!(
+        inactive
+            .contains("scan-coverage-gap prod/payments-api: Amazon Inspector does not actively scan 1 of its images")
+    );
 }
 
 #[tokio::test]
