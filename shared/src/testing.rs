@@ -57,7 +57,8 @@ pub fn clients(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], retries: Retrie
 
 /// [`clients`] whose ledger answers lease requests (`LEASE#` items, see `aws::lease`) with `leases` before
 /// anything else: [`clients`] grants and takes back every lease, so a test's own DynamoDB rules never see them.
-/// Marking a published notification's claim `sent` succeeds unless the test's own rules answer it.
+/// Marking a published notification's claim `sent`, and forgetting a standing finding that is gone, succeed
+/// unless the test's own rules answer them.
 pub fn clients_with_leases(
     ecr: &[&Rule],
     dynamodb: &[&Rule],
@@ -65,8 +66,8 @@ pub fn clients_with_leases(
     retries: Retries,
     leases: &[&Rule],
 ) -> Clients {
-    let marked = rules::notification_marked_sent();
-    let dynamodb: Vec<&Rule> = leases.iter().chain(dynamodb).copied().chain([&marked]).collect();
+    let (marked, forgotten) = (rules::notification_marked_sent(), rules::standing_forgotten());
+    let dynamodb: Vec<&Rule> = leases.iter().chain(dynamodb).copied().chain([&marked, &forgotten]).collect();
     let dynamodb = dynamodb.as_slice();
     let calls = CallCounter::default();
     let (c1, c2, c3) = (calls.clone(), calls.clone(), calls.clone());
@@ -256,6 +257,37 @@ pub mod rules {
     pub fn put_item_ok() -> Rule {
         mock!(aws_sdk_dynamodb::Client::put_item)
             .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build())
+    }
+
+    /// The note of the standing finding `pk` / `sk`: new or changed (`true`: written, the finding is told), or
+    /// told already, unchanged within the week (`false`: the conditional write fails).
+    pub fn standing_note(pk: &'static str, sk: &'static str, new: bool) -> Rule {
+        use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+        use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+        mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(move |r| {
+                let key = |name: &str| r.item().and_then(|i| i.get(name)).and_then(|v| v.as_s().ok()).cloned();
+                key("pk").is_some_and(|p| p == pk) && key("sk").is_some_and(|s| s == sk)
+            })
+            .then_compute_response(move |_| match new {
+                true => aws_smithy_mocks::MockResponse::Output(PutItemOutput::builder().build()),
+                false => {
+                    let failed = ConditionalCheckFailedException::builder().message("unchanged").build();
+                    aws_smithy_mocks::MockResponse::Error(PutItemError::ConditionalCheckFailedException(failed))
+                }
+            })
+    }
+
+    /// A standing finding's note deleted (`STANDING#...`): it is gone, or its telling failed.
+    pub fn standing_forgotten() -> Rule {
+        mock!(aws_sdk_dynamodb::Client::delete_item)
+            .match_requests(|r| {
+                r.key()
+                    .and_then(|k| k.get("pk"))
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|pk| pk.starts_with("STANDING#"))
+            })
+            .then_output(|| aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput::builder().build())
     }
 
     /// Every claim of a published notification is marked `sent` (an UpdateItem of a `NOTIFY#` item).

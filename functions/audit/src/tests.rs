@@ -2,8 +2,6 @@
 //! stand unchanged, nothing for another account's events; every read failure a finding, never a pass.
 
 use super::*;
-use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
-use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_ecr::operation::get_registry_scanning_configuration::GetRegistryScanningConfigurationError;
 use aws_sdk_ecr::types::{ImageTagMutability, Repository};
 use aws_smithy_mocks::{Rule, mock};
@@ -21,20 +19,7 @@ fn registry() -> Vec<Rule> {
 
 /// The note of the standing findings (`STANDING#audit`): new (`true`) or told already (`false`).
 fn standing_note(new: bool) -> Rule {
-    mock!(aws_sdk_dynamodb::Client::put_item)
-        .match_requests(|r| {
-            let pk = r.item().and_then(|i| i.get("pk")).and_then(|v| v.as_s().ok());
-            let sk = r.item().and_then(|i| i.get("sk")).and_then(|v| v.as_s().ok());
-            pk.is_some_and(|pk| pk == "STANDING#audit") && sk.is_some_and(|sk| sk == KIND)
-        })
-        .then_compute_response(move |_| {
-            if new {
-                aws_smithy_mocks::MockResponse::Output(PutItemOutput::builder().build())
-            } else {
-                let failed = ConditionalCheckFailedException::builder().message("unchanged").build();
-                aws_smithy_mocks::MockResponse::Error(PutItemError::ConditionalCheckFailedException(failed))
-            }
-        })
+    rules::standing_note("STANDING#audit", KIND, new)
 }
 
 fn audit(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule]) -> Audit {

@@ -393,12 +393,36 @@ impl TagGuard {
             drifted.len(),
             forged.len()
         ));
-        // One summary per kind and sweep, not one message per repository.
-        let mut reports = vec![];
+        let reports = self.sweep_reports(cx, sweep, &outcome, [&drifted, &forged]);
+        outcome.notified = self.base.report_all(cx, reports).await?;
+        outcome.items = drifted.into_iter().chain(forged).collect();
+        Ok(outcome)
+    }
+
+    /// One summary per kind and sweep, not one message per repository. A summary of changes made is told; one
+    /// of findings left standing (report-only classes, dry run, past the sweep's caps) is told when the set
+    /// changes and weekly, not every sweep; a kind with nothing left is cleared, so its return is told.
+    fn sweep_reports(
+        &self,
+        cx: &Context<'_>,
+        sweep: &ScheduledSweep,
+        outcome: &Outcome,
+        [drifted, forged]: [&Vec<Outcome>; 2],
+    ) -> Vec<Report> {
+        let scope = sweep.repositories.join(",");
         let summaries =
-            [("tag-mutability-drift", Severity::Warning, &drifted), ("forged-approval", Severity::Critical, &forged)];
-        for (kind, severity, items) in summaries.into_iter().filter(|(_, _, items)| !items.is_empty()) {
-            let reasons = items
+            [("tag-mutability-drift", Severity::Warning, drifted), ("forged-approval", Severity::Critical, forged)];
+        let mut reports = vec![];
+        for (kind, severity, items) in summaries {
+            let (pk, sk) = (
+                format!("STANDING#{FUNCTION}"),
+                if scope.is_empty() { kind.to_owned() } else { format!("{kind}#{scope}") },
+            );
+            if items.is_empty() {
+                reports.push(Report::Cleared { pk, sk });
+                continue;
+            }
+            let reasons: Vec<String> = items
                 .iter()
                 .map(|d| format!("{}: {}", d.repository.as_deref().unwrap_or_default(), d.reasons.join("; ")))
                 .collect();
@@ -406,15 +430,17 @@ impl TagGuard {
             summary
                 .actions
                 .retain(|a| items.iter().any(|i| a.action.starts_with(i.repository.as_deref().unwrap_or("-"))));
-            reports
-                .push(Report::about(Said::once(self.notify(cx, kind, &summary, reasons, severity)), changed(&summary)));
+            let fingerprint = warden::fingerprint::of_lines(&reasons);
+            let said = Said::once(self.notify(cx, kind, &summary, reasons, severity));
+            reports.push(match changed(&summary) {
+                true => Report::TellChanged(said),
+                false => Report::Standing { said, pk, sk, fingerprint },
+            });
         }
         if drifted.is_empty() && forged.is_empty() {
             reports.push(Report::Settle);
         }
-        outcome.notified = self.base.report_all(cx, reports).await?;
-        outcome.items = drifted.into_iter().chain(forged).collect();
-        Ok(outcome)
+        reports
     }
 
     /// Each repository's tag mutability against its class: drift fixed (`untag` / `revert`) or reported. At

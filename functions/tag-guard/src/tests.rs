@@ -22,7 +22,7 @@ use aws_sdk_ecr::types::{Image, ImageDetail, ImageTagMutability, Repository};
 use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
 use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_types::error::ErrorMetadata;
-use warden::testing::{self, Retries, sample};
+use warden::testing::{self, Retries, rules, sample};
 
 const REPO: &str = "prod/payments-api";
 const A: &str = "sha256:7a6a95028731dbae7ab5e36a95ae1087234d240b81be3464060d7314b4c74d26";
@@ -40,8 +40,11 @@ fn push(repository: &str, tag: &str, digest: &str) -> Value {
 
 fn guard(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule]) -> TagGuard {
     let clients = testing::clients(ecr, dynamodb, sns, Retries::None);
-    let policy = Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("valid policy");
-    TagGuard::new(policy, testing::config(), clients).expect("guard")
+    TagGuard::new(embedded(), testing::config(), clients).expect("guard")
+}
+
+fn embedded() -> Policy {
+    Policy::from_toml(warden::policy::EMBEDDED_POLICY, "warden.toml").expect("valid policy")
 }
 
 fn ledger_new() -> Rule {
@@ -394,6 +397,50 @@ async fn sweep_reads_every_page_and_sends_one_summary() {
     assert_eq!(publish.num_calls(), 1, "one summary per sweep");
     assert_eq!(outcome.items.len(), 2);
     assert_eq!(no_own_tags.num_calls(), 2, "each managed repository listed once for forged tags");
+}
+
+/// Drift a sweep only reports (here: a dry run) stands until someone acts: told when the set changes, not on
+/// every sweep; once the drift is gone its note is forgotten, so its return is told at once.
+#[tokio::test]
+async fn standing_drift_is_told_once_not_every_sweep() {
+    let drifted =
+        Repository::builder().repository_name("prod/a").image_tag_mutability(ImageTagMutability::Mutable).build();
+    let list = mock!(aws_sdk_ecr::Client::describe_repositories)
+        .then_output(move || DescribeRepositoriesOutput::builder().repositories(drifted.clone()).build());
+    let no_own_tags = mock!(aws_sdk_ecr::Client::list_images).then_output(|| ListImagesOutput::builder().build());
+    let sweep = async |new: bool| {
+        let note = rules::standing_note("STANDING#tag-guard", "tag-mutability-drift", new);
+        let (claim, publish) = (any_put_item(), publish_ok());
+        let clients = testing::clients(&[&list, &no_own_tags], &[&note, &claim], &[&publish], Retries::None);
+        let config = warden::config::Config { dry_run: true, ..testing::config() };
+        let guard = TagGuard::new(embedded(), config, clients).expect("guard");
+        let outcome = guard.handle(sample("scheduled-rule.json"), &testing::invocation()).await.expect("handled");
+        assert_eq!(outcome.decision, "settings-drift");
+        (note.num_calls(), publish.num_calls())
+    };
+    assert_eq!(sweep(true).await, (1, 1), "new drift: noted and told");
+    assert_eq!(sweep(false).await, (1, 0), "the same drift on the next sweep: silent");
+
+    let filter = aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
+        .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
+        .filter("v*.*.*")
+        .build()
+        .expect("filter");
+    let fixed = Repository::builder()
+        .repository_name("prod/a")
+        .image_tag_mutability(ImageTagMutability::MutableWithExclusion)
+        .image_tag_mutability_exclusion_filters(filter)
+        .build();
+    let list = mock!(aws_sdk_ecr::Client::describe_repositories)
+        .then_output(move || DescribeRepositoriesOutput::builder().repositories(fixed.clone()).build());
+    let forgotten = rules::standing_forgotten();
+    let nothing_parked = mock!(aws_sdk_dynamodb::Client::query)
+        .then_output(|| aws_sdk_dynamodb::operation::query::QueryOutput::builder().build());
+    let clients = testing::clients(&[&list, &no_own_tags], &[&forgotten, &nothing_parked], &[], Retries::None);
+    let guard = TagGuard::new(embedded(), testing::config(), clients).expect("guard");
+    let outcome = guard.handle(sample("scheduled-rule.json"), &testing::invocation()).await.expect("handled");
+    assert_eq!(outcome.decision, "settings-ok");
+    assert_eq!(forgotten.num_calls(), 2, "both kinds' notes forgotten: a return is news");
 }
 
 #[tokio::test]

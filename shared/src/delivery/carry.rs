@@ -32,6 +32,7 @@ impl Base {
                 }
                 (Step::NoteStanding, _) if !self.note_standing(&report).await? => return Ok(false),
                 (Step::ForgetIfUnsent, _) if failed.is_some() => self.forget_standing(&report).await,
+                (Step::Forget, _) => self.forget_standing(&report).await,
                 _ => {}
             }
         }
@@ -179,10 +180,10 @@ impl Base {
         Ok(noted)
     }
 
-    /// Forgets a standing finding whose telling failed, so the retry finds it new. Best effort: at worst it
-    /// waits a week.
+    /// Forgets a standing finding whose telling failed (so the retry finds it new), or that is gone (so its
+    /// return is told). Best effort: at worst it waits a week.
     async fn forget_standing(&self, report: &Report) {
-        let Report::Standing { pk, sk, .. } = report else { return };
+        let (Report::Standing { pk, sk, .. } | Report::Cleared { pk, sk }) = report else { return };
         if let Err(error) = self.ledger.forget_standing(pk, sk).await {
             tracing::warn!(%error, pk, sk, "could not forget an unreported standing finding");
         }

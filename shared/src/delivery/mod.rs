@@ -15,6 +15,7 @@
 //! | [`Report::Owed`] | changes were made but the invocation fails before it can say so | parked for the retry |
 //! | [`Report::Recovered`] | the change was found made by an earlier delivery of this event, whose notification may have been lost with the answer | flush; if nothing was left unsent, tell it (claimed, so a replay stays silent) |
 //! | [`Report::Standing`] | a standing finding (a dry-run plan, refused or drifted policies) that stays until someone acts | told only when its fingerprint changes, and weekly; forgotten again if the telling fails, so the retry tells |
+//! | [`Report::Cleared`] | a standing finding is gone (the sweep or audit found nothing of its kind) | its fingerprint is forgotten (best effort), so its return is told at once |
 //!
 //! # Claims: the protocol (ledger items in [`crate::aws::claims`])
 //!
@@ -117,6 +118,11 @@ pub enum Report {
         sk: String,
         fingerprint: String,
     },
+    /// The standing finding named by `pk` / `sk` is gone: nothing to tell, its fingerprint forgotten.
+    Cleared {
+        pk: String,
+        sk: String,
+    },
 }
 
 impl Report {
@@ -135,7 +141,7 @@ impl Report {
     /// The notification this report tells, if any.
     pub fn said(&self) -> Option<&Said> {
         match self {
-            Report::Silent | Report::Settle => None,
+            Report::Silent | Report::Settle | Report::Cleared { .. } => None,
             Report::Tell(said)
             | Report::TellChanged(said)
             | Report::Owed(said)
@@ -154,6 +160,7 @@ impl Report {
             Report::Owed(_) => &[Step::Park],
             Report::Recovered(_) => &[Step::Flush, Step::SendUnlessFlushed],
             Report::Standing { .. } => &[Step::NoteStanding, Step::Send, Step::ForgetIfUnsent],
+            Report::Cleared { .. } => &[Step::Forget],
         }
     }
 }
@@ -175,6 +182,8 @@ pub enum Step {
     NoteStanding,
     /// If `Send` failed: forget the fingerprint, so the retry tells.
     ForgetIfUnsent,
+    /// Forget the fingerprint of a standing finding that is gone.
+    Forget,
 }
 
 /// Whether a route takes a notification: its kinds, minimum severity and classes.

@@ -36,7 +36,8 @@ fn each_report_is_carried_out_by_its_steps() {
         sk: "retention".into(),
         fingerprint: "f".into(),
     };
-    let table: [(Report, &[Step]); 7] = [
+    let cleared = Report::Cleared { pk: "STANDING#tag-guard".into(), sk: "tag-mutability-drift".into() };
+    let table: [(Report, &[Step]); 8] = [
         (Report::Silent, &[]),
         (Report::Settle, &[Flush]),
         (Report::Tell(said("forged-approval")), &[Send]),
@@ -44,11 +45,12 @@ fn each_report_is_carried_out_by_its_steps() {
         (Report::Owed(said("protected-tag-moved")), &[Park]),
         (Report::Recovered(said("tag-not-allowed")), &[Flush, SendUnlessFlushed]),
         (standing, &[NoteStanding, Send, ForgetIfUnsent]),
+        (cleared, &[Forget]),
     ];
     for (report, steps) in table {
         assert_eq!(report.steps(), steps, "{report:?}");
         // Every step that tells or parks has something to tell.
-        let needs_said = steps.iter().any(|s| !matches!(s, Flush));
+        let needs_said = steps.iter().any(|s| !matches!(s, Flush | Forget));
         assert_eq!(report.said().is_some(), needs_said, "{report:?}");
     }
 }
