@@ -57,8 +57,8 @@ pub fn clients(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], retries: Retrie
 
 /// [`clients`] whose ledger answers lease requests (`LEASE#` items, see `aws::lease`) with `leases` before
 /// anything else: [`clients`] grants and takes back every lease, so a test's own DynamoDB rules never see them.
-/// Marking a published notification's claim `sent`, and forgetting a standing finding that is gone, succeed
-/// unless the test's own rules answer them.
+/// Marking a published notification's claim `sent`, forgetting a standing finding that is gone, and
+/// recording a tag removal succeed, and no removal is on record, unless the test's own rules answer them.
 pub fn clients_with_leases(
     ecr: &[&Rule],
     dynamodb: &[&Rule],
@@ -67,7 +67,9 @@ pub fn clients_with_leases(
     leases: &[&Rule],
 ) -> Clients {
     let (marked, forgotten) = (rules::notification_marked_sent(), rules::standing_forgotten());
-    let dynamodb: Vec<&Rule> = leases.iter().chain(dynamodb).copied().chain([&marked, &forgotten]).collect();
+    let (removing, no_removal) = (rules::removal_recorded(), rules::removal_unknown());
+    let defaults = [&marked, &forgotten, &removing, &no_removal];
+    let dynamodb: Vec<&Rule> = leases.iter().chain(dynamodb).copied().chain(defaults).collect();
     let dynamodb = dynamodb.as_slice();
     let calls = CallCounter::default();
     let (c1, c2, c3) = (calls.clone(), calls.clone(), calls.clone());
@@ -276,6 +278,24 @@ pub mod rules {
                     aws_smithy_mocks::MockResponse::Error(PutItemError::ConditionalCheckFailedException(failed))
                 }
             })
+    }
+
+    /// ecr-warden's record of a tag removal it is about to make is written (a PutItem of a `REMOVAL#` item).
+    pub fn removal_recorded() -> Rule {
+        mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(|r| pk_of(r.item()).is_some_and(|pk| pk.starts_with("REMOVAL#")))
+            .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build())
+    }
+
+    /// No record of ecr-warden removing the tag (a GetItem of a `REMOVAL#` item finds nothing).
+    pub fn removal_unknown() -> Rule {
+        mock!(aws_sdk_dynamodb::Client::get_item)
+            .match_requests(|r| pk_of(r.key()).is_some_and(|pk| pk.starts_with("REMOVAL#")))
+            .then_output(|| aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder().build())
+    }
+
+    fn pk_of(item: Option<&std::collections::HashMap<String, AttributeValue>>) -> Option<&str> {
+        item.and_then(|i| i.get("pk")).and_then(|v| v.as_s().ok()).map(String::as_str)
     }
 
     /// A standing finding's note deleted (`STANDING#...`): it is gone, or its telling failed.

@@ -153,8 +153,31 @@ async fn a_new_inspector_finding_demotes_a_promoted_image() {
         Some(vec!["v1.5.0".to_owned()]),
         "promotion tag removed, image kept"
     );
+    // The removal ECR reports next: `v1.5.0-approved` matches the protected pattern `v*.*.*`, yet it is
+    // ecr-warden's own removal, recorded before it was made; notify stays silent (the demotion said it).
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let deleted = integration_tests::image_action("DELETE", &repo, &digest, Some("v1.5.0-approved"), &now);
+    let notified = notifier(&stack).handle(deleted, &invocation()).await.expect("handled");
+    assert_eq!(notified.decision, "skipped", "{notified:?}");
+    assert!(notified.reasons[0].starts_with("ecr-warden's scan-gate removed this tag"), "{:?}", notified.reasons);
+    let denied = integration_tests::calls_its_role_denies("Notify", notified.aws_calls.keys());
+    assert!(denied.is_empty(), "NotifyRole lacks {denied:?}");
     let messages = stack.messages().await;
-    assert_eq!(kinds(&messages), vec!["demoted"]);
+    assert_eq!(kinds(&messages), vec!["demoted"], "one notification: the demotion");
     assert_eq!(messages[0]["MessageAttributes"]["severity"]["Value"], "critical");
+    // A protected tag deleted by hand, with no removal of ecr-warden's on record, is told.
+    let by_hand = integration_tests::image_action("DELETE", &repo, &digest, Some("v1.5.0"), &now);
+    let told = notifier(&stack).handle(by_hand, &invocation()).await.expect("handled");
+    assert_eq!(told.decision, "protected-tag-deleted", "{told:?}");
     safety.assert_nothing_unsafe_deleted(&stack).await;
+}
+
+fn notifier(stack: &Stack) -> notify::Notify {
+    let policy = Policy::from_toml(EMBEDDED_POLICY, "warden.toml").expect("valid policy");
+    let config = Config {
+        ledger_table: Some(stack.table.clone()),
+        topic_arn: Some(stack.topic_arn.clone()),
+        ..Config::default()
+    };
+    notify::Notify::new(policy, config, Clients::new(&stack.sdk)).expect("notify")
 }

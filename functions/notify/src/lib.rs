@@ -1,7 +1,9 @@
 //! notify: turns the operational ECR and Inspector events no other function acts on, but operators must
 //! see, into notifications: failed replications and pull-through-cache syncs, failed scans, scanning that
 //! stopped, scan-frequency changes, what ECR's own lifecycle policy expired (one summary per run event, never
-//! one message per image), and deleted protected tags. Each event id is notified once per destination.
+//! one message per image), and deleted protected tags (not those ecr-warden removed itself: the ledger records
+//! each removal first, and the removing function's notification says it). Each event id is notified once per
+//! destination.
 
 use serde_json::Value;
 use warden::WardenError;
@@ -10,6 +12,7 @@ use warden::config::Config;
 use warden::delivery::{Report, Said};
 use warden::handler::{Base, Context};
 use warden::invocation::Invocation;
+use warden::notify::Notification;
 use warden::notify::events::{FUNCTION, for_event};
 use warden::outcome::{Decision, Outcome};
 use warden::policy::Policy;
@@ -35,6 +38,9 @@ impl Notify {
             Ok(notification) => notification,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
+        if let Some(reason) = self.own_removal(cx, &notification).await? {
+            return Ok(self.base.skipped(cx, reason));
+        }
         let mut outcome = self.base.skipped(cx, "");
         outcome.reasons = notification.reasons.clone();
         outcome.repository = notification.repository.clone();
@@ -52,6 +58,25 @@ impl Notify {
         outcome.notified = self.base.report(cx, Report::Tell(Said::once(notification.clone()))).await?;
         outcome.decision = if outcome.notified { Decision::Notified(kind) } else { Decision::AlreadyNotified };
         Ok(outcome)
+    }
+}
+
+impl Notify {
+    /// Why a protected tag's deletion is ecr-warden's own removal (a demotion, a disallowed or forged tag taken
+    /// off), whose own notification says it: the ledger's record of the removal, read fresh.
+    async fn own_removal(&self, cx: &Context<'_>, notification: &Notification) -> Result<Option<String>, WardenError> {
+        let (Some(repository), Some(digest), [tag]) =
+            (&notification.repository, &notification.digest, notification.tags.as_slice())
+        else {
+            return Ok(None);
+        };
+        if notification.kind != "protected-tag-deleted" {
+            return Ok(None);
+        }
+        let removal = self.base.ledger.removal(repository, tag, digest).await?;
+        let deleted_at = chrono::DateTime::parse_from_rfc3339(&cx.at)
+            .map_or_else(|_| chrono::Utc::now().timestamp(), |t| t.timestamp());
+        Ok(warden::notify::own_removal(removal.as_ref(), deleted_at))
     }
 }
 

@@ -300,3 +300,45 @@ mod claims {
         assert_eq!((claim.num_calls(), publish.num_calls(), marked.num_calls()), (1, 1, 1));
     }
 }
+
+/// A deleted protected tag that ecr-warden removed itself (a demotion's promotion tag, a disallowed or forged
+/// tag): the ledger holds the removal, recorded just before it; nothing is told, the remover told it. A record
+/// far older than the deletion explains nothing: that deletion is told.
+#[tokio::test]
+async fn a_protected_tag_ecr_warden_removed_itself_is_not_told_again() {
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let recorded = |at: &'static str| {
+        mock!(aws_sdk_dynamodb::Client::get_item)
+            .match_requests(|r| {
+                let key = r.key().expect("key");
+                key["pk"].as_s().is_ok_and(|pk| pk == "REMOVAL#prod/payments-api")
+                    && key["sk"].as_s().is_ok_and(|sk| sk.ends_with("#v1.4.2"))
+                    && r.consistent_read() == Some(true)
+            })
+            .then_output(move || {
+                let item = [
+                    ("at", AttributeValue::N(at.to_owned())),
+                    ("function", AttributeValue::S("scan-gate".into())),
+                    ("event_id", AttributeValue::S("demotion-1".into())),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+                GetItemOutput::builder().set_item(Some(item)).build()
+            })
+    };
+    // The sample's deletion happened at 2026-11-20T11:48:13Z (epoch 1795175293).
+    let (just_before, last_week) = (recorded("1795175292"), recorded("1794570000"));
+    let (claimed, publish) =
+        (claim(), mock!(aws_sdk_sns::Client::publish).then_output(|| PublishOutput::builder().build()));
+    let quiet = notify(&[&just_before, &claimed], &[&publish], policy(""), &[]).expect("notify");
+    let outcome = quiet.handle(sample("ecr-image-delete.json"), &testing::invocation()).await.expect("ok");
+    assert_eq!(outcome.decision, "skipped");
+    assert!(outcome.reasons[0].starts_with("ecr-warden's scan-gate removed this tag (event demotion-1)"));
+    assert_eq!(publish.num_calls(), 0);
+    let told = notify(&[&last_week, &claimed], &[&publish], policy(""), &[]).expect("notify");
+    let outcome = told.handle(sample("ecr-image-delete.json"), &testing::invocation()).await.expect("ok");
+    assert_eq!(outcome.decision, "protected-tag-deleted");
+    assert_eq!(publish.num_calls(), 1);
+}

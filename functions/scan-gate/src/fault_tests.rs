@@ -102,6 +102,9 @@ async fn transient_faults_everywhere_end_in_one_demotion_and_one_notification() 
         .output(|| BatchDeleteImageOutput::builder().build())
         .build();
     let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| {
+            r.item().and_then(|i| i.get("pk")).and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("NOTIFY#"))
+        })
         .sequence()
         .error(|| PutItemError::generic(code("ProvisionedThroughputExceededException")))
         .output(|| PutItemOutput::builder().build())

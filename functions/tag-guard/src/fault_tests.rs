@@ -97,6 +97,9 @@ async fn transient_faults_on_every_call_end_in_one_untag_and_one_notification() 
         .output(|| PutItemOutput::builder().build())
         .build();
     let claim = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| {
+            r.item().and_then(|i| i.get("pk")).and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("NOTIFY#"))
+        })
         .sequence()
         .error(|| PutItemError::generic(error_code("ProvisionedThroughputExceededException")))
         .output(|| PutItemOutput::builder().build())

@@ -161,10 +161,10 @@ async fn last_tag_not_allowed_is_quarantined_then_removed() {
     assert_eq!(
         calls(&outcome),
         vec![
-            // The image's lease taken and given back; the quarantine record; the notification claimed and
-            // marked sent.
+            // The image's lease taken and given back; the quarantine record; the removal's record; the
+            // notification claimed and marked sent.
             ("DynamoDB.DeleteItem", 1),
-            ("DynamoDB.PutItem", 3),
+            ("DynamoDB.PutItem", 4),
             ("DynamoDB.UpdateItem", 1),
             ("ECR.BatchDeleteImage", 1),
             ("ECR.BatchGetImage", 1),

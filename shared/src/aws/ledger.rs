@@ -12,6 +12,7 @@
 //! | a tag ecr-warden added: a promotion (with its approval) or a quarantine tag (see `approvals`) | `OWN#<repository>` | `<digest>#<tag>` |
 //! | the latest gate verdict on an image (see `approvals`) | `VERDICT#<repository>` | `<digest>` |
 //! | a short lease on an image while its tags are removed (see `lease`) | `LEASE#<repository>@<digest>` | `LEASE` |
+//! | a tag ecr-warden is removing, so its deletion event is known as its own (see `removals`; expires) | `REMOVAL#<repository>` | `<digest>#<tag>` |
 //!
 //! The current pointer is one conditional UpdateItem (which also returns what was there), a tag's history is
 //! one Query, and conditional writes keep concurrent pushes of the same tag from overwriting each other.

@@ -9,6 +9,7 @@ pub mod findings;
 pub mod journal;
 pub mod lease;
 pub mod ledger;
+pub mod removals;
 pub mod retention;
 pub mod security_hub;
 pub mod sns;

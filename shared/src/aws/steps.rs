@@ -66,15 +66,11 @@ impl<'a> Executor<'a> {
                         "the lease on {repository}@{digest} ran out before `{tag}` was removed"
                     )));
                 }
-                Step::RemoveTag { tag, digest } => match ecr::remove_tag(self.ecr, repository, tag, digest).await? {
-                    TagRemoval::Done => (ActionResult::Done, None),
-                    TagRemoval::AlreadyGone => (ActionResult::AlreadyDone, None),
-                    TagRemoval::Moved => (
-                        ActionResult::Moved,
-                        Some(format!("`{tag}` points at another image now, not {digest}: left alone")),
-                    ),
-                    TagRemoval::Failed { code, reason } => (ActionResult::Failed, Some(format!("{code}: {reason}"))),
-                },
+                Step::RemoveTag { tag, digest } => {
+                    // Recorded first: the deletion event the removal causes is then known as ecr-warden's.
+                    self.ledger.record_removal((repository, tag, digest), self.function, self.event_id).await?;
+                    self.remove(repository, tag, digest).await?
+                }
                 Step::SetMutability { setting } => {
                     if ecr::put_mutability(self.ecr, repository, setting).await? {
                         (ActionResult::Done, None)
@@ -90,6 +86,23 @@ impl<'a> Executor<'a> {
             }
         }
         Ok(actions)
+    }
+
+    /// Removes `tag` from `digest` (named both, so a tag moved meanwhile is left alone).
+    async fn remove(
+        &self,
+        repository: &str,
+        tag: &str,
+        digest: &str,
+    ) -> Result<(ActionResult, Option<String>), WardenError> {
+        Ok(match ecr::remove_tag(self.ecr, repository, tag, digest).await? {
+            TagRemoval::Done => (ActionResult::Done, None),
+            TagRemoval::AlreadyGone => (ActionResult::AlreadyDone, None),
+            TagRemoval::Moved => {
+                (ActionResult::Moved, Some(format!("`{tag}` points at another image now, not {digest}: left alone")))
+            }
+            TagRemoval::Failed { code, reason } => (ActionResult::Failed, Some(format!("{code}: {reason}"))),
+        })
     }
 
     async fn put_tag(

@@ -223,5 +223,31 @@ fn more(omitted: usize) -> String {
     if omitted > 0 { format!(" (+{omitted} more)") } else { String::new() }
 }
 
+/// ecr-warden's record of a tag removal it made (see `aws::removals`): when, by which function, for which event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnRemoval {
+    /// Epoch seconds, written just before the removal.
+    pub at: i64,
+    pub function: String,
+    pub event_id: String,
+}
+
+/// How far apart a removal record and the deletion event it explains may be: the event follows within seconds
+/// (delivered late, within hours); a clock apart by a minute either way.
+pub const OWN_REMOVAL_WINDOW_SECONDS: i64 = 6 * 3600;
+
+/// Why a tag deletion deleted at `deleted_at` (epoch seconds) is ecr-warden's own doing and needs no
+/// `protected-tag-deleted` of its own, or `None`: no record, or one too far from the deletion to explain it.
+pub fn own_removal(removal: Option<&OwnRemoval>, deleted_at: i64) -> Option<String> {
+    let removal = removal?;
+    let after = deleted_at - removal.at;
+    (-60..=OWN_REMOVAL_WINDOW_SECONDS).contains(&after).then(|| {
+        format!(
+            "ecr-warden's {} removed this tag (event {}): its own notification says what and why",
+            removal.function, removal.event_id
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests;

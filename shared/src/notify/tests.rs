@@ -135,3 +135,23 @@ fn one_huge_reason_is_cut() {
     let rendered = n.render(Format::Standard);
     assert!(rendered.message.len() <= MAX_MESSAGE_BYTES);
 }
+
+#[test]
+fn a_deletion_is_ecr_wardens_own_only_with_a_removal_record_close_to_it() {
+    let removal = OwnRemoval { at: 1_000_000, function: "scan-gate".into(), event_id: "e-1".into() };
+    let table = [
+        (None, 1_000_005, false),
+        (Some(&removal), 1_000_002, true),
+        (Some(&removal), 1_000_000 - 30, true),
+        (Some(&removal), 1_000_000 - 120, false),
+        (Some(&removal), 1_000_000 + OWN_REMOVAL_WINDOW_SECONDS, true),
+        (Some(&removal), 1_000_000 + OWN_REMOVAL_WINDOW_SECONDS + 1, false),
+    ];
+    for (record, deleted_at, own) in table {
+        let reason = own_removal(record, deleted_at);
+        assert_eq!(reason.is_some(), own, "{record:?} at {deleted_at}");
+        if let Some(reason) = reason {
+            assert!(reason.starts_with("ecr-warden's scan-gate removed this tag (event e-1)"), "{reason}");
+        }
+    }
+}

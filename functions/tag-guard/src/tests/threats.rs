@@ -81,7 +81,7 @@ async fn a_forged_promotion_that_is_the_images_only_tag_is_quarantined_before_re
     let outcome = guard.handle(push(DEV, "approved-7a6a95028731", A), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "forged-approval");
     assert_eq!((quarantine.num_calls(), remove.num_calls()), (1, 1), "quarantine first, then remove");
-    assert_eq!(puts.num_calls(), 2, "the quarantine tag's record, then the notification's claim");
+    assert_eq!(puts.num_calls(), 3, "the quarantine tag's record, the removal's record, the notification's claim");
 }
 
 #[tokio::test]
