@@ -188,19 +188,30 @@ async fn run(command: Command) -> Result<(), String> {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
             let entries = ledger.history(&repository, &tag).await.map_err(|e| e.to_string())?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?);
-            } else if entries.is_empty() {
-                println!("{repository}:{tag}: no history recorded");
-            } else {
-                println!("{repository}:{tag}");
-                for entry in entries {
-                    println!("  {:<25} {:<14} {}  {}", entry.at, entry.what, entry.digest, entry.detail);
-                }
-            }
+            print!("{}", render_history(&repository, &tag, &entries, json).map_err(|e| e.to_string())?);
             Ok(())
         }
     }
+}
+
+/// `warden tags history`: a tag's history oldest first, one row per change (or JSON).
+fn render_history(
+    repository: &str,
+    tag: &str,
+    entries: &[warden::aws::ledger::HistoryEntry],
+    json: bool,
+) -> Result<String, serde_json::Error> {
+    if json {
+        return Ok(serde_json::to_string_pretty(entries)? + "\n");
+    }
+    if entries.is_empty() {
+        return Ok(format!("{repository}:{tag}: no history recorded\n"));
+    }
+    let mut out = format!("{repository}:{tag}\n");
+    for entry in entries {
+        out.push_str(&format!("  {:<25} {:<14} {}  {}\n", entry.at, entry.what, entry.digest, entry.detail));
+    }
+    Ok(out)
 }
 
 /// `warden gate evaluate`: what scan-gate decides about an image now, on the reads it makes, without acting.
@@ -429,6 +440,40 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn tag_history_renders_oldest_first_as_a_table_or_json() {
+        use warden::aws::ledger::HistoryEntry;
+        let entry = |at: &str, what: &str, digest: &str, detail: &str| HistoryEntry {
+            at: at.into(),
+            what: what.into(),
+            digest: digest.into(),
+            detail: detail.into(),
+            event_id: if what == "moved" { "e-2".into() } else { String::new() },
+        };
+        let entries = [
+            entry("2026-11-20T09:00:00Z", "current", "sha256:aaa", "first seen"),
+            entry("2026-11-21T10:30:00Z", "moved", "sha256:aaa", "moved to sha256:bbb"),
+            entry("2026-11-21T10:30:01Z", "reverted", "sha256:aaa", "pointed back at sha256:aaa"),
+        ];
+        let table = render_history("prod/api", "v1.2.3", &entries, false).expect("table");
+        assert_eq!(
+            table,
+            "prod/api:v1.2.3\n\
+             \x20 2026-11-20T09:00:00Z      current        sha256:aaa  first seen\n\
+             \x20 2026-11-21T10:30:00Z      moved          sha256:aaa  moved to sha256:bbb\n\
+             \x20 2026-11-21T10:30:01Z      reverted       sha256:aaa  pointed back at sha256:aaa\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_history("prod/api", "v1.2.3", &entries, true).expect("json")).expect("valid");
+        assert_eq!(
+            json[1],
+            serde_json::json!({"at": "2026-11-21T10:30:00Z", "what": "moved", "digest": "sha256:aaa",
+            "detail": "moved to sha256:bbb", "event_id": "e-2"})
+        );
+        assert!(json[0].get("event_id").is_none(), "an empty event id is left out");
+        assert_eq!(render_history("prod/api", "v9", &[], false).expect("empty"), "prod/api:v9: no history recorded\n");
     }
 
     #[test]
