@@ -3,6 +3,8 @@
 //! - `warden policy check [FILE]`: validate a policy file and summarise each class.
 //! - `warden tags check REPOSITORY TAG [--policy FILE]`: what tag-guard would decide about pushing a tag.
 //! - `warden tags history REPOSITORY TAG [--table NAME]`: what a tag pointed to over time (from the ledger).
+//! - `warden tags accept REPOSITORY TAG [--digest D] --reason TEXT`: accept a legitimate move of a protected
+//!   tag: the ledger records it where it points now (or at D), naming who (STS) and why.
 //! - `warden gate evaluate REPOSITORY (DIGEST|TAG)`: what scan-gate decides about an image, without acting.
 //! - `warden lifecycle preview ...`: what an ECR lifecycle policy (a file, a live repository's, or a class's
 //!   native policy) would expire, evaluated exactly as ECR does, in a second.
@@ -113,6 +115,21 @@ enum TagsCommand {
         #[arg(long)]
         policy: Option<PathBuf>,
     },
+    /// Accept a protected tag where it points now (or at --digest): tag-guard's ledger records that image as
+    /// the tag's from now on, with who (the caller's AWS identity) and why in its history.
+    Accept {
+        repository: String,
+        tag: String,
+        /// The image to accept (default: the one the tag points at now).
+        #[arg(long)]
+        digest: Option<String>,
+        /// Why the move is legitimate (kept in the tag's history).
+        #[arg(long)]
+        reason: String,
+        /// The ledger table (default: $WARDEN_LEDGER_TABLE).
+        #[arg(long, env = LEDGER_TABLE_ENV)]
+        table: String,
+    },
     /// Print what TAG pointed to over time, from the tag-guard ledger.
     History {
         repository: String,
@@ -184,6 +201,9 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Lifecycle(LifecycleCommand::Preview { policy, class, warden_policy, images, repository, now }) => {
             lifecycle_preview(policy, class, warden_policy, images, repository, now).await
         }
+        Command::Tags(TagsCommand::Accept { repository, tag, digest, reason, table }) => {
+            tags_accept(&repository, &tag, digest.as_deref(), &reason, table).await
+        }
         Command::Tags(TagsCommand::History { repository, tag, table, json }) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
@@ -192,6 +212,39 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `warden tags accept`: the caller's identity from STS, then the acceptance (fresh reads, conditional write).
+async fn tags_accept(
+    repository: &str,
+    tag: &str,
+    digest: Option<&str>,
+    reason: &str,
+    table: String,
+) -> Result<(), String> {
+    if reason.trim().is_empty() {
+        return Err("--reason must say why the move is legitimate".into());
+    }
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let clients = Clients::new(&sdk);
+    let identity = aws_sdk_sts::Client::new(&sdk).get_caller_identity().send().await;
+    let who = identity.map_err(|e| format!("who is accepting (sts:GetCallerIdentity): {e}"))?;
+    let who = who.arn().unwrap_or("an unknown caller").to_owned();
+    let ledger = Ledger::new(clients.dynamodb.clone(), table);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let accepted = warden::aws::accept::accept(&clients.ecr, &ledger, (repository, tag, digest), (&who, reason), &now)
+        .await
+        .map_err(|e| e.to_string())?;
+    match accepted {
+        warden::aws::accept::Accepted::AlreadyRecorded { digest } => {
+            println!("{repository}:{tag}: the ledger records {digest} already; nothing changed");
+        }
+        warden::aws::accept::Accepted::Moved { previous, digest } => {
+            let was = previous.map_or_else(|| "nothing recorded".to_owned(), |p| format!("was {}", p.digest));
+            println!("{repository}:{tag}: accepted at {digest} ({was}) by {who}: {reason}");
+        }
+    }
+    Ok(())
 }
 
 /// `warden tags history`: a tag's history oldest first, one row per change (or JSON).
@@ -498,5 +551,8 @@ mod tests {
             "images or repository"
         );
         assert!(Cli::try_parse_from(["warden", "tags", "history", "prod/a"]).is_err());
+        Cli::try_parse_from(["warden", "tags", "accept", "prod/a", "v1", "--reason", "CHG-1", "--table", "t"])
+            .expect("accept");
+        assert!(Cli::try_parse_from(["warden", "tags", "accept", "prod/a", "v1", "--table", "t"]).is_err(), "why");
     }
 }

@@ -237,3 +237,41 @@ async fn events_for_deleted_repositories_are_skipped() {
     assert!(stack.messages().await.is_empty());
     safety.assert_nothing_unsafe_deleted(&stack).await;
 }
+
+/// A legitimate move (a botched release replaced under change control) accepted with `warden tags accept`:
+/// the ledger records the new image, naming who and why, and tag-guard no longer reverts the move.
+#[tokio::test]
+async fn an_accepted_move_is_recorded_with_who_and_why_and_not_reverted() {
+    use warden::aws::accept::{Accepted, accept};
+    let stack = Stack::new().await;
+    let guard = guard(&stack);
+    let repo = unique("prod/billing-");
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    let original = stack.push(&repo, "release", Some("v2.0.0")).await;
+    stack.push(&repo, "release", Some("sha-0a0b0c0")).await;
+    guard.handle(image_action("PUSH", &repo, &original, Some("v2.0.0"), T1), &invocation()).await.expect("first push");
+    let replaced = stack.push(&repo, "release-fixed", Some("v2.0.0")).await;
+    stack.push(&repo, "release-fixed", Some("sha-0d0e0f0")).await;
+    let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&stack.sdk), &stack.table);
+    let who = ("arn:aws:iam::123456789012:user/release-manager", "CHG-42: v2.0.0 rebuilt with the signed base image");
+
+    let accepted = accept(&stack.ecr, &ledger, (&repo, "v2.0.0", None), who, "2026-11-20T09:30:00Z").await;
+
+    let Ok(Accepted::Moved { previous, digest }) = accepted else { panic!("{accepted:?}") };
+    assert_eq!((previous.map(|p| p.digest), digest.as_str()), (Some(original.clone()), replaced.as_str()));
+    let outcome = guard.handle(image_action("PUSH", &repo, &replaced, Some("v2.0.0"), T2), &invocation()).await;
+    assert_eq!(outcome.expect("handled").decision, "conforming", "the accepted image is the recorded one");
+    assert_eq!(stack.tag_digest(&repo, "v2.0.0").await.as_deref(), Some(replaced.as_str()), "not reverted");
+    assert!(stack.messages().await.is_empty(), "nothing to tell");
+    let history = ledger.history(&repo, "v2.0.0").await.expect("history");
+    let accepted = history.iter().find(|h| h.what == "accepted").expect("accepted entry");
+    assert_eq!(accepted.digest, replaced);
+    assert!(accepted.detail.contains("user/release-manager") && accepted.detail.contains("CHG-42"), "{accepted:?}");
+    assert!(accepted.detail.contains(&format!("was {original}")));
+
+    let again = accept(&stack.ecr, &ledger, (&repo, "v2.0.0", None), who, "2026-11-20T11:00:00Z").await;
+    assert_eq!(again.expect("again"), Accepted::AlreadyRecorded { digest: replaced });
+    let missing = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let nowhere = accept(&stack.ecr, &ledger, (&repo, "v2.0.0", Some(missing)), who, "2026-11-20T11:00:00Z").await;
+    assert!(nowhere.expect_err("no such image").to_string().contains("nothing to accept"));
+}

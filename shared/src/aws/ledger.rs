@@ -3,7 +3,7 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | where a tag points now | `TAG#<repository>:<tag>` | `CURRENT` |
-//! | one change in a tag's history | `TAG#<repository>:<tag>` | `HIST#<time>#<event id>` |
+//! | one change in a tag's history (a move, a revert, an acceptance by `warden tags accept`, ...) | `TAG#<repository>:<tag>` | `HIST#<time>#<event id>` |
 //! | a notification claimed (`pending`, with the message) or `sent` (see `claims`; expires) | `NOTIFY#<event id>` | `<kind>` |
 //! | a notification whose delivery failed after its actions were done (expires) | `NOTIFY#<event id>` | `PARKED#<kind>` |
 //! | where an unfinished sweep resumes (the repository and phase it was in) | `SWEEP#<function>[#<repositories named>]` | `CURSOR` |
@@ -70,7 +70,7 @@ pub fn claim_token() -> String {
     format!("{:x}-{nanos:x}-{next:x}", std::process::id())
 }
 
-fn tag_pk(repository: &str, tag: &str) -> String {
+pub(super) fn tag_pk(repository: &str, tag: &str) -> String {
     format!("TAG#{repository}:{tag}")
 }
 
@@ -271,7 +271,7 @@ impl Ledger {
             })
     }
 
-    fn history_item(&self, pk: &str, entry: &HistoryEntry) -> Item {
+    pub(super) fn history_item(&self, pk: &str, entry: &HistoryEntry) -> Item {
         HashMap::from([
             ("pk".to_owned(), s(pk)),
             ("sk".to_owned(), s(format!("HIST#{}#{}", entry.at, entry.event_id))),

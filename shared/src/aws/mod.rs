@@ -1,6 +1,7 @@
 //! Thin adapters over the real SDK clients: they read state and carry out decided steps, and never decide.
 //! Tests drive them with `aws-smithy-mocks`; integration tests with moto server.
 
+pub mod accept;
 pub mod approvals;
 pub mod audit;
 pub mod claims;
