@@ -8,6 +8,7 @@ pub const KINDS: &[&str] = &[
     // tag-guard
     "tag-not-allowed",
     "protected-tag-moved",
+    "protected-tag-orphaned",
     "tag-mutability-drift",
     "forged-approval",
     // scan-gate

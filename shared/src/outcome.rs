@@ -257,6 +257,7 @@ mod tests {
             (Skipped, "skipped"),
             (NotAllowed, "not-allowed"),
             (ProtectedTagMoved, "protected-tag-moved"),
+            (ProtectedTagOrphaned, "protected-tag-orphaned"),
             (TagMoved, "tag-moved"),
             (SettingsDrift, "settings-drift"),
             (SettingsOk, "settings-ok"),

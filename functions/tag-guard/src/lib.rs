@@ -100,6 +100,11 @@ impl TagGuard {
             (Verdict::TagMoved, LedgerObservation::Moved { previous }, _) => {
                 self.base.ledger.accept_move(repository, tag, previous, &pushed, &cx.event.id).await?;
             }
+            (Verdict::ProtectedTagMoved, LedgerObservation::Moved { previous }, Some(_))
+                if !decision.steps.is_empty() && self.restore_is_gone(repository, previous).await? =>
+            {
+                return self.orphaned(cx, outcome, tag, previous, &pushed).await;
+            }
             (Verdict::ProtectedTagMoved, _, Some(rules)) if !decision.steps.is_empty() => {
                 let (moved_to, restore) = match &observation {
                     LedgerObservation::Newer { current } => (current.digest.clone(), pushed.digest.clone()),
@@ -290,6 +295,46 @@ impl TagGuard {
         }
         outcome.notified = self.base.report(cx, report).await?;
         Ok(())
+    }
+
+    /// Whether the image the ledger records for a moved protected tag is gone from the repository (a fresh
+    /// read): a revert would have nothing to point the tag back at.
+    async fn restore_is_gone(&self, repository: &str, recorded: &TagPointer) -> Result<bool, WardenError> {
+        // The manifest a revert would put back (BatchGetImage): missing, there is nothing to put back.
+        let manifest = ecr::get_manifest(&self.base.clients.ecr, repository, &recorded.digest).await?;
+        Ok(matches!(manifest, Found::NoImage))
+    }
+
+    /// A protected tag moved away from an image that no longer exists: reported once (a warning), and the ledger
+    /// follows the push — if the tag really points there now (re-read: never on the event's word) — so the next
+    /// push of the same image is conforming and a later move is reverted to it, not a revert failing forever.
+    async fn orphaned(
+        &self,
+        cx: &Context<'_>,
+        mut outcome: Outcome,
+        tag: &str,
+        recorded: &TagPointer,
+        pushed: &TagPointer,
+    ) -> Result<Outcome, WardenError> {
+        let repository = outcome.repository.clone().unwrap_or_default();
+        let now = found(ecr::describe_tag(&self.base.clients.ecr, &repository, tag).await?);
+        if !matches!(&now, Ok(Some(image)) if image.digest == pushed.digest) {
+            return Ok(self.base.skipped(
+                cx,
+                format!("`{tag}` no longer points at {}: its push is checked on its own", pushed.digest),
+            ));
+        }
+        if !self.base.config.dry_run {
+            self.base.ledger.accept_move(&repository, tag, recorded, pushed, &cx.event.id).await?;
+        }
+        outcome.decision = Verdict::ProtectedTagOrphaned.into();
+        outcome.reasons = vec![format!(
+            "protected tag `{tag}` moved to {}, but the image it was recorded at ({}) no longer exists: nothing to move it back to; the ledger now records {} for it",
+            pushed.digest, recorded.digest, pushed.digest
+        )];
+        let said = self.notify(cx, "protected-tag-orphaned", &outcome, outcome.reasons.clone(), Severity::Warning);
+        outcome.notified = self.base.report(cx, Report::Tell(Said::once(said))).await?;
+        Ok(outcome)
     }
 
     async fn on_delete(&self, cx: &Context<'_>, delete: &ImageAction) -> Result<Outcome, WardenError> {

@@ -232,6 +232,38 @@ async fn protected_tag_move_is_reverted() {
     assert!(outcome.notified);
 }
 
+/// A protected tag moved away from an image deleted meanwhile (say, by a lifecycle rule): nothing to revert to.
+/// Told once as a warning; the ledger follows the push, after the registry confirms the tag points there, so
+/// the same push again is conforming instead of a revert failing on every push.
+#[tokio::test]
+async fn a_moved_protected_tag_whose_recorded_image_is_gone_is_told_once_and_followed() {
+    let ledger = ledger_holds(A, "2026-11-20T09:12:04Z");
+    let gone = mock!(aws_sdk_ecr::Client::batch_get_image)
+        .match_requests(|r| r.image_ids().first().and_then(|id| id.image_digest()) == Some(A))
+        .then_output(|| BatchGetImageOutput::builder().build());
+    let describe = tag_points_at("v1.4.2", B, &["v1.4.2"]);
+    let put = mock!(aws_sdk_ecr::Client::put_image).then_output(|| PutImageOutput::builder().build());
+    let followed = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let (claim, publish) = (any_put_item(), publish_ok());
+    let orphaned = guard(&[&gone, &describe, &put], &[&ledger, &followed, &claim], &[&publish]);
+    let outcome = orphaned.handle(push(REPO, "v1.4.2", B), &testing::invocation()).await.expect("handled");
+    assert_eq!(outcome.decision, "protected-tag-orphaned");
+    assert!(outcome.reasons[0].contains("no longer exists: nothing to move it back to"), "{:?}", outcome.reasons);
+    assert_eq!(put.num_calls(), 0, "nothing put back, nothing quarantined");
+    assert_eq!(followed.num_calls(), 1, "the ledger follows the push");
+    assert_eq!(publish.num_calls(), 1);
+    // The event said B, but the registry says the tag points elsewhere now: the ledger does not follow it.
+    let elsewhere = tag_points_at("v1.4.2", A, &["v1.4.2"]);
+    let followed = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let ledger = ledger_holds(A, "2026-11-20T09:12:04Z");
+    let moved_on = guard(&[&gone, &elsewhere], &[&ledger, &followed], &[]);
+    let outcome = moved_on.handle(push(REPO, "v1.4.2", B), &testing::invocation()).await.expect("handled");
+    assert_eq!(outcome.decision, "skipped");
+    assert_eq!(followed.num_calls(), 0);
+}
+
 #[tokio::test]
 async fn replayed_revert_is_a_no_op() {
     // The ledger still holds A (a revert never moves the ledger) and ECR already points the tag at A again.
@@ -252,7 +284,8 @@ async fn replayed_revert_is_a_no_op() {
     });
     let parked = mock!(aws_sdk_dynamodb::Client::query)
         .then_output(|| aws_sdk_dynamodb::operation::query::QueryOutput::builder().build());
-    let guard = guard(&[&describe, &put], &[&ledger, &history, &claimed, &parked], &[&publish]);
+    let manifest = manifest_of(A);
+    let guard = guard(&[&describe, &put, &manifest], &[&ledger, &history, &claimed, &parked], &[&publish]);
     let outcome = guard.handle(push(REPO, "v1.4.2", B), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "skipped");
     assert!(outcome.reasons.iter().any(|r| r.contains("reverted before")), "{:?}", outcome.reasons);

@@ -25,6 +25,12 @@ fn next_steps(n: &Notification) -> Vec<String> {
             format!("See what `{tag}` pointed to: `warden tags history {repo} {tag}`"),
             "Find who pushed it in CloudTrail (PutImage)".into(),
         ],
+        "protected-tag-orphaned" => vec![
+            format!("Check that the image `{tag}` points at now is the release: `warden tags history {repo} {tag}`"),
+            format!(
+                "If it is not: `warden tags accept {repo} {tag} --digest <the release> --reason ...`, then push it"
+            ),
+        ],
         "protected-tag-deleted" => vec![
             format!("See what `{tag}` pointed to: `warden tags history {repo} {tag}`"),
             "Find who deleted it in CloudTrail (BatchDeleteImage), or which lifecycle rule expired it".into(),

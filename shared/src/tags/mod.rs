@@ -18,6 +18,9 @@ pub enum Verdict {
     NotAllowed,
     /// A protected tag now points at a different image.
     ProtectedTagMoved,
+    /// A protected tag moved while the image the ledger recorded for it no longer exists: nothing to move it
+    /// back to; the ledger follows the push (reported once).
+    ProtectedTagOrphaned,
     /// A tag that may move did.
     TagMoved,
     /// The repository's tag-mutability setting differs from its class.
@@ -37,6 +40,7 @@ impl Verdict {
             Verdict::Skipped => "skipped",
             Verdict::NotAllowed => "not-allowed",
             Verdict::ProtectedTagMoved => "protected-tag-moved",
+            Verdict::ProtectedTagOrphaned => "protected-tag-orphaned",
             Verdict::TagMoved => "tag-moved",
             Verdict::SettingsDrift => "settings-drift",
             Verdict::SettingsOk => "settings-ok",
