@@ -58,8 +58,8 @@ impl From<FailOn> for Severity {
 }
 
 pub async fn run(args: AuditArgs) -> ExitCode {
-    let findings = match audit(&args).await {
-        Ok(findings) => findings,
+    let (findings, unpublished) = match audit(&args).await {
+        Ok(audited) => audited,
         Err(message) => {
             eprintln!("could not audit: {message}");
             return ExitCode::from(2);
@@ -79,6 +79,11 @@ pub async fn run(args: AuditArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    // The report is printed either way; a publication that failed still fails the command.
+    if let Some(message) = unpublished {
+        eprintln!("could not publish to Security Hub: {message}");
+        return ExitCode::from(2);
+    }
     ExitCode::from(render::exit_code(&findings, args.fail_on.map(Severity::from)))
 }
 
@@ -90,24 +95,32 @@ struct Audited {
     clients: Clients,
 }
 
-async fn audit(args: &AuditArgs) -> Result<Vec<Finding>, String> {
+/// The findings, and why publishing them to Security Hub failed (`--security-hub`), if it did.
+async fn audit(args: &AuditArgs) -> Result<(Vec<Finding>, Option<String>), String> {
     let policy = crate::load_policy(args.policy.as_ref()).map_err(|e| e.to_string())?;
     let (audited, snapshots) = read(args, &policy).await?;
     let findings = evaluate(&snapshots, &policy, chrono::Utc::now().date_naive());
-    if args.security_hub {
-        let blind = unseen(&snapshots);
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        for Audited { account, region, sdk, clients } in &audited {
-            let hub = clients.security_hub(sdk);
-            let published = publish(&hub, &findings, &blind, (account, region), &now).await;
-            let published = published.map_err(|e| format!("{region}: {e}"))?;
-            let calls = clients.calls.snapshot();
-            let hub_calls: Vec<String> =
-                calls.iter().filter(|(c, _)| c.starts_with("SecurityHub.")).map(|(c, n)| format!("{c}×{n}")).collect();
-            eprintln!("{region}: {published} (AWS calls {})", hub_calls.join(", "));
-        }
+    let unpublished = match args.security_hub {
+        true => publish_all(&audited, &snapshots, &findings).await.err(),
+        false => None,
+    };
+    Ok((findings, unpublished))
+}
+
+/// Publishes the findings to each audited region's Security Hub, the calls of each on stderr.
+async fn publish_all(audited: &[Audited], snapshots: &[Snapshot], findings: &[Finding]) -> Result<(), String> {
+    let blind = unseen(snapshots);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for Audited { account, region, sdk, clients } in audited {
+        let hub = clients.security_hub(sdk);
+        let published = publish(&hub, findings, &blind, (account, region), &now).await;
+        let published = published.map_err(|e| format!("{region}: {e}"))?;
+        let calls = clients.calls.snapshot();
+        let hub_calls: Vec<String> =
+            calls.iter().filter(|(c, _)| c.starts_with("SecurityHub.")).map(|(c, n)| format!("{c}×{n}")).collect();
+        eprintln!("{region}: {published} (AWS calls {})", hub_calls.join(", "));
     }
-    Ok(findings)
+    Ok(())
 }
 
 /// Every region's snapshot, with the clients that read it; the calls each region took on stderr.

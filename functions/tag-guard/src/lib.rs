@@ -298,11 +298,9 @@ impl TagGuard {
     }
 
     /// Whether the image the ledger records for a moved protected tag is gone from the repository (a fresh
-    /// read): a revert would have nothing to point the tag back at.
+    /// read, ECR's `ImageNotFound` only): a revert would have nothing to point the tag back at.
     async fn restore_is_gone(&self, repository: &str, recorded: &TagPointer) -> Result<bool, WardenError> {
-        // The manifest a revert would put back (BatchGetImage): missing, there is nothing to put back.
-        let manifest = ecr::get_manifest(&self.base.clients.ecr, repository, &recorded.digest).await?;
-        Ok(matches!(manifest, Found::NoImage))
+        ecr::image_not_found(&self.base.clients.ecr, repository, &recorded.digest).await
     }
 
     /// A protected tag moved away from an image that no longer exists: reported once (a warning), and the ledger

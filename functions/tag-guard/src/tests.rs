@@ -186,6 +186,24 @@ async fn tag_not_allowed_with_other_tags_is_just_removed() {
     assert_eq!(remove.num_calls(), 1);
 }
 
+/// The removal's record comes first: when it cannot be written, nothing is removed (the retry tries again),
+/// so no deletion event ever goes out that notify could not tell from a hand-made one.
+#[tokio::test]
+async fn no_tag_is_removed_before_its_removal_is_recorded() {
+    let describe = tag_points_at("feature-x", A, &["feature-x", "v1.4.2"]);
+    let remove = remove_ok("feature-x", A);
+    let unrecorded = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|r| {
+            r.item().and_then(|i| i.get("pk")).and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("REMOVAL#"))
+        })
+        .then_error(|| PutItemError::generic(testing::error_code("ValidationException")));
+    let (claim, publish) = (any_put_item(), publish_ok());
+    let guard = guard(&[&describe, &remove], &[&unrecorded, &claim], &[&publish]);
+    let error = guard.handle(push(REPO, "feature-x", A), &testing::invocation()).await.expect_err("not recorded");
+    assert!(error.to_string().contains("ValidationException"), "{error}");
+    assert_eq!((unrecorded.num_calls(), remove.num_calls()), (1, 0), "recorded first, or not removed at all");
+}
+
 #[tokio::test]
 async fn failed_quarantine_never_removes_the_last_tag() {
     let describe = tag_points_at("feature-x", A, &["feature-x"]);
@@ -240,7 +258,12 @@ async fn a_moved_protected_tag_whose_recorded_image_is_gone_is_told_once_and_fol
     let ledger = ledger_holds(A, "2026-11-20T09:12:04Z");
     let gone = mock!(aws_sdk_ecr::Client::batch_get_image)
         .match_requests(|r| r.image_ids().first().and_then(|id| id.image_digest()) == Some(A))
-        .then_output(|| BatchGetImageOutput::builder().build());
+        .then_output(|| {
+            let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(A).build();
+            let code = aws_sdk_ecr::types::ImageFailureCode::ImageNotFound;
+            let failure = aws_sdk_ecr::types::ImageFailure::builder().image_id(id).failure_code(code).build();
+            BatchGetImageOutput::builder().failures(failure).build()
+        });
     let describe = tag_points_at("v1.4.2", B, &["v1.4.2"]);
     let put = mock!(aws_sdk_ecr::Client::put_image).then_output(|| PutImageOutput::builder().build());
     let followed = mock!(aws_sdk_dynamodb::Client::transact_write_items)
@@ -262,6 +285,18 @@ async fn a_moved_protected_tag_whose_recorded_image_is_gone_is_told_once_and_fol
     let outcome = moved_on.handle(push(REPO, "v1.4.2", B), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "skipped");
     assert_eq!(followed.num_calls(), 0);
+    // An answer that does not say `ImageNotFound` (here: empty) is no proof the image is gone: the move is
+    // treated as a move (reverted; the revert finds nothing to put back and says so), the ledger stays.
+    let unknown = mock!(aws_sdk_ecr::Client::batch_get_image)
+        .match_requests(|r| r.image_ids().first().and_then(|id| id.image_digest()) == Some(A))
+        .then_output(|| BatchGetImageOutput::builder().build());
+    let (describe, manifest_b) = (tag_points_at("v1.4.2", B, &["v1.4.2"]), manifest_of(B));
+    let quarantine = put_image_ok("quarantine-9879c546333f", B);
+    let (ledger, claim, publish) = (ledger_holds(A, "2026-11-20T09:12:04Z"), any_put_item(), publish_ok());
+    let undecided = guard(&[&unknown, &describe, &manifest_b, &quarantine], &[&ledger, &followed, &claim], &[&publish]);
+    let outcome = undecided.handle(push(REPO, "v1.4.2", B), &testing::invocation()).await.expect("handled");
+    assert_eq!(outcome.decision, "protected-tag-moved", "{:?}", outcome.reasons);
+    assert_eq!(followed.num_calls(), 0, "the ledger still records A");
 }
 
 #[tokio::test]

@@ -5,11 +5,11 @@
 
 use super::Found;
 use super::ecr::{describe_digest, describe_tag};
-use super::ledger::{HistoryEntry, Ledger, get, s, tag_pk};
+use super::ledger::{HistoryEntry, Ledger, pointer_of, s, tag_pk};
 use crate::WardenError;
 use crate::error::aws_error;
 use crate::tags::TagPointer;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::Update;
 
 /// What an acceptance found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,13 +33,7 @@ impl Ledger {
             .send()
             .await
             .map_err(|e| aws_error("DynamoDB.GetItem", e))?;
-        Ok(output.item().and_then(|item| {
-            Some(TagPointer {
-                digest: get(item, "digest")?,
-                since: get(item, "since").unwrap_or_default(),
-                deleted_at: get(item, "deleted_at"),
-            })
-        }))
+        Ok(output.item().and_then(pointer_of))
     }
 }
 
@@ -110,19 +104,7 @@ impl Ledger {
             None => update.condition_expression("attribute_not_exists(digest)"),
         };
         let update = update.build().map_err(|e| WardenError::Config(e.to_string()))?;
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(self.history_item(&pk, entry)))
-            .build()
-            .map_err(|e| WardenError::Config(e.to_string()))?;
-        self.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| match aws_error("DynamoDB.TransactWriteItems", e) {
+        self.transact_with_history(&pk, update, entry).await.map_err(|e| match e {
                 WardenError::Aws { code, .. } if code == "TransactionCanceledException" => WardenError::Busy(format!(
                     "{repository}:{tag} changed in the ledger meanwhile (a push?): read `warden tags history` and accept again"
                 )),

@@ -146,15 +146,7 @@ impl Ledger {
         event_id: &str,
         function: &str,
     ) -> Result<(), WardenError> {
-        let item = self.own_item(repository, digest, tag, OwnTagKind::Quarantine, event_id, function);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_error("DynamoDB.PutItem", e))
+        self.put(self.own_item(repository, digest, tag, OwnTagKind::Quarantine, event_id, function)).await
     }
 
     /// Records an approval and its passing verdict in one transaction, unless a failing verdict based on

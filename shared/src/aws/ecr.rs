@@ -43,6 +43,15 @@ fn digest_id(digest: &str) -> ImageIdentifier {
     ImageIdentifier::builder().image_digest(digest).build()
 }
 
+/// Whether ECR says the image `digest` does not exist: BatchGetImage answers `ImageNotFound` for it. Anything
+/// else — the image, another failure, an empty answer — is not "gone" (missing data never counts as absence).
+pub async fn image_not_found(ecr: &Client, repository: &str, digest: &str) -> Result<bool, WardenError> {
+    let output = ecr.batch_get_image().repository_name(repository).image_ids(digest_id(digest)).send().await;
+    let output = output.map_err(|e| aws_error("ECR.BatchGetImage", e))?;
+    let not_found = output.failures().iter().any(|f| f.failure_code() == Some(&ImageFailureCode::ImageNotFound));
+    Ok(output.images().is_empty() && not_found)
+}
+
 /// The image a tag points at now, with all its tags (DescribeImages by tag).
 pub async fn describe_tag(ecr: &Client, repository: &str, tag: &str) -> Result<Found<ImageState>, WardenError> {
     describe_image(ecr, repository, tag_id(tag)).await

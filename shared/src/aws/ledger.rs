@@ -74,7 +74,7 @@ pub(super) fn tag_pk(repository: &str, tag: &str) -> String {
     format!("TAG#{repository}:{tag}")
 }
 
-fn pointer_of(item: &Item) -> Option<TagPointer> {
+pub(super) fn pointer_of(item: &Item) -> Option<TagPointer> {
     Some(TagPointer {
         digest: get(item, "digest")?,
         since: get(item, "since").unwrap_or_default(),
@@ -247,9 +247,28 @@ impl Ledger {
             detail: format!("pointed here since {}{ended}; moved to {}", previous.since, pushed.digest),
             event_id: event_id.to_owned(),
         };
+        // Another push of the same tag won the race: retrying re-reads the ledger.
+        self.transact_with_history(&pk, update, &entry).await.map_err(|mut error| {
+            if let WardenError::Aws { retryable, code, .. } = &mut error
+                && code == "TransactionCanceledException"
+            {
+                *retryable = true;
+            }
+            error
+        })
+    }
+
+    /// A tag's pointer changed (`update`, conditional) and `entry` added to its history, in one transaction: a
+    /// failed condition cancels both (`TransactionCanceledException`).
+    pub(super) async fn transact_with_history(
+        &self,
+        pk: &str,
+        update: Update,
+        entry: &HistoryEntry,
+    ) -> Result<(), WardenError> {
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(self.history_item(&pk, &entry)))
+            .set_item(Some(self.history_item(pk, entry)))
             .build()
             .map_err(|e| WardenError::Config(e.to_string()))?;
         self.client
@@ -259,16 +278,19 @@ impl Ledger {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| {
-                // Another push of the same tag won the race: retrying re-reads the ledger.
-                let mut error = aws_error("DynamoDB.TransactWriteItems", e);
-                if let WardenError::Aws { retryable, code, .. } = &mut error
-                    && code == "TransactionCanceledException"
-                {
-                    *retryable = true;
-                }
-                error
-            })
+            .map_err(|e| aws_error("DynamoDB.TransactWriteItems", e))
+    }
+
+    /// Writes one item unconditionally (a record written before the change it announces, a history entry).
+    pub(super) async fn put(&self, item: Item) -> Result<(), WardenError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("DynamoDB.PutItem", e))
     }
 
     pub(super) fn history_item(&self, pk: &str, entry: &HistoryEntry) -> Item {
@@ -286,14 +308,7 @@ impl Ledger {
     /// Adds one history entry (a revert, a reported move). Keyed by time and event id, so a replay rewrites
     /// the same item.
     pub async fn record_history(&self, repository: &str, tag: &str, entry: &HistoryEntry) -> Result<(), WardenError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.history_item(&tag_pk(repository, tag), entry)))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_error("DynamoDB.PutItem", e))
+        self.put(self.history_item(&tag_pk(repository, tag), entry)).await
     }
 
     /// Marks a tag deleted if the ledger has it at `digest`. `Ok(false)`: the ledger had nothing to mark.

@@ -33,14 +33,7 @@ impl Ledger {
         item.insert("function".into(), s(function));
         item.insert("event_id".into(), s(event_id));
         item.insert("expires_at".into(), AttributeValue::N((now + REMOVAL_TTL_SECONDS).to_string()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_error("DynamoDB.PutItem", e))
+        self.put(item).await
     }
 
     /// ecr-warden's record of removing `tag` from `digest`, if it has one (strongly consistent: the removal
