@@ -2,6 +2,7 @@
 //!
 //! - `warden policy check [FILE]`: validate a policy file and summarise each class.
 //! - `warden tags check REPOSITORY TAG [--policy FILE]`: what tag-guard would decide about pushing a tag.
+//! - `warden tags backfill [REPOSITORY...]`: record the protected tags the ledger does not know yet.
 //! - `warden tags history REPOSITORY TAG [--table NAME]`: what a tag pointed to over time (from the ledger).
 //! - `warden tags accept REPOSITORY TAG [--digest D] --reason TEXT`: accept a legitimate move of a protected
 //!   tag: the ledger records it where it points now (or at D), naming who (STS) and why.
@@ -130,6 +131,17 @@ enum TagsCommand {
         #[arg(long, env = LEDGER_TABLE_ENV)]
         table: String,
     },
+    /// Record in tag-guard's ledger the protected tags it does not know yet (tags that existed before
+    /// ecr-warden, or whose push events were lost), where they point now; never changes a recorded pointer.
+    Backfill {
+        /// Repositories to backfill (default: every repository the policy manages).
+        repositories: Vec<String>,
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// The ledger table (default: $WARDEN_LEDGER_TABLE).
+        #[arg(long, env = LEDGER_TABLE_ENV)]
+        table: String,
+    },
     /// Print what TAG pointed to over time, from the tag-guard ledger.
     History {
         repository: String,
@@ -204,6 +216,9 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Tags(TagsCommand::Accept { repository, tag, digest, reason, table }) => {
             tags_accept(&repository, &tag, digest.as_deref(), &reason, table).await
         }
+        Command::Tags(TagsCommand::Backfill { repositories, policy, table }) => {
+            tags_backfill(repositories, policy.as_ref(), table).await
+        }
         Command::Tags(TagsCommand::History { repository, tag, table, json }) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
@@ -244,6 +259,54 @@ async fn tags_accept(
             println!("{repository}:{tag}: accepted at {digest} ({was}) by {who}: {reason}");
         }
     }
+    Ok(())
+}
+
+/// `warden tags backfill`: each managed repository with protected tags (or those named), what the ledger did not
+/// know recorded; one line per repository, the AWS calls on stderr.
+async fn tags_backfill(named: Vec<String>, policy: Option<&PathBuf>, table: String) -> Result<(), String> {
+    use warden::aws::Found;
+    let policy = load_policy(policy).map_err(|e| e.to_string())?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let clients = Clients::new(&sdk);
+    let ledger = Ledger::new(clients.dynamodb.clone(), table);
+    let repositories = match named.is_empty() {
+        true => warden::aws::ecr::list_repositories(&clients.ecr).await.map_err(|e| e.to_string())?,
+        false => vec![],
+    };
+    let names = if named.is_empty() { repositories.into_iter().map(|r| r.name).collect() } else { named };
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let run = format!("warden-tags-backfill-{now}");
+    let (mut recorded, mut protected) = (0, 0);
+    for repository in &names {
+        let rules = match policy.classify(repository) {
+            Classification::Managed(class) => class.tags.as_ref().filter(|rules| !rules.protected.is_empty()),
+            Classification::Unmanaged(_) => None,
+        };
+        let Some(rules) = rules else {
+            println!("{repository}: no protected tags in its class; skipped");
+            continue;
+        };
+        let done =
+            warden::aws::backfill::backfill_repository(&clients.ecr, &ledger, (repository, rules), (&now, &run), None)
+                .await
+                .map_err(|e| format!("{repository}: {e}"))?;
+        let Found::Yes(done) = done else {
+            println!("{repository}: no such repository; skipped");
+            continue;
+        };
+        let tags: Vec<String> = done.recorded.iter().map(|(tag, digest)| format!("{tag}={digest}")).collect();
+        println!(
+            "{repository}: {} protected tags, {} recorded now{}",
+            done.protected,
+            done.recorded.len(),
+            if tags.is_empty() { String::new() } else { format!(": {}", tags.join(", ")) }
+        );
+        (recorded, protected) = (recorded + done.recorded.len(), protected + done.protected);
+    }
+    println!("{recorded} of {protected} protected tags recorded now; the rest were known to the ledger");
+    let calls: Vec<String> = clients.calls.snapshot().iter().map(|(call, n)| format!("{call}×{n}")).collect();
+    eprintln!("AWS calls {}", calls.join(", "));
     Ok(())
 }
 

@@ -360,6 +360,45 @@ pub mod rules {
         })
     }
 
+    /// No sweep stopped before its deadline: the GetItem of a `SWEEP#` cursor finds nothing.
+    pub fn no_sweep_cursor() -> Rule {
+        mock!(aws_sdk_dynamodb::Client::get_item)
+            .match_requests(|r| pk_of(r.key()).is_some_and(|pk| pk.starts_with("SWEEP#")))
+            .then_output(|| aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder().build())
+    }
+
+    /// A repository's images as DescribeImages lists them: `(digest, tags)` each, all pushed at epoch
+    /// 1,764,000,000.
+    pub fn images_listed(images: &'static [(&'static str, &'static [&'static str])]) -> Rule {
+        mock!(aws_sdk_ecr::Client::describe_images).then_output(move || {
+            let details = images.iter().map(|(digest, tags)| {
+                ImageDetail::builder()
+                    .image_digest(*digest)
+                    .set_image_tags(Some(tags.iter().map(|t| (*t).to_owned()).collect()))
+                    .image_pushed_at(DateTime::from_secs(1_764_000_000))
+                    .build()
+            });
+            DescribeImagesOutput::builder().set_image_details(Some(details.collect())).build()
+        })
+    }
+
+    /// The ledger holds a pointer for every tag a BatchGetItem asks about (`known`) or for none.
+    pub fn ledger_knows_tags(known: bool) -> Rule {
+        use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+        mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(move |request| {
+            let mut output = BatchGetItemOutput::builder();
+            for (table, asked) in request.request_items().into_iter().flatten() {
+                let items = asked.keys().iter().filter(|_| known).map(|key| {
+                    let mut item = key.clone();
+                    item.insert("digest".into(), AttributeValue::S("sha256:recorded".into()));
+                    item
+                });
+                output = output.responses(table, items.collect());
+            }
+            output.build()
+        })
+    }
+
     /// DescribeImages answers that `digest` carries `tags`.
     pub fn image_with_tags(digest: &'static str, tags: &'static [&'static str]) -> Rule {
         mock!(aws_sdk_ecr::Client::describe_images).then_output(move || {

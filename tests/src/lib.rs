@@ -81,6 +81,9 @@ pub fn role_actions(template: &str, role: &str) -> std::collections::BTreeSet<St
     let mut in_list = false;
     for line in body.lines() {
         let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue; // a comment inside a list does not end it
+        }
         if let Some(value) = line.strip_prefix("Action:") {
             let value = value.trim();
             in_list = value.is_empty();

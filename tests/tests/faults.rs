@@ -188,8 +188,12 @@ async fn end_state(stack: &Stack, run: &Run, before_sweep: &BTreeMap<String, Vec
         .map(|item| {
             // When a removal was recorded is the wall clock's, not the event's.
             let removal = item.get("pk").is_some_and(|pk| pk.starts_with("REMOVAL#"));
+            // A backfill records the image's push time, which is moto's wall clock too.
+            let backfilled = item.get("what").is_some_and(|w| w == "backfilled")
+                || item.get("last_event").is_some_and(|e| run.normalise(e) == "sweep");
+            let clock = |k: &str| removal && k == "at" || backfilled && (k == "since" || k == "detail");
             item.into_iter()
-                .filter(|(k, _)| !(varying.contains(&k.as_str()) || removal && k == "at"))
+                .filter(|(k, _)| !(varying.contains(&k.as_str()) || clock(k)))
                 .map(|(k, v)| {
                     let v = run.normalise(&v);
                     // A retention run's claim names the run (a token of its own).

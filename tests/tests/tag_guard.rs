@@ -275,3 +275,79 @@ async fn an_accepted_move_is_recorded_with_who_and_why_and_not_reverted() {
     let nowhere = accept(&stack.ecr, &ledger, (&repo, "v2.0.0", Some(missing)), who, "2026-11-20T11:00:00Z").await;
     assert!(nowhere.expect_err("no such image").to_string().contains("nothing to accept"));
 }
+
+/// Day one: release tags that existed before ecr-warden (no push event ever reached it) are unknown to the
+/// ledger, so the first move of one would pass as a first sighting. One sweep records every one of them where it
+/// points; the later move is then reverted. The class protects its tags with a regular expression, which ECR's
+/// tag mutability cannot express: the ledger is the only protection.
+#[tokio::test]
+async fn one_sweep_makes_pre_existing_release_tags_known_and_a_later_move_is_reverted() {
+    let stack = Stack::new().await;
+    let legacy = "[[class]]\nname = \"legacy\"\nrepositories = [\"legacy/*\"]\n[class.tags]\n\
+        allowed = [\"regex:v[0-9]+\\\\.[0-9]+\\\\.[0-9]+\", \"sha-*\", \"latest\"]\n\
+        protected = [\"regex:v[0-9]+\\\\.[0-9]+\\\\.[0-9]+\"]\nmutable = [\"latest\"]\nremediation = \"revert\"\n";
+    let policy = Policy::from_toml(&format!("{EMBEDDED_POLICY}\n{legacy}"), "warden.toml").expect("valid policy");
+    let config = Config {
+        ledger_table: Some(stack.table.clone()),
+        topic_arn: Some(stack.topic_arn.clone()),
+        ..Config::default()
+    };
+    let guard = TagGuard::new(policy.clone(), config, Clients::new(&stack.sdk)).expect("guard");
+    let (repo, other) = (unique("legacy/api-"), unique("legacy/worker-"));
+    let mut released = Vec::new();
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    for (n, version) in ["v1.0.0", "v1.1.0", "v2.0.0"].into_iter().enumerate() {
+        let digest = stack.push(&repo, version, Some(version)).await;
+        stack.push(&repo, version, Some(&format!("sha-00{n}"))).await;
+        released.push((version, digest));
+    }
+    stack.create_repository(&other, ImageTagMutability::Mutable).await;
+    let worker = stack.push(&other, "worker", Some("v3.0.0")).await;
+    let safety = stack.safety_snapshot_with(&repo, &policy).await;
+    let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&stack.sdk), &stack.table);
+    assert_eq!(ledger.current(&repo, "v1.0.0").await.expect("read"), None, "unknown before the sweep");
+    let sweep = |id: &str| {
+        serde_json::json!({
+            "version": "0", "id": unique(id), "detail-type": "Scheduled Event", "source": "aws.scheduler",
+            "account": common::ACCOUNT, "time": T1, "region": "us-east-1",
+            "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/ecr-warden-sweep"],
+            "detail": serde_json::json!({"repositories": [repo]}).to_string()
+        })
+    };
+
+    let outcome = guard.handle(sweep("sweep-"), &invocation()).await.expect("handled");
+
+    assert!(outcome.reasons.iter().any(|r| r.contains("backfill: 3 of 3 protected tags")), "{:?}", outcome.reasons);
+    let denied = integration_tests::calls_its_role_denies("TagGuard", outcome.aws_calls.keys());
+    assert!(denied.is_empty(), "the sweep's calls its role does not allow: {denied:?}");
+    for (version, digest) in &released {
+        let current = ledger.current(&repo, version).await.expect("read").expect("known after one sweep");
+        assert_eq!(&current.digest, digest, "{version}");
+        let history = ledger.history(&repo, version).await.expect("history");
+        assert_eq!(history.iter().map(|h| h.what.as_str()).collect::<Vec<_>>(), ["backfilled", "current"]);
+    }
+    assert!(stack.messages().await.is_empty(), "a backfill is not news");
+    let again = guard.handle(sweep("sweep-again-"), &invocation()).await.expect("handled");
+    assert!(!again.reasons.iter().any(|r| r.contains("backfill:")), "known: nothing written {:?}", again.reasons);
+    assert_eq!(again.aws_calls.get("DynamoDB.TransactWriteItems"), None, "{:?}", again.aws_calls);
+
+    let moved = stack.push(&repo, "hotfix", Some("v1.0.0")).await;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let outcome =
+        guard.handle(image_action("PUSH", &repo, &moved, Some("v1.0.0"), &now), &invocation()).await.expect("handled");
+    assert_eq!(outcome.decision, "protected-tag-moved", "{:?}", outcome.reasons);
+    assert_eq!(stack.tag_digest(&repo, "v1.0.0").await.as_deref(), Some(released[0].1.as_str()), "moved back");
+
+    // `warden tags backfill` on its own does the same for a repository the sweep did not name.
+    let rules = match policy.classify(&other) {
+        warden::policy::Classification::Managed(class) => class.tags.clone().expect("tag rules"),
+        warden::policy::Classification::Unmanaged(_) => panic!("legacy is managed"),
+    };
+    let done = warden::aws::backfill::backfill_repository(&stack.ecr, &ledger, (&other, &rules), (T2, "cli"), None)
+        .await
+        .expect("backfilled");
+    let warden::aws::Found::Yes(done) = done else { panic!("{done:?}") };
+    assert_eq!(done.recorded, [("v3.0.0".to_owned(), worker.clone())]);
+    assert_eq!(ledger.current(&other, "v3.0.0").await.expect("read").map(|p| p.digest), Some(worker));
+    safety.assert_nothing_unsafe_deleted(&stack).await;
+}

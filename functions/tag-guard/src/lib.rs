@@ -9,21 +9,19 @@
 //! Each path observes what it needs, asks a pure decision in `warden::tags`, then carries out its steps.
 
 use serde_json::Value;
-use std::collections::HashSet;
 use warden::WardenError;
-use warden::aws::ecr::{self, RepositorySettings};
+use warden::aws::ecr;
 use warden::aws::lease::Lease;
 use warden::aws::ledger::HistoryEntry;
-use warden::aws::retention;
 use warden::aws::{Clients, Found};
 use warden::config::Config;
 use warden::delivery::{Report, Said};
-use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall, ScheduledSweep};
+use warden::event::{EventKind, ImageAction, ImageActionType, RepositoryApiCall};
 use warden::handler::{Base, Context};
 use warden::invocation::Invocation;
 use warden::notify::{Notification, Severity};
 use warden::outcome::{Action, ActionResult, Decision as Decided, Outcome};
-use warden::policy::{Class, Classification, OwnTagKind, Policy, TagRules};
+use warden::policy::{Class, OwnTagKind, Policy, TagRules};
 use warden::tags::{
     self, Decision, LedgerObservation, PushCheck, Step, TagPointer, Unwanted, Verdict, check_push,
     decide_recorded_push, decide_settings, plan_revert, remedy_unwanted,
@@ -400,221 +398,6 @@ impl TagGuard {
         Ok(outcome)
     }
 
-    async fn on_sweep(&self, cx: &Context<'_>, sweep: &ScheduledSweep) -> Result<Outcome, WardenError> {
-        let mut outcome = Outcome {
-            function: FUNCTION,
-            event_id: cx.event.id.clone(),
-            event: cx.event.describe(),
-            ..Outcome::default()
-        };
-        let listed = ecr::list_repositories(&self.base.clients.ecr).await?;
-        let repositories: Vec<(&RepositorySettings, &Class)> = listed
-            .iter()
-            .filter(|r| sweep.repositories.is_empty() || sweep.repositories.contains(&r.name))
-            .filter_map(|r| match self.base.policy.classify(&r.name) {
-                Classification::Managed(class) => Some((r, class)),
-                Classification::Unmanaged(_) => None,
-            })
-            .collect();
-        let drifted = self.sweep_settings(cx, &repositories).await?;
-        let forged = self.sweep_forged(cx, &repositories).await?;
-        for item in drifted.iter().chain(&forged) {
-            let repository = item.repository.as_deref().unwrap_or_default();
-            outcome.actions.extend(
-                item.actions.iter().map(|a| Action { action: format!("{repository}: {}", a.action), ..a.clone() }),
-            );
-        }
-        outcome.decision = match (drifted.is_empty(), forged.is_empty()) {
-            (true, true) => Verdict::SettingsOk.into(),
-            (_, true) => Verdict::SettingsDrift.into(),
-            _ => Verdict::ForgedApproval.into(),
-        };
-        outcome.reasons.push(format!(
-            "{} repositories listed, {} managed checked, {} drifted, {} forged promotion or quarantine tags",
-            listed.len(),
-            repositories.len(),
-            drifted.len(),
-            forged.len()
-        ));
-        let reports = self.sweep_reports(cx, sweep, &outcome, [&drifted, &forged]);
-        outcome.notified = self.base.report_all(cx, reports).await?;
-        outcome.items = drifted.into_iter().chain(forged).collect();
-        Ok(outcome)
-    }
-
-    /// One summary per kind and sweep, not one message per repository. A summary of changes made is told; one
-    /// of findings left standing (report-only classes, dry run, past the sweep's caps) is told when the set
-    /// changes and weekly, not every sweep; a kind with nothing left is cleared, so its return is told.
-    fn sweep_reports(
-        &self,
-        cx: &Context<'_>,
-        sweep: &ScheduledSweep,
-        outcome: &Outcome,
-        [drifted, forged]: [&Vec<Outcome>; 2],
-    ) -> Vec<Report> {
-        let scope = sweep.repositories.join(",");
-        let summaries =
-            [("tag-mutability-drift", Severity::Warning, drifted), ("forged-approval", Severity::Critical, forged)];
-        let mut reports = vec![];
-        for (kind, severity, items) in summaries {
-            let (pk, sk) = (
-                format!("STANDING#{FUNCTION}"),
-                if scope.is_empty() { kind.to_owned() } else { format!("{kind}#{scope}") },
-            );
-            if items.is_empty() {
-                reports.push(Report::Cleared { pk, sk });
-                continue;
-            }
-            let reasons: Vec<String> = items
-                .iter()
-                .map(|d| format!("{}: {}", d.repository.as_deref().unwrap_or_default(), d.reasons.join("; ")))
-                .collect();
-            let mut summary = outcome.clone();
-            summary
-                .actions
-                .retain(|a| items.iter().any(|i| a.action.starts_with(i.repository.as_deref().unwrap_or("-"))));
-            let fingerprint = warden::fingerprint::of_lines(&reasons);
-            let said = Said::once(self.notify(cx, kind, &summary, reasons, severity));
-            reports.push(match changed(&summary) {
-                true => Report::TellChanged(said),
-                false => Report::Standing { said, pk, sk, fingerprint },
-            });
-        }
-        if drifted.is_empty() && forged.is_empty() {
-            reports.push(Report::Settle);
-        }
-        reports
-    }
-
-    /// Each repository's tag mutability against its class: drift fixed (`untag` / `revert`) or reported. At
-    /// most `limits.sweep-max-changed-repositories` are changed in one sweep; the rest are reported.
-    async fn sweep_settings(
-        &self,
-        cx: &Context<'_>,
-        repositories: &[(&RepositorySettings, &Class)],
-    ) -> Result<Vec<Outcome>, WardenError> {
-        let cap = self.base.policy.limits.sweep_max_changed_repositories;
-        let mut drifted = Vec::new();
-        let mut changed = 0;
-        for (repository, class) in repositories {
-            let Some(rules) = &class.tags else { continue };
-            let mut decision = decide_settings(&rules.mutability, &repository.mutability, rules.remediation);
-            if decision.verdict == Verdict::SettingsOk {
-                continue;
-            }
-            if changed >= cap && !decision.steps.is_empty() {
-                decision.steps.clear();
-                decision
-                    .reasons
-                    .push(format!("this sweep changed {cap} repositories already (its limit): left for the next"));
-            }
-            let mut item = self.base.outcome_for(cx, class, &repository.name, None, &[]);
-            item.decision = decision.verdict.into();
-            item.reasons = decision.reasons.clone();
-            item.actions = self.execute(cx, (&repository.name, None), &decision.steps).await?;
-            changed += usize::from(item.actions.iter().any(|a| a.result == ActionResult::Done));
-            drifted.push(item);
-        }
-        Ok(drifted)
-    }
-
-    /// Tags shaped like ecr-warden's own that the ledger has no record of (pushed while tag-guard was down, or
-    /// its event lost): each is treated like a forged push, removed where the class's remediation writes (at
-    /// most `limits.sweep-max-tag-removals` per sweep, the rest left for the next) and reported. One ListImages
-    /// per managed repository, and one Query where it holds such tags.
-    async fn sweep_forged(
-        &self,
-        cx: &Context<'_>,
-        repositories: &[(&RepositorySettings, &Class)],
-    ) -> Result<Vec<Outcome>, WardenError> {
-        let cap = self.base.policy.limits.sweep_max_tag_removals;
-        let mut forged = Vec::new();
-        let mut removals = 0;
-        for (repository, class) in repositories {
-            if class.gate.is_none() && class.quarantine().is_none() {
-                continue;
-            }
-            let Found::Yes(images) = retention::current_tags(&self.base.clients.ecr, &repository.name).await? else {
-                continue;
-            };
-            let mut shaped: Vec<(&String, &String, OwnTagKind)> = images
-                .iter()
-                .flat_map(|(digest, tags)| {
-                    tags.iter().filter_map(move |t| class.own_tag_kind(t).map(|k| (digest, t, k)))
-                })
-                .collect();
-            if shaped.is_empty() {
-                continue;
-            }
-            // Read after the listing: a tag ecr-warden added is recorded before it exists, so it is found here.
-            let recorded: HashSet<(String, String)> =
-                self.base.ledger.own_tags(&repository.name).await?.into_iter().map(|r| (r.digest, r.tag)).collect();
-            shaped.retain(|(digest, tag, _)| !recorded.contains(&((*digest).clone(), (*tag).clone())));
-            shaped.sort();
-            for (digest, tag, kind) in shaped {
-                let mut item =
-                    self.base.outcome_for(cx, class, &repository.name, Some(digest), std::slice::from_ref(tag));
-                let unwanted = Unwanted::Forged { kind };
-                if removals >= cap {
-                    item.decision = Verdict::ForgedApproval.into();
-                    item.reasons.push(unwanted.reason(tag, digest));
-                    item.reasons.push(format!("this sweep removed {cap} already (its limit): left for the next"));
-                    forged.push(item);
-                    continue;
-                }
-                let lease = self.removal_lease(cx, class, &repository.name, digest).await?;
-                let removed = self.remove_forged(cx, class, &mut item, (digest, tag), &unwanted, lease.as_ref()).await;
-                self.base.release(lease).await;
-                if removed? {
-                    removals += usize::from(!item.actions.is_empty());
-                    forged.push(item);
-                }
-            }
-        }
-        Ok(forged)
-    }
-
-    /// The sweep's removal of one forged tag, decided on a fresh read under the image's lease: `false` when
-    /// there is nothing to report (gone, moved, or ecr-warden's own after all).
-    async fn remove_forged(
-        &self,
-        cx: &Context<'_>,
-        class: &Class,
-        item: &mut Outcome,
-        (digest, tag): (&str, &str),
-        unwanted: &Unwanted,
-        lease: Option<&Lease>,
-    ) -> Result<bool, WardenError> {
-        let repository = item.repository.clone().unwrap_or_default();
-        let decision = match self.unwanted_decision(class, &repository, digest, tag, unwanted).await? {
-            Ok((decision, _)) => decision,
-            Err(_) => return Ok(false),
-        };
-        if decision.verdict != Verdict::ForgedApproval {
-            return Ok(false);
-        }
-        item.decision = decision.verdict.into();
-        item.reasons = decision.reasons.clone();
-        item.actions = self.execute(cx, (&repository, lease), &decision.steps).await?;
-        Ok(true)
-    }
-
-    /// The lease on an image whose tag is to be removed, taken before its tags are re-read; `None` when the
-    /// class only reports (or in a dry run): nothing is removed, nothing to serialise.
-    async fn removal_lease(
-        &self,
-        cx: &Context<'_>,
-        class: &Class,
-        repository: &str,
-        digest: &str,
-    ) -> Result<Option<Lease>, WardenError> {
-        let writes = class.tags.as_ref().is_some_and(|rules| rules.remediation.writes());
-        if !writes || self.base.config.dry_run {
-            return Ok(None);
-        }
-        self.base.lease(cx, repository, digest).await.map(Some)
-    }
-
     /// Carries out a decision and fills the outcome; returns what to say: the outcome when the decision says
     /// so, otherwise what an earlier attempt may have left unsaid.
     async fn carry_out(
@@ -728,6 +511,8 @@ fn summarise(outcome: &Outcome, dry_run: bool) -> String {
     };
     word.to_owned()
 }
+
+mod sweep;
 
 #[cfg(test)]
 mod fault_tests;

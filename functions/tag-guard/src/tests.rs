@@ -12,7 +12,6 @@ use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
 use aws_sdk_ecr::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
-use aws_sdk_ecr::operation::list_images::ListImagesOutput;
 use aws_sdk_ecr::operation::put_image::{PutImageError, PutImageOutput};
 use aws_sdk_ecr::operation::put_image_tag_mutability::PutImageTagMutabilityOutput;
 use aws_sdk_ecr::types::error::{
@@ -113,6 +112,24 @@ fn remove_ok(tag: &'static str, digest: &'static str) -> Rule {
                 && r.image_ids()[0].image_digest() == Some(digest)
         })
         .then_output(|| BatchDeleteImageOutput::builder().build())
+}
+
+/// The registry holds one repository, `name`, its mutability as the production class requires.
+fn one_repository(name: &'static str) -> Rule {
+    mock!(aws_sdk_ecr::Client::describe_repositories).then_output(move || {
+        let repository = Repository::builder()
+            .repository_name(name)
+            .image_tag_mutability(ImageTagMutability::MutableWithExclusion)
+            .image_tag_mutability_exclusion_filters(
+                aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
+                    .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
+                    .filter("v*.*.*")
+                    .build()
+                    .expect("filter"),
+            )
+            .build();
+        DescribeRepositoriesOutput::builder().repositories(repository).build()
+    })
 }
 
 fn calls(outcome: &Outcome) -> Vec<(&str, u32)> {
@@ -456,15 +473,16 @@ async fn sweep_reads_every_page_and_sends_one_summary() {
         .then_output(move || DescribeRepositoriesOutput::builder().repositories(page2.clone()).build());
     let fix = mock!(aws_sdk_ecr::Client::put_image_tag_mutability)
         .then_output(|| PutImageTagMutabilityOutput::builder().build());
-    let no_own_tags = mock!(aws_sdk_ecr::Client::list_images).then_output(|| ListImagesOutput::builder().build());
+    let (no_own_tags, no_cursor) = (rules::images_listed(&[]), rules::no_sweep_cursor());
     let (claim, publish) = (any_put_item(), publish_ok());
-    let guard = guard(&[&first, &second, &fix, &no_own_tags], &[&claim], &[&publish]);
+    let guard = guard(&[&first, &second, &fix, &no_own_tags], &[&claim, &no_cursor], &[&publish]);
     let outcome = guard.handle(sample("scheduled-rule.json"), &testing::invocation()).await.expect("handled");
     assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
     assert_eq!(fix.num_calls(), 2, "both prod repositories drifted; sandbox is unmanaged");
     assert_eq!(publish.num_calls(), 1, "one summary per sweep");
     assert_eq!(outcome.items.len(), 2);
-    assert_eq!(no_own_tags.num_calls(), 2, "each managed repository listed once for forged tags");
+    assert_eq!(no_own_tags.num_calls(), 2, "each managed repository's images listed once");
+    assert_eq!(no_cursor.num_calls(), 1, "where the last sweep stopped: read once");
 }
 
 /// Drift a sweep only reports (here: a dry run) stands until someone acts: told when the set changes, not on
@@ -475,11 +493,12 @@ async fn standing_drift_is_told_once_not_every_sweep() {
         Repository::builder().repository_name("prod/a").image_tag_mutability(ImageTagMutability::Mutable).build();
     let list = mock!(aws_sdk_ecr::Client::describe_repositories)
         .then_output(move || DescribeRepositoriesOutput::builder().repositories(drifted.clone()).build());
-    let no_own_tags = mock!(aws_sdk_ecr::Client::list_images).then_output(|| ListImagesOutput::builder().build());
+    let (no_own_tags, no_cursor) = (rules::images_listed(&[]), rules::no_sweep_cursor());
     let sweep = async |new: bool| {
         let note = rules::standing_note("STANDING#tag-guard", "tag-mutability-drift", new);
         let (claim, publish) = (any_put_item(), publish_ok());
-        let clients = testing::clients(&[&list, &no_own_tags], &[&note, &claim], &[&publish], Retries::None);
+        let clients =
+            testing::clients(&[&list, &no_own_tags], &[&note, &claim, &no_cursor], &[&publish], Retries::None);
         let config = warden::config::Config { dry_run: true, ..testing::config() };
         let guard = TagGuard::new(embedded(), config, clients).expect("guard");
         let outcome = guard.handle(sample("scheduled-rule.json"), &testing::invocation()).await.expect("handled");
@@ -504,7 +523,8 @@ async fn standing_drift_is_told_once_not_every_sweep() {
     let forgotten = rules::standing_forgotten();
     let nothing_parked = mock!(aws_sdk_dynamodb::Client::query)
         .then_output(|| aws_sdk_dynamodb::operation::query::QueryOutput::builder().build());
-    let clients = testing::clients(&[&list, &no_own_tags], &[&forgotten, &nothing_parked], &[], Retries::None);
+    let clients =
+        testing::clients(&[&list, &no_own_tags], &[&forgotten, &nothing_parked, &no_cursor], &[], Retries::None);
     let guard = TagGuard::new(embedded(), testing::config(), clients).expect("guard");
     let outcome = guard.handle(sample("scheduled-rule.json"), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "settings-ok");
@@ -523,9 +543,9 @@ async fn the_mutability_sweep_changes_no_more_repositories_than_its_limit() {
         .then_output(move || DescribeRepositoriesOutput::builder().set_repositories(Some(drifted.clone())).build());
     let fix = mock!(aws_sdk_ecr::Client::put_image_tag_mutability)
         .then_output(|| PutImageTagMutabilityOutput::builder().build());
-    let no_own_tags = mock!(aws_sdk_ecr::Client::list_images).then_output(|| ListImagesOutput::builder().build());
+    let (no_own_tags, no_cursor) = (rules::images_listed(&[]), rules::no_sweep_cursor());
     let (claim, publish) = (any_put_item(), publish_ok());
-    let clients = testing::clients(&[&list, &fix, &no_own_tags], &[&claim], &[&publish], Retries::None);
+    let clients = testing::clients(&[&list, &fix, &no_own_tags], &[&claim, &no_cursor], &[&publish], Retries::None);
     let text = format!("{}\n[limits]\nsweep-max-changed-repositories = 1\n", warden::policy::EMBEDDED_POLICY);
     let policy = Policy::from_toml(&text, "warden.toml").expect("valid policy");
     let guard = TagGuard::new(policy, testing::config(), clients).expect("guard");
@@ -585,5 +605,6 @@ async fn dry_run_decides_but_changes_nothing() {
     assert!(outcome.notified, "a dry run still tells operators what it would do");
 }
 
+mod backfill;
 mod races;
 mod threats;

@@ -278,7 +278,15 @@ impl Ledger {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| aws_error("DynamoDB.TransactWriteItems", e))
+            .map_err(|e| {
+                // Named whatever the answer's metadata says, so callers can tell a failed condition from a fault.
+                let cancelled = e.as_service_error().is_some_and(|se| se.is_transaction_canceled_exception());
+                let mut error = aws_error("DynamoDB.TransactWriteItems", e);
+                if let (true, WardenError::Aws { code, .. }) = (cancelled, &mut error) {
+                    "TransactionCanceledException".clone_into(code);
+                }
+                error
+            })
     }
 
     /// Writes one item unconditionally (a record written before the change it announces, a history entry).

@@ -4,6 +4,7 @@
 pub mod accept;
 pub mod approvals;
 pub mod audit;
+pub mod backfill;
 pub mod claims;
 pub mod ecr;
 pub mod findings;

@@ -348,5 +348,34 @@ pub fn decide_settings(
     }
 }
 
+/// A protected tag in the registry, as a backfill would record it: the image it points at and since when (the
+/// image's push time: the latest the tag can have started pointing there is unknown, the earliest is not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unrecorded {
+    pub tag: String,
+    pub digest: String,
+    pub since: String,
+}
+
+/// The tags of `images` a backfill records: exactly those a push would record as protected (allowed, protected,
+/// not ecr-warden's own shapes, which its own records govern), sorted by tag. Pure.
+pub fn protected_in(rules: &TagRules, images: &[crate::lifecycle::Image]) -> Vec<Unrecorded> {
+    let mut found: Vec<Unrecorded> = images
+        .iter()
+        .flat_map(|image| {
+            let since = chrono::DateTime::from_timestamp(image.pushed_at, 0)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            image
+                .tags
+                .iter()
+                .filter(|tag| check_push(rules, tag) == PushCheck::Conforming { protected: true })
+                .map(move |tag| Unrecorded { tag: tag.clone(), digest: image.digest.clone(), since: since.clone() })
+        })
+        .collect();
+    found.sort_by(|a, b| a.tag.cmp(&b.tag));
+    found
+}
+
 #[cfg(test)]
 mod tests;

@@ -305,6 +305,33 @@ fn settings_decisions() {
     }
 }
 
+#[test]
+fn a_backfill_records_the_protected_tags_a_push_would_protect() {
+    let rules = prod("revert");
+    let at = |digest: &str, tags: &[&str], pushed_at: i64| crate::lifecycle::Image {
+        digest: digest.into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        pushed_at,
+        ..crate::lifecycle::Image::default()
+    };
+    let images = [
+        at(A, &["v1.2.0", "latest", "sha-abc"], 1_764_000_000),
+        at(B, &["v1.10.0", "feature-x", "quarantine-0123456789ab"], 1_765_000_000),
+        at(C, &[], 1_766_000_000),
+    ];
+    let row = |tag: &str, digest: &str, since: &str| Unrecorded {
+        tag: tag.into(),
+        digest: digest.into(),
+        since: since.into(),
+    };
+    assert_eq!(
+        protected_in(&rules, &images),
+        [row("v1.10.0", B, "2025-12-06T05:46:40Z"), row("v1.2.0", A, "2025-11-24T16:00:00Z")],
+        "latest is mutable, sha- not protected, feature-x not allowed, quarantine- ecr-warden's own"
+    );
+    assert!(protected_in(&tag_rules("allowed = [\"*\"]"), &images).is_empty(), "no protected tags: nothing");
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;

@@ -4,8 +4,6 @@
 use super::*;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
-use aws_sdk_ecr::operation::list_images::ListImagesOutput;
-use aws_sdk_ecr::types::ImageIdentifier;
 use std::collections::HashMap;
 
 const DEV: &str = "dev/web-frontend";
@@ -148,42 +146,19 @@ async fn a_forged_tag_that_moved_since_the_push_is_not_touched() {
     assert_eq!(remove.num_calls(), 0);
 }
 
-fn listing(images: &'static [(&'static str, &'static str)]) -> Rule {
-    mock!(aws_sdk_ecr::Client::list_images).then_output(move || {
-        let ids =
-            images.iter().map(|(digest, tag)| ImageIdentifier::builder().image_digest(*digest).image_tag(*tag).build());
-        ListImagesOutput::builder().set_image_ids(Some(ids.collect())).build()
-    })
-}
-
-fn one_repository(name: &'static str) -> Rule {
-    mock!(aws_sdk_ecr::Client::describe_repositories).then_output(move || {
-        let repository = Repository::builder()
-            .repository_name(name)
-            .image_tag_mutability(ImageTagMutability::MutableWithExclusion)
-            .image_tag_mutability_exclusion_filters(
-                aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
-                    .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
-                    .filter("v*.*.*")
-                    .build()
-                    .expect("filter"),
-            )
-            .build();
-        DescribeRepositoriesOutput::builder().repositories(repository).build()
-    })
-}
-
 #[tokio::test]
 async fn the_sweep_removes_promotion_tags_without_an_approval_and_keeps_approved_ones() {
     let repositories = one_repository(REPO);
-    let images = listing(&[(A, "v1.4.2"), (A, "v1.4.2-approved"), (B, "v1.4.3"), (B, "v1.4.3-approved")]);
+    let images = rules::images_listed(&[(A, &["v1.4.2", "v1.4.2-approved"]), (B, &["v1.4.3", "v1.4.3-approved"])]);
+    let (known, no_cursor) = (rules::ledger_knows_tags(true), rules::no_sweep_cursor());
     // B's approval is recorded; A's tag was pushed while tag-guard was down.
     let records = mock!(aws_sdk_dynamodb::Client::query)
         .then_output(|| QueryOutput::builder().items(own_item(B, "v1.4.3-approved", "promotion")).build());
     let describe = tag_points_at("v1.4.2-approved", A, &["v1.4.2", "v1.4.2-approved"]);
     let remove = remove_ok("v1.4.2-approved", A);
     let (claim, publish) = (any_put_item(), publish_ok());
-    let guard = guard(&[&repositories, &images, &describe, &remove], &[&records, &claim], &[&publish]);
+    let guard =
+        guard(&[&repositories, &images, &describe, &remove], &[&records, &claim, &known, &no_cursor], &[&publish]);
     let outcome = guard.handle(sample("scheduled-rule.json"), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "forged-approval");
     assert_eq!(remove.num_calls(), 1, "only A's forged tag");
@@ -194,13 +169,14 @@ async fn the_sweep_removes_promotion_tags_without_an_approval_and_keeps_approved
 #[tokio::test]
 async fn the_sweep_removes_no_more_forged_tags_than_its_limit() {
     let repositories = one_repository(REPO);
-    let images = listing(&[(A, "v1.4.2"), (A, "v1.4.2-approved"), (B, "v1.4.3"), (B, "v1.4.3-approved")]);
+    let images = rules::images_listed(&[(A, &["v1.4.2", "v1.4.2-approved"]), (B, &["v1.4.3", "v1.4.3-approved"])]);
+    let (known, no_cursor) = (rules::ledger_knows_tags(true), rules::no_sweep_cursor());
     let no_records = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
     let describe_a = tag_points_at("v1.4.2-approved", A, &["v1.4.2", "v1.4.2-approved"]);
     let describe_b = tag_points_at("v1.4.3-approved", B, &["v1.4.3", "v1.4.3-approved"]);
     let (remove, claim, publish) = (any_remove(), any_put_item(), publish_ok());
     let ecr: [&Rule; 5] = [&repositories, &images, &describe_a, &describe_b, &remove];
-    let clients = testing::clients(&ecr, &[&no_records, &claim], &[&publish], Retries::None);
+    let clients = testing::clients(&ecr, &[&no_records, &claim, &known, &no_cursor], &[&publish], Retries::None);
     let text = format!("{}\n[limits]\nsweep-max-tag-removals = 1\n", warden::policy::EMBEDDED_POLICY);
     let guard = TagGuard::new(Policy::from_toml(&text, "warden.toml").expect("policy"), testing::config(), clients)
         .expect("guard");
