@@ -34,6 +34,7 @@ PUSHES = [
     "ecr-image-push-index.json",
     "ecr-image-push-protected-move.json",
     "ecr-image-push-dev.json",
+    "ecr-image-push-index.json~docker-list",
 ]
 
 # Samples derived from a real-shaped sample by changing one field, for cases no file in events/ covers.
@@ -47,12 +48,16 @@ VARIANTS = {
         "ecr-pull-through-cache-failed.json", ["sync-status"], "IN_PROGRESS"),
     "cloudtrail-create-repository.json~other-service": (
         "cloudtrail-create-repository.json", ["eventSource"], "ecr-public.amazonaws.com"),
+    "ecr-image-push-index.json~docker-list": (
+        "ecr-image-push-index.json", ["manifest-media-type"], "application/vnd.docker.distribution.manifest.list.v2+json"),
+    "ecr-image-push-index.json~failed": ("ecr-image-push-index.json", ["result"], "FAILURE"),
 }
 
 # rule (function logical id . event name) -> every sample it must match; it must match no other.
 EXPECTED = {
     "TagGuardFunction.ImageAction": PUSHES + ["ecr-image-delete.json", "ecr-image-delete.json~by-digest"],
     "TagGuardFunction.CreateRepository": ["cloudtrail-create-repository.json"],
+    "ScanGateFunction.IndexPush": ["ecr-image-push-index.json", "ecr-image-push-index.json~docker-list"],
     "ScanGateFunction.BasicScan": [
         "ecr-image-scan.json",
         "ecr-image-scan-clean.json",
@@ -83,6 +88,7 @@ EXPECTED = {
 # Samples no pattern rule may match: schedules reach their function through a schedule rule (no pattern),
 # and the rest is what no function acts on, or what a rule filters out before any invocation.
 MATCHED_BY_NONE = [
+    "ecr-image-push-index.json~failed",
     "scheduled-rule.json",
     "scheduler.json",
     "scheduler-repositories.json",

@@ -58,7 +58,8 @@ pub fn clients(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule], retries: Retrie
 /// [`clients`] whose ledger answers lease requests (`LEASE#` items, see `aws::lease`) with `leases` before
 /// anything else: [`clients`] grants and takes back every lease, so a test's own DynamoDB rules never see them.
 /// Marking a published notification's claim `sent`, forgetting a standing finding that is gone, and
-/// recording a tag removal succeed, and no removal is on record, unless the test's own rules answer them.
+/// recording a tag removal succeed, and no removal is on record and no image index lists a scanned image (a
+/// single-platform image), unless the test's own rules answer them.
 pub fn clients_with_leases(
     ecr: &[&Rule],
     dynamodb: &[&Rule],
@@ -68,7 +69,8 @@ pub fn clients_with_leases(
 ) -> Clients {
     let (marked, forgotten) = (rules::notification_marked_sent(), rules::standing_forgotten());
     let (removing, no_removal) = (rules::removal_recorded(), rules::removal_unknown());
-    let defaults = [&marked, &forgotten, &removing, &no_removal];
+    let no_index = rules::no_index_lists_the_image();
+    let defaults = [&marked, &forgotten, &removing, &no_removal, &no_index];
     let dynamodb: Vec<&Rule> = leases.iter().chain(dynamodb).copied().chain(defaults).collect();
     let dynamodb = dynamodb.as_slice();
     let calls = CallCounter::default();
@@ -358,6 +360,18 @@ pub mod rules {
                 TransactionCanceledException::builder().cancellation_reasons(reason).build(),
             )
         })
+    }
+
+    /// No image index lists the image a scan event names (a Query of `CHILD#` items finds none).
+    pub fn no_index_lists_the_image() -> Rule {
+        mock!(aws_sdk_dynamodb::Client::query)
+            .match_requests(|r| {
+                r.expression_attribute_values()
+                    .and_then(|v| v.get(":pk"))
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|pk| pk.starts_with("CHILD#"))
+            })
+            .then_output(|| aws_sdk_dynamodb::operation::query::QueryOutput::builder().build())
     }
 
     /// No sweep stopped before its deadline: the GetItem of a `SWEEP#` cursor finds nothing.

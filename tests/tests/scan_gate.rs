@@ -56,8 +56,8 @@ async fn a_passing_scan_is_confirmed_by_the_registry_and_promoted_with_its_appro
     assert_eq!(outcome.decision, "promoted");
     assert_eq!(
         outcome.total_aws_calls(),
-        7,
-        "DescribeImageScanFindings (the registry's word) + TransactWriteItems (the approval) + BatchGetImage + \
+        8,
+        "Query (no index lists the image) + DescribeImageScanFindings (the registry's word) + TransactWriteItems (the approval) + BatchGetImage + \
          PutImage + PutItem (the notice's claim) + Publish + UpdateItem (claim marked sent): {:?}",
         outcome.aws_calls
     );
@@ -180,4 +180,67 @@ fn notifier(stack: &Stack) -> notify::Notify {
         ..Config::default()
     };
     notify::Notify::new(policy, config, Clients::new(&stack.sdk)).expect("notify")
+}
+
+/// A two-platform image: its platform images' scans are read when the index is pushed, the promotion tag goes
+/// on the index only, and a later critical finding in one platform image demotes the index.
+#[tokio::test]
+async fn a_multi_architecture_image_is_promoted_and_demoted_as_its_index() {
+    let stack = Stack::new().await;
+    let gate = gate(&stack);
+    let repo = unique("prod/checkout-");
+    stack.create_repository(&repo, ImageTagMutability::Mutable).await;
+    let (index, children) = stack.push_index(&repo, "checkout", "v1.5.0").await;
+    let safety = stack.safety_snapshot(&repo).await.in_use(&index);
+    // The platform images were scanned on push, before the index's push event is handled: their own scan
+    // events find no index yet and promote nothing (they carry no tag to render a promotion from).
+    for child in &children {
+        seed_basic_scan(&stack, &repo, child, json!([])).await;
+        let early = gate.handle(basic_scan(&repo, child, &[], json!({})), &invocation()).await.expect("handled");
+        assert_ne!(early.decision, "promoted", "{:?}", early.reasons);
+    }
+    let push = envelope(
+        "aws.ecr",
+        "ECR Image Action",
+        json!({"result": "SUCCESS", "repository-name": repo, "image-digest": index, "action-type": "PUSH",
+               "image-tag": "v1.5.0", "manifest-media-type": "application/vnd.oci.image.index.v1+json"}),
+    );
+
+    let outcome = gate.handle(push.clone(), &invocation()).await.expect("handled");
+
+    assert_eq!(outcome.decision, "promoted", "{:?}", outcome.reasons);
+    assert_eq!(stack.tag_digest(&repo, "v1.5.0-approved").await.as_deref(), Some(index.as_str()), "on the index");
+    for child in &children {
+        assert_eq!(stack.tags_of(&repo, child).await, Some(vec![]), "a platform image is never tagged");
+    }
+    assert_eq!(kinds(&stack.messages().await), vec!["promoted"]);
+    let replay = gate.handle(push, &invocation()).await.expect("replayed");
+    assert_eq!(replay.decision, "already-promoted");
+    assert!(stack.messages().await.is_empty(), "a replay says nothing");
+
+    // Amazon Inspector (the registry moved to enhanced scanning) finds a critical, fixable vulnerability in the
+    // arm64 image; the amd64 image stays clean. Its findings are read in the index's order.
+    let arm = &children[1];
+    let finding = || {
+        let mut finding = inspector_finding(&repo, arm, "v1.5.0", "CVE-2026-9999", "CRITICAL", "YES");
+        finding["resources"][0]["details"]["awsEcrContainerImage"]["imageTags"] = json!([]);
+        finding
+    };
+    seed_inspector_findings(json!([[], [finding()]]));
+    let mut detail = finding();
+    for key in ["firstObservedAt", "lastObservedAt", "updatedAt"] {
+        detail[key] = "Sat Nov 28 09:00:00.000 UTC 2026".into();
+    }
+    detail["resources"][0]["details"]["awsEcrContainerImage"]["pushedAt"] = "Sat Nov 28 08:00:00.000 UTC 2026".into();
+    let outcome =
+        gate.handle(envelope("aws.inspector2", "Inspector2 Finding", detail), &invocation()).await.expect("handled");
+
+    assert_eq!(outcome.decision, "demoted", "{:?}", outcome.reasons);
+    assert_eq!(outcome.digest.as_deref(), Some(index.as_str()));
+    assert_eq!(stack.tag_digest(&repo, "v1.5.0-approved").await, None, "the index lost its promotion tag");
+    assert_eq!(stack.tag_digest(&repo, "v1.5.0").await.as_deref(), Some(index.as_str()), "and kept its release tag");
+    assert_eq!(kinds(&stack.messages().await), vec!["demoted"]);
+    let denied = integration_tests::calls_its_role_denies("ScanGate", outcome.aws_calls.keys());
+    assert!(denied.is_empty(), "calls scan-gate's role does not allow: {denied:?}");
+    safety.assert_nothing_unsafe_deleted(&stack).await;
 }

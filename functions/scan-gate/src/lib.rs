@@ -20,7 +20,7 @@ use warden::aws::lease::Lease;
 use warden::aws::{Clients, Found, ecr};
 use warden::config::Config;
 use warden::delivery::{Claim, Report, Said};
-use warden::event::{EventKind, RepositoryName, SeverityCounts};
+use warden::event::{EventKind, ImageActionType, RepositoryName, SeverityCounts};
 use warden::gate::{
     Approval, Approved, GateResult, ScanState, Scanner, Trigger, counts_disagreement, counts_from_event,
     decidable_from_counts, evaluate_counts, plan_demotion, plan_promotion, promotion_tags, scan_state,
@@ -107,6 +107,9 @@ impl ScanGate {
                     status: "ACTIVE",
                 },
             },
+            EventKind::ImageAction(push) if push.action_type == ImageActionType::Push && push.is_index() => {
+                return self.on_index_push(cx, push).await;
+            }
             _ => return Ok(self.base.not_handled(cx)),
         };
         self.gate(cx, &scanned).await
@@ -139,6 +142,14 @@ impl ScanGate {
             decidable_from_counts(gate, &reported, scanned.scanner == Scanner::Basic)
                 .then(|| evaluate_counts(gate, &counts))
         });
+        // A platform image of a multi-architecture image: the index is gated (and promoted), never the child;
+        // at once when the child fails by the event's counts (a promoted index must lose its tag now).
+        let indexes = self.base.ledger.indexes_of(repository, digest).await?;
+        if !indexes.is_empty() {
+            // Counts within the limits cannot fail (filters and the allowlist only lower them); above, they may.
+            let may_fail = scanned.counts.is_some_and(|c| !evaluate_counts(gate, &counts_from_event(c).0).pass);
+            return self.regate_indexes(cx, (class, gate), scanned, (digest, may_fail), &indexes).await;
+        }
         if let Some(result) = by_event.filter(|result| !result.pass) {
             outcome.reasons = result.reasons.clone();
             let evidence = Evidence { result, from_registry: false };
@@ -225,6 +236,21 @@ impl ScanGate {
                     return Ok(());
                 }
             };
+        let scanned_at = scanned_at.or_else(|| coverage.as_ref().and_then(|c| c.scanned_at()));
+        self.promote_checked(cx, outcome, GatedImage { class, gate, digest }, scanned, scanned_at).await
+    }
+
+    /// [`Self::promote`] once the evidence checks passed: the approval recorded (conditional on no later failing
+    /// verdict), then the promotion tags added.
+    async fn promote_checked(
+        &self,
+        cx: &Context<'_>,
+        outcome: &mut Outcome,
+        GatedImage { class, gate, digest }: GatedImage<'_>,
+        scanned: &Scanned<'_>,
+        scanned_at: Option<i64>,
+    ) -> Result<(), WardenError> {
+        let repository = outcome.repository.clone().unwrap_or_default();
         let Some(current) = self.current_tags(class, gate, &repository, digest, scanned.tags).await? else {
             outcome.decision = Decision::Skipped;
             outcome.reasons.push("the image was deleted since it was scanned: nothing to promote".into());
@@ -238,7 +264,6 @@ impl ScanGate {
             outcome.reasons.push("no promotion tag could be rendered from the image's current tags".into());
             return Ok(());
         }
-        let scanned_at = scanned_at.or_else(|| coverage.as_ref().and_then(|c| c.scanned_at()));
         let approval = Approval {
             repository: repository.clone(),
             digest: digest.to_owned(),
@@ -519,6 +544,8 @@ fn event_epoch(cx: &Context<'_>) -> i64 {
 fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
 }
+
+mod index;
 
 #[cfg(test)]
 mod fault_tests;

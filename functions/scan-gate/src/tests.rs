@@ -126,6 +126,7 @@ async fn passing_counts_are_confirmed_by_the_registry_then_promoted() {
         calls(&outcome),
         vec![
             ("DynamoDB.PutItem", 1),
+            ("DynamoDB.Query", 1),
             ("DynamoDB.TransactWriteItems", 1),
             ("DynamoDB.UpdateItem", 1),
             ("ECR.BatchGetImage", 1),
@@ -133,7 +134,7 @@ async fn passing_counts_are_confirmed_by_the_registry_then_promoted() {
             ("ECR.PutImage", 1),
             ("SNS.Publish", 1)
         ],
-        "registry re-read + approval + BatchGetImage + PutImage + claim + publish + marked sent"
+        "index lookup + registry re-read + approval + BatchGetImage + PutImage + claim + publish + marked sent"
     );
     assert_eq!(outcome.gate.as_ref().map(|g| g.evidence), Some("findings"), "decided on the registry's scan");
     assert!(outcome.reasons.iter().any(|r| r.contains("disagree")), "{:?}", outcome.reasons);
@@ -196,7 +197,11 @@ async fn failing_counts_block_without_reading_findings() {
         .expect("ok");
     assert_eq!(outcome.decision, "blocked");
     assert!(outcome.actions.is_empty());
-    assert_eq!(calls(&outcome), vec![("DynamoDB.PutItem", 1), ("DynamoDB.UpdateItem", 1), ("SNS.Publish", 1)]);
+    // The Query: is the image a platform image of an index (whose gate it would then fail)?
+    assert_eq!(
+        calls(&outcome),
+        vec![("DynamoDB.PutItem", 1), ("DynamoDB.Query", 1), ("DynamoDB.UpdateItem", 1), ("SNS.Publish", 1)]
+    );
 }
 
 #[tokio::test]
@@ -408,4 +413,5 @@ async fn a_rescan_of_an_image_the_event_shows_promoted_refreshes_its_approval_an
     assert!(!outcome.aws_calls.contains_key("DynamoDB.PutItem"), "no notification claim");
 }
 
+mod index;
 mod threats;

@@ -211,6 +211,16 @@ pub async fn coverage(
     Ok(Coverage::NotCovered)
 }
 
+/// Which scanner the registry uses (GetRegistryScanningConfiguration): Amazon Inspector when its scan type is
+/// ENHANCED, ECR's basic scanning otherwise.
+pub async fn registry_scanner(ecr: &aws_sdk_ecr::Client) -> Result<Scanner, WardenError> {
+    let output = ecr.get_registry_scanning_configuration().send().await;
+    let output = output.map_err(|e| aws_error("ECR.GetRegistryScanningConfiguration", e))?;
+    let enhanced =
+        output.scanning_configuration().and_then(|c| c.scan_type()) == Some(&aws_sdk_ecr::types::ScanType::Enhanced);
+    Ok(if enhanced { Scanner::Enhanced } else { Scanner::Basic })
+}
+
 /// What the registry says about an image's scan, read right before a decision (never an event's word).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RegistryScan {

@@ -8,6 +8,7 @@ pub mod backfill;
 pub mod claims;
 pub mod ecr;
 pub mod findings;
+pub mod indexes;
 pub mod journal;
 pub mod lease;
 pub mod ledger;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
 mod evidence;
+pub mod index;
 
 pub use evidence::{Approval, Approved, Coverage, RecordedVerdict, Scanner, Trigger, counts_disagreement, may_promote};
 

@@ -98,6 +98,9 @@ pub struct GateRules {
     pub promote: Vec<TagTemplate>,
     pub on_failure: OnFailure,
     pub allow: Vec<AllowEntry>,
+    /// The platforms of a multi-architecture image (`os/architecture[/variant]`) whose scans decide for the
+    /// index; empty: every platform. Attestation manifests (`unknown/unknown`) are never gated.
+    pub platforms: Vec<Pattern>,
 }
 
 impl GateRules {
@@ -125,6 +128,9 @@ impl GateRules {
         for template in &self.promote {
             hasher.update(format!("promote {}\n", template.source()));
         }
+        for platform in &self.platforms {
+            hasher.update(format!("platform {}\n", platform.source()));
+        }
         for entry in &self.allow {
             let scope: Vec<&str> = entry.repositories.iter().map(Pattern::source).collect();
             hasher.update(format!("allow {} until {} in {}\n", entry.id, entry.expires, scope.join(",")));
@@ -146,8 +152,10 @@ impl GateRules {
             filters.push("exploitable only".to_owned());
         }
         let promote: Vec<&str> = self.promote.iter().map(TagTemplate::source).collect();
+        let platforms: Vec<&str> = self.platforms.iter().map(Pattern::source).collect();
+        let platforms = if platforms.is_empty() { "every platform".to_owned() } else { platforms.join(", ") };
         format!(
-            "  gate: {}{}\n  promotion tags: {}\n  on failure: {}\n  allowlist: {} entries\n",
+            "  gate: {}{}\n  promotion tags: {}\n  on failure: {}\n  allowlist: {} entries\n  multi-architecture: the index passes when each platform image passes ({platforms}; attestations never gated)\n",
             limits.join(", "),
             if filters.is_empty() { String::new() } else { format!(" ({})", filters.join(", ")) },
             promote.join(", "),

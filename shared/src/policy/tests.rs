@@ -1761,3 +1761,27 @@ fn native_rules_that_can_expire_protected_tags_are_warned_about() {
     let shipped = Policy::from_toml(EMBEDDED_POLICY, EMBEDDED_POLICY_NAME).expect("embedded");
     assert!(shipped.warnings.is_empty(), "{:?}", shipped.warnings);
 }
+
+/// `[class.gate] platforms`: which platform images of a multi-architecture image decide for its index.
+#[test]
+fn gate_platforms_are_patterns_of_os_and_architecture() {
+    let gate = |platforms: &str| {
+        format!(
+            "version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\n[class.gate]\nmax = {{ critical = 0 }}\npromote = [\"{{tag}}-approved\"]\nplatforms = {platforms}\n"
+        )
+    };
+    let policy = valid("platforms", &gate("[\"linux/amd64\", \"linux/arm64/*\"]"));
+    let rules = policy.classes[0].gate.as_ref().expect("gate");
+    let platforms: Vec<&str> = rules.platforms.iter().map(Pattern::source).collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64/*"]);
+    assert!(rules.platforms[1].is_match("linux/arm64/v8"));
+    let every = valid("no platforms", &gate("[]"));
+    assert!(every.classes[0].gate.as_ref().expect("gate").platforms.is_empty(), "every platform");
+    assert_ne!(
+        rules.fingerprint(),
+        every.classes[0].gate.as_ref().expect("gate").fingerprint(),
+        "approvals tell them apart"
+    );
+    let errors = invalid("a space", &gate("[\"linux amd64\"]"));
+    assert_eq!(errors[0].key, "class[0].gate.platforms[0]", "{errors:?}");
+}

@@ -41,6 +41,9 @@ pub(super) fn compile_gate(raw: &RawGate, key: &str, errors: &mut Errors<'_>) ->
     }
     let promote = compile_promote(raw, key, errors);
     let allow = compile_allow(raw, key, errors);
+    // Platforms are `os/architecture[/variant]`, as image indexes name them.
+    let platform_char = |c: char| c.is_ascii_alphanumeric() || "/._-*".contains(c);
+    let platforms = compile_patterns(&raw.platforms, &format!("{key}.platforms"), errors, platform_char);
     (errors.list.len() == before).then(|| GateRules {
         max,
         fixable_only: raw.fixable_only,
@@ -49,6 +52,7 @@ pub(super) fn compile_gate(raw: &RawGate, key: &str, errors: &mut Errors<'_>) ->
         promote,
         on_failure: raw.on_failure.unwrap_or(OnFailure::Notify),
         allow,
+        platforms: platforms.unwrap_or_default(),
     })
 }
 

@@ -177,6 +177,8 @@ struct RawGate {
     on_failure: Option<OnFailure>,
     #[serde(default)]
     allow: Vec<Spanned<RawAllow>>,
+    #[serde(default)]
+    platforms: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,236 @@
+//! Multi-architecture images: the index is gated as a whole, on its platform images' scans.
+//!
+//! - The index's PUSH: its manifest read (BatchGetImage), its gated children recorded in the ledger, and the
+//!   index gated at once (its platform images were pushed first and may be scanned already).
+//! - A scan event naming a child: each index listing it counts the completed scan; the last child's completion
+//!   gates the index (O(N) reads once, not once per child). A changed finding gates it at once: it can demote.
+//! - Gating re-reads the index manifest and every gated child's scan; the promotion tag goes on the index, never
+//!   on a child, and a failing child demotes the index.
+
+use super::{Evidence, GatedImage, ScanGate, Scanned, today};
+use warden::WardenError;
+use warden::aws::findings::{RegistryScan, promotion_evidence, registry_scan, registry_scanner};
+use warden::aws::{Found, ecr};
+use warden::event::{ImageAction, RepositoryName};
+use warden::gate::Trigger;
+use warden::gate::index::{Child, ChildScan, IndexVerdict, decide_index, gated_children, parse_index};
+use warden::handler::Context;
+use warden::outcome::{Decision, GateDecision, Outcome};
+use warden::policy::{Class, GateRules};
+
+impl ScanGate {
+    /// An image index pushed to a gated class.
+    pub(crate) async fn on_index_push(&self, cx: &Context<'_>, push: &ImageAction) -> Result<Outcome, WardenError> {
+        let repository = push.repository_name.as_str();
+        let class = match self.base.pushed_image_class(push) {
+            Ok(class) => class,
+            Err(reason) => return Ok(self.base.skipped(cx, reason)),
+        };
+        let Some(gate) = &class.gate else {
+            return Ok(self.base.skipped(cx, format!("class `{}` declares no gate", class.name)));
+        };
+        let children = match self.index_children(repository, &push.image_digest).await? {
+            Ok(children) => children,
+            Err(reason) => return Ok(self.base.skipped(cx, reason)),
+        };
+        let (gated, _) = gated_children(&children, &gate.platforms);
+        self.base.ledger.record_index(repository, &push.image_digest, &gated, &cx.event.id).await?;
+        let scanner = registry_scanner(&self.base.clients.ecr).await?;
+        let trigger = Trigger::ScanCompleted;
+        let index = IndexEvent {
+            repository: &push.repository_name,
+            scanner,
+            trigger: &trigger,
+            index: &push.image_digest,
+            children: Some(children),
+        };
+        self.gate_index(cx, class, gate, index).await
+    }
+
+    /// A scan event about `child`, which the ledger says `indexes` list: each index is gated when this was its
+    /// last child's scan to complete, or at once when a finding changed or the event's counts say the child may fail.
+    pub(crate) async fn regate_indexes(
+        &self,
+        cx: &Context<'_>,
+        (class, gate): (&Class, &GateRules),
+        scanned: &Scanned<'_>,
+        (child, may_fail): (&str, bool),
+        indexes: &[String],
+    ) -> Result<Outcome, WardenError> {
+        let repository = scanned.repository.as_str();
+        let mut outcomes = Vec::new();
+        for index in indexes {
+            if scanned.trigger == Trigger::ScanCompleted && !may_fail {
+                let progress = self.base.ledger.child_scanned(repository, index, child).await?;
+                if !progress.complete() {
+                    let mut waiting = self.base.skipped(
+                        cx,
+                        format!(
+                            "platform image of index {index}: {} of its {} platform images scanned; the last scan \
+                             to complete gates the index",
+                            progress.scanned, progress.children
+                        ),
+                    );
+                    waiting.digest = Some(index.clone());
+                    outcomes.push(waiting);
+                    continue;
+                }
+            }
+            let event = IndexEvent {
+                repository: scanned.repository,
+                scanner: scanned.scanner,
+                trigger: &scanned.trigger,
+                index,
+                children: None,
+            };
+            outcomes.push(self.gate_index(cx, class, gate, event).await?);
+        }
+        // One index is the common case; more (a platform image shared by several indexes) are listed as items.
+        let mut outcomes = outcomes.into_iter();
+        let mut outcome = outcomes.next().unwrap_or_else(|| self.base.skipped(cx, "no index lists the image"));
+        outcome.items.extend(outcomes);
+        Ok(outcome)
+    }
+
+    /// The manifests the index lists, read fresh. `Err`: why there is nothing to gate.
+    async fn index_children(&self, repository: &str, index: &str) -> Result<Result<Vec<Child>, String>, WardenError> {
+        Ok(match ecr::get_manifest(&self.base.clients.ecr, repository, index).await? {
+            Found::Yes(manifest) => {
+                parse_index(&manifest.body).map_err(|why| format!("{repository}@{index} is no index to gate: {why}"))
+            }
+            _ => Err(format!("the index {index} or its repository no longer exists")),
+        })
+    }
+
+    /// Gates the index on every gated child's scan, read from the registry now: promotes, blocks (demoting a
+    /// promoted index), tells that a child has no usable scan, or waits for a scan still running.
+    async fn gate_index(
+        &self,
+        cx: &Context<'_>,
+        class: &Class,
+        gate: &GateRules,
+        event: IndexEvent<'_>,
+    ) -> Result<Outcome, WardenError> {
+        let repository = event.repository.to_string();
+        let pushed = event.children.is_some();
+        let children = match event.children {
+            Some(children) => children,
+            None => match self.index_children(&repository, event.index).await? {
+                Ok(children) => children,
+                Err(reason) => return Ok(self.base.skipped(cx, reason)),
+            },
+        };
+        let (gated, ignored) = gated_children(&children, &gate.platforms);
+        let mut scans = Vec::with_capacity(gated.len());
+        for child in &gated {
+            scans.push(self.child_scan(event.scanner, gate, &repository, &child.digest).await?);
+        }
+        let pairs: Vec<(&Child, &ChildScan)> = gated.iter().copied().zip(scans.iter().map(|(scan, _)| scan)).collect();
+        let decision = decide_index(&pairs);
+        // Every child found scanned counts as such, so a later rescan of one gates the index at once (scans that
+        // completed before the index was recorded found no index to count for).
+        let judged: Vec<&str> = pairs
+            .iter()
+            .filter(|(_, scan)| matches!(scan, ChildScan::Judged(_)))
+            .map(|(child, _)| child.digest.as_str())
+            .collect();
+        self.base.ledger.children_scanned(&repository, event.index, &judged).await?;
+        let Found::Yes(image) = ecr::describe_digest(&self.base.clients.ecr, &repository, event.index).await? else {
+            return Ok(self.base.skipped(cx, format!("the index {} no longer exists", event.index)));
+        };
+        let mut outcome = self.base.outcome_for(cx, class, &repository, Some(event.index), &image.tags);
+        outcome.reasons = decision.reasons.clone();
+        outcome.reasons.extend(ignored);
+        let scanned = Scanned {
+            scanner: event.scanner,
+            trigger: event.trigger.clone(),
+            repository: event.repository,
+            digest: Some(event.index),
+            tags: &image.tags,
+            counts: None,
+            status: "COMPLETE",
+        };
+        let image = GatedImage { class, gate, digest: event.index };
+        match decision.verdict {
+            // Right after the push a platform image's scan may not have started: its scan event decides, as
+            // for any image (a repository that never scans never promotes, and says so on no push either).
+            IndexVerdict::Waiting => {
+                outcome.decision = Decision::Skipped;
+                Ok(outcome)
+            }
+            IndexVerdict::Unscanned if pushed => {
+                outcome.decision = Decision::Skipped;
+                outcome.reasons.push("the platform images' scan events gate the index".into());
+                Ok(outcome)
+            }
+            IndexVerdict::Unscanned => {
+                let reason = "not every platform image of the index has a usable scan".to_owned();
+                outcome.reasons.remove(0);
+                self.unscanned(cx, outcome, GateDecision::NotScanned, reason).await
+            }
+            IndexVerdict::Fail => {
+                let evidence = Evidence { result: decision.result, from_registry: true };
+                self.block(cx, &mut outcome, image, &scanned, evidence).await?;
+                Ok(outcome)
+            }
+            IndexVerdict::Pass => {
+                let scanned_at = scans.iter().filter_map(|(_, at)| *at).max();
+                self.promote_index(cx, &mut outcome, image, &scanned, (&gated, scanned_at)).await?;
+                outcome.gate.get_or_insert(decision.result);
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// One child's scan as the registry holds it, and when it completed (basic scanning says).
+    async fn child_scan(
+        &self,
+        scanner: warden::gate::Scanner,
+        gate: &GateRules,
+        repository: &str,
+        child: &str,
+    ) -> Result<(ChildScan, Option<i64>), WardenError> {
+        let read = registry_scan(&self.base.clients.ecr, &self.inspector, scanner, gate, repository, child, today());
+        Ok(match read.await? {
+            RegistryScan::Judged { result, scanned_at } => (ChildScan::Judged(result), scanned_at),
+            RegistryScan::NoScan { reason, .. } => (ChildScan::NoScan(reason), None),
+            RegistryScan::Pending(reason) => (ChildScan::Pending(reason), None),
+            RegistryScan::Gone => (ChildScan::Gone, None),
+        })
+    }
+
+    /// Every child passes: each must also be vouched for as a single image would be (Inspector's coverage of its
+    /// digest with enhanced scanning), then the index is promoted — the approval dated by its latest evidence.
+    async fn promote_index(
+        &self,
+        cx: &Context<'_>,
+        outcome: &mut Outcome,
+        image: GatedImage<'_>,
+        scanned: &Scanned<'_>,
+        (children, mut scanned_at): (&[&Child], Option<i64>),
+    ) -> Result<(), WardenError> {
+        let repository = outcome.repository.clone().unwrap_or_default();
+        for child in children {
+            let evidence = (scanned.scanner, &scanned.trigger);
+            match promotion_evidence(&self.inspector, evidence, cx.home.as_ref(), &repository, &child.digest).await? {
+                Ok(coverage) => scanned_at = scanned_at.max(coverage.and_then(|c| c.scanned_at())),
+                Err(why) => {
+                    outcome.decision = GateDecision::NotPromoted.into();
+                    outcome.reasons.push(format!("{} ({}): {why}", child.platform, child.digest));
+                    return Ok(());
+                }
+            }
+        }
+        self.promote_checked(cx, outcome, image, scanned, scanned_at).await
+    }
+}
+
+/// The index to gate and what the event says about the scan.
+struct IndexEvent<'a> {
+    repository: &'a RepositoryName,
+    scanner: warden::gate::Scanner,
+    trigger: &'a Trigger,
+    index: &'a str,
+    /// The index's children when already read: the event is the index's push.
+    children: Option<Vec<Child>>,
+}
