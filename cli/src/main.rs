@@ -11,15 +11,14 @@
 //!   native policy) would expire, evaluated exactly as ECR does, in a second.
 
 mod audit;
+mod gate;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::aws::findings::{RegistryScan, promotion_evidence, registry_scan};
 use warden::aws::ledger::Ledger;
 use warden::aws::{Clients, Found, ecr, retention};
 use warden::config::LEDGER_TABLE_ENV;
-use warden::gate::{GateResult, Trigger, promotion_tags};
 use warden::lifecycle::{LifecyclePolicy, evaluate, parse_images};
 use warden::policy::{Classification, EMBEDDED_POLICY, EMBEDDED_POLICY_NAME, Policy, PolicyErrors};
 use warden::tags::{PushCheck, check_push};
@@ -206,7 +205,7 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Gate(GateCommand::Evaluate { repository, image, scanner, policy, json }) => {
-            gate_evaluate(repository, image, scanner, policy, json).await
+            gate::evaluate(repository, image, scanner, policy, json).await
         }
         // main runs the audit itself: its exit code says more than success or failure.
         Command::Audit(args) => Err(format!("{args:?} is run by main")),
@@ -330,81 +329,6 @@ fn render_history(
     Ok(out)
 }
 
-/// `warden gate evaluate`: what scan-gate decides about an image now, on the reads it makes, without acting.
-async fn gate_evaluate(
-    repository: String,
-    image: String,
-    scanner: Scanner,
-    policy: Option<PathBuf>,
-    json: bool,
-) -> Result<(), String> {
-    let policy = load_policy(policy.as_ref()).map_err(|e| e.to_string())?;
-    let Classification::Managed(class) = policy.classify(&repository) else {
-        return Err(format!("{repository} is not managed by ecr-warden"));
-    };
-    let gate = class.gate.as_ref().ok_or_else(|| format!("class {} declares no gate", class.name))?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let clients = Clients::new(&sdk);
-    let lookup = if image.starts_with("sha256:") {
-        ecr::describe_digest(&clients.ecr, &repository, &image).await
-    } else {
-        ecr::describe_tag(&clients.ecr, &repository, &image).await
-    };
-    let state = match lookup.map_err(|e| e.to_string())? {
-        Found::Yes(state) => state,
-        Found::NoImage => return Err(format!("{repository}: no image {image}")),
-        Found::NoRepository => return Err(format!("no repository {repository}")),
-    };
-    let scanner = match scanner {
-        Scanner::Basic => warden::gate::Scanner::Basic,
-        Scanner::Enhanced => warden::gate::Scanner::Enhanced,
-    };
-    // The same read scan-gate makes before it promotes: the registry's own scan state, judged today.
-    let inspector = clients.inspector(&sdk);
-    let today = chrono::Utc::now().date_naive();
-    let registry = registry_scan(&clients.ecr, &inspector, scanner, gate, &repository, &state.digest, today)
-        .await
-        .map_err(|e| e.to_string())?;
-    let result = match registry {
-        RegistryScan::Judged { result, .. } => result,
-        RegistryScan::Pending(reason) => return Err(format!("{}: {reason}", state.digest)),
-        RegistryScan::NoScan { reason, .. } => {
-            return Err(format!("{}: {reason}: scan-gate would not promote", state.digest));
-        }
-        RegistryScan::Gone => return Err(format!("{repository}: no image {image}")),
-    };
-    // Why scan-gate would still not promote a passing image: the same read it makes before it does.
-    let home = match scanner {
-        warden::gate::Scanner::Enhanced => {
-            match ecr::registry_home(&clients.ecr, &repository).await.map_err(|e| e.to_string())? {
-                Found::Yes(home) => Some(home),
-                _ => return Err(format!("no repository {repository}")),
-            }
-        }
-        warden::gate::Scanner::Basic => None,
-    };
-    let evidence = (scanner, &Trigger::ScanCompleted);
-    let refusal = promotion_evidence(&inspector, evidence, home.as_ref(), &repository, &state.digest)
-        .await
-        .map_err(|e| e.to_string())?
-        .err();
-
-    let own = |t: &str| class.own_tag_kind(t).is_some();
-    let (promotion, _) = promotion_tags(&gate.promote, &state.digest, &state.tags, own);
-    if json {
-        let report = serde_json::json!({"repository": repository, "digest": state.digest, "tags": state.tags,
-            "class": class.name, "result": result, "promotion-tags": promotion, "not-promoted-because": refusal});
-        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
-    } else {
-        let gate_report = describe_gate(&repository, &state.digest, &class.name, &result, &promotion);
-        print!("{gate_report}");
-        if let Some(why) = refusal.filter(|_| result.pass) {
-            println!("but scan-gate would not promote it: {why}");
-        }
-    }
-    Ok(())
-}
-
 /// `warden lifecycle preview`: what an ECR lifecycle policy would do, evaluated exactly as ECR does.
 async fn lifecycle_preview(
     policy: Option<PathBuf>,
@@ -455,35 +379,6 @@ async fn lifecycle_preview(
     Ok(())
 }
 
-fn describe_gate(repository: &str, digest: &str, class: &str, result: &GateResult, promotion: &[String]) -> String {
-    let counts = |c: &warden::gate::Counts| {
-        c.iter().filter(|(_, n)| **n > 0).map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ")
-    };
-    let mut out = format!("{repository}@{digest} (class {class})\n");
-    out.push_str(&format!("findings: {}\n", or_none(&counts(&result.counts_before))));
-    out.push_str(&format!("counted:  {}\n", or_none(&counts(&result.counts_after))));
-    let verdict = if result.pass {
-        format!("PASS: would promote as {}", promotion.join(", "))
-    } else {
-        "FAIL: would not promote".into()
-    };
-    out.push_str(&format!("{verdict}\n"));
-    for reason in &result.reasons {
-        out.push_str(&format!("  - {reason}\n"));
-    }
-    for finding in &result.blocking {
-        out.push_str(&format!("  blocking: {}\n", finding.describe()));
-    }
-    for allowed in &result.allowlisted {
-        out.push_str(&format!("  allowlisted: {allowed}\n"));
-    }
-    out
-}
-
-fn or_none(text: &str) -> &str {
-    if text.is_empty() { "none" } else { text }
-}
-
 fn describe_tag_check(policy: &Policy, repository: &str, tag: &str) -> String {
     let class = match policy.classify(repository) {
         Classification::Managed(class) => class,
@@ -531,30 +426,6 @@ mod tests {
         for (repository, tag, expected) in cases {
             let text = describe_tag_check(&policy, repository, tag);
             assert!(text.contains(expected), "{repository}:{tag} -> {text}");
-        }
-    }
-
-    #[test]
-    fn gate_report_reads_well() {
-        let policy = load_policy(None).expect("embedded policy");
-        let Classification::Managed(class) = policy.classify("prod/payments-api") else { panic!("managed") };
-        let gate = class.gate.as_ref().expect("production has a gate");
-        let findings = vec![
-            warden::gate::Finding::new("CVE-2026-31337", warden::policy::FindingSeverity::Critical),
-            warden::gate::Finding::new("CVE-2026-4242", warden::policy::FindingSeverity::High),
-        ];
-        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
-        let result = warden::gate::evaluate_findings(gate, "prod/payments-api", &findings, today);
-        let text = describe_gate("prod/payments-api", "sha256:abc", &class.name, &result, &["v1-approved".into()]);
-        for expected in [
-            "prod/payments-api@sha256:abc (class production)",
-            "findings: CRITICAL 1, HIGH 1",
-            "counted:  HIGH 1",
-            "FAIL: would not promote",
-            "blocking: HIGH CVE-2026-4242",
-            "allowlisted: CVE-2026-31337",
-        ] {
-            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
     }
 

@@ -57,6 +57,7 @@ VARIANTS = {
 EXPECTED = {
     "TagGuardFunction.ImageAction": PUSHES + ["ecr-image-delete.json", "ecr-image-delete.json~by-digest"],
     "TagGuardFunction.CreateRepository": ["cloudtrail-create-repository.json"],
+    "ScanGateFunction.ReferrerAction": ["ecr-referrer-restore.json"],
     "ScanGateFunction.IndexPush": ["ecr-image-push-index.json", "ecr-image-push-index.json~docker-list"],
     "ScanGateFunction.BasicScan": [
         "ecr-image-scan.json",
@@ -95,7 +96,6 @@ MATCHED_BY_NONE = [
     "ecr-image-push-failed.json",
     "ecr-image-archive.json",
     "ecr-image-restore.json",
-    "ecr-referrer-restore.json",
     "ecr-pull-through-cache-success.json",
     "cloudtrail-create-repository-failed.json",
     "cloudtrail-delete-repository.json",

@@ -172,6 +172,9 @@ pub struct Outcome {
     /// scan-gate: the gate's verdict, counts before and after the allowlist and filters, blocking findings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<crate::gate::GateResult>,
+    /// scan-gate: the gate's supply-chain criteria (signature, referrers), each met, unmet or waiting.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub criteria: Vec<crate::gate::supply_chain::Criterion>,
     /// Sweeps: one entry per repository.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<Outcome>,

@@ -104,7 +104,7 @@ impl ScanGate {
 
     /// Gates the index on every gated child's scan, read from the registry now: promotes, blocks (demoting a
     /// promoted index), tells that a child has no usable scan, or waits for a scan still running.
-    async fn gate_index(
+    pub(crate) async fn gate_index(
         &self,
         cx: &Context<'_>,
         class: &Class,
@@ -112,7 +112,8 @@ impl ScanGate {
         event: IndexEvent<'_>,
     ) -> Result<Outcome, WardenError> {
         let repository = event.repository.to_string();
-        let pushed = event.children.is_some();
+        // Quiet about a missing scan when the event is no scan's: the index's push, or an artifact attached.
+        let quiet = event.children.is_some() || *event.trigger == Trigger::ReferrerAttached;
         let children = match event.children {
             Some(children) => children,
             None => match self.index_children(&repository, event.index).await? {
@@ -158,7 +159,7 @@ impl ScanGate {
                 outcome.decision = Decision::Skipped;
                 Ok(outcome)
             }
-            IndexVerdict::Unscanned if pushed => {
+            IndexVerdict::Unscanned if quiet => {
                 outcome.decision = Decision::Skipped;
                 outcome.reasons.push("the platform images' scan events gate the index".into());
                 Ok(outcome)
@@ -226,11 +227,11 @@ impl ScanGate {
 }
 
 /// The index to gate and what the event says about the scan.
-struct IndexEvent<'a> {
-    repository: &'a RepositoryName,
-    scanner: warden::gate::Scanner,
-    trigger: &'a Trigger,
-    index: &'a str,
+pub(crate) struct IndexEvent<'a> {
+    pub(crate) repository: &'a RepositoryName,
+    pub(crate) scanner: warden::gate::Scanner,
+    pub(crate) trigger: &'a Trigger,
+    pub(crate) index: &'a str,
     /// The index's children when already read: the event is the index's push.
-    children: Option<Vec<Child>>,
+    pub(crate) children: Option<Vec<Child>>,
 }

@@ -17,10 +17,11 @@ use serde_json::Value;
 use warden::WardenError;
 use warden::aws::findings::{RegistryScan as Registry, promotion_evidence, registry_scan};
 use warden::aws::lease::Lease;
-use warden::aws::{Clients, Found, ecr};
+use warden::aws::{Clients, Found, ecr, supply_chain};
 use warden::config::Config;
 use warden::delivery::{Claim, Report, Said};
 use warden::event::{EventKind, ImageActionType, RepositoryName, SeverityCounts};
+use warden::gate::supply_chain::{Criterion, CriterionState};
 use warden::gate::{
     Approval, Approved, GateResult, ScanState, Scanner, Trigger, counts_disagreement, counts_from_event,
     decidable_from_counts, evaluate_counts, plan_demotion, plan_promotion, promotion_tags, scan_state,
@@ -110,6 +111,7 @@ impl ScanGate {
             EventKind::ImageAction(push) if push.action_type == ImageActionType::Push && push.is_index() => {
                 return self.on_index_push(cx, push).await;
             }
+            EventKind::ReferrerAction(referrer) => return self.on_referrer(cx, referrer).await,
             _ => return Ok(self.base.not_handled(cx)),
         };
         self.gate(cx, &scanned).await
@@ -158,6 +160,10 @@ impl ScanGate {
         }
         let (result, scanned_at) = match self.read_registry(scanned.scanner, gate, repository, digest).await? {
             Registry::Judged { result, scanned_at } => (result, scanned_at),
+            // An artifact attached before its subject's scan exists: the scan's own event decides.
+            Registry::NoScan { reason, .. } if scanned.trigger == Trigger::ReferrerAttached => {
+                return Ok(self.base.skipped(cx, format!("{reason}: the scan's completion gates the image")));
+            }
             Registry::NoScan { kind, reason } => return self.unscanned(cx, outcome, kind, reason).await,
             Registry::Pending(reason) => return Ok(self.base.skipped(cx, reason)),
             Registry::Gone => return Ok(self.base.skipped(cx, "the image or repository no longer exists")),
@@ -251,6 +257,9 @@ impl ScanGate {
         scanned_at: Option<i64>,
     ) -> Result<(), WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
+        if !self.supply_chain_met(cx, outcome, gate, digest).await? {
+            return Ok(());
+        }
         let Some(current) = self.current_tags(class, gate, &repository, digest, scanned.tags).await? else {
             outcome.decision = Decision::Skipped;
             outcome.reasons.push("the image was deleted since it was scanned: nothing to promote".into());
@@ -288,6 +297,50 @@ impl ScanGate {
         let steps = plan_promotion(&promotion, digest, &current);
         outcome.actions = self.base.executor(cx).run(&repository, &steps).await?;
         self.report_promotion(cx, outcome, &promotion, scanned.tags).await
+    }
+
+    /// The gate's supply-chain criteria, read from the registry (none: no call): `true` when all are met. Unmet
+    /// blocks the image and says why; waiting (signing in progress, an SBOM not pushed yet) stays quiet, since
+    /// the next event decides.
+    async fn supply_chain_met(
+        &self,
+        cx: &Context<'_>,
+        outcome: &mut Outcome,
+        gate: &GateRules,
+        digest: &str,
+    ) -> Result<bool, WardenError> {
+        if !gate.has_supply_chain_criteria() {
+            return Ok(true);
+        }
+        let repository = outcome.repository.clone().unwrap_or_default();
+        let criteria = match supply_chain::criteria(&self.base.clients.ecr, gate, &repository, digest).await? {
+            Found::Yes(criteria) => criteria,
+            _ => {
+                outcome.decision = Decision::Skipped;
+                outcome.reasons.push("the image was deleted since it was scanned: nothing to promote".into());
+                return Ok(false);
+            }
+        };
+        outcome.reasons.extend(criteria.iter().map(Criterion::describe));
+        let verdict = warden::gate::supply_chain::verdict(&criteria);
+        outcome.criteria = criteria;
+        match verdict {
+            CriterionState::Met => Ok(true),
+            CriterionState::Waiting => {
+                outcome.decision = GateDecision::NotPromoted.into();
+                Ok(false)
+            }
+            CriterionState::Unmet => {
+                outcome.decision = GateDecision::Blocked.into();
+                let mut reasons = vec!["the scan passes, but the gate's supply-chain criteria are not met".to_owned()];
+                reasons.extend(outcome.criteria.iter().map(Criterion::describe));
+                let notification =
+                    self.base.notification(cx, "gate-failed", outcome, "blocked", reasons, Severity::Warning);
+                let said = Said::under(notification, Claim::Shared("gate-failed".into()));
+                outcome.notified = self.base.report(cx, Report::Tell(said)).await?;
+                Ok(false)
+            }
+        }
     }
 
     /// The image's current tags (DescribeImages), which the promotion tags are rendered from, when a template
@@ -546,6 +599,7 @@ fn today() -> NaiveDate {
 }
 
 mod index;
+mod referrer;
 
 #[cfg(test)]
 mod fault_tests;

@@ -414,4 +414,5 @@ async fn a_rescan_of_an_image_the_event_shows_promoted_refreshes_its_approval_an
 }
 
 mod index;
+mod supply_chain;
 mod threats;

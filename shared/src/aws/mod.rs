@@ -17,6 +17,7 @@ pub mod retention;
 pub mod security_hub;
 pub mod sns;
 pub mod steps;
+pub mod supply_chain;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;

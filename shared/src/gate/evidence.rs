@@ -33,6 +33,9 @@ pub enum Trigger {
     ScanCompleted,
     /// One of the image's findings was created, updated or closed (`Inspector2 Finding`).
     FindingChanged { finding: String, status: String },
+    /// An OCI referrer (an SBOM, an attestation) was attached to the image (`ECR Referrer Action`): a
+    /// supply-chain criterion may be met now; the scan is read as for any promotion.
+    ReferrerAttached,
 }
 
 /// Amazon Inspector's coverage of one image (ListCoverage).

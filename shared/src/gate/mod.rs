@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 mod evidence;
 pub mod index;
+pub mod supply_chain;
 
 pub use evidence::{Approval, Approved, Coverage, RecordedVerdict, Scanner, Trigger, counts_disagreement, may_promote};
 

@@ -53,6 +53,20 @@ impl fmt::Display for FindingSeverity {
     }
 }
 
+/// Artifact types `require-referrers` accepts as they are; anything else is written `custom:<type>`.
+pub const KNOWN_ARTIFACT_TYPES: &[&str] = &[
+    "application/spdx+json",
+    "text/spdx",
+    "application/vnd.cyclonedx+json",
+    "application/vnd.cyclonedx+xml",
+    "application/vnd.in-toto+json",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+    "application/vnd.dev.cosign.artifact.sig.v1+json",
+    "application/vnd.dev.cosign.artifact.sbom.v1+json",
+    "application/vnd.cncf.notary.signature",
+    "application/vnd.syft+json",
+];
+
 /// What a failed gate does to an image that is already promoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -101,9 +115,18 @@ pub struct GateRules {
     /// The platforms of a multi-architecture image (`os/architecture[/variant]`) whose scans decide for the
     /// index; empty: every platform. Attestation manifests (`unknown/unknown`) are never gated.
     pub platforms: Vec<Pattern>,
+    /// Signing profile ARNs one of which must have signed the image (ECR managed signing, status COMPLETE).
+    pub require_signature: Vec<String>,
+    /// Artifact types that must be attached to the image as OCI referrers (`custom:` kept as written).
+    pub require_referrers: Vec<String>,
 }
 
 impl GateRules {
+    /// Whether promotion needs more than the scan: a signature or attached artifacts.
+    pub fn has_supply_chain_criteria(&self) -> bool {
+        !self.require_signature.is_empty() || !self.require_referrers.is_empty()
+    }
+
     /// Whether the decision needs the findings themselves, not just the counts.
     pub fn needs_findings(&self) -> bool {
         !self.allow.is_empty() || self.fixable_only || self.min_epss.is_some() || self.exploitable_only
@@ -131,6 +154,12 @@ impl GateRules {
         for platform in &self.platforms {
             hasher.update(format!("platform {}\n", platform.source()));
         }
+        for profile in &self.require_signature {
+            hasher.update(format!("signature {profile}\n"));
+        }
+        for artifact in &self.require_referrers {
+            hasher.update(format!("referrer {artifact}\n"));
+        }
         for entry in &self.allow {
             let scope: Vec<&str> = entry.repositories.iter().map(Pattern::source).collect();
             hasher.update(format!("allow {} until {} in {}\n", entry.id, entry.expires, scope.join(",")));
@@ -155,7 +184,7 @@ impl GateRules {
         let platforms: Vec<&str> = self.platforms.iter().map(Pattern::source).collect();
         let platforms = if platforms.is_empty() { "every platform".to_owned() } else { platforms.join(", ") };
         format!(
-            "  gate: {}{}\n  promotion tags: {}\n  on failure: {}\n  allowlist: {} entries\n  multi-architecture: the index passes when each platform image passes ({platforms}; attestations never gated)\n",
+            "  gate: {}{}\n  promotion tags: {}\n  on failure: {}\n  allowlist: {} entries\n  multi-architecture: the index passes when each platform image passes ({platforms}; attestations never gated)\n{}",
             limits.join(", "),
             if filters.is_empty() { String::new() } else { format!(" ({})", filters.join(", ")) },
             promote.join(", "),
@@ -163,7 +192,19 @@ impl GateRules {
                 OnFailure::Notify => "notify",
                 OnFailure::Demote => "demote and notify",
             },
-            self.allow.len()
+            self.allow.len(),
+            self.supply_chain_summary()
         )
+    }
+
+    fn supply_chain_summary(&self) -> String {
+        let mut lines = String::new();
+        if !self.require_signature.is_empty() {
+            lines.push_str(&format!("  signed by one of: {}\n", self.require_signature.join(", ")));
+        }
+        if !self.require_referrers.is_empty() {
+            lines.push_str(&format!("  referrers required: {}\n", self.require_referrers.join(", ")));
+        }
+        lines
     }
 }

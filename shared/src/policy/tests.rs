@@ -1785,3 +1785,44 @@ fn gate_platforms_are_patterns_of_os_and_architecture() {
     let errors = invalid("a space", &gate("[\"linux amd64\"]"));
     assert_eq!(errors[0].key, "class[0].gate.platforms[0]", "{errors:?}");
 }
+
+/// `require-signature` takes signing profile ARNs, `require-referrers` known artifact types or `custom:` ones.
+#[test]
+fn supply_chain_keys_are_validated() {
+    let gate = |keys: &str| {
+        format!(
+            "version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\n[class.gate]\nmax = {{ critical = 0 }}\npromote = [\"{{tag}}-approved\"]\n{keys}\n"
+        )
+    };
+    let profile = "arn:aws:signer:us-east-1:123456789012:/signing-profiles/release_2026";
+    let policy = valid(
+        "supply chain",
+        &gate(&format!(
+            "require-signature = [\"{profile}\"]\nrequire-referrers = [\"application/spdx+json\", \"custom:application/vnd.acme.review+json\"]"
+        )),
+    );
+    let rules = policy.classes[0].gate.as_ref().expect("gate");
+    assert_eq!(rules.require_signature, [profile]);
+    assert!(rules.has_supply_chain_criteria());
+    assert!(policy.summary().contains("referrers required: application/spdx+json"), "{}", policy.summary());
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            "require-signature = [\"arn:aws:kms:us-east-1:123456789012:key/x\"]",
+            "require-signature[0]",
+            "not a signing profile ARN",
+        ),
+        (
+            "require-signature = [\"arn:aws:signer:us-east-1:1234:/signing-profiles/a\"]",
+            "require-signature[0]",
+            "not a signing profile ARN",
+        ),
+        ("require-referrers = [\"application/sbom\"]", "require-referrers[0]", "write custom:application/sbom"),
+        ("require-referrers = [\"custom:sbom\"]", "require-referrers[0]", "a custom artifact type is a media type"),
+        ("require-referrers = [\"text/spdx\", \"text/spdx\"]", "require-referrers[1]", "listed twice"),
+    ];
+    for (keys, key, says) in cases {
+        let errors = invalid(keys, &gate(keys));
+        assert_eq!(errors[0].key, format!("class[0].gate.{key}"), "{keys}: {errors:?}");
+        assert!(errors[0].message.contains(says), "{keys}: {}", errors[0].message);
+    }
+}

@@ -44,6 +44,10 @@ pub(super) fn compile_gate(raw: &RawGate, key: &str, errors: &mut Errors<'_>) ->
     // Platforms are `os/architecture[/variant]`, as image indexes name them.
     let platform_char = |c: char| c.is_ascii_alphanumeric() || "/._-*".contains(c);
     let platforms = compile_patterns(&raw.platforms, &format!("{key}.platforms"), errors, platform_char);
+    let require_signature =
+        compile_listed(&raw.require_signature, &format!("{key}.require-signature"), errors, signing_profile);
+    let require_referrers =
+        compile_listed(&raw.require_referrers, &format!("{key}.require-referrers"), errors, artifact_type);
     (errors.list.len() == before).then(|| GateRules {
         max,
         fixable_only: raw.fixable_only,
@@ -53,7 +57,64 @@ pub(super) fn compile_gate(raw: &RawGate, key: &str, errors: &mut Errors<'_>) ->
         on_failure: raw.on_failure.unwrap_or(OnFailure::Notify),
         allow,
         platforms: platforms.unwrap_or_default(),
+        require_signature,
+        require_referrers,
     })
+}
+
+/// Each entry of a list checked by `check` (`Err`: why not) and listed once.
+fn compile_listed(
+    raw: &[Spanned<String>],
+    key: &str,
+    errors: &mut Errors<'_>,
+    check: fn(&str) -> Result<(), String>,
+) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    for (i, text) in raw.iter().enumerate() {
+        let value = text.get_ref();
+        let problem = check(value).err().or_else(|| kept.contains(value).then(|| format!("`{value}` is listed twice")));
+        match problem {
+            Some(message) => errors.push(Some(text.span()), format!("{key}[{i}]"), message),
+            None => kept.push(value.clone()),
+        }
+    }
+    kept
+}
+
+/// An AWS Signer signing profile ARN: `arn:<partition>:signer:<region>:<account>:/signing-profiles/<name>`.
+fn signing_profile(arn: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let shaped = parts.len() == 6
+        && parts[0] == "arn"
+        && ["aws", "aws-cn", "aws-us-gov"].contains(&parts[1])
+        && parts[2] == "signer"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("/signing-profiles/")
+            .is_some_and(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    if shaped {
+        Ok(())
+    } else {
+        Err(format!("`{arn}` is not a signing profile ARN: arn:aws:signer:<region>:<account>:/signing-profiles/<name>"))
+    }
+}
+
+/// A known OCI artifact type, or `custom:<type>` for one this list does not know.
+fn artifact_type(entry: &str) -> Result<(), String> {
+    use crate::policy::gate::KNOWN_ARTIFACT_TYPES;
+    match entry.strip_prefix("custom:") {
+        Some(custom) if custom.contains('/') && !custom.contains(char::is_whitespace) => Ok(()),
+        Some(_) => Err(format!(
+            "`{entry}`: a custom artifact type is a media type, e.g. custom:application/vnd.acme.scan+json"
+        )),
+        None if KNOWN_ARTIFACT_TYPES.contains(&entry) => Ok(()),
+        None => Err(format!(
+            "`{entry}` is not a known artifact type ({}); write custom:{entry} to require it anyway",
+            KNOWN_ARTIFACT_TYPES.join(", ")
+        )),
+    }
 }
 
 /// The gate's promotion tag templates, each valid and listed once.

@@ -179,6 +179,10 @@ struct RawGate {
     allow: Vec<Spanned<RawAllow>>,
     #[serde(default)]
     platforms: Vec<Spanned<String>>,
+    #[serde(default)]
+    require_signature: Vec<Spanned<String>>,
+    #[serde(default)]
+    require_referrers: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
