@@ -600,6 +600,11 @@ pub async fn seed_basic_scan_completed(
         "imageScanFindings": scan
     }]});
     assert_eq!(moto_post("/moto-api/static/ecr/scan-finding-results", &seed), 201);
+    // Pinned to its image now: moto hands a seeded result that names no tag to whichever untagged image of the
+    // repository is read first (platform images of an index are all untagged).
+    let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(digest).build();
+    let pinned = stack.ecr.describe_image_scan_findings().repository_name(repository).image_id(id).send().await;
+    pinned.expect("the seeded scan");
 }
 
 /// Seeds the findings Amazon Inspector's ListFindings returns next (moto's findings-results endpoint): one

@@ -179,6 +179,7 @@ async fn demo() -> ExitCode {
         shown: BTreeSet::new(),
     };
     run(&mut demo).await;
+    multi_arch_story(&mut demo).await;
     lifecycle_story(&mut demo).await;
     audit_story(&mut demo);
 
@@ -200,6 +201,8 @@ async fn demo() -> ExitCode {
         "promoted",
         "gate-failed",
         "forged-approval",
+        "promoted",
+        "demoted",
         "promoted",
         "demoted",
         "replication-failed",
@@ -343,8 +346,9 @@ async fn run(demo: &mut Demo) {
     let outcome = demo.invoke("scan-gate", &scan);
     demo.check(outcome["decision"] == "blocked", "blocked: not promoted, operators told");
     demo.check(
-        total_calls(&outcome) == 3,
-        "blocking costs nothing extra: the notification's claim, its publish, and the claim marked sent",
+        total_calls(&outcome) == 4,
+        "blocking reads no findings: is it a platform image of an index (one Query), then the notification's claim, \
+         its publish, and the claim marked sent",
     );
     let critical = json!({"name": "CVE-2026-1290", "severity": "CRITICAL", "uri": "https://nvd.nist.gov/vuln/detail/CVE-2026-1290"});
     let highs: Vec<Value> = (1..=4).map(|i| high(&format!("CVE-2026-129{i}"))).collect();
@@ -496,6 +500,101 @@ async fn repository_mode(stack: &Stack, repository: &str) -> String {
 /// a push runs retention for real, which keeps the newest 3 builds of each pull request, the build a preview
 /// environment still runs, and the multi-architecture index with its children; the daily sweep then sets the
 /// native policies and finds nothing more to delete.
+/// A two-platform release: the index is promoted only once both platform images' scans pass, never a
+/// platform image, and a critical finding in one platform demotes the index.
+async fn multi_arch_story(demo: &mut Demo) {
+    let checkout = "prod/checkout";
+    demo.title("A two-platform release: prod/checkout:v2.0.0 is an index of linux/amd64 and linux/arm64");
+    demo.stack.create_repository(checkout, ImageTagMutability::Mutable).await;
+    let (index, children) = demo.stack.push_index(checkout, "checkout-2.0.0", "v2.0.0").await;
+    println!(
+        "   pushed {checkout}@{} (index) listing {} and {}",
+        short(&index),
+        short(&children[0]),
+        short(&children[1])
+    );
+    // Then set as the production class wants it (moto cannot take a digest-only push into such a repository):
+    // release tags immutable, promotion tags free to come and go.
+    let releases = aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
+        .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
+        .filter("v*.*.*")
+        .build();
+    let set = demo
+        .stack
+        .ecr
+        .put_image_tag_mutability()
+        .repository_name(checkout)
+        .image_tag_mutability(ImageTagMutability::MutableWithExclusion)
+        .set_image_tag_mutability_exclusion_filters(releases.ok().map(|f| vec![f]))
+        .send()
+        .await;
+    demo.check(set.is_ok(), &format!("{checkout} is MUTABLE_WITH_EXCLUSION [v*.*.*], as its class requires"));
+    let push = envelope(
+        "aws.ecr",
+        "ECR Image Action",
+        json!({"result": "SUCCESS", "repository-name": checkout, "image-digest": index, "action-type": "PUSH",
+               "image-tag": "v2.0.0", "manifest-media-type": "application/vnd.oci.image.index.v1+json"}),
+    );
+    let outcome = demo.invoke("scan-gate", &push);
+    demo.check(outcome["decision"] == "skipped", "the index is recorded; its platform images are not scanned yet");
+    let scan_of = |digest: &str| {
+        envelope(
+            "aws.ecr",
+            "ECR Image Scan",
+            json!({"scan-status": "COMPLETE", "repository-name": checkout, "image-digest": digest,
+                   "image-tags": [], "finding-severity-counts": {}}),
+        )
+    };
+    seed_basic_scan(&demo.stack, checkout, &children[0], json!([])).await;
+    let first = demo.invoke("scan-gate", &scan_of(&children[0]));
+    demo.check(
+        first["decision"] == "skipped" && total_calls(&first) == 2,
+        "linux/amd64 scanned: counted on the index (a Query and an UpdateItem), nothing promoted yet",
+    );
+    seed_basic_scan(&demo.stack, checkout, &children[1], json!([])).await;
+    let last = demo.invoke("scan-gate", &scan_of(&children[1]));
+    demo.check(last["decision"] == "promoted", "linux/arm64 scanned last: both pass, the index is promoted");
+    demo.check(
+        demo.stack.tag_digest(checkout, "v2.0.0-approved").await.as_deref() == Some(index.as_str()),
+        "v2.0.0-approved points at the index, which deploy pipelines pull",
+    );
+    let untagged = [&children[0], &children[1]];
+    let mut platforms_untagged = true;
+    for child in untagged {
+        platforms_untagged &= demo.stack.tags_of(checkout, child).await == Some(vec![]);
+    }
+    demo.check(platforms_untagged, "no platform image carries a promotion tag");
+    println!("   `warden gate evaluate {checkout} v2.0.0` judges the index on each platform image's scan:");
+    match demo.warden(&["gate", "evaluate", checkout, "v2.0.0"]) {
+        Ok((ok, text)) => {
+            print!("{}", indent(&text));
+            demo.check(ok && text.contains("all 2 platform images pass"), "the same verdict, per platform");
+        }
+        Err(e) => demo.check(false, &e),
+    }
+    println!(
+        "   (require-signature / require-referrers read DescribeImageSigningStatus and ListImageReferrers, which \
+         moto 5.2.5 does not implement: the SBOM criterion is shown by scan-gate's mock tests, not here)"
+    );
+
+    demo.title("Amazon Inspector finds a CRITICAL vulnerability in the linux/arm64 image only");
+    let mut finding = inspector_finding(checkout, &children[1], "v2.0.0", "CVE-2026-7777", "CRITICAL", "YES");
+    finding["resources"][0]["details"]["awsEcrContainerImage"]["imageTags"] = json!([]);
+    seed_inspector_findings(json!([[], [finding.clone()]]));
+    let mut detail = finding;
+    for key in ["firstObservedAt", "lastObservedAt", "updatedAt"] {
+        detail[key] = "Sat Nov 28 09:50:00.000 UTC 2026".into();
+    }
+    detail["resources"][0]["details"]["awsEcrContainerImage"]["pushedAt"] = "Sat Nov 28 09:45:00.000 UTC 2026".into();
+    let outcome = demo.invoke("scan-gate", &envelope("aws.inspector2", "Inspector2 Finding", detail));
+    demo.check(outcome["decision"] == "demoted", "one failing platform fails the index: demoted");
+    demo.check(
+        demo.stack.tag_digest(checkout, "v2.0.0-approved").await.is_none()
+            && demo.stack.tag_digest(checkout, "v2.0.0").await.as_deref() == Some(index.as_str()),
+        "the index lost v2.0.0-approved and keeps v2.0.0",
+    );
+}
+
 async fn lifecycle_story(demo: &mut Demo) {
     let checkout = "dev/checkout-ui";
     let policy = Policy::from_toml(EMBEDDED_POLICY, "warden.toml").ok();
