@@ -9,7 +9,7 @@
 
 use super::{Evidence, GatedImage, ScanGate, Scanned, today};
 use warden::WardenError;
-use warden::aws::findings::{RegistryScan, promotion_evidence, registry_scan, registry_scanner};
+use warden::aws::findings::{RegistryScan, registry_scan, registry_scanner};
 use warden::aws::{Found, ecr};
 use warden::event::{ImageAction, RepositoryName};
 use warden::gate::Trigger;
@@ -208,20 +208,15 @@ impl ScanGate {
         outcome: &mut Outcome,
         image: GatedImage<'_>,
         scanned: &Scanned<'_>,
-        (children, mut scanned_at): (&[&Child], Option<i64>),
+        (children, scanned_at): (&[&Child], Option<i64>),
     ) -> Result<(), WardenError> {
-        let repository = outcome.repository.clone().unwrap_or_default();
-        for child in children {
-            let evidence = (scanned.scanner, &scanned.trigger);
-            match promotion_evidence(&self.inspector, evidence, cx.home.as_ref(), &repository, &child.digest).await? {
-                Ok(coverage) => scanned_at = scanned_at.max(coverage.and_then(|c| c.scanned_at())),
-                Err(why) => {
-                    outcome.decision = GateDecision::NotPromoted.into();
-                    outcome.reasons.push(format!("{} ({}): {why}", child.platform, child.digest));
-                    return Ok(());
-                }
-            }
-        }
+        let labels: Vec<String> = children.iter().map(|c| format!("{} ({})", c.platform, c.digest)).collect();
+        let images: Vec<(&str, &str)> =
+            labels.iter().zip(children).map(|(label, c)| (label.as_str(), c.digest.as_str())).collect();
+        let Some(covered_at) = self.vouched_for(cx, outcome, scanned, &images).await? else {
+            return Ok(());
+        };
+        let scanned_at = scanned_at.max(covered_at);
         self.promote_checked(cx, outcome, image, scanned, scanned_at).await
     }
 }

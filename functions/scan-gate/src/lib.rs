@@ -231,19 +231,38 @@ impl ScanGate {
         scanned: &Scanned<'_>,
         scanned_at: Option<i64>,
     ) -> Result<(), WardenError> {
+        let Some(covered_at) = self.vouched_for(cx, outcome, scanned, &[("", digest)]).await? else {
+            return Ok(());
+        };
+        let scanned_at = scanned_at.or(covered_at);
+        self.promote_checked(cx, outcome, GatedImage { class, gate, digest }, scanned, scanned_at).await
+    }
+
+    /// Whether the evidence behind passing scans allows a promotion, for each of `images` (`(label, digest)`: the
+    /// image itself, or each platform image of an index): with Inspector, its coverage of the digest must be
+    /// active and its last scan complete; a suppression never promotes. `None`: refused, the outcome says why;
+    /// otherwise the latest scan time the coverage gave.
+    pub(crate) async fn vouched_for(
+        &self,
+        cx: &Context<'_>,
+        outcome: &mut Outcome,
+        scanned: &Scanned<'_>,
+        images: &[(&str, &str)],
+    ) -> Result<Option<Option<i64>>, WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
-        let evidence = (scanned.scanner, &scanned.trigger);
-        let coverage =
+        let mut latest = None;
+        for (label, digest) in images {
+            let evidence = (scanned.scanner, &scanned.trigger);
             match promotion_evidence(&self.inspector, evidence, cx.home.as_ref(), &repository, digest).await? {
-                Ok(coverage) => coverage,
+                Ok(coverage) => latest = latest.max(coverage.and_then(|c| c.scanned_at())),
                 Err(why) => {
                     outcome.decision = GateDecision::NotPromoted.into();
-                    outcome.reasons.push(why);
-                    return Ok(());
+                    outcome.reasons.push(if label.is_empty() { why } else { format!("{label}: {why}") });
+                    return Ok(None);
                 }
-            };
-        let scanned_at = scanned_at.or_else(|| coverage.as_ref().and_then(|c| c.scanned_at()));
-        self.promote_checked(cx, outcome, GatedImage { class, gate, digest }, scanned, scanned_at).await
+            }
+        }
+        Ok(Some(latest))
     }
 
     /// [`Self::promote`] once the evidence checks passed: the approval recorded (conditional on no later failing
