@@ -607,6 +607,11 @@ pub async fn seed_basic_scan_completed(
     pinned.expect("the seeded scan");
 }
 
+/// Held by a test from seeding Inspector findings until its handler has read them: moto hands seeded answers,
+/// in order, to whichever requests with new parameters come next, so two tests of one binary seeding at once
+/// would take each other's answers (and leave some for the next binary).
+pub static INSPECTOR_SEEDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Seeds the findings Amazon Inspector's ListFindings returns next (moto's findings-results endpoint): one
 /// inner list per answer, handed out in order to requests with new parameters.
 pub fn seed_inspector_findings(pages: serde_json::Value) {

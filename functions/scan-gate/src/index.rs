@@ -2,8 +2,8 @@
 //!
 //! - The index's PUSH: its manifest read (BatchGetImage), its gated children recorded in the ledger, and the
 //!   index gated at once (its platform images were pushed first and may be scanned already).
-//! - A scan event naming a child: each index listing it counts the completed scan; the last child's completion
-//!   gates the index (O(N) reads once, not once per child). A changed finding gates it at once: it can demote.
+//! - A scan event naming a child: the child's scan is read; failing, it fails (demotes) each index listing it at
+//!   once; passing, it is counted, and the last child's completion re-reads the whole index (O(N) reads in all).
 //! - Gating re-reads the index manifest and every gated child's scan; the promotion tag goes on the index, never
 //!   on a child, and a failing child demotes the index.
 
@@ -47,49 +47,136 @@ impl ScanGate {
         self.gate_index(cx, class, gate, index).await
     }
 
-    /// A scan event about `child`, which the ledger says `indexes` list: each index is gated when this was its
-    /// last child's scan to complete, or at once when a finding changed or the event's counts say the child may fail.
+    /// A scan event about `child`, which the ledger says `indexes` list. The named platform image is judged
+    /// first (one read): failing, it fails each index at once (demoting a promoted one) without reading the
+    /// others, and loses promotion tags of its own; passing, its scan is counted, and an index is re-read in full
+    /// only when every platform has a scan and it is not promoted already. So N platform images cost O(N) reads.
     pub(crate) async fn regate_indexes(
         &self,
         cx: &Context<'_>,
         (class, gate): (&Class, &GateRules),
         scanned: &Scanned<'_>,
-        (child, may_fail): (&str, bool),
+        child: &str,
         indexes: &[String],
     ) -> Result<Outcome, WardenError> {
         let repository = scanned.repository.as_str();
+        let (own, _) = self.child_scan(scanned.scanner, gate, repository, child).await?;
         let mut outcomes = Vec::new();
         for index in indexes {
-            if scanned.trigger == Trigger::ScanCompleted && !may_fail {
-                let progress = self.base.ledger.child_scanned(repository, index, child).await?;
-                if !progress.complete() {
-                    let mut waiting = self.base.skipped(
-                        cx,
-                        format!(
-                            "platform image of index {index}: {} of its {} platform images scanned; the last scan \
-                             to complete gates the index",
-                            progress.scanned, progress.children
-                        ),
-                    );
-                    waiting.digest = Some(index.clone());
-                    outcomes.push(waiting);
-                    continue;
-                }
-            }
-            let event = IndexEvent {
-                repository: scanned.repository,
-                scanner: scanned.scanner,
-                trigger: &scanned.trigger,
-                index,
-                children: None,
+            let waiting = |why: String| {
+                let mut outcome = self.base.skipped(cx, format!("platform image of index {index}: {why}"));
+                outcome.digest = Some(index.clone());
+                outcome
             };
-            outcomes.push(self.gate_index(cx, class, gate, event).await?);
+            outcomes.push(match &own {
+                ChildScan::Judged(result) if !result.pass => {
+                    self.fail_index(cx, (class, gate), scanned, (index, child), result.clone()).await?
+                }
+                ChildScan::Judged(_) => match self.index_to_regate(scanned, index, child).await? {
+                    Ok(()) => {
+                        let event = IndexEvent {
+                            repository: scanned.repository,
+                            scanner: scanned.scanner,
+                            trigger: &scanned.trigger,
+                            index,
+                            children: None,
+                        };
+                        self.gate_index(cx, class, gate, event).await?
+                    }
+                    Err(why) => waiting(why),
+                },
+                ChildScan::Pending(why) | ChildScan::NoScan(why) => waiting(why.clone()),
+                ChildScan::Gone => waiting("the platform image no longer exists".into()),
+            });
+        }
+        if let ChildScan::Judged(result) = own
+            && !result.pass
+        {
+            outcomes.extend(self.demote_child(cx, (class, gate), scanned, child, result).await?);
         }
         // One index is the common case; more (a platform image shared by several indexes) are listed as items.
         let mut outcomes = outcomes.into_iter();
         let mut outcome = outcomes.next().unwrap_or_else(|| self.base.skipped(cx, "no index lists the image"));
         outcome.items.extend(outcomes);
         Ok(outcome)
+    }
+
+    /// After a passing platform image: `Ok` when the index must be re-read in full — every platform has a scan
+    /// (this one counted now) and the index is not promoted already (a passing platform cannot change a promoted
+    /// index; a failing one is handled without this). `Err`: why not.
+    async fn index_to_regate(
+        &self,
+        scanned: &Scanned<'_>,
+        index: &str,
+        child: &str,
+    ) -> Result<Result<(), String>, WardenError> {
+        let repository = scanned.repository.as_str();
+        let progress = self.base.ledger.child_scanned(repository, index, child).await?;
+        if !progress.complete() {
+            return Ok(Err(format!(
+                "{} of its {} platform images scanned; the last scan to complete gates the index",
+                progress.scanned, progress.children
+            )));
+        }
+        let gate = self.base.managed_class(repository).ok().and_then(|c| c.gate.as_ref());
+        Ok(match ecr::describe_digest(&self.base.clients.ecr, repository, index).await? {
+            Found::Yes(image) if gate.is_some_and(|g| image.tags.iter().any(|t| g.is_promotion_tag(t))) => {
+                Err("this platform image passes and the index is promoted already: nothing changes".into())
+            }
+            Found::Yes(_) => Ok(()),
+            _ => Err(format!("the index {index} no longer exists")),
+        })
+    }
+
+    /// A failing platform image fails its index: blocked, and demoted if promoted, on this one registry read.
+    async fn fail_index(
+        &self,
+        cx: &Context<'_>,
+        (class, gate): (&Class, &GateRules),
+        scanned: &Scanned<'_>,
+        (index, child): (&str, &str),
+        mut result: warden::gate::GateResult,
+    ) -> Result<Outcome, WardenError> {
+        let repository = scanned.repository.as_str();
+        let Found::Yes(image) = ecr::describe_digest(&self.base.clients.ecr, repository, index).await? else {
+            return Ok(self.base.skipped(cx, format!("the index {index} no longer exists")));
+        };
+        let mut outcome = self.base.outcome_for(cx, class, repository, Some(index), &image.tags);
+        let name = &child[..child.len().min(19)];
+        result.reasons.insert(0, format!("platform image {name}… fails the gate: the index cannot pass"));
+        for finding in &mut result.blocking {
+            finding.id = format!("{} [{name}…]", finding.id);
+        }
+        outcome.reasons = result.reasons.clone();
+        let for_index = Scanned { digest: Some(index), tags: &image.tags, counts: None, ..scanned.clone() };
+        let evidence = Evidence { result, from_registry: true };
+        self.block(cx, &mut outcome, GatedImage { class, gate, digest: index }, &for_index, evidence).await?;
+        Ok(outcome)
+    }
+
+    /// A failing platform image that carries promotion tags of its own (promoted as an image before an index
+    /// listed it) loses them as any failing image does. One DescribeImages; nothing more when it has none.
+    async fn demote_child(
+        &self,
+        cx: &Context<'_>,
+        (class, gate): (&Class, &GateRules),
+        scanned: &Scanned<'_>,
+        child: &str,
+        result: warden::gate::GateResult,
+    ) -> Result<Option<Outcome>, WardenError> {
+        let repository = scanned.repository.as_str();
+        let Found::Yes(image) = ecr::describe_digest(&self.base.clients.ecr, repository, child).await? else {
+            return Ok(None);
+        };
+        if !image.tags.iter().any(|t| gate.is_promotion_tag(t)) {
+            return Ok(None);
+        }
+        let mut outcome = self.base.outcome_for(cx, class, repository, Some(child), &image.tags);
+        outcome.reasons = result.reasons.clone();
+        let as_image = Scanned { tags: &image.tags, ..scanned.clone() };
+        let evidence = Evidence { result, from_registry: true };
+        self.block(cx, &mut outcome, GatedImage { class, gate, digest: child }, &as_image, evidence).await?;
+        Ok(Some(outcome))
     }
 
     /// The manifests the index lists, read fresh. `Err`: why there is nothing to gate.

@@ -41,6 +41,7 @@ pub struct ScanGate {
 }
 
 /// What a scan event says about one image.
+#[derive(Clone)]
 struct Scanned<'a> {
     scanner: Scanner,
     trigger: Trigger,
@@ -144,13 +145,10 @@ impl ScanGate {
             decidable_from_counts(gate, &reported, scanned.scanner == Scanner::Basic)
                 .then(|| evaluate_counts(gate, &counts))
         });
-        // A platform image of a multi-architecture image: the index is gated (and promoted), never the child;
-        // at once when the child fails by the event's counts (a promoted index must lose its tag now).
+        // A platform image of a multi-architecture image: the index is gated (and promoted), never the child.
         let indexes = self.base.ledger.indexes_of(repository, digest).await?;
         if !indexes.is_empty() {
-            // Counts within the limits cannot fail (filters and the allowlist only lower them); above, they may.
-            let may_fail = scanned.counts.is_some_and(|c| !evaluate_counts(gate, &counts_from_event(c).0).pass);
-            return self.regate_indexes(cx, (class, gate), scanned, (digest, may_fail), &indexes).await;
+            return self.regate_indexes(cx, (class, gate), scanned, digest, &indexes).await;
         }
         if let Some(result) = by_event.filter(|result| !result.pass) {
             outcome.reasons = result.reasons.clone();
@@ -279,12 +277,19 @@ impl ScanGate {
         if !self.supply_chain_met(cx, outcome, gate, digest).await? {
             return Ok(());
         }
-        let Some(current) = self.current_tags(class, gate, &repository, digest, scanned.tags).await? else {
+        let Some(current) = self.current_tags(&repository, digest).await? else {
             outcome.decision = Decision::Skipped;
             outcome.reasons.push("the image was deleted since it was scanned: nothing to promote".into());
             return Ok(());
         };
         let is_own = |t: &str| class.own_tag_kind(t).is_some();
+        if current.iter().all(|t| is_own(t)) {
+            // A platform image of an index (gated with its index), a referrer, or a build before its tags: a
+            // promotion tag is for an image something references by a tag of its own.
+            outcome.decision = GateDecision::NotPromoted.into();
+            outcome.reasons.push("the image has no tag of its own: an untagged image is not promoted".into());
+            return Ok(());
+        }
         let (promotion, problems) = promotion_tags(&gate.promote, digest, &current, is_own);
         outcome.reasons.extend(problems);
         if promotion.is_empty() {
@@ -362,21 +367,9 @@ impl ScanGate {
         }
     }
 
-    /// The image's current tags (DescribeImages), which the promotion tags are rendered from, when a template
-    /// uses `{tag}`; otherwise the event's (a digest-only template renders the same either way, and PutImage
-    /// settles a tag already there). `None`: the image is gone.
-    async fn current_tags(
-        &self,
-        class: &Class,
-        gate: &GateRules,
-        repository: &str,
-        digest: &str,
-        event_tags: &[String],
-    ) -> Result<Option<Vec<String>>, WardenError> {
-        if !gate.promote.iter().any(|t| t.source().contains("{tag}")) {
-            let own = |t: &String| class.own_tag_kind(t).is_none();
-            return Ok(Some(event_tags.iter().filter(|t| own(t)).cloned().collect()));
-        }
+    /// The image's current tags (DescribeImages, read fresh: the promotion tags are rendered from them, and an
+    /// untagged image is not promoted). `None`: the image is gone.
+    async fn current_tags(&self, repository: &str, digest: &str) -> Result<Option<Vec<String>>, WardenError> {
         Ok(match ecr::describe_digest(&self.base.clients.ecr, repository, digest).await? {
             Found::Yes(image) => Some(image.tags),
             _ => None,

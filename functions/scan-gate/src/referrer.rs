@@ -1,5 +1,5 @@
-//! OCI referrers: an artifact attached to an image (an SBOM, an attestation) may meet the last supply-chain
-//! criterion of its subject's gate, so its `ECR Referrer Action` gates the subject again ("promote when the SBOM
+//! OCI referrers: an artifact attached to an image (an SBOM, an attestation, a managed signature) may meet the
+//! last supply-chain criterion of its subject's gate, so its `ECR Referrer Action` gates the subject again ("promote when the SBOM
 //! arrives", without polling). The subject, its scan and its criteria are read from the registry; the event
 //! only says where to look.
 
@@ -29,8 +29,10 @@ impl ScanGate {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
-        let Some(gate) = class.gate.as_ref().filter(|g| !g.require_referrers.is_empty()) else {
-            return Ok(self.base.skipped(cx, format!("class `{}` requires no referrers", class.name)));
+        // A managed signature is itself a referrer of the image it signs (a Notation signature): its arrival can
+        // meet require-signature as an SBOM's meets require-referrers.
+        let Some(gate) = class.gate.as_ref().filter(|g| g.has_supply_chain_criteria()) else {
+            return Ok(self.base.skipped(cx, format!("class `{}` requires no signature or referrers", class.name)));
         };
         let subject = match subject_of(&self.base.clients.ecr, repository, &referrer.image_digest).await? {
             Found::Yes(Some(subject)) => subject,

@@ -116,7 +116,8 @@ async fn passing_counts_are_confirmed_by_the_registry_then_promoted() {
     let (get, put, sent) =
         (manifest("application/vnd.oci.image.manifest.v1+json"), put_ok("approved-6acea1b877ba"), publish());
     let (registry, approval, claimed) = (registry_scan(vec![]), transaction_ok(), claim());
-    let gate = gate(&[&registry, &get, &put], &[&approval, &claimed], &[&sent], &[]);
+    let tags = image_tags(&["pr-1284"]);
+    let gate = gate(&[&registry, &tags, &get, &put], &[&approval, &claimed], &[&sent], &[]);
     let outcome = gate
         .handle(basic_scan(DEV, serde_json::json!({"HIGH": 4, "LOW": 2}), &["pr-1284"]), &testing::invocation())
         .await
@@ -131,10 +132,12 @@ async fn passing_counts_are_confirmed_by_the_registry_then_promoted() {
             ("DynamoDB.UpdateItem", 1),
             ("ECR.BatchGetImage", 1),
             ("ECR.DescribeImageScanFindings", 1),
+            ("ECR.DescribeImages", 1),
             ("ECR.PutImage", 1),
             ("SNS.Publish", 1)
         ],
-        "index lookup + registry re-read + approval + BatchGetImage + PutImage + claim + publish + marked sent"
+        "index lookup + registry re-read + current tags + approval + BatchGetImage + PutImage + claim + publish + \
+         marked sent"
     );
     assert_eq!(outcome.gate.as_ref().map(|g| g.evidence), Some("findings"), "decided on the registry's scan");
     assert!(outcome.reasons.iter().any(|r| r.contains("disagree")), "{:?}", outcome.reasons);
@@ -148,7 +151,8 @@ async fn replayed_promotion_is_quiet() {
     let exists = mock!(aws_sdk_ecr::Client::put_image).then_error(|| {
         PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build())
     });
-    let same = image_tags(&["pr-1284", "approved-6acea1b877ba"]);
+    // Read without the tag (added by another delivery just after the read): PutImage finds it there.
+    let same = image_tags(&["pr-1284"]);
     // The event saw the image without the tag: this event promoted it, and the notice was claimed then.
     let sent = publish();
     let told = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
@@ -169,15 +173,18 @@ async fn promotion_tag_held_by_another_image_is_a_clear_failure() {
     let exists = mock!(aws_sdk_ecr::Client::put_image).then_error(|| {
         PutImageError::ImageTagAlreadyExistsException(ImageTagAlreadyExistsException::builder().build())
     });
-    let elsewhere = mock!(aws_sdk_ecr::Client::describe_images).then_output(|| {
-        DescribeImagesOutput::builder()
-            .image_details(
-                ImageDetail::builder().image_digest("sha256:other").image_tags("approved-6acea1b877ba").build(),
-            )
-            .build()
-    });
+    let elsewhere = mock!(aws_sdk_ecr::Client::describe_images)
+        .match_requests(|r| r.image_ids().first().and_then(|i| i.image_tag()).is_some())
+        .then_output(|| {
+            DescribeImagesOutput::builder()
+                .image_details(
+                    ImageDetail::builder().image_digest("sha256:other").image_tags("approved-6acea1b877ba").build(),
+                )
+                .build()
+        });
     let (claimed, sent, registry, approval) = (claim(), publish(), registry_scan(vec![]), transaction_ok());
-    let gate = gate(&[&registry, &get, &exists, &elsewhere], &[&approval, &claimed], &[&sent], &[]);
+    let own = image_tags(&["pr-1284"]);
+    let gate = gate(&[&registry, &get, &exists, &elsewhere, &own], &[&approval, &claimed], &[&sent], &[]);
     let outcome = gate
         .handle(basic_scan(DEV, serde_json::json!({}), &["pr-1284"]), &testing::invocation())
         .await
@@ -363,7 +370,8 @@ async fn failed_or_missing_scans_never_promote() {
 async fn an_image_deleted_since_its_scan_is_skipped() {
     let gone = mock!(aws_sdk_ecr::Client::batch_get_image).then_output(|| BatchGetImageOutput::builder().build());
     let (sent, registry, approval) = (publish(), registry_scan(vec![]), transaction_ok());
-    let gate = gate(&[&registry, &gone], &[&approval], &[&sent], &[]);
+    let tags = image_tags(&["pr-9"]);
+    let gate = gate(&[&registry, &tags, &gone], &[&approval], &[&sent], &[]);
     let outcome =
         gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-9"]), &testing::invocation()).await.expect("ok");
     assert_eq!(outcome.decision, "skipped");

@@ -36,6 +36,8 @@ struct ImagesSwept {
     backfilled: Vec<(String, Backfilled)>,
     /// The repository the pass stopped in before the deadline; the next sweep resumes there.
     stopped_at: Option<String>,
+    /// The pass resumed where the last one stopped: it did not see the repositories before.
+    resumed: bool,
 }
 
 impl TagGuard {
@@ -79,7 +81,8 @@ impl TagGuard {
             forged.len()
         ));
         outcome.reasons.extend(backfill_reasons(&swept));
-        let reports = self.sweep_reports(cx, sweep, &outcome, [&drifted, forged], swept.stopped_at.is_some());
+        let partial = swept.stopped_at.is_some() || swept.resumed;
+        let reports = self.sweep_reports(cx, sweep, &outcome, [&drifted, forged], partial);
         outcome.notified = self.base.report_all(cx, reports).await?;
         outcome.items = drifted.into_iter().chain(swept.forged).collect();
         Ok(outcome)
@@ -87,8 +90,9 @@ impl TagGuard {
 
     /// One summary per kind and sweep, not one message per repository. A summary of changes made is told; one
     /// of findings left standing (report-only classes, dry run, past the sweep's caps) is told when the set
-    /// changes and weekly, not every sweep; a kind with nothing left is cleared, so its return is told. A sweep
-    /// that stopped before the deadline has not seen every repository's images: it clears no forged tags.
+    /// changes and weekly, not every sweep; a kind with nothing left is cleared, so its return is told. An image
+    /// pass that stopped before the deadline, or resumed where the last one stopped, has not seen every
+    /// repository's images: it clears no forged tags.
     fn sweep_reports(
         &self,
         cx: &Context<'_>,
@@ -184,9 +188,12 @@ impl TagGuard {
         };
         let stop_at = cx.deadline.and_then(|d| d.checked_sub(SWEEP_MARGIN));
         let resume = self.base.ledger.sweep_cursor(&scope).await?;
-        let mut swept = ImagesSwept::default();
+        let mut swept = ImagesSwept { resumed: resume.is_some(), ..ImagesSwept::default() };
+        // In name order, whatever order ECR lists them in: the cursor is a name.
+        let mut ordered: Vec<&(&RepositorySettings, &Class)> = repositories.iter().collect();
+        ordered.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         let after_cursor = |name: &String| resume.as_ref().is_none_or(|c| *name >= c.repository);
-        for (repository, class) in repositories.iter().filter(|(r, _)| after_cursor(&r.name)) {
+        for (repository, class) in ordered.into_iter().filter(|(r, _)| after_cursor(&r.name)) {
             let protects = class.tags.as_ref().is_some_and(|rules| !rules.protected.is_empty());
             if class.gate.is_none() && class.quarantine().is_none() && !protects {
                 continue;

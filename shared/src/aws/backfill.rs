@@ -91,12 +91,9 @@ impl Ledger {
             detail: format!("found here by a backfill (image pushed {}); unknown to the ledger before", found.since),
             event_id: event_id.to_owned(),
         };
-        match self.transact_with_history(&pk, update, &entry).await {
-            Ok(()) => Ok(true),
-            // The pointer exists, or a push of this tag is being recorded now: either way the ledger knows it.
-            Err(WardenError::Aws { code, .. }) if code == "TransactionCanceledException" => Ok(false),
-            Err(error) => Err(error),
-        }
+        // Not written when the pointer exists, or a push of this tag is being recorded now: either way the
+        // ledger knows it. Any other reason for a cancellation (throttling, validation) is an error.
+        self.transact_unless_held(&pk, update, &entry).await
     }
 
     /// Backfills the protected tags `found` in `repository` (see [`crate::tags::protected_in`]) that the ledger

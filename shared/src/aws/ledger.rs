@@ -266,27 +266,69 @@ impl Ledger {
         update: Update,
         entry: &HistoryEntry,
     ) -> Result<(), WardenError> {
+        self.send_with_history(pk, update, entry).await?.map_err(|e| {
+            // Named whatever the answer's metadata says, so callers can tell a failed condition from a fault.
+            let cancelled = e.as_service_error().is_some_and(|se| se.is_transaction_canceled_exception());
+            let mut error = aws_error("DynamoDB.TransactWriteItems", e);
+            if let (true, WardenError::Aws { code, .. }) = (cancelled, &mut error) {
+                "TransactionCanceledException".clone_into(code);
+            }
+            error
+        })
+    }
+
+    /// [`Ledger::transact_with_history`], `Ok(false)` when the transaction was cancelled only because its
+    /// condition failed or another write of the same item was under way; any other cancellation is an error.
+    pub(super) async fn transact_unless_held(
+        &self,
+        pk: &str,
+        update: Update,
+        entry: &HistoryEntry,
+    ) -> Result<bool, WardenError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        let error = match self.send_with_history(pk, update, entry).await? {
+            Ok(()) => return Ok(true),
+            Err(error) => error,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error() {
+            let held = ["ConditionalCheckFailed", "TransactionConflict", "None"];
+            let reasons = cancelled.cancellation_reasons();
+            if !reasons.is_empty() && reasons.iter().all(|r| held.contains(&r.code().unwrap_or("None"))) {
+                return Ok(false);
+            }
+        }
+        Err(aws_error("DynamoDB.TransactWriteItems", error))
+    }
+
+    /// The transaction of [`Ledger::transact_with_history`], its SDK error as it came.
+    async fn send_with_history(
+        &self,
+        pk: &str,
+        update: Update,
+        entry: &HistoryEntry,
+    ) -> Result<
+        Result<
+            (),
+            aws_sdk_dynamodb::error::SdkError<
+                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+                aws_smithy_runtime_api::http::Response,
+            >,
+        >,
+        WardenError,
+    > {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(self.history_item(pk, entry)))
             .build()
             .map_err(|e| WardenError::Config(e.to_string()))?;
-        self.client
+        Ok(self
+            .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(update).build())
             .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| {
-                // Named whatever the answer's metadata says, so callers can tell a failed condition from a fault.
-                let cancelled = e.as_service_error().is_some_and(|se| se.is_transaction_canceled_exception());
-                let mut error = aws_error("DynamoDB.TransactWriteItems", e);
-                if let (true, WardenError::Aws { code, .. }) = (cancelled, &mut error) {
-                    "TransactionCanceledException".clone_into(code);
-                }
-                error
-            })
+            .map(|_| ()))
     }
 
     /// Writes one item unconditionally (a record written before the change it announces, a history entry).

@@ -63,7 +63,23 @@ fn child_scan(digest: &'static str, findings: Option<Vec<ImageScanFinding>>) -> 
 
 /// DescribeImages of the index: its tags now.
 fn index_tags(tags: &'static [&'static str]) -> Rule {
-    warden::testing::rules::image_with_tags(INDEX_DIGEST, tags)
+    mock!(aws_sdk_ecr::Client::describe_images)
+        .match_requests(|r| r.image_ids().first().and_then(|i| i.image_digest()) == Some(INDEX_DIGEST))
+        .then_output(move || {
+            let detail = ImageDetail::builder()
+                .image_digest(INDEX_DIGEST)
+                .set_image_tags(Some(tags.iter().map(|t| (*t).to_owned()).collect()))
+                .build();
+            DescribeImagesOutput::builder().image_details(detail).build()
+        })
+}
+
+/// DescribeImages of a platform image: untagged, as BuildKit pushes them.
+fn untagged_children() -> Rule {
+    mock!(aws_sdk_ecr::Client::describe_images).then_compute_output(|r| {
+        let digest = r.image_ids().first().and_then(|i| i.image_digest()).unwrap_or_default();
+        DescribeImagesOutput::builder().image_details(ImageDetail::builder().image_digest(digest).build()).build()
+    })
 }
 
 fn promotes_the_index() -> Rule {
@@ -184,7 +200,11 @@ async fn only_the_last_platform_images_scan_gates_the_index() {
     let outcome = gate.handle(child_scan_event(AMD), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "skipped");
     assert!(outcome.reasons[0].contains("1 of its 2 platform images scanned"), "{:?}", outcome.reasons);
-    assert_eq!(calls(&outcome), vec![("DynamoDB.Query", 1), ("DynamoDB.UpdateItem", 1)], "no scan read");
+    assert_eq!(
+        calls(&outcome),
+        vec![("DynamoDB.Query", 1), ("DynamoDB.UpdateItem", 1), ("ECR.DescribeImageScanFindings", 1)],
+        "its own scan read and counted; nothing else"
+    );
 
     let (listed, last, index) = (listed_by_the_index(), scans_counted(&[AMD, ARM]), the_index());
     let (tags, put) = (index_tags(&["v1.5.0"]), promotes_the_index());
@@ -193,7 +213,11 @@ async fn only_the_last_platform_images_scan_gates_the_index() {
     let gate = super::gate(&ecr, &[&listed, &last, &approval, &claimed], &[&sent], &[]);
     let outcome = gate.handle(child_scan_event(ARM), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "promoted", "{:?}", outcome.reasons);
-    assert_eq!((put.num_calls(), amd.num_calls(), arm.num_calls()), (1, 1, 1), "each child read once, by the last");
+    assert_eq!(
+        (put.num_calls(), amd.num_calls(), arm.num_calls()),
+        (1, 2, 2),
+        "each child: its own event, the re-read"
+    );
 }
 
 /// A promoted index whose platform image gets a new critical finding loses its promotion tag (the index's,
@@ -216,7 +240,8 @@ async fn a_failing_platform_image_demotes_its_index() {
     finding_changed["detail"]["finding-severity-counts"] = serde_json::json!({"CRITICAL": 1});
     let counted = scans_counted(&[AMD, ARM]);
     let dynamodb: [&Rule; 4] = [&listed, &counted, &revoked, &claimed];
-    let gate = super::gate(&[&index, &amd, &arm, &tags, &removed], &dynamodb, &[&sent], &[]);
+    let untagged = untagged_children();
+    let gate = super::gate(&[&index, &amd, &arm, &tags, &untagged, &removed], &dynamodb, &[&sent], &[]);
     let outcome = gate.handle(finding_changed, &testing::invocation()).await;
     let outcome = outcome.expect("handled");
     assert_eq!(outcome.decision, "demoted", "{:?}", outcome.reasons);
@@ -250,12 +275,13 @@ async fn a_platform_image_failing_by_its_event_gates_the_index_without_waiting()
         mock!(aws_sdk_ecr::Client::batch_delete_image).then_output(|| BatchDeleteImageOutput::builder().build());
     let (marked, revoked, claimed, sent) = (scans_counted(&[ARM]), transaction_ok(), claim(), publish());
     let dynamodb: [&Rule; 4] = [&listed, &marked, &revoked, &claimed];
-    let gate = super::gate(&[&index, &amd, &arm, &tags, &removed], &dynamodb, &[&sent], &[]);
+    let untagged = untagged_children();
+    let gate = super::gate(&[&index, &amd, &arm, &tags, &untagged, &removed], &dynamodb, &[&sent], &[]);
     let mut event = child_scan_event(ARM);
     event["detail"]["finding-severity-counts"] = serde_json::json!({"CRITICAL": 1});
     let outcome = gate.handle(event, &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "demoted", "{:?}", outcome.reasons);
-    assert_eq!((amd.num_calls(), arm.num_calls(), removed.num_calls()), (1, 1, 1));
+    assert_eq!((amd.num_calls(), arm.num_calls(), removed.num_calls()), (0, 1, 1), "only the failing image read");
 }
 
 /// Pushed before its platform images' scans exist: nothing to say yet (their scan events gate the index), as
@@ -271,5 +297,21 @@ async fn an_index_pushed_before_its_platform_images_are_scanned_is_quiet() {
     let outcome = gate.handle(push_event(), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "skipped", "{:?}", outcome.reasons);
     assert_eq!((no_scan.num_calls(), put.num_calls(), counted.num_calls()), (2, 0, 0), "nothing scanned to count");
+    assert!(!outcome.notified);
+}
+
+/// A platform image scanned before its index's push is handled is, for now, an image on its own: untagged, it
+/// is not promoted, even where the promotion tag needs no tag of its own (`approved-{digest12}`).
+#[tokio::test]
+async fn an_untagged_platform_image_is_never_promoted_by_itself() {
+    let (scan, untagged) = (child_scan(AMD, Some(vec![])), untagged_children());
+    let put = mock!(aws_sdk_ecr::Client::put_image).then_output(|| PutImageOutput::builder().build());
+    let gate = gate(&[&scan, &untagged, &put], &[], &[], &[]);
+    let mut event = basic_scan(DEV, serde_json::json!({}), &[]);
+    event["detail"]["image-digest"] = AMD.into();
+    let outcome = gate.handle(event, &testing::invocation()).await.expect("handled");
+    assert_eq!(outcome.decision, "not-promoted", "{:?}", outcome.reasons);
+    assert!(outcome.reasons.iter().any(|r| r.contains("no tag of its own")), "{:?}", outcome.reasons);
+    assert_eq!(put.num_calls(), 0);
     assert!(!outcome.notified);
 }

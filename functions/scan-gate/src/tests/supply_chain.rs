@@ -65,8 +65,8 @@ fn scan_event() -> Value {
 async fn a_signed_image_with_its_sbom_is_promoted_listing_each_criterion() {
     let (scan, signed, sbom) = (registry_scan(vec![]), signing(SigningStatus::Complete), referrers(true));
     let (get, put) = (manifest("application/vnd.oci.image.manifest.v1+json"), put_ok("approved-6acea1b877ba"));
-    let (approval, claimed, sent) = (transaction_ok(), claim(), publish());
-    let gate = gate(&[&scan, &signed, &sbom, &get, &put], &[&approval, &claimed], &[&sent]);
+    let (approval, claimed, sent, tags) = (transaction_ok(), claim(), publish(), image_tags(&["v1"]));
+    let gate = gate(&[&scan, &signed, &sbom, &tags, &get, &put], &[&approval, &claimed], &[&sent]);
     let outcome = gate.handle(scan_event(), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "promoted", "{:?}", outcome.reasons);
     assert_eq!(outcome.criteria.len(), 2);

@@ -120,7 +120,8 @@ async fn a_replayed_passing_scan_after_a_demotion_does_not_promote_again() {
     let put = mock!(aws_sdk_ecr::Client::put_image).then_output(|| PutImageOutput::builder().build());
     let registry = registry_scan(vec![]);
     let later_failure = approval_superseded(1_795_500_000, "demoting-event");
-    let gate = gate(&[&registry, &put], &[&later_failure], &[], &[]);
+    let tags = super::image_tags(&["pr-7"]);
+    let gate = gate(&[&registry, &tags, &put], &[&later_failure], &[], &[]);
     let outcome =
         gate.handle(basic_scan(DEV, serde_json::json!({}), &["pr-7"]), &testing::invocation()).await.expect("handled");
     assert_eq!(outcome.decision, "skipped");
