@@ -223,21 +223,12 @@ async fn a_multi_architecture_image_is_promoted_and_demoted_as_its_index() {
 
     // Amazon Inspector (the registry moved to enhanced scanning) finds a critical, fixable vulnerability in the
     // arm64 image: that one read fails the index, the clean amd64 image need not be read.
-    let arm = &children[1];
-    let finding = || {
-        let mut finding = inspector_finding(&repo, arm, "v1.5.0", "CVE-2026-9999", "CRITICAL", "YES");
-        finding["resources"][0]["details"]["awsEcrContainerImage"]["imageTags"] = json!([]);
-        finding
-    };
+    let mut finding = inspector_finding(&repo, &children[1], "v1.5.0", "CVE-2026-9999", "CRITICAL", "YES");
+    finding["resources"][0]["details"]["awsEcrContainerImage"]["imageTags"] = json!([]);
     let seeds = integration_tests::INSPECTOR_SEEDS.lock().await;
-    seed_inspector_findings(json!([[finding()]]));
-    let mut detail = finding();
-    for key in ["firstObservedAt", "lastObservedAt", "updatedAt"] {
-        detail[key] = "Sat Nov 28 09:00:00.000 UTC 2026".into();
-    }
-    detail["resources"][0]["details"]["awsEcrContainerImage"]["pushedAt"] = "Sat Nov 28 08:00:00.000 UTC 2026".into();
-    let outcome =
-        gate.handle(envelope("aws.inspector2", "Inspector2 Finding", detail), &invocation()).await.expect("handled");
+    seed_inspector_findings(json!([[finding.clone()]]));
+    let event = integration_tests::finding_event(&finding, &[]);
+    let outcome = gate.handle(event, &invocation()).await.expect("handled");
     drop(seeds);
 
     assert_eq!(outcome.decision, "demoted", "{:?}", outcome.reasons);
