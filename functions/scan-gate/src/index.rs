@@ -72,7 +72,7 @@ impl ScanGate {
                 ChildScan::Judged(result) if !result.pass => {
                     self.fail_index(cx, (class, gate), scanned, (index, child), result.clone()).await?
                 }
-                ChildScan::Judged(_) => match self.index_to_regate(scanned, index, child).await? {
+                ChildScan::Judged(_) => match self.index_to_regate(gate, scanned, index, child).await? {
                     Ok(()) => {
                         let event = IndexEvent {
                             repository: scanned.repository,
@@ -106,6 +106,7 @@ impl ScanGate {
     /// index; a failing one is handled without this). `Err`: why not.
     async fn index_to_regate(
         &self,
+        gate: &GateRules,
         scanned: &Scanned<'_>,
         index: &str,
         child: &str,
@@ -118,9 +119,8 @@ impl ScanGate {
                 progress.scanned, progress.children
             )));
         }
-        let gate = self.base.managed_class(repository).ok().and_then(|c| c.gate.as_ref());
         Ok(match ecr::describe_digest(&self.base.clients.ecr, repository, index).await? {
-            Found::Yes(image) if gate.is_some_and(|g| image.tags.iter().any(|t| g.is_promotion_tag(t))) => {
+            Found::Yes(image) if image.tags.iter().any(|t| gate.is_promotion_tag(t)) => {
                 Err("this platform image passes and the index is promoted already: nothing changes".into())
             }
             Found::Yes(_) => Ok(()),

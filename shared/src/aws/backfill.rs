@@ -141,13 +141,3 @@ pub async fn backfill_repository(
     let found = crate::tags::protected_in(rules, &images);
     ledger.backfill_all(repository, &found, (at, event_id), stop_at).await.map(Found::Yes)
 }
-
-/// A CURRENT pointer as BatchGetItem answers it (projected to `pk, digest`), for tests.
-#[cfg(any(test, feature = "test-util"))]
-pub fn known_item(
-    repository: &str,
-    tag: &str,
-    digest: &str,
-) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
-    HashMap::from([("pk".to_owned(), s(tag_pk(repository, tag))), ("digest".to_owned(), s(digest))])
-}
