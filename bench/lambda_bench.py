@@ -58,14 +58,7 @@ class RuntimeApi:
                     self.close_connection = True
                     return
                 body = json.dumps(api.events.pop(0)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Lambda-Runtime-Aws-Request-Id", str(uuid.uuid4()))
-                self.send_header("Lambda-Runtime-Deadline-Ms", str(int((time.time() + api.timeout_s) * 1000)))
-                self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
-                self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
+                invocation_headers(self, len(body), api.timeout_s)
                 self.wfile.write(body)
                 api.handed_over = time.perf_counter()
 
@@ -90,6 +83,18 @@ class RuntimeApi:
         self.done.clear()
 
 
+def invocation_headers(handler, length, timeout_s):
+    """The answer to `GET /next` up to its body: an invocation as Lambda's Runtime API hands it out."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Lambda-Runtime-Aws-Request-Id", str(uuid.uuid4()))
+    handler.send_header("Lambda-Runtime-Deadline-Ms", str(int((time.time() + timeout_s) * 1000)))
+    handler.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+    handler.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+    handler.send_header("Content-Length", str(length))
+    handler.end_headers()
+
+
 def peak_rss_kib(pid):
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -99,6 +104,21 @@ def peak_rss_kib(pid):
     except (OSError, TypeError):
         pass
     return 0
+
+
+def wait_then_end(api, process, log, limit_s, what):
+    """Waits until the Runtime API has what it waits for (`api.done`), then ends the process, its log and the API
+    (also when the wait fails)."""
+    try:
+        if not api.done.wait(limit_s):
+            raise RuntimeError(f"no response within {limit_s} s to {what[:300]}")
+    finally:
+        process.kill()
+        process.wait()
+        api.release.set()
+        log.close()
+        api.server.shutdown()
+        api.server.server_close()
 
 
 def sample(command, env, event, timeout_s=30):
@@ -111,18 +131,8 @@ def sample(command, env, event, timeout_s=30):
     log = open(os.environ.get("BENCH_LOG", os.devnull), "ab")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     api.pid = process.pid
-    try:
-        if not api.done.wait(30):
-            raise RuntimeError(f"no response within 30 s to {json.dumps(event)[:300]}")
-        finished, ok, outcome = api.result
-        rss = api.rss_kib
-    finally:
-        process.kill()
-        process.wait()
-        api.release.set()
-        log.close()
-        api.server.shutdown()
-        api.server.server_close()
+    wait_then_end(api, process, log, 30, json.dumps(event))
+    (finished, ok, outcome), rss = api.result, api.rss_kib
     if not ok:
         raise RuntimeError(f"{command[-1]}: invocation failed: {outcome}")
     calls = (outcome or {}).get("aws-calls", {})
@@ -139,6 +149,29 @@ def sample(command, env, event, timeout_s=30):
     }
 
 
+def runtime_commands(binary, peer_python=None, peer_handler=None, env=None):
+    """The command and environment of each runtime: the Rust binary, and the Python peer's runtime loop
+    (bench/peer/bootstrap.py) when a peer is given. `env`: the environment to start from (default: this one)."""
+    env = dict(os.environ if env is None else env)
+    env.pop("RUST_BACKTRACE", None)  # Lambda does not set it; with it, any error's backtrace would be resolved
+    env.update({
+        "AWS_LAMBDA_FUNCTION_NAME": "bench",
+        "AWS_LAMBDA_FUNCTION_VERSION": "1",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_LAMBDA_LOG_FORMAT": "JSON",
+    })
+    runtimes = {"rust": ([binary], env)}
+    if peer_handler:
+        peer_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer")
+        # As on Lambda, where the code directory is read-only: the peer's own modules are compiled at every cold
+        # start, boto3's come precompiled from the runtime (here: the venv's __pycache__).
+        peer_env = dict(env, _HANDLER=peer_handler, LAMBDA_TASK_ROOT=peer_dir, PYTHONDONTWRITEBYTECODE="1",
+                        PYTHONUNBUFFERED="1")
+        peer_env.pop("PYTHONPATH", None)
+        runtimes["python"] = ([peer_python, os.path.join(peer_dir, "bootstrap.py")], peer_env)
+    return runtimes
+
+
 def median(runs, key):
     return statistics.median(r[key] for r in runs)
 
@@ -151,22 +184,7 @@ def main():
     cases_file, samples, out_file, binary = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     with open(cases_file) as f:
         cases = json.load(f)
-    env = dict(os.environ)
-    env.update({
-        "AWS_LAMBDA_FUNCTION_NAME": "bench",
-        "AWS_LAMBDA_FUNCTION_VERSION": "1",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-        "AWS_LAMBDA_LOG_FORMAT": "JSON",
-    })
-    runtimes = {"rust": ([binary], env)}
-    if len(sys.argv) > 6:
-        peer_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer")
-        # As on Lambda, where the code directory is read-only: the peer's own modules are compiled at every cold
-        # start, boto3's come precompiled from the runtime (here: the venv's __pycache__).
-        peer_env = dict(env, _HANDLER=sys.argv[6], LAMBDA_TASK_ROOT=peer_dir, PYTHONDONTWRITEBYTECODE="1",
-                        PYTHONUNBUFFERED="1")
-        peer_env.pop("PYTHONPATH", None)
-        runtimes["python"] = ([sys.argv[5], os.path.join(peer_dir, "bootstrap.py")], peer_env)
+    runtimes = runtime_commands(binary, *sys.argv[5:7])
     # One untimed start each, so neither side pays for a cold page cache.
     warm_up = envelope_unknown()
     for command, runtime_env in runtimes.values():

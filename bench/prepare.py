@@ -4,6 +4,7 @@ case has `events` for the Rust function and `peer_events` for the Python / boto3
 situations under other names.
 
 Usage: python bench/prepare.py FUNCTION SAMPLES TABLE TOPIC OUT.json   (run by bench/run; AWS_ENDPOINT_URL set)
+BENCH_CASES: only the cases of these names (one per line); bench/cold-start names one per function.
 FUNCTION is tag-guard, scan-gate, lifecycle or notify (the peer has a handler for each). Prints the topic ARN.
 """
 
@@ -77,9 +78,15 @@ def moto_post(path, payload):
 RUNNERS = ("rs", "py")  # `events` (Rust), `peer_events` (Python peer)
 
 
+ONLY = set(filter(None, os.environ.get("BENCH_CASES", "").splitlines()))
+
+
 def case(name, make, runners=RUNNERS, **extra):
     """A case whose sample `i` of runner `r` is `make(r, i)`, made in the order the harness consumes them.
-    `extra`: `env` and `timeout_s` for the function's processes (see bench/lambda_bench.py)."""
+    `extra`: `env` and `timeout_s` for the function's processes (see bench/lambda_bench.py). None when BENCH_CASES
+    leaves it out (nothing is made for it)."""
+    if ONLY and name not in ONLY:
+        return None
     made = {r: [] for r in RUNNERS}
     for i in range(samples):
         for r in runners:
@@ -127,7 +134,29 @@ def tag_guard_cases():
     return cases
 
 
+def seed_scan(repo, digest, findings):
+    """The image's basic scan in moto, as scan-gate re-reads it before it decides (gate integrity): started (a
+    rescan, like ECR's one a day, is refused and the seed replaces the results), seeded, and read once so that moto
+    pins the seeded result to this image."""
+    try:
+        ecr.start_image_scan(repositoryName=repo, imageId={"imageDigest": digest})
+    except ecr.exceptions.LimitExceededException:
+        pass
+    counts = {}
+    for finding in findings:
+        counts[finding["severity"]] = counts.get(finding["severity"], 0) + 1
+    moto_post("/moto-api/static/ecr/scan-finding-results", {"results": [{
+        "registryId": "123456789012", "repositoryName": repo, "imageId": {"imageDigest": digest},
+        "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
+        "imageScanFindings": {"findingSeverityCounts": counts, "findings": findings}}]})
+    ecr.describe_image_scan_findings(repositoryName=repo, imageId={"imageDigest": digest})
+
+
 def basic_scan(repo, digest, tags, counts):
+    """The scan event, and the same scan in moto (findings named CVE-2026-1000.. by severity)."""
+    seed_scan(repo, digest, [{"name": f"CVE-2026-{1000 + n}", "severity": severity,
+                              "uri": f"https://nvd.nist.gov/vuln/detail/CVE-2026-{1000 + n}", "attributes": []}
+                             for severity, count in counts.items() for n in range(count)])
     return envelope("ECR Image Scan", "aws.ecr", {"scan-status": "COMPLETE", "repository-name": repo,
                     "image-digest": digest, "image-tags": tags, "finding-severity-counts": counts})
 
@@ -159,14 +188,12 @@ def scan_gate_cases():
 
     def allowlisted(r, i):
         digest = push(prod, f"{r}a{i}", f"v4.{minor[r]}.{i}")
-        ecr.start_image_scan(repositoryName=prod, imageId={"imageDigest": digest})
-        moto_post("/moto-api/static/ecr/scan-finding-results", {"results": [{
-            "registryId": "123456789012", "repositoryName": prod, "imageId": {"imageDigest": digest},
-            "imageScanStatus": {"status": "COMPLETE"},
-            "imageScanFindings": {"findingSeverityCounts": {"CRITICAL": 1}, "findings": [
-                {"name": "CVE-2026-31337", "severity": "CRITICAL", "uri": "https://nvd.nist.gov/vuln/detail/CVE-2026-31337",
-                 "attributes": [{"key": "package_name", "value": "openssl"}]}]}}]})
-        return basic_scan(prod, digest, [f"v4.{minor[r]}.{i}"], {"CRITICAL": 1})
+        seed_scan(prod, digest, [
+            {"name": "CVE-2026-31337", "severity": "CRITICAL", "uri": "https://nvd.nist.gov/vuln/detail/CVE-2026-31337",
+             "attributes": [{"key": "package_name", "value": "openssl"}]}])
+        return envelope("ECR Image Scan", "aws.ecr", {
+            "scan-status": "COMPLETE", "repository-name": prod, "image-digest": digest,
+            "image-tags": [f"v4.{minor[r]}.{i}"], "finding-severity-counts": {"CRITICAL": 1}})
     cases.append(case("allowlist: findings read, allowlisted, promoted", allowlisted))
 
     # moto answers ListFindings from a queue, one entry per new query: queued in the order the harness runs.
@@ -217,6 +244,19 @@ def bench_policy():
     return path
 
 
+def production_applies_policy():
+    """warden.toml with step two of the rollout for the production class (`[class.lifecycle] apply = true`), so a
+    new repository gets its policy set. Written beside OUT.json."""
+    with open(POLICY_FILE) as f:
+        text = f.read()
+    text, n = re.subn(r"(\[class\.lifecycle\]\n)apply = false\n", r"\1apply = true\n", text, 1)
+    assert n == 1, "warden.toml's first class has no `[class.lifecycle] apply = false`: update bench/prepare.py"
+    path = os.path.join(os.path.dirname(os.path.abspath(out)), "bench-lifecycle-apply-policy.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def lifecycle_cases():
     cases = []
     # The Rust samples' repositories keep their names (`prefix-<i>`); the peer's are `prefix-py-<i>`.
@@ -233,7 +273,7 @@ def lifecycle_cases():
                 "responseElements": {"repository": {"repositoryName": name}}})
         return make
     cases.append(case("CreateRepository, production, no lifecycle policy: policy set",
-                      created("prod/bench-lc-new")))
+                      created("prod/bench-lc-new"), env={"WARDEN_POLICY_FILE": production_applies_policy()}))
     cases.append(case("CreateRepository replayed: policy already there",
                       created("prod/bench-lc-replay", native_policy("production"))))
 
@@ -303,5 +343,5 @@ def notify_cases():
 cases = {"tag-guard": tag_guard_cases, "scan-gate": scan_gate_cases, "lifecycle": lifecycle_cases,
          "notify": notify_cases}[function]()
 with open(out, "w") as f:
-    json.dump(cases, f)
+    json.dump([c for c in cases if c is not None], f)
 print(topic_arn)

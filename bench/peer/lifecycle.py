@@ -191,6 +191,10 @@ def apply_baseline(repository, rules):
     if rules.is_current(current):
         return None
     what = "replace the drifted lifecycle policy" if current is not None else "set the lifecycle policy"
+    # Before a policy is put, the function reads the repository's images to check it would expire nothing the
+    # class protects: the peer makes the same read (its benchmark repositories are new and empty, so it does not
+    # carry ECR's rule evaluation for this check).
+    inventory(repository)
     if w.DRY_RUN:
         return {"action": what, "result": "dry-run"}
     try:

