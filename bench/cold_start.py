@@ -6,7 +6,7 @@ the second the warm one.
 
 Per sample: init (exec -> first `GET /runtime/invocation/next`), first event and warm event (event handed
 over -> response posted), the CPU time the process used in each (sum of its threads' `/proc/<pid>/task/*/schedstat`
-run time), peak RSS (VmHWM at the warm response) and the AWS calls each event's outcome reports.
+run time; no runtime here ends a thread within a sample), peak RSS (VmHWM at the warm response) and the AWS calls each event's outcome reports.
 
 Usage: python bench/cold_start.py SAMPLES OUT.json MEMORY_MB[,MEMORY_MB...] FUNCTION=BINARY[=CASES.json]...
 (run by bench/cold-start). CASES.json is bench/prepare.py's, made with two events per sample and size (cold, warm); the
@@ -73,15 +73,20 @@ class RuntimeApi:
                     api.release.wait(60)  # held, as Lambda holds it, until the harness has killed the process
                     self.close_connection = True
                     return
+                if api.invocations:
+                    # A warm event reaches a sandbox later, not the instant it answered: the quota of the period the
+                    # cold event used up has been refilled by then.
+                    time.sleep(2 * PERIOD_US / 1e6)
                 body = json.dumps(api.events.pop(0)).encode()
+                api.invocations.append({"cpu_before": cpu_ns(api.pid), "handed_over": time.perf_counter()})
                 invocation_headers(self, len(body), timeout_s)
-                api.invocations.append({"cpu_before": cpu_ns(api.pid)})
                 self.wfile.write(body)
-                api.invocations[-1]["handed_over"] = time.perf_counter()
 
             def do_POST(self):
                 finished = time.perf_counter()
                 payload = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if not api.invocations:  # /init/error: the process failed before its first event
+                    api.invocations.append({"handed_over": finished, "cpu_before": 0})
                 api.invocations[-1].update(finished=finished, cpu_after=cpu_ns(api.pid),
                                            ok=self.path.endswith("/response"), outcome=json.loads(payload or b"null"))
                 if len(api.invocations) == total:
@@ -190,35 +195,48 @@ def plan(entries, samples, sizes):
     return planned
 
 
+def table_header(share, measured, burst):
+    init = "init at full CPU (burst), events under the quota" if burst else "init and events under the quota"
+    return (f"### {share.describe()}; a CPU-bound probe got {measured:.1%}; {init}\n\n"
+            "| function | case | runtime | decision (cold/warm) | calls | init ms | first event ms "
+            "| start → first response ms | warm event ms | CPU ms init / first / warm | peak RSS MiB |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def table_row(entry, figures):
+    return (f"| {entry['function']} | {entry['case']} | {entry['runtime']} | {', '.join(figures['decisions'])} "
+            f"| {', '.join(map(str, figures['calls']))} | {figures['init_ms']:.1f} | {figures['cold_ms']:.1f} "
+            f"| {figures['start_to_first_response_ms']:.1f} | {figures['warm_ms']:.1f} "
+            f"| {figures['init_cpu_ms']:.1f} / {figures['cold_cpu_ms']:.1f} / {figures['warm_cpu_ms']:.1f} "
+            f"| {figures['peak_rss_mib']:.1f} |")
+
+
 def main():
     samples, out_file = int(sys.argv[1]), sys.argv[2]
     burst = os.environ.get("BENCH_INIT", "burst") == "burst"
     sizes = [int(mb) for mb in sys.argv[3].split(",")]
     entries = plan(sys.argv[4:], samples, len(sizes))
+    shares = [CpuShare(mb) for mb in sizes]
+    measured = [share.verify() for share in shares]
+    runs = {}
+    for n, entry in enumerate(entries):
+        sample(entry["command"], entry["env"], [envelope_unknown(), envelope_unknown()], shares[0], burst)  # cache
+        # The sizes take turns sample by sample, so that each meets the local stack in the same state (moto slows
+        # as it fills); every sample of every size takes its own situation (two events: cold, warm).
+        for i in range(samples):
+            for k, share in enumerate(shares):
+                first = 2 * (samples * k + i)
+                runs.setdefault((n, k), []).append(
+                    sample(entry["command"], entry["env"], entry["events"][first:first + 2], share, burst))
     results = []
-    for k, mb in enumerate(sizes):
-        share = CpuShare(mb)
-        measured = share.verify()
-        init = "init at full CPU (burst), events under the quota" if burst else "init and events under the quota"
-        print(f"### {share.describe()}; a CPU-bound probe got {measured:.1%}; {init}\n")
-        print("| function | case | runtime | decision (cold/warm) | calls | init ms | first event ms "
-              "| start → first response ms | warm event ms | CPU ms init / first / warm | peak RSS MiB |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        for entry in entries:
-            sample(entry["command"], entry["env"], [envelope_unknown(), envelope_unknown()], share, burst)  # cache
-            # Every sample of every size takes its own situation (two events: cold, warm).
-            first = 2 * samples * k
-            runs = [sample(entry["command"], entry["env"], entry["events"][first + 2 * i:first + 2 * i + 2], share,
-                           burst) for i in range(samples)]
-            figures = summary(runs)
-            results.append({"memory_mb": mb, "cpu_share": share.share, "cpu_share_measured": measured, "burst": burst,
-                            **{k: entry[k] for k in ("function", "case", "runtime")}, "summary": figures,
-                            "samples": runs})
-            print(f"| {entry['function']} | {entry['case']} | {entry['runtime']} | {', '.join(figures['decisions'])} "
-                  f"| {', '.join(map(str, figures['calls']))} | {figures['init_ms']:.1f} | {figures['cold_ms']:.1f} "
-                  f"| {figures['start_to_first_response_ms']:.1f} | {figures['warm_ms']:.1f} "
-                  f"| {figures['init_cpu_ms']:.1f} / {figures['cold_cpu_ms']:.1f} / {figures['warm_cpu_ms']:.1f} "
-                  f"| {figures['peak_rss_mib']:.1f} |", flush=True)
+    for k, share in enumerate(shares):
+        print(table_header(share, measured[k], burst))
+        for n, entry in enumerate(entries):
+            figures = summary(runs[(n, k)])
+            results.append({"memory_mb": share.memory_mb, "cpu_share": share.share, "cpu_share_measured": measured[k],
+                            "burst": burst, **{key: entry[key] for key in ("function", "case", "runtime")},
+                            "summary": figures, "samples": runs[(n, k)]})
+            print(table_row(entry, figures))
         share.close()
         print()
     with open(out_file, "w") as f:

@@ -1,8 +1,9 @@
 """The CPU a Lambda function gets for its memory size, as a cgroup CPU quota: Lambda allocates CPU in proportion to
 memory, one vCPU at 1,769 MB, so 128 MB is 7.2 % of a core. The quota is set with the kernel's CFS bandwidth
 control over its default 100 ms period: cgroup v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`, or cgroup v2 `cpu.max`,
-whichever the machine mounts. A process is placed in the group before it execs (so its whole start-up runs under
-the quota; bench/cold_start.py stops it before the exec to do so without counting the harness's fork), and `verify()` measures the share a CPU-bound probe really gets. Needs root.
+whichever the machine mounts. bench/cold_start.py moves a process into the group at its first `next` (Lambda's
+init burst), or with BENCH_INIT=share before its exec (it starts the process stopped, so the harness's fork is
+not counted), and `verify()` measures the share a CPU-bound probe really gets. Needs root.
 """
 
 import os
@@ -23,8 +24,13 @@ class CpuShare:
         quota_us = int(PERIOD_US * self.share)
         if os.path.exists(os.path.join(V2_ROOT, "cgroup.controllers")):
             self.version = 2
-            with open(os.path.join(V2_ROOT, "cgroup.subtree_control"), "w") as f:
-                f.write("+cpu")
+            try:
+                with open(os.path.join(V2_ROOT, "cgroup.subtree_control"), "w") as f:
+                    f.write("+cpu")
+            except OSError as error:  # EBUSY: processes sit in the root group (a container's own namespace)
+                raise RuntimeError(f"cannot enable the cpu controller under {V2_ROOT}: {error}; run the "
+                                   "benchmark where the cgroup root has no processes of its own (a VM, not a "
+                                   "container)") from error
             self.path = os.path.join(V2_ROOT, f"warden-bench-{memory_mb}mb")
             os.makedirs(self.path, exist_ok=True)
             self._write("cpu.max", f"{quota_us} {PERIOD_US}")

@@ -8,7 +8,7 @@ settings (`SSL_CERT_FILE` for the Rust SDK's rustls-native-certs, `AWS_CA_BUNDLE
 own CA bundle with the throwaway root appended, so loading it costs what loading the system's trust store costs.
 The keys never leave the directory and are made anew every run.
 
-`python bench/tls_endpoint.py CERT_DIR UPSTREAM_PORT` serves TLS on a free port of 127.0.0.1, prints the port,
+`python bench/tls_endpoint.py CERT_DIR UPSTREAM_PORT` serves TLS on a free port of 127.0.0.1 (and ::1), prints the port,
 and pipes every connection to 127.0.0.1:UPSTREAM_PORT (moto) in plain HTTP until killed.
 """
 
@@ -82,9 +82,15 @@ async def serve(directory, upstream_port):
         await asyncio.gather(pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer))
 
     server = await asyncio.start_server(accept, "127.0.0.1", 0, ssl=context)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    async with server:
-        await server.serve_forever()
+    port = server.sockets[0].getsockname()[1]
+    servers = [server]
+    # `localhost` resolves to ::1 first on most machines: answer there too, so no connection starts with a refusal.
+    try:
+        servers.append(await asyncio.start_server(accept, "::1", port, ssl=context))
+    except OSError:
+        pass
+    print(port, flush=True)
+    await asyncio.gather(*(s.serve_forever() for s in servers))
 
 
 if __name__ == "__main__":

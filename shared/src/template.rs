@@ -62,11 +62,10 @@ impl TagTemplate {
             return Err(format!("`{source}`: a tag must start with a letter, digit or underscore"));
         }
         let template = Self { source: source.to_owned(), pattern, recogniser: OnceLock::new() };
-        // A digest-only template has a fixed length; check it fits.
-        if !source.contains("{tag}") {
-            let sample = template.render("x", &format!("sha256:{}", "0".repeat(64)))?;
-            debug_assert!(template.matches(&sample));
-        }
+        // Its shortest rendering must be a tag (a digest-only template has one length): this also bounds the
+        // recogniser, which is compiled on first use and so can no longer fail at load.
+        let sample = template.render("x", &format!("sha256:{}", "0".repeat(64)))?;
+        debug_assert!(template.matches(&sample));
         Ok(template)
     }
 
@@ -155,6 +154,13 @@ mod tests {
         for source in ["", "{tag}", "quarantine/{digest12}", "{sha}", "-x{digest12}", "q{", "{digest12}}"] {
             assert!(TagTemplate::parse(source).is_err(), "{source} should be rejected");
         }
+    }
+
+    #[test]
+    fn a_template_no_tag_could_be_rendered_from_is_rejected_at_load() {
+        let too_long = format!("{{tag}}-{}", "a".repeat(MAX_TAG_LEN));
+        assert!(TagTemplate::parse(&too_long).is_err());
+        assert!(TagTemplate::parse(&format!("{{tag}}-{}", "a".repeat(MAX_TAG_LEN - 3))).is_ok());
     }
 
     #[test]
