@@ -64,7 +64,9 @@ impl TagTemplate {
         let template = Self { source: source.to_owned(), pattern, recogniser: OnceLock::new() };
         // Its shortest rendering must be a tag (a digest-only template has one length): this also bounds the
         // recogniser, which is compiled on first use and so can no longer fail at load.
-        let sample = template.render("x", &format!("sha256:{}", "0".repeat(64)))?;
+        let sample = template
+            .render("x", &format!("sha256:{}", "0".repeat(64)))
+            .map_err(|e| format!("`{source}`: even its shortest rendering is not a tag ({e})"))?;
         debug_assert!(template.matches(&sample));
         Ok(template)
     }
@@ -159,7 +161,8 @@ mod tests {
     #[test]
     fn a_template_no_tag_could_be_rendered_from_is_rejected_at_load() {
         let too_long = format!("{{tag}}-{}", "a".repeat(MAX_TAG_LEN));
-        assert!(TagTemplate::parse(&too_long).is_err());
+        let error = TagTemplate::parse(&too_long).expect_err("no tag fits");
+        assert!(error.starts_with(&format!("`{too_long}`")), "{error}");
         assert!(TagTemplate::parse(&format!("{{tag}}-{}", "a".repeat(MAX_TAG_LEN - 3))).is_ok());
     }
 
