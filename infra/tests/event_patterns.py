@@ -6,7 +6,9 @@ rules on the local stack's EventBridge (moto) with an SQS queue as target, and e
 (events/invalid/ excluded) is sent with PutEvents. Each rule's queue must then hold exactly the samples the
 table below names, and no other. The matching is EventBridge's pattern engine (moto's implementation of it),
 not a matcher written here. It also checks what the template promises beyond patterns: every rule filters the
-deploying account, and `DryRun` defaults to true.
+deploying account (single account) or listens on the hub bus without that filter (hub mode), and `DryRun`
+defaults to true. And the spoke stack (infra/spoke.yaml): its forwarding rules, created the same way, must
+carry every sample any function's rule matches to the hub.
 
 Run by scripts/test with the moto venv's python, after local_stack_start exported AWS_ENDPOINT_URL:
     source scripts/local-stack.sh && local_stack_start && .venv/bin/python infra/tests/event_patterns.py
@@ -24,6 +26,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "template.yaml"
+SPOKE = ROOT / "infra" / "spoke.yaml"
 EVENTS = ROOT / "events"
 
 # The samples that push, delete or tag images the way tag-guard and lifecycle receive them.
@@ -119,15 +122,34 @@ MARKER = "urn:ecr-warden:sample:"
 ACCOUNT = "123456789012"
 
 
-def deployed(pattern):
-    """The pattern as CloudFormation deploys it into the local stack's account."""
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+# A rule's account filter: the deploying account, except on the hub bus (hub mode), where it has none.
+ACCOUNT_FILTER = {"Fn::If": ["IsHub", NO_VALUE, [{"Ref": "AWS::AccountId"}]]}
+
+
+def deployed(pattern, hub=False):
+    """The pattern as CloudFormation deploys it into the local stack's account, single-account or as a hub."""
     if pattern == {"Ref": "AWS::AccountId"}:
         return ACCOUNT
+    if isinstance(pattern, dict) and list(pattern) == ["Fn::If"]:
+        condition, if_true, if_false = pattern["Fn::If"]
+        if condition != "IsHub":
+            raise SystemExit(f"unexpected condition {condition} in a pattern; add it to this test")
+        return deployed(if_true if hub else if_false, hub)
     if isinstance(pattern, dict):
-        return {key: deployed(value) for key, value in pattern.items()}
+        resolved = {key: deployed(value, hub) for key, value in pattern.items()}
+        return {key: value for key, value in resolved.items() if value != NO_VALUE}
     if isinstance(pattern, list):
-        return [deployed(value) for value in pattern]
+        return [deployed(value, hub) for value in pattern]
     return pattern
+
+
+def spoke_rules():
+    """The spoke stack's forwarding rules: logical id -> pattern."""
+    spoke = yaml.load(SPOKE.read_text(), Loader=TemplateLoader)
+    return {f"Spoke.{logical_id}": resource["Properties"]["EventPattern"]
+            for logical_id, resource in spoke["Resources"].items() if resource["Type"] == "AWS::Events::Rule"}
 
 
 class TemplateLoader(yaml.SafeLoader):
@@ -220,9 +242,14 @@ def main():
     for key, pattern in patterns.items():
         if mentions_key(pattern, "resources"):
             problems.append(f"{key}: the pattern uses `resources`; change how this test marks samples")
-        # Events of other accounts never reach a function through its rules.
-        if pattern.get("account") != [{"Ref": "AWS::AccountId"}]:
-            problems.append(f"{key}: the pattern must filter `account: [!Ref AWS::AccountId]`")
+        # Events of other accounts never reach a function through its rules on the default bus; on the hub bus
+        # (hub mode) the bus policy and the functions' allow-list decide, and the pattern is otherwise the same.
+        if pattern.get("account") != ACCOUNT_FILTER:
+            problems.append(f"{key}: the pattern must filter `account: !If [IsHub, !Ref AWS::NoValue, "
+                            f"[!Ref AWS::AccountId]]`")
+        single, hub = deployed(pattern), deployed(pattern, hub=True)
+        if "account" in hub or {k: v for k, v in single.items() if k != "account"} != hub:
+            problems.append(f"{key}: in hub mode the pattern must be the same without `account`: {hub}")
     # A first deploy changes nothing until someone says so (issue: safe by default).
     dry_run = template["Parameters"]["DryRun"]
     if dry_run.get("Default") != "true":
@@ -236,7 +263,8 @@ def main():
     prefix = f"pattern-test-{os.getpid()}"
     created = []  # (rule name, queue url)
     try:
-        for index, (key, pattern) in enumerate(sorted(patterns.items())):
+        spoke = spoke_rules()
+        for index, (key, pattern) in enumerate(sorted({**patterns, **spoke}.items())):
             name = f"{prefix}-{index}"
             queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
             queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -244,7 +272,7 @@ def main():
             created.append((name, queue_url))
             events.put_rule(Name=name, EventPattern=json.dumps(deployed(pattern)), State="ENABLED")
             events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": queue_arn}])
-        rule_of = {name: key for (name, _), key in zip(created, sorted(patterns))}
+        rule_of = {name: key for (name, _), key in zip(created, sorted({**patterns, **spoke}))}
 
         entries = []
         for name, event in samples.items():
@@ -289,13 +317,22 @@ def main():
             print(f"FAIL {key}\n       missing:    {sorted(set(want) - set(got))}\n"
                   f"       unexpected: {sorted(set(got) - set(want))}\n       duplicates: "
                   f"{sorted(n for n in set(got) if got.count(n) > 1)}")
-    unmatched = sorted(set(samples) - {s for names in matched.values() for s in names})
+    unmatched = sorted(set(samples) - {s for key in patterns for s in matched[key]})
     if unmatched != sorted(MATCHED_BY_NONE):
         failed += 1
         print(f"FAIL matched by no rule: {unmatched}, expected {sorted(MATCHED_BY_NONE)}")
     else:
         passed += 1
         print(f"ok   {len(unmatched)} samples matched by no rule")
+    # What any function acts on, a member account's spoke forwards to the hub.
+    forwarded = {s for key in spoke for s in matched[key]}
+    not_forwarded = sorted(expected_somewhere - forwarded)
+    if not_forwarded:
+        failed += 1
+        print(f"FAIL the spoke forwards none of: {not_forwarded}")
+    else:
+        passed += 1
+        print(f"ok   the spoke forwards all {len(expected_somewhere)} samples the functions' rules match")
     print(f"patterns: {passed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -10,6 +10,8 @@ pub const TOPIC_ARN_ENV: &str = "WARDEN_TOPIC_ARN";
 pub const DRY_RUN_ENV: &str = "WARDEN_DRY_RUN";
 /// Topics the policy's notification routes name: `name=arn,name=arn`.
 pub const TOPICS_ENV: &str = "WARDEN_TOPICS";
+/// A hub's sweeping functions: the URL of the FIFO queue their sweep work items go through (`crate::fanout`).
+pub const SWEEP_QUEUE_ENV: &str = "WARDEN_SWEEP_QUEUE";
 
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -21,6 +23,10 @@ pub struct Config {
     /// How long a tag-removal lease lasts (`None`: [`crate::aws::lease::LEASE_SECONDS`]). Not read from the
     /// environment: tests that compress Lambda's minute between retries shorten it.
     pub lease: Option<std::time::Duration>,
+    /// Which registries the function acts on: its own (the default) or, as a hub, an allow-list's.
+    pub reach: crate::reach::Reach,
+    /// A hub's sweep queue (`WARDEN_SWEEP_QUEUE`): where a schedule's work items go.
+    pub sweep_queue: Option<String>,
 }
 
 impl Config {
@@ -41,7 +47,16 @@ impl Config {
                 _ => return Err(WardenError::Config(format!("{TOPICS_ENV}: `{pair}` is not name=<topic arn>"))),
             }
         }
-        Ok(Self { ledger_table: var(LEDGER_TABLE_ENV), topic_arn: var(TOPIC_ARN_ENV), dry_run, topics, lease: None })
+        let reach = crate::reach::Reach::from_vars(&lookup)?;
+        Ok(Self {
+            ledger_table: var(LEDGER_TABLE_ENV),
+            topic_arn: var(TOPIC_ARN_ENV),
+            dry_run,
+            topics,
+            lease: None,
+            reach,
+            sweep_queue: var(SWEEP_QUEUE_ENV),
+        })
     }
 
     /// A true/false setting of the environment (unset: false).

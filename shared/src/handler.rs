@@ -5,6 +5,7 @@ use crate::WardenError;
 use crate::aws::Clients;
 use crate::aws::lease::Lease;
 use crate::aws::ledger::Ledger;
+use crate::aws::registries::{Registries, Registry};
 use crate::aws::steps::Executor;
 use crate::config::{Config, TOPICS_ENV};
 use crate::event::{Event, EventKind, ImageAction, RepositoryApiCall};
@@ -13,6 +14,15 @@ use crate::notify::{Notification, SCHEMA, Severity};
 use crate::outcome::Outcome;
 use crate::policy::{Class, Classification, Policy};
 use chrono::Utc;
+use std::sync::Arc;
+
+/// A function's handling of one admitted event: boxed, since a batch of work items calls it once per item.
+pub type Dispatched<'c> = std::pin::Pin<Box<dyn Future<Output = Result<Outcome, WardenError>> + Send + 'c>>;
+
+/// A function, as [`Base::run`] hands it each admitted event.
+pub trait Dispatch: Sync {
+    fn dispatch_event<'c>(&'c self, cx: &'c Context<'c>) -> Dispatched<'c>;
+}
 
 /// The AWS calls counted when an invocation started.
 #[derive(Debug)]
@@ -24,12 +34,35 @@ pub struct Context<'a> {
     pub event: &'a Event,
     /// The event's time, or now when it has none.
     pub at: String,
-    /// The account and region the function serves; `None`: unknown, and every event is refused at the door.
+    /// The account and region acted on: the function's own, or in a hub the event's registry once the door
+    /// admitted it; `None`: unknown, and every event is refused at the door.
     pub home: Option<Home>,
+    /// The clients and ledger of that registry.
+    pub registry: Arc<Registry>,
     /// When the invocation is cut off, if the runtime says.
     pub deadline: Option<std::time::SystemTime>,
     /// Lambda's request id (the same for the retries of an invocation): who holds the notification claims.
     pub request_id: String,
+}
+
+impl Context<'_> {
+    /// ECR in the registry acted on.
+    pub fn ecr(&self) -> &aws_sdk_ecr::Client {
+        &self.registry.ecr
+    }
+
+    /// The ledger's records of the registry acted on.
+    pub fn ledger(&self) -> &Ledger {
+        &self.registry.ledger
+    }
+
+    /// Amazon Inspector in the registry acted on (functions built with an Inspector client).
+    pub fn inspector(&self) -> Result<&aws_sdk_inspector2::Client, WardenError> {
+        self.registry
+            .inspector
+            .as_ref()
+            .ok_or_else(|| WardenError::Config("this function has no Inspector client".into()))
+    }
 }
 
 /// A function's policy, configuration, clients and ledger, built once at init.
@@ -39,35 +72,80 @@ pub struct Base {
     pub policy: Policy,
     pub config: Config,
     pub clients: Clients,
+    /// The ledger unscoped: notification claims and the journal, keyed by event id.
     pub ledger: Ledger,
+    /// The registries the function acts on (its own, or a hub's members).
+    pub registries: Registries,
 }
 
 impl Base {
-    pub fn new(function: &'static str, policy: Policy, config: Config, clients: Clients) -> Result<Self, WardenError> {
+    /// The base of `function`; `inspector` for functions that read findings or coverage. In a hub
+    /// ([`crate::reach::Reach::Hub`]) the member registries' clients are derived from these.
+    pub fn new(
+        function: &'static str,
+        policy: Policy,
+        config: Config,
+        clients: Clients,
+        inspector: Option<aws_sdk_inspector2::Client>,
+    ) -> Result<Self, WardenError> {
         let ledger = Ledger::new(clients.dynamodb.clone(), config.require_ledger_table()?);
+        let own = Registry { ecr: clients.ecr.clone(), inspector, ledger: ledger.clone() };
+        let registries = match (&config.reach, &clients.sdk) {
+            (crate::reach::Reach::Home, _) => Registries::own(own),
+            (crate::reach::Reach::Hub(hub), Some(sdk)) => {
+                Registries::hub(own, hub.clone(), sdk.clone(), clients.calls.clone(), &format!("ecr-warden-{function}"))
+            }
+            (crate::reach::Reach::Hub(_), None) => {
+                return Err(WardenError::Config("a hub needs the SDK configuration to assume member roles".into()));
+            }
+        };
         if let Some(route) = policy.notify.routes.iter().find(|r| !config.topics.contains_key(&r.topic)) {
             return Err(WardenError::Config(format!(
                 "the policy routes notifications to topic `{}`, which {TOPICS_ENV} does not name",
                 route.topic
             )));
         }
-        Ok(Self { function, policy, config, clients, ledger })
+        Ok(Self { function, policy, config, clients, ledger, registries })
     }
 
-    /// The frame of every invocation: the event parsed once, refused at the door (another account or region)
-    /// or handed to `dispatch`, and the outcome finished with the AWS calls it cost.
+    /// The frame of every invocation: a batch from a hub's sweep queue runs item by item (`Base::run_batch`);
+    /// an event is parsed once, planned (a hub's schedule), refused at the door (another account or region) or
+    /// handed to `dispatch`, and the outcome finished with the AWS calls it cost.
     pub async fn run(
         &self,
         payload: serde_json::Value,
         invocation: &Invocation,
-        dispatch: impl AsyncFnOnce(&Context<'_>) -> Result<Outcome, WardenError>,
+        function: &impl Dispatch,
+    ) -> Result<Outcome, WardenError> {
+        match crate::fanout::sqs_records(&payload) {
+            Some(records) => Ok(self.run_batch(records, invocation, function).await),
+            None => self.run_one(payload, invocation, function).await,
+        }
+    }
+
+    /// [`Base::run`] for one event.
+    pub(crate) async fn run_one(
+        &self,
+        payload: serde_json::Value,
+        invocation: &Invocation,
+        function: &impl Dispatch,
     ) -> Result<Outcome, WardenError> {
         let started = self.start();
         let event = crate::event::parse(payload)?;
-        let cx = self.context(&event, invocation);
-        let outcome = match self.refuse(&cx) {
-            Some(refused) => refused,
-            None => dispatch(&cx).await?,
+        let mut cx = self.context(&event, invocation);
+        if let Some(sweep) = self.hub_schedule(&cx) {
+            let planned = self.plan(&cx, sweep).await?;
+            return Ok(self.finish(planned, started));
+        }
+        let outcome = match admit(cx.event, cx.home.as_ref(), &self.config.reach) {
+            Err(reason) => self.refused(&cx, reason),
+            Ok(registry) => {
+                if let Some(home) = &cx.home {
+                    cx.registry = self.registries.registry(home, &registry).await?;
+                }
+                cx.home = Some(registry);
+                function.dispatch_event(&cx).await?
+            }
         };
         Ok(self.finish(outcome, started))
     }
@@ -84,15 +162,15 @@ impl Base {
             event,
             at,
             home: invocation.home(),
+            registry: self.registries.own_registry(),
             deadline: invocation.deadline,
             request_id: invocation.request_id.clone(),
         }
     }
 
-    /// The door every event passes first: the skipped outcome, with the reason, of an event from an account or
-    /// region this function does not serve ([`admit`]); `None` for an event it may act on.
-    pub fn refuse(&self, cx: &Context<'_>) -> Option<Outcome> {
-        let reason = admit(cx.event, cx.home.as_ref()).err()?;
+    /// The skipped outcome, with the reason, of an event the door refused ([`admit`]): from an account or region
+    /// this function does not serve.
+    fn refused(&self, cx: &Context<'_>, reason: String) -> Outcome {
         tracing::warn!(
             function = self.function,
             event_id = %cx.event.id,
@@ -101,14 +179,14 @@ impl Base {
             %reason,
             "event refused at the door"
         );
-        Some(self.skipped(cx, reason))
+        self.skipped(cx, reason)
     }
 
     /// Where this event's decided steps are carried out.
     pub fn executor<'a>(&'a self, cx: &'a Context<'_>) -> Executor<'a> {
         Executor {
-            ecr: &self.clients.ecr,
-            ledger: &self.ledger,
+            ecr: cx.ecr(),
+            ledger: cx.ledger(),
             function: self.function,
             event_id: &cx.event.id,
             dry_run: self.config.dry_run,
@@ -131,7 +209,7 @@ impl Base {
         lasts: std::time::Duration,
     ) -> Result<Lease, WardenError> {
         let holder = format!("{} {}", self.function, cx.request_id);
-        self.ledger.lease(subject, &holder, (Utc::now().timestamp(), lasts)).await
+        cx.ledger().lease(subject, &holder, (Utc::now().timestamp(), lasts)).await
     }
 
     /// Gives a lease back. A failure costs only the lease's remaining seconds (it expires): logged, not raised.
@@ -160,6 +238,11 @@ impl Base {
             "outcome"
         );
         outcome
+    }
+
+    /// The registry acted on, in a hub: what its notifications name.
+    pub fn hub_registry<'a>(&self, cx: &'a Context<'_>) -> Option<&'a Home> {
+        matches!(self.config.reach, crate::reach::Reach::Hub(_)).then_some(cx.home.as_ref()).flatten()
     }
 
     pub fn skipped(&self, cx: &Context<'_>, reason: impl Into<String>) -> Outcome {
@@ -256,6 +339,8 @@ impl Base {
             dry_run: self.config.dry_run,
             event_id: cx.event.id.clone(),
             time: cx.at.clone(),
+            account: self.hub_registry(cx).map(|home| home.account.clone()),
+            region: self.hub_registry(cx).map(|home| home.region.clone()),
         }
     }
 }

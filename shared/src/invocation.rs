@@ -8,71 +8,12 @@
 //! it would change the same-named repository here.
 
 use crate::event::Event;
+pub use crate::reach::{Home, Reach, is_account_id, is_region};
 use std::time::{Duration, SystemTime};
 
 /// Local emulators (`cargo lambda watch`) hand the function no ARN (it sends the literal `function-arn`).
 /// There, and only there, this variable names the account the function serves; the region is `AWS_REGION`.
 pub const LOCAL_ACCOUNT_ENV: &str = "WARDEN_LOCAL_ACCOUNT";
-
-/// The account and region a function serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Home {
-    pub partition: String,
-    pub account: String,
-    pub region: String,
-}
-
-impl Home {
-    /// From `arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]`; `None` for anything else.
-    pub fn from_function_arn(arn: &str) -> Option<Self> {
-        let mut parts = arn.split(':');
-        let (arn_, partition, service, region, account, kind) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let valid = arn_ == "arn"
-            && service == "lambda"
-            && kind == "function"
-            && parts.next().is_some_and(|name| !name.is_empty())
-            && is_account_id(account)
-            && is_region(region);
-        valid.then(|| Self { partition: partition.to_owned(), account: account.to_owned(), region: region.to_owned() })
-    }
-
-    /// The ARN Amazon Inspector and ECR give an image of this registry.
-    pub fn image_arn(&self, repository: &str, digest: &str) -> String {
-        format!("arn:{}:ecr:{}:{}:repository/{repository}/{digest}", self.partition, self.region, self.account)
-    }
-}
-
-impl Home {
-    /// A home in the `aws` partition (local fallbacks and tests).
-    pub fn new(account: &str, region: &str) -> Self {
-        Self { partition: "aws".into(), account: account.to_owned(), region: region.to_owned() }
-    }
-}
-
-/// Twelve digits.
-pub fn is_account_id(text: &str) -> bool {
-    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`: lower-case words and a number.
-fn is_region(text: &str) -> bool {
-    let mut parts = text.split('-').peekable();
-    let mut words = 0;
-    while let Some(part) = parts.next() {
-        let last = parts.peek().is_none();
-        let ok = if last {
-            !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())
-        } else {
-            !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase())
-        };
-        if !ok {
-            return false;
-        }
-        words += 1;
-    }
-    words >= 3
-}
 
 /// What the runtime says about one invocation.
 #[derive(Debug, Clone, Default)]
@@ -132,8 +73,9 @@ impl From<&lambda_runtime::Context> for Invocation {
     }
 }
 
-/// Whether a function serving `home` may act on `event`; `Err` says why not (the event is skipped).
-pub fn admit(event: &Event, home: Option<&Home>) -> Result<(), String> {
+/// The registry a function serving `home` with `reach` acts on for `event`; `Err` says why it acts on none (the
+/// event is skipped).
+pub fn admit(event: &Event, home: Option<&Home>, reach: &Reach) -> Result<Home, String> {
     let Some(home) = home else {
         return Err(format!(
             "this function cannot tell which account and region it serves (the runtime gave no function ARN and \
@@ -141,17 +83,7 @@ pub fn admit(event: &Event, home: Option<&Home>) -> Result<(), String> {
         ));
     };
     match (event.account.as_deref(), event.region.as_deref()) {
-        (Some(account), Some(region)) if account == home.account && region == home.region => Ok(()),
-        (Some(account), Some(region)) if account != home.account => Err(format!(
-            "the event comes from account {account} ({region}); this function serves account {} in {}: \
-             it does not act on other accounts' registries",
-            home.account, home.region
-        )),
-        (Some(_), Some(region)) => Err(format!(
-            "the event comes from region {region}; this function serves {} in account {}: it does not act on \
-             other regions' registries",
-            home.region, home.account
-        )),
+        (Some(account), Some(region)) => reach.registry(home, account, region),
         _ => Err("the event names no account or region (EventBridge always does): it is not acted on".into()),
     }
 }
@@ -230,14 +162,16 @@ mod tests {
     #[test]
     fn the_door_admits_only_the_home_account_and_region() {
         let home = Home::new("123456789012", "us-east-1");
-        assert_eq!(admit(&event(Some("123456789012"), Some("us-east-1")), Some(&home)), Ok(()));
-        let foreign = admit(&event(Some("999999999999"), Some("us-east-1")), Some(&home)).expect_err("foreign");
+        assert_eq!(admit(&event(Some("123456789012"), Some("us-east-1")), Some(&home), &Reach::Home), Ok(home.clone()));
+        let foreign =
+            admit(&event(Some("999999999999"), Some("us-east-1")), Some(&home), &Reach::Home).expect_err("foreign");
         assert!(foreign.contains("account 999999999999") && foreign.contains("serves account 123456789012"));
-        let elsewhere = admit(&event(Some("123456789012"), Some("eu-west-1")), Some(&home)).expect_err("region");
+        let elsewhere =
+            admit(&event(Some("123456789012"), Some("eu-west-1")), Some(&home), &Reach::Home).expect_err("region");
         assert!(elsewhere.contains("region eu-west-1"), "{elsewhere}");
-        assert!(admit(&event(None, Some("us-east-1")), Some(&home)).is_err());
-        assert!(admit(&event(Some("123456789012"), None), Some(&home)).is_err());
-        let unknown = admit(&event(Some("123456789012"), Some("us-east-1")), None).expect_err("no home");
+        assert!(admit(&event(None, Some("us-east-1")), Some(&home), &Reach::Home).is_err());
+        assert!(admit(&event(Some("123456789012"), None), Some(&home), &Reach::Home).is_err());
+        let unknown = admit(&event(Some("123456789012"), Some("us-east-1")), None, &Reach::Home).expect_err("no home");
         assert!(unknown.contains(LOCAL_ACCOUNT_ENV), "{unknown}");
     }
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod event;
+pub mod fanout;
 pub mod fingerprint;
 pub mod fuzzing;
 pub mod gate;
@@ -18,6 +19,8 @@ pub mod gate;
 pub mod golden;
 #[cfg(feature = "aws")]
 pub mod handler;
+#[cfg(feature = "aws")]
+pub mod hub;
 pub mod invocation;
 pub mod kinds;
 pub mod lifecycle;
@@ -25,6 +28,7 @@ pub mod notify;
 pub mod outcome;
 pub mod pattern;
 pub mod policy;
+pub mod reach;
 pub mod tags;
 pub mod template;
 #[cfg(feature = "test-util")]

@@ -87,6 +87,10 @@ pub enum Decision {
     Notified(&'static str),
     /// notify: the event's notification was sent before (a replay).
     AlreadyNotified,
+    /// A hub's schedule: one sweep work item queued per governed registry (`crate::fanout`).
+    Planned,
+    /// A batch of work items from the sweep queue: each item's outcome in `items`.
+    Batch,
 }
 
 impl Decision {
@@ -99,6 +103,8 @@ impl Decision {
             Decision::Audit(decision) => decision.as_str(),
             Decision::Notified(kind) => kind,
             Decision::AlreadyNotified => "already-notified",
+            Decision::Planned => "sweep-planned",
+            Decision::Batch => "batch",
         }
     }
 }
@@ -175,9 +181,13 @@ pub struct Outcome {
     /// scan-gate: the gate's supply-chain criteria (signature, referrers), each met, unmet or waiting.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub criteria: Vec<crate::gate::supply_chain::Criterion>,
-    /// Sweeps: one entry per repository.
+    /// Sweeps: one entry per repository; batches: one per work item.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<Outcome>,
+    /// Batches from the sweep queue: the work items that failed, for SQS to deliver again (Lambda's partial batch
+    /// response reads this very field).
+    #[serde(rename = "batchItemFailures", skip_serializing_if = "Vec::is_empty")]
+    pub batch_item_failures: Vec<crate::fanout::BatchItemFailure>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]

@@ -100,6 +100,7 @@ pub fn clients_with_leases(
             }
         }),
         calls,
+        sdk: None,
     }
 }
 

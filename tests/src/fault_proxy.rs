@@ -33,6 +33,8 @@ pub enum Fault {
     KillBefore,
     /// The invocation dies after the request took effect, before its answer: forwarded, no answer, killed.
     KillAfter,
+    /// HTTP 403 `AccessDenied` (a role or policy refuses the caller).
+    Denied,
 }
 
 /// When a rule fires among the requests it matches.
@@ -52,6 +54,8 @@ pub enum Trigger {
 struct Rule {
     service: String,
     operation: Option<String>,
+    /// Only requests whose body contains this (an account id in a role ARN, say).
+    body_contains: Option<String>,
     fault: Fault,
     trigger: Trigger,
     matched: u32,
@@ -84,7 +88,14 @@ impl FaultPlan {
     /// [`Fault::KillAfter`]); before every other rule.
     #[must_use]
     pub fn kill_at(mut self, n: u32, fault: Fault) -> Self {
-        let rule = Rule { service: "*".into(), operation: None, fault, trigger: Trigger::Nth(n), matched: 0 };
+        let rule = Rule {
+            service: "*".into(),
+            operation: None,
+            body_contains: None,
+            fault,
+            trigger: Trigger::Nth(n),
+            matched: 0,
+        };
         self.rules.insert(0, rule);
         self
     }
@@ -105,11 +116,22 @@ impl FaultPlan {
         self.rules.push(Rule {
             service: service.to_owned(),
             operation: operation.map(str::to_owned),
+            body_contains: None,
             fault,
             trigger,
             matched: 0,
         });
         self
+    }
+
+    /// [`FaultPlan::fail`] for requests whose body contains `text` only.
+    #[must_use]
+    pub fn fail_if(self, service: &str, operation: &str, text: &str, fault: Fault, trigger: Trigger) -> Self {
+        let mut plan = self.fail(service, Some(operation), fault, trigger);
+        if let Some(rule) = plan.rules.last_mut() {
+            rule.body_contains = Some(text.to_owned());
+        }
+        plan
     }
 
     fn next_random(&mut self) -> f64 {
@@ -122,11 +144,14 @@ impl FaultPlan {
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn decide(&mut self, service: &str, operation: &str) -> Option<Fault> {
+    fn decide(&mut self, service: &str, operation: &str, body: &str) -> Option<Fault> {
         for i in 0..self.rules.len() {
             let rule = &self.rules[i];
             let service_matches = rule.service == "*" || rule.service == service;
             if !service_matches || rule.operation.as_deref().is_some_and(|op| op != operation) {
+                continue;
+            }
+            if rule.body_contains.as_deref().is_some_and(|text| !body.contains(text)) {
                 continue;
             }
             self.rules[i].matched += 1;
@@ -370,7 +395,7 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let (fault, gather) = match shared.state.lock() {
         Ok(mut state) => {
             *state.stats.requests.entry(key.clone()).or_default() += 1;
-            let fault = state.plan.decide(&service, &operation);
+            let fault = state.plan.decide(&service, &operation, &String::from_utf8_lossy(&request.body));
             if let Some(fault) = fault {
                 *state.stats.faults.entry((key.clone(), fault)).or_default() += 1;
             }
@@ -466,13 +491,14 @@ fn fault_response(service: &str, fault: Fault) -> Vec<u8> {
         (_, Fault::Unavailable | Fault::ResponseLost) => {
             (503, "text/plain", String::new(), "Service Unavailable".to_owned())
         }
-        ("sns", fault) => {
+        ("sns" | "sts", fault) => {
             let (status, kind, code) = match fault {
                 Fault::Throttle => (400, "Sender", "Throttling"),
+                Fault::Denied => (403, "Sender", "AccessDenied"),
                 _ => (500, "Receiver", "InternalError"),
             };
             let body = format!(
-                "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><Error><Type>{kind}</Type>\
+                "<ErrorResponse xmlns=\"http://{service}.amazonaws.com/doc/\"><Error><Type>{kind}</Type>\
                  <Code>{code}</Code><Message>injected by the fault proxy</Message></Error>\
                  <RequestId>fault-proxy</RequestId></ErrorResponse>"
             );
@@ -493,15 +519,20 @@ fn fault_response(service: &str, fault: Fault) -> Vec<u8> {
                 }
                 ("dynamodb", _) => "com.amazonaws.dynamodb.v20120810#InternalServerError",
                 (_, Fault::Throttle) => "ThrottlingException",
+                (_, Fault::Denied) => "AccessDeniedException",
                 _ => "ServerException",
             };
-            let status = if fault == Fault::Throttle { 400 } else { 500 };
+            let status = match fault {
+                Fault::Throttle | Fault::Denied => 400,
+                _ => 500,
+            };
             let body = format!(r#"{{"__type":"{code}","message":"injected by the fault proxy"}}"#);
             (status, "application/x-amz-json-1.1", String::new(), body)
         }
     };
     let reason = match status {
         400 => "Bad Request",
+        403 => "Forbidden",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         _ => "Service Unavailable",

@@ -14,6 +14,7 @@ use warden::policy::{Classification, EMBEDDED_POLICY, Policy};
 
 pub mod fault_proxy;
 pub mod inspector;
+pub mod org;
 
 pub const ACCOUNT: &str = "123456789012";
 
@@ -200,20 +201,7 @@ impl Stack {
     /// Pushes an image manifest under `tag` (or by digest only) the way a registry client does, and returns
     /// its digest (sha256 of the manifest bytes, as ECR computes it).
     pub async fn push(&self, repository: &str, seed: &str, tag: Option<&str>) -> String {
-        let manifest = manifest(seed);
-        let digest = digest_of(&manifest);
-        let mut request = self
-            .ecr
-            .put_image()
-            .repository_name(repository)
-            .image_manifest(&manifest)
-            .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
-            .image_digest(&digest);
-        if let Some(tag) = tag {
-            request = request.image_tag(tag);
-        }
-        request.send().await.expect("push");
-        digest
+        org::push_to(&self.ecr, repository, seed, tag).await
     }
 
     /// Pushes a multi-platform OCI image index under `tag`: two child manifests pushed by digest first (as
@@ -282,14 +270,7 @@ impl Stack {
 
     /// All tags of an image; None when the image is gone.
     pub async fn tags_of(&self, repository: &str, digest: &str) -> Option<Vec<String>> {
-        let images = self.ecr.list_images().repository_name(repository).send().await.expect("list images");
-        let ids: Vec<_> = images.image_ids().iter().filter(|id| id.image_digest() == Some(digest)).collect();
-        if ids.is_empty() {
-            return None;
-        }
-        let mut tags: Vec<String> = ids.iter().filter_map(|id| id.image_tag().map(str::to_owned)).collect();
-        tags.sort();
-        Some(tags)
+        org::tags_in(&self.ecr, repository, digest).await
     }
 
     /// Every SNS message that reached the stack's queue so far (the SNS JSON envelopes).

@@ -31,7 +31,6 @@ pub const KIND: &str = "audit-findings";
 #[derive(Debug)]
 pub struct Audit {
     pub(crate) base: Base,
-    inspector: aws_sdk_inspector2::Client,
     /// Where findings are published besides the summary, when the deployment enables it.
     security_hub: Option<aws_sdk_securityhub::Client>,
 }
@@ -44,24 +43,17 @@ impl Audit {
         inspector: aws_sdk_inspector2::Client,
         security_hub: Option<aws_sdk_securityhub::Client>,
     ) -> Result<Self, WardenError> {
-        Ok(Self { base: Base::new(FUNCTION, policy, config, clients)?, inspector, security_hub })
+        Ok(Self { base: Base::new(FUNCTION, policy, config, clients, Some(inspector))?, security_hub })
     }
 
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
-        self.base
-            .run(payload, invocation, async |cx| match &cx.event.kind {
-                // Boxed: the read and delivery futures together are too deep a type nested in the runtime's.
-                EventKind::Scheduled(_) => Box::pin(self.audit(cx)).await,
-                _ => Ok(self.base.not_handled(cx)),
-            })
-            .await
+        self.base.run(payload, invocation, self).await
     }
 
     async fn audit(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {
         // The door admitted the event, so the function knows its account and region.
         let home = cx.home.as_ref().ok_or_else(|| WardenError::Config("the function's account is unknown".into()))?;
-        let readers =
-            Readers { ecr: &self.base.clients.ecr, inspector: &self.inspector, ledger: Some(&self.base.ledger) };
+        let readers = Readers { ecr: cx.ecr(), inspector: cx.inspector()?, ledger: Some(cx.ledger()) };
         let stop_at = cx.deadline.and_then(|deadline| deadline.checked_sub(MARGIN));
         let at = (home.account.as_str(), home.region.as_str());
         let registry = snapshot(readers, &self.base.policy, at, stop_at, &mut |_, _| {}).await?;
@@ -119,3 +111,13 @@ fn standing(notification: warden::notify::Notification, findings: &[Finding]) ->
 
 #[cfg(test)]
 mod tests;
+
+impl warden::handler::Dispatch for Audit {
+    // Boxed: the read and delivery futures together are too deep a type nested in the runtime's.
+    fn dispatch_event<'c>(&'c self, cx: &'c Context<'c>) -> warden::handler::Dispatched<'c> {
+        match &cx.event.kind {
+            EventKind::Scheduled(_) => Box::pin(self.audit(cx)),
+            _ => Box::pin(std::future::ready(Ok(self.base.not_handled(cx)))),
+        }
+    }
+}

@@ -48,7 +48,6 @@ const INCOMPLETE: &str = "lifecycle-sweep-incomplete";
 #[derive(Debug)]
 pub struct Lifecycle {
     pub(crate) base: Base,
-    pub(crate) inspector: aws_sdk_inspector2::Client,
 }
 
 /// What a run may still do: until when (the invocation's deadline less [`SWEEP_MARGIN`]) and, for a sweep, how
@@ -109,13 +108,13 @@ impl Lifecycle {
         clients: Clients,
         inspector: aws_sdk_inspector2::Client,
     ) -> Result<Self, WardenError> {
-        Ok(Self { base: Base::new(FUNCTION, policy, config, clients)?, inspector })
+        Ok(Self { base: Base::new(FUNCTION, policy, config, clients, Some(inspector))? })
     }
 
     /// Handles one EventBridge event. The invocation's deadline stops sweeps and deletions in time.
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
         // Boxed: the frame's future nested in the runtime's is otherwise too deep for the compiler's layout query.
-        self.base.run(payload, invocation, async |cx| Box::pin(self.dispatch(cx)).await).await
+        self.base.run(payload, invocation, self).await
     }
 
     async fn dispatch(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {
@@ -174,7 +173,7 @@ impl Lifecycle {
                 let said = Said::once(self.applied(cx, &outcome));
                 let sent = self.base.report(cx, Report::TellChanged(said)).await?;
                 if outcome.actions.iter().any(|a| a.result == ActionResult::Done) {
-                    self.base.ledger.clear_policy_intents(&cx.event.id, &[repository.to_owned()]).await?;
+                    cx.ledger().clear_policy_intents(&cx.event.id, &[repository.to_owned()]).await?;
                 }
                 // A retry of an attempt whose put failed parked the same news: with the claim taken it is not
                 // sent again, only cleared.
@@ -200,14 +199,14 @@ impl Lifecycle {
     /// did not find them on (it resumed past them): reported with this run's if they are in place.
     async fn policies_put_before(&self, cx: &Context<'_>, state: &mut SweepState) -> Result<(), WardenError> {
         if state.intents.is_none() {
-            state.intents = Some(self.base.ledger.policy_intents(&cx.event.id).await?);
+            state.intents = Some(cx.ledger().policy_intents(&cx.event.id).await?);
         }
         let seen: Vec<String> = state.changes.iter().filter_map(|c| c.repository.clone()).collect();
         let noted: Vec<String> = state.intents.iter().flatten().filter(|r| !seen.contains(r)).cloned().collect();
         for repository in noted {
             let Classification::Managed(class) = self.base.policy.classify(&repository) else { continue };
             let Some(native) = class.lifecycle.as_ref().and_then(|l| l.native.as_ref()) else { continue };
-            let ecr = &self.base.clients.ecr;
+            let ecr = cx.ecr();
             let Found::Yes(current) = warden::aws::retention::current_policy(ecr, &repository).await? else {
                 continue;
             };
@@ -241,7 +240,7 @@ impl Lifecycle {
         let mut read = None;
         let intents = intents.unwrap_or(&mut read);
         if intents.is_none() {
-            *intents = Some(self.base.ledger.policy_intents(&cx.event.id).await?);
+            *intents = Some(cx.ledger().policy_intents(&cx.event.id).await?);
         }
         if !intents.as_ref().is_some_and(|noted| noted.contains(repository)) {
             return Ok(baseline);
@@ -315,13 +314,13 @@ impl Lifecycle {
         let recovered = self.recover_journal(cx, None).await?;
         // A sweep that names its repositories needs no listing: one that no longer exists is skipped below.
         let mut repositories: Vec<String> = if sweep.repositories.is_empty() {
-            ecr::list_repositories(&self.base.clients.ecr).await?.into_iter().map(|r| r.name).collect()
+            ecr::list_repositories(cx.ecr()).await?.into_iter().map(|r| r.name).collect()
         } else {
             sweep.repositories.clone()
         };
         repositories.sort();
         repositories.dedup();
-        let resume = self.base.ledger.sweep_cursor(&scope).await?;
+        let resume = cx.ledger().sweep_cursor(&scope).await?;
         if let Some(at) = &resume {
             outcome
                 .reasons
@@ -356,7 +355,7 @@ impl Lifecycle {
             }
         }
         self.policies_put_before(cx, &mut state).await?;
-        self.base.ledger.save_sweep_cursor(&state.scope, state.stopped_at.as_ref(), &cx.at).await?;
+        cx.ledger().save_sweep_cursor(&state.scope, state.stopped_at.as_ref(), &cx.at).await?;
         self.finish_sweep(cx, &mut outcome, &repositories, state).await?;
         outcome.notified |= recovered;
         Ok(outcome)
@@ -377,7 +376,7 @@ impl Lifecycle {
         let at = |phase: &str| SweepCursor { repository: repository.to_owned(), phase: phase.to_owned() };
         let mut inventory: Option<Inventory> = None;
         if let Some(native) = lifecycle.native.as_ref().filter(|_| resumed_phase != Some("retention")) {
-            self.base.ledger.save_sweep_cursor(&state.scope, Some(&at("native")), &cx.at).await?;
+            cx.ledger().save_sweep_cursor(&state.scope, Some(&at("native")), &cx.at).await?;
             let apply = lifecycle.apply_native && budget.repositories > 0;
             let mut item = self.base.outcome_for(cx, class, repository, None, &[]);
             let (baseline, read) = self.baseline(cx, class, repository, (native, apply)).await?;
@@ -412,7 +411,7 @@ impl Lifecycle {
         }
         if let Some(rules) = &lifecycle.retention {
             if lifecycle.native.is_some() {
-                self.base.ledger.save_sweep_cursor(&state.scope, Some(&at("retention")), &cx.at).await?;
+                cx.ledger().save_sweep_cursor(&state.scope, Some(&at("retention")), &cx.at).await?;
             }
             if let Some(run) = self.retain(cx, class, rules, repository, budget, inventory).await? {
                 state.deleted += run.deleted;
@@ -466,7 +465,7 @@ impl Lifecycle {
                 .filter(|c| c.actions.iter().any(|a| a.result == ActionResult::Done))
                 .filter_map(|c| c.repository.clone())
                 .collect();
-            self.base.ledger.clear_policy_intents(&cx.event.id, &put).await?;
+            cx.ledger().clear_policy_intents(&cx.event.id, &put).await?;
         }
         let standing = [(&state.refused, REFUSED, Severity::Critical), (&state.drift, DRIFT, Severity::Warning)]
             .into_iter()
@@ -544,3 +543,11 @@ struct SweepState {
 
 #[cfg(test)]
 mod tests;
+
+impl warden::handler::Dispatch for Lifecycle {
+    // Boxed: the nested futures are otherwise too deep for the compiler's layout query, and a batch of sweep
+    // work items calls it once per item.
+    fn dispatch_event<'c>(&'c self, cx: &'c Context<'c>) -> warden::handler::Dispatched<'c> {
+        Box::pin(self.dispatch(cx))
+    }
+}

@@ -60,7 +60,7 @@ impl Lifecycle {
         (native, apply): (&NativePolicy, bool),
         inventory: &mut Option<Inventory>,
     ) -> Result<Baseline, WardenError> {
-        let current = match retention::current_policy(&self.base.clients.ecr, repository).await? {
+        let current = match retention::current_policy(cx.ecr(), repository).await? {
             Found::Yes(current) => current,
             _ => return Ok(Baseline::Gone),
         };
@@ -77,14 +77,14 @@ impl Lifecycle {
         if self.base.config.dry_run {
             return Ok(Baseline::Changed(action(ActionResult::DryRun, None)));
         }
-        match self.refusals(class, repository, native).await? {
+        match self.refusals(cx, class, repository, native).await? {
             None => return Ok(Baseline::Gone),
             Some((refusals, _)) if !refusals.is_empty() => return Ok(Baseline::Refused(refusals)),
             Some((_, read)) => *inventory = Some(read),
         }
         // Noted first: a retry finding the policy in place knows this event put it (see `journal`).
-        self.base.ledger.note_policy_intent(&cx.event.id, repository, chrono::Utc::now().timestamp()).await?;
-        match retention::put_policy(&self.base.clients.ecr, repository, &native.text).await {
+        cx.ledger().note_policy_intent(&cx.event.id, repository, chrono::Utc::now().timestamp()).await?;
+        match retention::put_policy(cx.ecr(), repository, &native.text).await {
             Ok(true) => Ok(Baseline::Changed(action(ActionResult::Done, None))),
             Ok(false) => Ok(Baseline::Changed(action(ActionResult::Gone, None))),
             // The put may have landed with its answer lost: reported as done if the retry finds it in place.
@@ -98,11 +98,12 @@ impl Lifecycle {
     /// the repository is gone.
     async fn refusals(
         &self,
+        cx: &Context<'_>,
         class: &Class,
         repository: &str,
         native: &NativePolicy,
     ) -> Result<Option<(Vec<String>, Inventory)>, WardenError> {
-        let ecr = &self.base.clients.ecr;
+        let ecr = cx.ecr();
         let Found::Yes(images) = ecr::lifecycle_inventory(ecr, repository).await? else { return Ok(None) };
         let now = chrono::Utc::now().timestamp();
         if decide(&native.policy, &images, now).is_empty() {
@@ -112,7 +113,7 @@ impl Lifecycle {
             class.lifecycle.as_ref().and_then(|l| l.retention.clone()).unwrap_or_else(RetentionRules::protections_only);
         let mut observed = Observed::default();
         if rules.protect_in_use {
-            observed.in_use = retention::images_in_use(&self.inspector, repository).await?;
+            observed.in_use = retention::images_in_use(cx.inspector()?, repository).await?;
         }
         let indexes: Vec<String> = images.iter().filter(|i| i.is_index()).map(|i| i.digest.clone()).collect();
         if !indexes.is_empty() {

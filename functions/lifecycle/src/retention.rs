@@ -50,7 +50,7 @@ impl Lifecycle {
         budget: &mut Budget,
         inventory: Option<Inventory>,
     ) -> Result<Option<RetentionRun>, WardenError> {
-        let ecr = &self.base.clients.ecr;
+        let ecr = cx.ecr();
         let mut outcome = self.base.outcome_for(cx, class, repository, None, &[]);
         let Inventory { images, observed } = match inventory {
             Some(inventory) => inventory,
@@ -65,7 +65,7 @@ impl Lifecycle {
                 _ => return Ok(None),
             },
         };
-        let Some(plan) = self.plan(class, rules, repository, &images, observed).await? else { return Ok(None) };
+        let Some(plan) = self.plan(cx, class, rules, repository, &images, observed).await? else { return Ok(None) };
         let mut allowed = plan.delete.len();
         let sweep_cap = budget.cap(allowed);
         if let Some(why) = &sweep_cap {
@@ -140,6 +140,7 @@ impl Lifecycle {
     /// (and not read already). `None`: the repository is gone.
     async fn plan(
         &self,
+        cx: &Context<'_>,
         class: &Class,
         rules: &RetentionRules,
         repository: &str,
@@ -157,11 +158,11 @@ impl Lifecycle {
         }
         // Only now is it worth asking what is in use and what kept indexes reference.
         if rules.protect_in_use && observed.in_use == warden::lifecycle::InUseData::NotRead {
-            observed.in_use = retention::images_in_use(&self.inspector, repository).await?;
+            observed.in_use = retention::images_in_use(cx.inspector()?, repository).await?;
         }
         let indexes: Vec<String> = images.iter().filter(|i| i.is_index()).map(|i| i.digest.clone()).collect();
         if !indexes.is_empty() && observed.index_children.is_empty() {
-            match retention::index_children(&self.base.clients.ecr, repository, &indexes).await? {
+            match retention::index_children(cx.ecr(), repository, &indexes).await? {
                 Found::Yes(children) => observed.index_children = children,
                 _ => return Ok(None),
             }
@@ -181,7 +182,7 @@ impl Lifecycle {
         budget: &mut Budget,
         lease: Option<&Lease>,
     ) -> Result<Option<Acted>, WardenError> {
-        let ecr = &self.base.clients.ecr;
+        let ecr = cx.ecr();
         let Found::Yes(now_tagged) = retention::current_tags(ecr, repository).await? else { return Ok(None) };
         let chosen: Vec<(String, u32)> =
             plan.delete.iter().take(allowed).map(|c| (images[c.image].digest.clone(), c.rule_priority)).collect();
@@ -218,7 +219,7 @@ impl Lifecycle {
                 written_at: Utc::now().timestamp(),
                 digests: batch.to_vec(),
             };
-            self.base.ledger.journal_batch(&entry, Utc::now().timestamp()).await?;
+            cx.ledger().journal_batch(&entry, Utc::now().timestamp()).await?;
             journal.push(entry);
             let digests: Vec<String> = batch.iter().map(|(d, _)| d.clone()).collect();
             // A batch failing past the SDK's retries fails the invocation: the journal keeps what landed before
@@ -308,7 +309,7 @@ impl Lifecycle {
             outcome.decision = LifecycleDecision::AlreadyDeleted.into();
             outcome.reasons.push("every image chosen was already gone: nothing of this run's to report".into());
             if let Some(acted) = acted {
-                self.base.ledger.clear_journal(&acted.journal).await?;
+                cx.ledger().clear_journal(&acted.journal).await?;
             }
             return Ok(());
         }
@@ -332,7 +333,7 @@ impl Lifecycle {
             Some(acted) if outcome.decision == Decision::from(LifecycleDecision::Deleted) => {
                 let said = Said::under(notification, per_run(repository, &acted.run));
                 outcome.notified = self.base.report(cx, Report::Tell(said)).await?;
-                self.base.ledger.clear_journal(&acted.journal).await
+                cx.ledger().clear_journal(&acted.journal).await
             }
             _ => {
                 // A dry run or a stop by a cap changes nothing and stands until someone acts: reported when it
@@ -359,7 +360,7 @@ impl Lifecycle {
         cx: &Context<'_>,
         repository: Option<&str>,
     ) -> Result<bool, WardenError> {
-        let entries = self.base.ledger.journal(repository).await?;
+        let entries = cx.ledger().journal(repository).await?;
         let mut runs: std::collections::BTreeMap<(String, String), Vec<JournalEntry>> = Default::default();
         let now = Utc::now().timestamp();
         // A run of another request younger than any invocation's life may still be deleting: its own report.
@@ -369,7 +370,7 @@ impl Lifecycle {
         }
         let mut notified = false;
         for ((repository, run), entries) in runs {
-            let remaining = match retention::current_tags(&self.base.clients.ecr, &repository).await? {
+            let remaining = match retention::current_tags(cx.ecr(), &repository).await? {
                 Found::Yes(tags) => tags,
                 _ => HashMap::new(),
             };
@@ -408,7 +409,7 @@ impl Lifecycle {
                 notified |=
                     self.base.report(cx, Report::Tell(Said::under(notification, per_run(&repository, &run)))).await?;
             }
-            self.base.ledger.clear_journal(&entries).await?;
+            cx.ledger().clear_journal(&entries).await?;
         }
         Ok(notified)
     }

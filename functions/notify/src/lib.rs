@@ -24,20 +24,27 @@ pub struct Notify {
 
 impl Notify {
     pub fn new(policy: Policy, config: Config, clients: Clients) -> Result<Self, WardenError> {
-        Ok(Self { base: Base::new(FUNCTION, policy, config, clients)? })
+        let mut base = Base::new(FUNCTION, policy, config, clients, None)?;
+        // notify reads no registry: in a hub, only its members' ledger records (removals ecr-warden made).
+        base.registries = base.registries.ledger_only();
+        Ok(Self { base })
     }
 
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
         // Boxed: the future of the whole send path (claim, publish, release on failure) is too deep a type for
         // the compiler's layout query when nested in the runtime's.
-        self.base.run(payload, invocation, async |cx| Box::pin(self.notify(cx)).await).await
+        self.base.run(payload, invocation, self).await
     }
 
     async fn notify(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {
-        let notification = match for_event(cx.event, &self.base.policy, &cx.at) {
+        let mut notification = match for_event(cx.event, &self.base.policy, &cx.at) {
             Ok(notification) => notification,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
+        if let Some(registry) = self.base.hub_registry(cx) {
+            (notification.account, notification.region) =
+                (Some(registry.account.clone()), Some(registry.region.clone()));
+        }
         if let Some(reason) = self.own_removal(cx, &notification).await? {
             return Ok(self.base.skipped(cx, reason));
         }
@@ -73,7 +80,7 @@ impl Notify {
         if notification.kind != "protected-tag-deleted" {
             return Ok(None);
         }
-        let removal = self.base.ledger.removal(repository, tag, digest).await?;
+        let removal = cx.ledger().removal(repository, tag, digest).await?;
         let deleted_at = chrono::DateTime::parse_from_rfc3339(&cx.at)
             .map_or_else(|_| chrono::Utc::now().timestamp(), |t| t.timestamp());
         Ok(warden::notify::own_removal(removal.as_ref(), deleted_at))
@@ -84,3 +91,11 @@ impl Notify {
 mod fault_tests;
 #[cfg(test)]
 mod tests;
+
+impl warden::handler::Dispatch for Notify {
+    // Boxed: the nested futures are otherwise too deep for the compiler's layout query, and a batch of sweep
+    // work items calls it once per item.
+    fn dispatch_event<'c>(&'c self, cx: &'c Context<'c>) -> warden::handler::Dispatched<'c> {
+        Box::pin(self.notify(cx))
+    }
+}

@@ -29,13 +29,13 @@ impl ScanGate {
         let Some(gate) = &class.gate else {
             return Ok(self.base.skipped(cx, format!("class `{}` declares no gate", class.name)));
         };
-        let children = match self.index_children(repository, &push.image_digest).await? {
+        let children = match self.index_children(cx, repository, &push.image_digest).await? {
             Ok(children) => children,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
         let (gated, _) = gated_children(&children, &gate.platforms);
-        self.base.ledger.record_index(repository, &push.image_digest, &gated, &cx.event.id).await?;
-        let scanner = registry_scanner(&self.base.clients.ecr).await?;
+        cx.ledger().record_index(repository, &push.image_digest, &gated, &cx.event.id).await?;
+        let scanner = registry_scanner(cx.ecr()).await?;
         let trigger = Trigger::ScanCompleted;
         let index = IndexEvent {
             repository: &push.repository_name,
@@ -60,7 +60,7 @@ impl ScanGate {
         indexes: &[String],
     ) -> Result<Outcome, WardenError> {
         let repository = scanned.repository.as_str();
-        let (own, _) = self.child_scan(scanned.scanner, gate, repository, child).await?;
+        let (own, _) = self.child_scan(cx, scanned.scanner, gate, repository, child).await?;
         let mut outcomes = Vec::new();
         for index in indexes {
             let waiting = |why: String| {
@@ -72,7 +72,7 @@ impl ScanGate {
                 ChildScan::Judged(result) if !result.pass => {
                     self.fail_index(cx, (class, gate), scanned, (index, child), result.clone()).await?
                 }
-                ChildScan::Judged(_) => match self.index_to_regate(gate, scanned, index, child).await? {
+                ChildScan::Judged(_) => match self.index_to_regate(cx, gate, scanned, index, child).await? {
                     Ok(()) => {
                         let event = IndexEvent {
                             repository: scanned.repository,
@@ -106,20 +106,21 @@ impl ScanGate {
     /// index; a failing one is handled without this). `Err`: why not.
     async fn index_to_regate(
         &self,
+        cx: &Context<'_>,
         gate: &GateRules,
         scanned: &Scanned<'_>,
         index: &str,
         child: &str,
     ) -> Result<Result<(), String>, WardenError> {
         let repository = scanned.repository.as_str();
-        let progress = self.base.ledger.child_scanned(repository, index, child).await?;
+        let progress = cx.ledger().child_scanned(repository, index, child).await?;
         if !progress.complete() {
             return Ok(Err(format!(
                 "{} of its {} platform images scanned; the last scan to complete gates the index",
                 progress.scanned, progress.children
             )));
         }
-        Ok(match ecr::describe_digest(&self.base.clients.ecr, repository, index).await? {
+        Ok(match ecr::describe_digest(cx.ecr(), repository, index).await? {
             Found::Yes(image) if image.tags.iter().any(|t| gate.is_promotion_tag(t)) => {
                 Err("this platform image passes and the index is promoted already: nothing changes".into())
             }
@@ -138,7 +139,7 @@ impl ScanGate {
         mut result: warden::gate::GateResult,
     ) -> Result<Outcome, WardenError> {
         let repository = scanned.repository.as_str();
-        let Found::Yes(image) = ecr::describe_digest(&self.base.clients.ecr, repository, index).await? else {
+        let Found::Yes(image) = ecr::describe_digest(cx.ecr(), repository, index).await? else {
             return Ok(self.base.skipped(cx, format!("the index {index} no longer exists")));
         };
         let mut outcome = self.base.outcome_for(cx, class, repository, Some(index), &image.tags);
@@ -165,7 +166,7 @@ impl ScanGate {
         result: warden::gate::GateResult,
     ) -> Result<Option<Outcome>, WardenError> {
         let repository = scanned.repository.as_str();
-        let Found::Yes(image) = ecr::describe_digest(&self.base.clients.ecr, repository, child).await? else {
+        let Found::Yes(image) = ecr::describe_digest(cx.ecr(), repository, child).await? else {
             return Ok(None);
         };
         if !image.tags.iter().any(|t| gate.is_promotion_tag(t)) {
@@ -180,8 +181,13 @@ impl ScanGate {
     }
 
     /// The manifests the index lists, read fresh. `Err`: why there is nothing to gate.
-    async fn index_children(&self, repository: &str, index: &str) -> Result<Result<Vec<Child>, String>, WardenError> {
-        Ok(match ecr::get_manifest(&self.base.clients.ecr, repository, index).await? {
+    async fn index_children(
+        &self,
+        cx: &Context<'_>,
+        repository: &str,
+        index: &str,
+    ) -> Result<Result<Vec<Child>, String>, WardenError> {
+        Ok(match ecr::get_manifest(cx.ecr(), repository, index).await? {
             Found::Yes(manifest) => {
                 parse_index(&manifest.body).map_err(|why| format!("{repository}@{index} is no index to gate: {why}"))
             }
@@ -203,7 +209,7 @@ impl ScanGate {
         let quiet = event.children.is_some() || *event.trigger == Trigger::ReferrerAttached;
         let children = match event.children {
             Some(children) => children,
-            None => match self.index_children(&repository, event.index).await? {
+            None => match self.index_children(cx, &repository, event.index).await? {
                 Ok(children) => children,
                 Err(reason) => return Ok(self.base.skipped(cx, reason)),
             },
@@ -211,7 +217,7 @@ impl ScanGate {
         let (gated, ignored) = gated_children(&children, &gate.platforms);
         let mut scans = Vec::with_capacity(gated.len());
         for child in &gated {
-            scans.push(self.child_scan(event.scanner, gate, &repository, &child.digest).await?);
+            scans.push(self.child_scan(cx, event.scanner, gate, &repository, &child.digest).await?);
         }
         let pairs: Vec<(&Child, &ChildScan)> = gated.iter().copied().zip(scans.iter().map(|(scan, _)| scan)).collect();
         let decision = decide_index(&pairs);
@@ -222,8 +228,8 @@ impl ScanGate {
             .filter(|(_, scan)| matches!(scan, ChildScan::Judged(_)))
             .map(|(child, _)| child.digest.as_str())
             .collect();
-        self.base.ledger.children_scanned(&repository, event.index, &judged).await?;
-        let Found::Yes(image) = ecr::describe_digest(&self.base.clients.ecr, &repository, event.index).await? else {
+        cx.ledger().children_scanned(&repository, event.index, &judged).await?;
+        let Found::Yes(image) = ecr::describe_digest(cx.ecr(), &repository, event.index).await? else {
             return Ok(self.base.skipped(cx, format!("the index {} no longer exists", event.index)));
         };
         let mut outcome = self.base.outcome_for(cx, class, &repository, Some(event.index), &image.tags);
@@ -273,12 +279,13 @@ impl ScanGate {
     /// One child's scan as the registry holds it, and when it completed (basic scanning says).
     async fn child_scan(
         &self,
+        cx: &Context<'_>,
         scanner: warden::gate::Scanner,
         gate: &GateRules,
         repository: &str,
         child: &str,
     ) -> Result<(ChildScan, Option<i64>), WardenError> {
-        let read = registry_scan(&self.base.clients.ecr, &self.inspector, scanner, gate, repository, child, today());
+        let read = registry_scan(cx.ecr(), cx.inspector()?, scanner, gate, repository, child, today());
         Ok(match read.await? {
             RegistryScan::Judged { result, scanned_at } => (ChildScan::Judged(result), scanned_at),
             RegistryScan::NoScan { reason, .. } => (ChildScan::NoScan(reason), None),

@@ -37,7 +37,6 @@ pub const FUNCTION: &str = "scan-gate";
 #[derive(Debug)]
 pub struct ScanGate {
     pub(crate) base: Base,
-    inspector: aws_sdk_inspector2::Client,
 }
 
 /// What a scan event says about one image.
@@ -65,12 +64,12 @@ impl ScanGate {
         clients: Clients,
         inspector: aws_sdk_inspector2::Client,
     ) -> Result<Self, WardenError> {
-        Ok(Self { base: Base::new(FUNCTION, policy, config, clients)?, inspector })
+        Ok(Self { base: Base::new(FUNCTION, policy, config, clients, Some(inspector))? })
     }
 
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
         // Boxed: the nested futures are otherwise too deep for the compiler's layout computation.
-        self.base.run(payload, invocation, async |cx| Box::pin(self.dispatch(cx)).await).await
+        self.base.run(payload, invocation, self).await
     }
 
     async fn dispatch(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {
@@ -146,7 +145,7 @@ impl ScanGate {
                 .then(|| evaluate_counts(gate, &counts))
         });
         // A platform image of a multi-architecture image: the index is gated (and promoted), never the child.
-        let indexes = self.base.ledger.indexes_of(repository, digest).await?;
+        let indexes = cx.ledger().indexes_of(repository, digest).await?;
         if !indexes.is_empty() {
             return self.regate_indexes(cx, (class, gate), scanned, digest, &indexes).await;
         }
@@ -156,7 +155,7 @@ impl ScanGate {
             self.block(cx, &mut outcome, GatedImage { class, gate, digest }, scanned, evidence).await?;
             return Ok(outcome);
         }
-        let (result, scanned_at) = match self.read_registry(scanned.scanner, gate, repository, digest).await? {
+        let (result, scanned_at) = match self.read_registry(cx, scanned.scanner, gate, repository, digest).await? {
             Registry::Judged { result, scanned_at } => (result, scanned_at),
             // An artifact attached before its subject's scan exists: the scan's own event decides.
             Registry::NoScan { reason, .. } if scanned.trigger == Trigger::ReferrerAttached => {
@@ -184,12 +183,13 @@ impl ScanGate {
     /// The registry's own scan state of the digest, judged on today's date.
     async fn read_registry(
         &self,
+        cx: &Context<'_>,
         scanner: Scanner,
         gate: &GateRules,
         repository: &str,
         digest: &str,
     ) -> Result<Registry, WardenError> {
-        registry_scan(&self.base.clients.ecr, &self.inspector, scanner, gate, repository, digest, today()).await
+        registry_scan(cx.ecr(), cx.inspector()?, scanner, gate, repository, digest, today()).await
     }
 
     /// Where the event's counts disagree with the registry's findings, if they do.
@@ -251,7 +251,7 @@ impl ScanGate {
         let mut latest = None;
         for (label, digest) in images {
             let evidence = (scanned.scanner, &scanned.trigger);
-            match promotion_evidence(&self.inspector, evidence, cx.home.as_ref(), &repository, digest).await? {
+            match promotion_evidence(cx.inspector()?, evidence, cx.home.as_ref(), &repository, digest).await? {
                 Ok(coverage) => latest = latest.max(coverage.and_then(|c| c.scanned_at())),
                 Err(why) => {
                     outcome.decision = GateDecision::NotPromoted.into();
@@ -277,7 +277,7 @@ impl ScanGate {
         if !self.supply_chain_met(cx, outcome, gate, digest).await? {
             return Ok(());
         }
-        let Some(current) = self.current_tags(&repository, digest).await? else {
+        let Some(current) = self.current_tags(cx, &repository, digest).await? else {
             outcome.decision = Decision::Skipped;
             outcome.reasons.push("the image was deleted since it was scanned: nothing to promote".into());
             return Ok(());
@@ -308,7 +308,7 @@ impl ScanGate {
             event_id: cx.event.id.clone(),
         };
         if !self.base.config.dry_run
-            && let Approved::Superseded(latest) = self.base.ledger.approve(&approval).await?
+            && let Approved::Superseded(latest) = cx.ledger().approve(&approval).await?
         {
             outcome.decision = Decision::Skipped;
             outcome.reasons.push(format!(
@@ -337,7 +337,7 @@ impl ScanGate {
             return Ok(true);
         }
         let repository = outcome.repository.clone().unwrap_or_default();
-        let criteria = match supply_chain::criteria(&self.base.clients.ecr, gate, &repository, digest).await? {
+        let criteria = match supply_chain::criteria(cx.ecr(), gate, &repository, digest).await? {
             Found::Yes(criteria) => criteria,
             _ => {
                 outcome.decision = Decision::Skipped;
@@ -369,8 +369,13 @@ impl ScanGate {
 
     /// The image's current tags (DescribeImages, read fresh: the promotion tags are rendered from them, and an
     /// untagged image is not promoted). `None`: the image is gone.
-    async fn current_tags(&self, repository: &str, digest: &str) -> Result<Option<Vec<String>>, WardenError> {
-        Ok(match ecr::describe_digest(&self.base.clients.ecr, repository, digest).await? {
+    async fn current_tags(
+        &self,
+        cx: &Context<'_>,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<Vec<String>>, WardenError> {
+        Ok(match ecr::describe_digest(cx.ecr(), repository, digest).await? {
             Found::Yes(image) => Some(image.tags),
             _ => None,
         })
@@ -431,7 +436,7 @@ impl ScanGate {
         outcome.decision = GateDecision::Blocked.into();
         let mut demotion = Demotion::default();
         if gate.on_failure == OnFailure::Demote {
-            let current = match ecr::describe_digest(&self.base.clients.ecr, &repository, digest).await? {
+            let current = match ecr::describe_digest(cx.ecr(), &repository, digest).await? {
                 Found::Yes(image) => image.tags,
                 _ => {
                     outcome.reasons.push("the image no longer exists".into());
@@ -441,7 +446,7 @@ impl ScanGate {
             };
             if current.iter().any(|t| gate.is_promotion_tag(t)) && !evidence.from_registry {
                 // Removing tags: decide on the registry, not on the event.
-                match self.read_registry(scanned.scanner, gate, &repository, digest).await? {
+                match self.read_registry(cx, scanned.scanner, gate, &repository, digest).await? {
                     Registry::Judged { result, .. } if result.pass => {
                         outcome.decision = GateDecision::NotDemoted.into();
                         outcome.reasons.push(
@@ -489,7 +494,7 @@ impl ScanGate {
         }
         let lease = self.base.lease(cx, &repository, image.digest).await?;
         let demoted = async {
-            match ecr::describe_digest(&self.base.clients.ecr, &repository, image.digest).await? {
+            match ecr::describe_digest(cx.ecr(), &repository, image.digest).await? {
                 Found::Yes(read) => self.demote_read(cx, outcome, image, &read.tags, Some(&lease)).await,
                 _ => {
                     outcome.reasons.push("the image no longer exists".into());
@@ -535,7 +540,7 @@ impl ScanGate {
             Ok(steps) => {
                 if !self.base.config.dry_run {
                     let promoted: Vec<String> = current.iter().filter(|t| gate.is_promotion_tag(t)).cloned().collect();
-                    self.base.ledger.revoke(&repository, digest, &promoted, event_epoch(cx), &cx.event.id).await?;
+                    cx.ledger().revoke(&repository, digest, &promoted, event_epoch(cx), &cx.event.id).await?;
                 }
                 outcome.actions = self.base.executor(cx).under(lease).run(&repository, &steps).await?;
                 let headline = "a promoted image no longer passes the gate: its promotion tags are removed".into();
@@ -617,3 +622,11 @@ mod referrer;
 mod fault_tests;
 #[cfg(test)]
 mod tests;
+
+impl warden::handler::Dispatch for ScanGate {
+    // Boxed: the nested futures are otherwise too deep for the compiler's layout query, and a batch of sweep
+    // work items calls it once per item.
+    fn dispatch_event<'c>(&'c self, cx: &'c Context<'c>) -> warden::handler::Dispatched<'c> {
+        Box::pin(self.dispatch(cx))
+    }
+}

@@ -34,12 +34,12 @@ impl ScanGate {
         let Some(gate) = class.gate.as_ref().filter(|g| g.has_supply_chain_criteria()) else {
             return Ok(self.base.skipped(cx, format!("class `{}` requires no signature or referrers", class.name)));
         };
-        let subject = match subject_of(&self.base.clients.ecr, repository, &referrer.image_digest).await? {
+        let subject = match subject_of(cx.ecr(), repository, &referrer.image_digest).await? {
             Found::Yes(Some(subject)) => subject,
             Found::Yes(None) => return Ok(self.base.skipped(cx, "the artifact names no subject image")),
             _ => return Ok(self.base.skipped(cx, "the artifact or its repository no longer exists")),
         };
-        let scanner = registry_scanner(&self.base.clients.ecr).await?;
+        let scanner = registry_scanner(cx.ecr()).await?;
         let trigger = Trigger::ReferrerAttached;
         if subject.is_index {
             let index = IndexEvent {

@@ -40,6 +40,7 @@ fn guard(ecr: &[&Rule], dynamodb: &[&Rule], sns: &[&Rule]) -> TagGuard {
         dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb),
         sns: mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns),
         calls: CallCounter::default(),
+        sdk: None,
     };
     let config = Config {
         ledger_table: Some("ledger".into()),

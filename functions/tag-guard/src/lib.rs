@@ -36,13 +36,13 @@ pub struct TagGuard {
 
 impl TagGuard {
     pub fn new(policy: Policy, config: Config, clients: Clients) -> Result<Self, WardenError> {
-        Ok(Self { base: Base::new(FUNCTION, policy, config, clients)? })
+        Ok(Self { base: Base::new(FUNCTION, policy, config, clients, None)? })
     }
 
     /// Handles one EventBridge event and reports what happened.
     pub async fn handle(&self, payload: Value, invocation: &Invocation) -> Result<Outcome, WardenError> {
         // Boxed: the frame's future nested in the runtime's is otherwise too deep for the compiler's layout query.
-        self.base.run(payload, invocation, async |cx| Box::pin(self.dispatch(cx)).await).await
+        self.base.run(payload, invocation, self).await
     }
 
     async fn dispatch(&self, cx: &Context<'_>) -> Result<Outcome, WardenError> {
@@ -92,14 +92,14 @@ impl TagGuard {
             }
         }
 
-        let observation = self.base.ledger.record_push(repository, tag, &pushed, &cx.event.id).await?;
+        let observation = cx.ledger().record_push(repository, tag, &pushed, &cx.event.id).await?;
         let decision = decide_recorded_push(rules, tag, &pushed, &observation);
         match (&decision.verdict, &observation, rules) {
             (Verdict::TagMoved, LedgerObservation::Moved { previous }, _) => {
-                self.base.ledger.accept_move(repository, tag, previous, &pushed, &cx.event.id).await?;
+                cx.ledger().accept_move(repository, tag, previous, &pushed, &cx.event.id).await?;
             }
             (Verdict::ProtectedTagMoved, LedgerObservation::Moved { previous }, Some(_))
-                if !decision.steps.is_empty() && self.restore_is_gone(repository, previous).await? =>
+                if !decision.steps.is_empty() && self.restore_is_gone(cx, repository, previous).await? =>
             {
                 return self.orphaned(cx, outcome, tag, previous, &pushed).await;
             }
@@ -114,7 +114,7 @@ impl TagGuard {
             }
             (Verdict::ProtectedTagMoved, LedgerObservation::Moved { previous }, _) => {
                 // Reported, not reverted: the ledger follows what ECR now holds.
-                self.base.ledger.accept_move(repository, tag, previous, &pushed, &cx.event.id).await?;
+                cx.ledger().accept_move(repository, tag, previous, &pushed, &cx.event.id).await?;
             }
             _ => {}
         }
@@ -135,7 +135,7 @@ impl TagGuard {
         kind: OwnTagKind,
     ) -> Result<Outcome, WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
-        match self.base.ledger.own_tag(&repository, digest, tag).await? {
+        match cx.ledger().own_tag(&repository, digest, tag).await? {
             Some(record) => {
                 outcome.decision = Verdict::Recorded.into();
                 outcome.reasons.push(format!(
@@ -154,13 +154,14 @@ impl TagGuard {
     /// that image; `Err` when the repository is gone.
     async fn unwanted_decision(
         &self,
+        cx: &Context<'_>,
         class: &Class,
         repository: &str,
         digest: &str,
         tag: &str,
         unwanted: &Unwanted,
     ) -> Result<Result<(Decision, Option<tags::ImageState>), String>, WardenError> {
-        let current = match found(ecr::describe_tag(&self.base.clients.ecr, repository, tag).await?) {
+        let current = match found(ecr::describe_tag(cx.ecr(), repository, tag).await?) {
             Ok(current) => current,
             Err(gone) => return Ok(Err(gone)),
         };
@@ -203,7 +204,7 @@ impl TagGuard {
         lease: Option<&Lease>,
     ) -> Result<Option<String>, WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
-        let (decision, current) = match self.unwanted_decision(class, &repository, digest, tag, unwanted).await? {
+        let (decision, current) = match self.unwanted_decision(cx, class, &repository, digest, tag, unwanted).await? {
             Ok(decided) => decided,
             Err(gone) => return Ok(Some(gone)),
         };
@@ -234,7 +235,7 @@ impl TagGuard {
         Revert { rules, tag, moved_to, restore, observation }: Revert<'_>,
     ) -> Result<(), WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
-        let current = match found(ecr::describe_tag(&self.base.clients.ecr, &repository, tag).await?) {
+        let current = match found(ecr::describe_tag(cx.ecr(), &repository, tag).await?) {
             Ok(current) => current,
             Err(gone) => {
                 *outcome = self.base.skipped(cx, gone);
@@ -255,7 +256,7 @@ impl TagGuard {
                 // A retry of this event after the revert: its history entry may be missing if that invocation
                 // failed after moving the tag back. The same item: a replay rewrites it unchanged.
                 let entry = revert_entry(cx, moved_to, restore, true);
-                self.base.ledger.record_history(&repository, tag, &entry).await?;
+                cx.ledger().record_history(&repository, tag, &entry).await?;
             }
             // Reverted by an earlier delivery of this event, whose notification may have been lost with ECR's
             // answer.
@@ -279,10 +280,10 @@ impl TagGuard {
         let recorded = async {
             if reverted && let LedgerObservation::Newer { current } = observation {
                 let restored = TagPointer { digest: restore.to_owned(), since: cx.at.clone(), deleted_at: None };
-                self.base.ledger.accept_move(&repository, tag, current, &restored, &cx.event.id).await?;
+                cx.ledger().accept_move(&repository, tag, current, &restored, &cx.event.id).await?;
             }
             let entry = revert_entry(cx, moved_to, restore, reverted);
-            self.base.ledger.record_history(&repository, tag, &entry).await
+            cx.ledger().record_history(&repository, tag, &entry).await
         };
         if let Err(error) = recorded.await {
             // The tag is already back: the retry will find nothing to do, so leave it the notification.
@@ -297,8 +298,13 @@ impl TagGuard {
 
     /// Whether the image the ledger records for a moved protected tag is gone from the repository (a fresh
     /// read, ECR's `ImageNotFound` only): a revert would have nothing to point the tag back at.
-    async fn restore_is_gone(&self, repository: &str, recorded: &TagPointer) -> Result<bool, WardenError> {
-        ecr::image_not_found(&self.base.clients.ecr, repository, &recorded.digest).await
+    async fn restore_is_gone(
+        &self,
+        cx: &Context<'_>,
+        repository: &str,
+        recorded: &TagPointer,
+    ) -> Result<bool, WardenError> {
+        ecr::image_not_found(cx.ecr(), repository, &recorded.digest).await
     }
 
     /// A protected tag moved away from an image that no longer exists: reported once (a warning), and the ledger
@@ -313,7 +319,7 @@ impl TagGuard {
         pushed: &TagPointer,
     ) -> Result<Outcome, WardenError> {
         let repository = outcome.repository.clone().unwrap_or_default();
-        let now = found(ecr::describe_tag(&self.base.clients.ecr, &repository, tag).await?);
+        let now = found(ecr::describe_tag(cx.ecr(), &repository, tag).await?);
         if !matches!(&now, Ok(Some(image)) if image.digest == pushed.digest) {
             return Ok(self.base.skipped(
                 cx,
@@ -321,7 +327,7 @@ impl TagGuard {
             ));
         }
         if !self.base.config.dry_run {
-            self.base.ledger.accept_move(&repository, tag, recorded, pushed, &cx.event.id).await?;
+            cx.ledger().accept_move(&repository, tag, recorded, pushed, &cx.event.id).await?;
         }
         outcome.decision = Verdict::ProtectedTagOrphaned.into();
         outcome.reasons = vec![format!(
@@ -343,7 +349,7 @@ impl TagGuard {
             return Ok(self.base.skipped(cx, "image deleted by digest: no tag to record"));
         };
         let mut outcome = self.base.outcome_for(cx, class, repository, Some(&delete.image_digest), &tags_of(delete));
-        let marked = self.base.ledger.record_delete(repository, tag, &delete.image_digest, &cx.at).await?;
+        let marked = cx.ledger().record_delete(repository, tag, &delete.image_digest, &cx.at).await?;
         outcome.decision = Verdict::Recorded.into();
         outcome.reasons.push(if marked {
             format!("`{tag}` marked deleted in the ledger")
@@ -362,7 +368,7 @@ impl TagGuard {
         let Some(rules) = &class.tags else {
             return Ok(self.base.skipped(cx, format!("class `{}` declares no tag rules", class.name)));
         };
-        let observed = match ecr::describe_repository(&self.base.clients.ecr, repository).await? {
+        let observed = match ecr::describe_repository(cx.ecr(), repository).await? {
             Found::Yes(settings) => settings.mutability,
             _ => return Ok(self.base.skipped(cx, format!("repository {repository} no longer exists"))),
         };
@@ -521,4 +527,12 @@ mod tests;
 
 fn tags_of(action: &ImageAction) -> Vec<String> {
     action.image_tag.iter().cloned().collect()
+}
+
+impl warden::handler::Dispatch for TagGuard {
+    // Boxed: the nested futures are otherwise too deep for the compiler's layout query, and a batch of sweep
+    // work items calls it once per item.
+    fn dispatch_event<'c>(&'c self, cx: &'c Context<'c>) -> warden::handler::Dispatched<'c> {
+        Box::pin(self.dispatch(cx))
+    }
 }

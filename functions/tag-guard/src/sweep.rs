@@ -48,7 +48,7 @@ impl TagGuard {
             event: cx.event.describe(),
             ..Outcome::default()
         };
-        let listed = ecr::list_repositories(&self.base.clients.ecr).await?;
+        let listed = ecr::list_repositories(cx.ecr()).await?;
         let repositories: Vec<(&RepositorySettings, &Class)> = listed
             .iter()
             .filter(|r| sweep.repositories.is_empty() || sweep.repositories.contains(&r.name))
@@ -187,7 +187,7 @@ impl TagGuard {
             false => format!("{FUNCTION}#images#{}", sweep.repositories.join(",")),
         };
         let stop_at = cx.deadline.and_then(|d| d.checked_sub(SWEEP_MARGIN));
-        let resume = self.base.ledger.sweep_cursor(&scope).await?;
+        let resume = cx.ledger().sweep_cursor(&scope).await?;
         let mut swept = ImagesSwept { resumed: resume.is_some(), ..ImagesSwept::default() };
         // In name order, whatever order ECR lists them in: the cursor is a name.
         let mut ordered: Vec<&(&RepositorySettings, &Class)> = repositories.iter().collect();
@@ -198,7 +198,7 @@ impl TagGuard {
             if class.gate.is_none() && class.quarantine().is_none() && !protects {
                 continue;
             }
-            let images = match ecr::inventory_until(&self.base.clients.ecr, &repository.name, stop_at).await? {
+            let images = match ecr::inventory_until(cx.ecr(), &repository.name, stop_at).await? {
                 Found::Yes(Some(images)) => images,
                 Found::Yes(None) => {
                     swept.stopped_at = Some(repository.name.clone());
@@ -212,7 +212,7 @@ impl TagGuard {
             if found.is_empty() {
                 continue;
             }
-            let done = self.base.ledger.backfill_all(&repository.name, &found, (&cx.at, &cx.event.id), stop_at).await?;
+            let done = cx.ledger().backfill_all(&repository.name, &found, (&cx.at, &cx.event.id), stop_at).await?;
             let left = done.left > 0;
             swept.backfilled.push((repository.name.clone(), done));
             if left {
@@ -222,7 +222,7 @@ impl TagGuard {
         }
         if resume.is_some() || swept.stopped_at.is_some() {
             let cursor = swept.stopped_at.clone().map(|repository| SweepCursor { repository, phase: "images".into() });
-            self.base.ledger.save_sweep_cursor(&scope, cursor.as_ref(), &cx.at).await?;
+            cx.ledger().save_sweep_cursor(&scope, cursor.as_ref(), &cx.at).await?;
         }
         Ok(swept)
     }
@@ -251,7 +251,7 @@ impl TagGuard {
         }
         // Read after the listing: a tag ecr-warden added is recorded before it exists, so it is found here.
         let recorded: HashSet<(String, String)> =
-            self.base.ledger.own_tags(repository).await?.into_iter().map(|r| (r.digest, r.tag)).collect();
+            cx.ledger().own_tags(repository).await?.into_iter().map(|r| (r.digest, r.tag)).collect();
         shaped.retain(|(digest, tag, _)| !recorded.contains(&((*digest).clone(), (*tag).clone())));
         shaped.sort();
         for (digest, tag, kind) in shaped {
@@ -286,7 +286,7 @@ impl TagGuard {
         lease: Option<&Lease>,
     ) -> Result<bool, WardenError> {
         let repository = item.repository.clone().unwrap_or_default();
-        let decision = match self.unwanted_decision(class, &repository, digest, tag, unwanted).await? {
+        let decision = match self.unwanted_decision(cx, class, &repository, digest, tag, unwanted).await? {
             Ok((decision, _)) => decision,
             Err(_) => return Ok(false),
         };

@@ -5,7 +5,7 @@
 
 use super::Found;
 use super::ecr::{describe_digest, describe_tag};
-use super::ledger::{HistoryEntry, Ledger, pointer_of, s, tag_pk};
+use super::ledger::{HistoryEntry, Ledger, pointer_of, s};
 use crate::WardenError;
 use crate::error::aws_error;
 use crate::tags::TagPointer;
@@ -27,7 +27,7 @@ impl Ledger {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(tag_pk(repository, tag)))
+            .key("pk", s(self.tag_pk(repository, tag)))
             .key("sk", s("CURRENT"))
             .consistent_read(true)
             .send()
@@ -84,7 +84,7 @@ impl Ledger {
         previous: Option<&TagPointer>,
         entry: &HistoryEntry,
     ) -> Result<(), WardenError> {
-        let pk = tag_pk(repository, tag);
+        let pk = self.tag_pk(repository, tag);
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(&pk))

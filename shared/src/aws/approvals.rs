@@ -35,16 +35,8 @@ pub struct OwnTagRecord {
     pub function: String,
 }
 
-fn own_pk(repository: &str) -> String {
-    format!("OWN#{repository}")
-}
-
 fn own_sk(digest: &str, tag: &str) -> String {
     format!("{digest}#{tag}")
-}
-
-fn verdict_key(repository: &str, digest: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([("pk".to_owned(), s(format!("VERDICT#{repository}"))), ("sk".to_owned(), s(digest))])
 }
 
 fn record_of(item: &HashMap<String, AttributeValue>) -> Option<OwnTagRecord> {
@@ -76,6 +68,14 @@ fn build<T, E: std::fmt::Display>(built: Result<T, E>) -> Result<T, WardenError>
 }
 
 impl Ledger {
+    fn own_pk(&self, repository: &str) -> String {
+        self.key(format!("OWN#{repository}"))
+    }
+
+    fn verdict_key(&self, repository: &str, digest: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([("pk".to_owned(), s(self.key(format!("VERDICT#{repository}")))), ("sk".to_owned(), s(digest))])
+    }
+
     fn own_item(
         &self,
         repository: &str,
@@ -86,7 +86,7 @@ impl Ledger {
         function: &str,
     ) -> HashMap<String, AttributeValue> {
         HashMap::from([
-            ("pk".to_owned(), s(own_pk(repository))),
+            ("pk".to_owned(), s(self.own_pk(repository))),
             ("sk".to_owned(), s(own_sk(digest, tag))),
             ("repository".to_owned(), s(repository)),
             ("digest".to_owned(), s(digest)),
@@ -108,7 +108,7 @@ impl Ledger {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(own_pk(repository)))
+            .key("pk", s(self.own_pk(repository)))
             .key("sk", s(own_sk(digest, tag)))
             .consistent_read(true)
             .send()
@@ -124,7 +124,7 @@ impl Ledger {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(own_pk(repository)))
+            .expression_attribute_values(":pk", s(self.own_pk(repository)))
             .consistent_read(true)
             .into_paginator()
             .send();
@@ -156,7 +156,7 @@ impl Ledger {
         let verdict = build(
             Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(verdict_key(&approval.repository, &approval.digest)))
+                .set_key(Some(self.verdict_key(&approval.repository, &approval.digest)))
                 .update_expression("SET verdict = :pass, evidence_at = :at, event_id = :event")
                 .condition_expression("attribute_not_exists(verdict) OR verdict = :pass OR evidence_at < :at")
                 .expression_attribute_values(":pass", s("pass"))
@@ -222,7 +222,7 @@ impl Ledger {
         let verdict = build(
             Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(verdict_key(repository, digest)))
+                .set_key(Some(self.verdict_key(repository, digest)))
                 .update_expression("SET verdict = :fail, evidence_at = :at, event_id = :event")
                 .expression_attribute_values(":fail", s("fail"))
                 .expression_attribute_values(":at", AttributeValue::N(evidence_at.to_string()))
@@ -235,7 +235,7 @@ impl Ledger {
             let delete = build(
                 Delete::builder()
                     .table_name(&self.table)
-                    .key("pk", s(own_pk(repository)))
+                    .key("pk", s(self.own_pk(repository)))
                     .key("sk", s(own_sk(digest, tag)))
                     .build(),
             )?;

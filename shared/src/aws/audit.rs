@@ -48,16 +48,20 @@ pub async fn snapshot(
     policy: &Policy,
     (account, region): (&str, &str),
     stop_at: Option<SystemTime>,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut (dyn FnMut(usize, usize) + Send),
 ) -> Result<Snapshot, WardenError> {
     let listed = list_repositories(readers.ecr).await?;
     let scanning = read("ecr:GetRegistryScanningConfiguration", scanning(readers.ecr).await);
     let enhanced = scanning.got().is_some_and(|s| s.enhanced);
     // A few repositories read at once, in order, each with its reads at once; the SDK's retries absorb ECR's
     // throttling should the account's quotas be met.
-    let mut reads = stream::iter(&listed)
+    // By index: closures over borrowed items keep the compiler from proving the future `Send`.
+    let mut reads = stream::iter(0..listed.len())
         .take_while(|_| future::ready(stop_at.is_none_or(|stop| SystemTime::now() < stop)))
-        .map(|(raw, scan_on_push, encryption)| repository(readers, policy, raw, (*scan_on_push, encryption), enhanced))
+        .map(|index| {
+            let (raw, scan_on_push, encryption) = &listed[index];
+            repository(readers, policy, raw, (*scan_on_push, encryption), enhanced)
+        })
         .buffered(CONCURRENT_REPOSITORIES);
     let mut repositories = Vec::with_capacity(listed.len());
     while let Some(read) = reads.next().await {

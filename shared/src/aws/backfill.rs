@@ -7,7 +7,7 @@
 //! repository: its DescribeImages pages, one BatchGetItem per 100 protected tags, and one transaction (pointer +
 //! `backfilled` history entry) per tag recorded; a second run writes nothing.
 
-use super::ledger::{HistoryEntry, Ledger, s, tag_pk};
+use super::ledger::{HistoryEntry, Ledger, s};
 use crate::WardenError;
 use crate::error::aws_error;
 use crate::tags::Unrecorded;
@@ -36,7 +36,7 @@ impl Ledger {
         let mut known = HashSet::new();
         for chunk in tags.chunks(KEYS_PER_READ) {
             let keys = chunk.iter().map(|tag| {
-                HashMap::from([("pk".to_owned(), s(tag_pk(repository, tag))), ("sk".to_owned(), s("CURRENT"))])
+                HashMap::from([("pk".to_owned(), s(self.tag_pk(repository, tag))), ("sk".to_owned(), s("CURRENT"))])
             });
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(keys.collect()))
@@ -59,7 +59,7 @@ impl Ledger {
                     .filter_map(|item| item.get("pk").and_then(|v| v.as_s().ok()).cloned()),
             );
         }
-        Ok(tags.iter().copied().filter(|tag| !known.contains(&tag_pk(repository, tag))).collect())
+        Ok(tags.iter().copied().filter(|tag| !known.contains(&self.tag_pk(repository, tag))).collect())
     }
 
     /// Records `found` as the tag's pointer with a `backfilled` history entry, unless the ledger holds a pointer
@@ -70,7 +70,7 @@ impl Ledger {
         found: &Unrecorded,
         (at, event_id): (&str, &str),
     ) -> Result<bool, WardenError> {
-        let pk = tag_pk(repository, &found.tag);
+        let pk = self.tag_pk(repository, &found.tag);
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(&pk))

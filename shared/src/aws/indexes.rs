@@ -20,10 +20,6 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteIte
 /// Items in one DynamoDB transaction.
 const TRANSACTION_LIMIT: usize = 100;
 
-fn index_key(repository: &str, index: &str) -> [(&'static str, AttributeValue); 2] {
-    [("pk", s(format!("INDEX#{repository}"))), ("sk", s(index))]
-}
-
 /// How far an index's children have been scanned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanProgress {
@@ -38,6 +34,10 @@ impl ScanProgress {
 }
 
 impl Ledger {
+    fn index_key(&self, repository: &str, index: &str) -> [(&'static str, AttributeValue); 2] {
+        [("pk", s(self.key(format!("INDEX#{repository}")))), ("sk", s(index))]
+    }
+
     /// Records that `index` of `repository` lists `children` (those the gate judges): the index's item and one
     /// item per child, in transactions of at most 100 items (the first holds the index's). Completed scans
     /// already counted are kept, so a replayed push loses nothing.
@@ -55,7 +55,7 @@ impl Ledger {
             .expression_attribute_values(":c", AttributeValue::L(digests.iter().map(s).collect()))
             .expression_attribute_values(":r", s(repository))
             .expression_attribute_values(":e", s(event_id));
-        for (name, value) in index_key(repository, index) {
+        for (name, value) in self.index_key(repository, index) {
             update = update.key(name, value);
         }
         let mut writes = vec![
@@ -66,7 +66,7 @@ impl Ledger {
         for child in children {
             let put = Put::builder()
                 .table_name(&self.table)
-                .item("pk", s(format!("CHILD#{repository}")))
+                .item("pk", s(self.key(format!("CHILD#{repository}"))))
                 .item("sk", s(format!("{}#{index}", child.digest)))
                 .item("index", s(index))
                 .item("platform", s(&child.platform))
@@ -92,7 +92,7 @@ impl Ledger {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :child)")
-            .expression_attribute_values(":pk", s(format!("CHILD#{repository}")))
+            .expression_attribute_values(":pk", s(self.key(format!("CHILD#{repository}"))))
             .expression_attribute_values(":child", s(format!("{child}#")))
             .consistent_read(true)
             .into_paginator()
@@ -131,7 +131,7 @@ impl Ledger {
             .update_expression("ADD scanned :c")
             .expression_attribute_values(":c", scanned)
             .return_values(ReturnValue::AllNew);
-        for (name, value) in index_key(repository, index) {
+        for (name, value) in self.index_key(repository, index) {
             update = update.key(name, value);
         }
         let output = update.send().await.map_err(|e| aws_error("DynamoDB.UpdateItem", e))?;

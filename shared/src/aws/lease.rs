@@ -72,7 +72,7 @@ impl Ledger {
         holder: &str,
         (now_epoch, lasts): (i64, Duration),
     ) -> Result<Lease, WardenError> {
-        let pk = format!("LEASE#{subject}");
+        let pk = self.key(format!("LEASE#{subject}"));
         let taken = Instant::now();
         let seconds = i64::try_from(lasts.as_secs().max(1)).unwrap_or(i64::MAX);
         let item = HashMap::from([

@@ -70,10 +70,6 @@ pub fn claim_token() -> String {
     format!("{:x}-{nanos:x}-{next:x}", std::process::id())
 }
 
-pub(super) fn tag_pk(repository: &str, tag: &str) -> String {
-    format!("TAG#{repository}:{tag}")
-}
-
 pub(super) fn pointer_of(item: &Item) -> Option<TagPointer> {
     Some(TagPointer {
         digest: get(item, "digest")?,
@@ -105,11 +101,34 @@ pub struct HistoryEntry {
 pub struct Ledger {
     pub(super) client: Client,
     pub(super) table: String,
+    /// A hub's registry (`<account>:<region>`) every repository, lease, sweep and standing key is kept under, so
+    /// that same-named repositories of two accounts never share a record; `None` for a single account, whose
+    /// keys stay as they always were.
+    scope: Option<String>,
 }
 
 impl Ledger {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), scope: None }
+    }
+
+    /// The same table, its registry records kept under `scope` (a hub's `<account>:<region>`).
+    #[must_use]
+    pub fn scoped(&self, scope: &str) -> Self {
+        Self { scope: Some(scope.to_owned()), ..self.clone() }
+    }
+
+    /// `pk` under this ledger's scope. Notification claims and the journal are keyed by event id and stay
+    /// unscoped: the notify function finds them whichever registry the event was about.
+    pub(super) fn key(&self, pk: String) -> String {
+        match &self.scope {
+            Some(scope) => format!("{scope}#{pk}"),
+            None => pk,
+        }
+    }
+
+    pub(super) fn tag_pk(&self, repository: &str, tag: &str) -> String {
+        self.key(format!("TAG#{repository}:{tag}"))
     }
 
     /// Where an unfinished sweep of `function` resumes: the repository it was working on and the phase it had
@@ -119,7 +138,7 @@ impl Ledger {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("SWEEP#{scope}")))
+            .key("pk", s(self.key(format!("SWEEP#{scope}"))))
             .key("sk", s("CURSOR"))
             .consistent_read(true)
             .send()
@@ -138,7 +157,7 @@ impl Ledger {
         cursor: Option<&SweepCursor>,
         at: &str,
     ) -> Result<(), WardenError> {
-        let pk = s(format!("SWEEP#{scope}"));
+        let pk = s(self.key(format!("SWEEP#{scope}")));
         match cursor {
             Some(cursor) => self
                 .client
@@ -168,7 +187,11 @@ impl Ledger {
 
     /// An UpdateItem on a tag's current pointer.
     fn update_current(&self, repository: &str, tag: &str) -> UpdateItemFluentBuilder {
-        self.client.update_item().table_name(&self.table).key("pk", s(tag_pk(repository, tag))).key("sk", s("CURRENT"))
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(self.tag_pk(repository, tag)))
+            .key("sk", s("CURRENT"))
     }
 
     /// Records that `tag` points at `pushed.digest` unless the ledger holds another digest, in which case it
@@ -226,7 +249,7 @@ impl Ledger {
         pushed: &TagPointer,
         event_id: &str,
     ) -> Result<(), WardenError> {
-        let pk = tag_pk(repository, tag);
+        let pk = self.tag_pk(repository, tag);
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(&pk))
@@ -358,7 +381,7 @@ impl Ledger {
     /// Adds one history entry (a revert, a reported move). Keyed by time and event id, so a replay rewrites
     /// the same item.
     pub async fn record_history(&self, repository: &str, tag: &str, entry: &HistoryEntry) -> Result<(), WardenError> {
-        self.put(self.history_item(&tag_pk(repository, tag), entry)).await
+        self.put(self.history_item(&self.tag_pk(repository, tag), entry)).await
     }
 
     /// Marks a tag deleted if the ledger has it at `digest`. `Ok(false)`: the ledger had nothing to mark.
@@ -390,7 +413,7 @@ impl Ledger {
         now_epoch: i64,
     ) -> Result<bool, WardenError> {
         let item = HashMap::from([
-            ("pk".to_owned(), s(pk)),
+            ("pk".to_owned(), s(self.key(pk.to_owned()))),
             ("sk".to_owned(), s(sk)),
             ("fingerprint".to_owned(), s(fingerprint)),
             ("expires_at".to_owned(), AttributeValue::N((now_epoch + STANDING_PLAN_REPEAT_SECONDS).to_string())),
@@ -406,7 +429,7 @@ impl Ledger {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
+            .key("pk", s(self.key(pk.to_owned())))
             .key("sk", s(sk))
             .send()
             .await
@@ -510,7 +533,7 @@ impl Ledger {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(tag_pk(repository, tag)))
+            .expression_attribute_values(":pk", s(self.tag_pk(repository, tag)))
             .into_paginator()
             .send();
         let mut entries = Vec::new();

@@ -7,11 +7,13 @@ pub mod audit;
 pub mod backfill;
 pub mod claims;
 pub mod ecr;
+pub mod fanout;
 pub mod findings;
 pub mod indexes;
 pub mod journal;
 pub mod lease;
 pub mod ledger;
+pub mod registries;
 pub mod removals;
 pub mod retention;
 pub mod security_hub;
@@ -37,6 +39,14 @@ pub struct CallCounter(Arc<Mutex<BTreeMap<String, u32>>>);
 impl CallCounter {
     pub fn snapshot(&self) -> BTreeMap<String, u32> {
         self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Counts one `operation` made outside the SDK's interceptors (the member role's AssumeRole, whose STS
+    /// client the SDK's credentials provider builds).
+    pub fn add(&self, operation: &str) {
+        if let Ok(mut counts) = self.0.lock() {
+            *counts.entry(operation.to_owned()).or_default() += 1;
+        }
     }
 
     /// Calls made since `before` (a snapshot).
@@ -78,6 +88,8 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sns: aws_sdk_sns::Client,
     pub calls: CallCounter,
+    /// The configuration the clients were built from: a hub assumes member roles with its credentials.
+    pub sdk: Option<aws_config::SdkConfig>,
 }
 
 impl Clients {
@@ -94,6 +106,7 @@ impl Clients {
                 aws_sdk_sns::config::Builder::from(sdk).interceptor(calls.clone()).build(),
             ),
             calls,
+            sdk: Some(sdk.clone()),
         }
     }
 
@@ -103,6 +116,15 @@ impl Clients {
         aws_sdk_inspector2::Client::from_conf(
             aws_sdk_inspector2::config::Builder::from(sdk).interceptor(self.calls.clone()).build(),
         )
+    }
+
+    /// An SQS client from the same config, counting into the same counter: a hub's sweeping functions queue
+    /// their work items with it (`crate::fanout`). `None` without the SDK configuration (mocked clients).
+    pub fn sqs(&self) -> Option<aws_sdk_sqs::Client> {
+        let sdk = self.sdk.as_ref()?;
+        Some(aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(sdk).interceptor(self.calls.clone()).build(),
+        ))
     }
 
     /// A Security Hub client from the same config, counting into the same counter: only the audit builds one,

@@ -12,14 +12,14 @@ use std::collections::HashMap;
 /// How long a removal record lives: its deletion event arrives within seconds, a retried one within hours.
 const REMOVAL_TTL_SECONDS: i64 = 24 * 3600;
 
-fn key(repository: &str, tag: &str, digest: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), s(format!("REMOVAL#{repository}"))),
-        ("sk".to_owned(), s(format!("{digest}#{tag}"))),
-    ])
-}
-
 impl Ledger {
+    fn removal_key(&self, repository: &str, tag: &str, digest: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".to_owned(), s(self.key(format!("REMOVAL#{repository}")))),
+            ("sk".to_owned(), s(format!("{digest}#{tag}"))),
+        ])
+    }
+
     /// Records that `function` is about to remove `tag` from `digest` for `event_id`.
     pub async fn record_removal(
         &self,
@@ -28,7 +28,7 @@ impl Ledger {
         event_id: &str,
     ) -> Result<(), WardenError> {
         let now = chrono::Utc::now().timestamp();
-        let mut item = key(repository, tag, digest);
+        let mut item = self.removal_key(repository, tag, digest);
         item.insert("at".into(), AttributeValue::N(now.to_string()));
         item.insert("function".into(), s(function));
         item.insert("event_id".into(), s(event_id));
@@ -43,7 +43,7 @@ impl Ledger {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(repository, tag, digest)))
+            .set_key(Some(self.removal_key(repository, tag, digest)))
             .consistent_read(true)
             .send()
             .await

@@ -30,9 +30,9 @@ impl Base {
                 (Step::ParkIfUnsent, Some(said)) if failed.as_ref().is_some_and(WardenError::is_retryable) => {
                     self.park(said).await;
                 }
-                (Step::NoteStanding, _) if !self.note_standing(&report).await? => return Ok(false),
-                (Step::ForgetIfUnsent, _) if failed.is_some() => self.forget_standing(&report).await,
-                (Step::Forget, _) => self.forget_standing(&report).await,
+                (Step::NoteStanding, _) if !self.note_standing(cx, &report).await? => return Ok(false),
+                (Step::ForgetIfUnsent, _) if failed.is_some() => self.forget_standing(cx, &report).await,
+                (Step::Forget, _) => self.forget_standing(cx, &report).await,
                 _ => {}
             }
         }
@@ -171,9 +171,10 @@ impl Base {
     }
 
     /// Records a standing finding's fingerprint: `false` when it was told already (unchanged, within a week).
-    async fn note_standing(&self, report: &Report) -> Result<bool, WardenError> {
+    async fn note_standing(&self, cx: &Context<'_>, report: &Report) -> Result<bool, WardenError> {
         let Report::Standing { pk, sk, fingerprint, .. } = report else { return Ok(true) };
-        let noted = self.ledger.note_standing(pk, sk, fingerprint, Utc::now().timestamp()).await?;
+        // The registry's ledger: in a hub, each member's standing findings are its own.
+        let noted = cx.ledger().note_standing(pk, sk, fingerprint, Utc::now().timestamp()).await?;
         if !noted {
             tracing::info!(pk, sk, "standing finding unchanged since its last report");
         }
@@ -182,9 +183,9 @@ impl Base {
 
     /// Forgets a standing finding whose telling failed (so the retry finds it new), or that is gone (so its
     /// return is told). Best effort: at worst it waits a week.
-    async fn forget_standing(&self, report: &Report) {
+    async fn forget_standing(&self, cx: &Context<'_>, report: &Report) {
         let (Report::Standing { pk, sk, .. } | Report::Cleared { pk, sk }) = report else { return };
-        if let Err(error) = self.ledger.forget_standing(pk, sk).await {
+        if let Err(error) = cx.ledger().forget_standing(pk, sk).await {
             tracing::warn!(%error, pk, sk, "could not forget an unreported standing finding");
         }
     }

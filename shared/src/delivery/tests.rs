@@ -20,6 +20,8 @@ fn notification(kind: &str, severity: Severity, class: Option<&str>) -> Notifica
         dry_run: false,
         event_id: "e-1".into(),
         time: "2026-12-06T10:00:00Z".into(),
+        account: None,
+        region: None,
     }
 }
 

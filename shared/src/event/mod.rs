@@ -23,7 +23,7 @@ pub use inspector::{
     EcrImageDetails, InspectorCoverage, InspectorFinding, InspectorScan, PackageVulnerability, ScanStatus,
     VulnerablePackage,
 };
-pub use schedule::ScheduledSweep;
+pub use schedule::{ScheduledSweep, WORK_ITEM_DETAIL_TYPE, WORK_ITEM_SOURCE};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -255,6 +255,12 @@ fn parse_detail(envelope: &Envelope) -> Result<EventKind, EventError> {
         ("aws.events" | "aws.scheduler", "Scheduled Event") => {
             let mut sweep: ScheduledSweep = typed(envelope, schedule::normalise_detail(&envelope.detail))?;
             sweep.schedule_arn = envelope.resources.first().cloned();
+            EventKind::Scheduled(sweep)
+        }
+        (schedule::WORK_ITEM_SOURCE, schedule::WORK_ITEM_DETAIL_TYPE) => {
+            let mut sweep: ScheduledSweep = typed(envelope, envelope.detail.clone())?;
+            sweep.schedule_arn = envelope.resources.first().cloned();
+            sweep.work_item = true;
             EventKind::Scheduled(sweep)
         }
         _ => EventKind::Unsupported,

@@ -13,7 +13,15 @@ pub struct ScheduledSweep {
     pub schedule_arn: Option<String>,
     #[serde(default)]
     pub repositories: Vec<String>,
+    /// One registry's share of a hub's sweep ([`WORK_ITEM_SOURCE`]), not a schedule: swept, not planned.
+    #[serde(skip)]
+    pub work_item: bool,
 }
+
+/// The source of a hub's sweep work items: one per governed registry, queued by the hub when its schedule fires
+/// and delivered back to the same function through SQS (see the fanout module).
+pub const WORK_ITEM_SOURCE: &str = "ecr-warden";
+pub const WORK_ITEM_DETAIL_TYPE: &str = "Sweep Work Item";
 
 /// Scheduler sends the detail as JSON text, a rule as an object: both become an object here.
 pub(super) fn normalise_detail(detail: &serde_json::Value) -> serde_json::Value {

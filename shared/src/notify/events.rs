@@ -49,6 +49,8 @@ pub fn for_event(event: &Event, policy: &Policy, at: &str) -> Result<Notificatio
         dry_run: false,
         event_id: event.id.clone(),
         time: at.to_owned(),
+        account: None,
+        region: None,
     })
 }
 

@@ -52,6 +52,12 @@ pub struct Notification {
     pub dry_run: bool,
     pub event_id: String,
     pub time: String,
+    /// The registry's account and region, in a hub (one topic hears about many accounts); absent for a single
+    /// account, where the messages stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 fn schema() -> &'static str {
@@ -80,6 +86,10 @@ impl Notification {
             (Some(repo), None) => repo.clone(),
             _ => String::new(),
         };
+        let target = match &self.account {
+            Some(account) => format!("{target} in {account}"),
+            None => target,
+        };
         let raw = format!("ecr-warden {}: {} {}", self.function, self.kind.replace('-', " "), target);
         let clean: String =
             raw.trim().chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' }).collect();
@@ -94,6 +104,9 @@ impl Notification {
     pub fn text(&self) -> String {
         let mut out =
             format!("ecr-warden {}: {} ({})\n\n", self.function, self.kind.replace('-', " "), self.severity.as_str());
+        if let (Some(account), Some(region)) = (&self.account, &self.region) {
+            out.push_str(&format!("Registry:   account {account}, {region}\n"));
+        }
         if let Some(repo) = &self.repository {
             let class = self.class.as_deref().map_or(String::new(), |c| format!(" (class {c})"));
             out.push_str(&format!("Repository: {repo}{class}\n"));
@@ -133,7 +146,7 @@ impl Notification {
         out
     }
 
-    /// Attributes for SNS subscription filter policies (SNS allows 10 on raw SQS delivery; we use at most 6).
+    /// Attributes for SNS subscription filter policies (SNS allows 10 on raw SQS delivery; we use at most 8).
     pub fn attributes(&self) -> BTreeMap<&'static str, String> {
         let mut attributes = BTreeMap::from([
             ("kind", self.kind.clone()),
@@ -146,6 +159,10 @@ impl Notification {
         }
         if let Some(class) = &self.class {
             attributes.insert("class", class.clone());
+        }
+        if let (Some(account), Some(region)) = (&self.account, &self.region) {
+            attributes.insert("account", account.clone());
+            attributes.insert("region", region.clone());
         }
         attributes
     }

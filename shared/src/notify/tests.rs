@@ -24,6 +24,8 @@ fn sample() -> Notification {
         dry_run: false,
         event_id: "4f7c1e52-8a0b-4d0e-9f1c-2b7e5d3a9c10".into(),
         time: "2026-11-20T09:12:04Z".into(),
+        account: None,
+        region: None,
     }
 }
 

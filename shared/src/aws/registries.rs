@@ -1,0 +1,207 @@
+//! The registry an event's steps act on: the function's own clients (single account), or, in a hub, clients in
+//! the event's account and region through the member role (`reach::Hub`).
+//!
+//! A member registry's clients are the function's own with the region and credentials swapped, so they keep its
+//! endpoint, retry budget and call counter. Credentials are assumed once per account and cached by the SDK for
+//! their lifetime; clients are built once per (account, region) and live as long as the Lambda instance.
+
+use super::CallCounter;
+use super::ledger::Ledger;
+use crate::WardenError;
+use crate::invocation::Home;
+use crate::reach::Hub;
+use aws_config::sts::AssumeRoleProvider;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider, error::CredentialsError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// What one registry is read and changed through.
+#[derive(Debug)]
+pub struct Registry {
+    pub ecr: aws_sdk_ecr::Client,
+    /// Amazon Inspector in the registry's account and region (functions that read findings or coverage).
+    pub inspector: Option<aws_sdk_inspector2::Client>,
+    /// The ledger, its repository records kept apart per registry in a hub.
+    pub ledger: Ledger,
+}
+
+/// The registries a function reaches.
+#[derive(Debug)]
+pub struct Registries {
+    own: Arc<Registry>,
+    hub: Option<HubAccess>,
+}
+
+#[derive(Debug)]
+struct HubAccess {
+    hub: Hub,
+    /// `false` for a function that reads and changes no registry (notify): its members' ledger records only,
+    /// no role assumed.
+    clients: bool,
+    sdk: aws_config::SdkConfig,
+    calls: CallCounter,
+    session: String,
+    credentials: Mutex<HashMap<String, SharedCredentialsProvider>>,
+    registries: Mutex<HashMap<(String, String), Arc<Registry>>>,
+}
+
+impl Registries {
+    /// A function acting on its own registry only.
+    pub fn own(registry: Registry) -> Self {
+        Self { own: Arc::new(registry), hub: None }
+    }
+
+    /// A hub: its own clients, and member registries reached through `hub`'s role, assumed with `sdk`'s
+    /// credentials under the session name `session`.
+    pub fn hub(registry: Registry, hub: Hub, sdk: aws_config::SdkConfig, calls: CallCounter, session: &str) -> Self {
+        let access = HubAccess {
+            hub,
+            clients: true,
+            sdk,
+            calls,
+            session: session.to_owned(),
+            credentials: Mutex::default(),
+            registries: Mutex::default(),
+        };
+        Self { own: Arc::new(registry), hub: Some(access) }
+    }
+
+    /// For a function that acts on no registry (notify): a member's registry is its ledger records only, and
+    /// no member role is assumed. Its ECR client stays the function's own, whose role allows no ECR action.
+    #[must_use]
+    pub fn ledger_only(mut self) -> Self {
+        if let Some(access) = &mut self.hub {
+            access.clients = false;
+        }
+        self
+    }
+
+    /// The function's own registry (its credentials, its region, the ledger unscoped).
+    pub fn own_registry(&self) -> Arc<Registry> {
+        self.own.clone()
+    }
+
+    /// The registry at `target` for a function running at `home`: its own outside a hub; in a hub, `target`'s
+    /// account and region (the member role unless `target` is the hub's own account), built on first use.
+    pub async fn registry(&self, home: &Home, target: &Home) -> Result<Arc<Registry>, WardenError> {
+        let Some(access) = &self.hub else { return Ok(self.own.clone()) };
+        let key = (target.account.clone(), target.region.clone());
+        if let Some(registry) = access.registries.lock().ok().and_then(|r| r.get(&key).cloned()) {
+            return Ok(registry);
+        }
+        let ledger = self.own.ledger.scoped(&format!("{}:{}", target.account, target.region));
+        if !access.clients {
+            let registry = Registry { ecr: self.own.ecr.clone(), inspector: None, ledger };
+            return Ok(access.keep(key, registry));
+        }
+        let credentials = match target.account == home.account {
+            true => None,
+            false => Some(access.credentials(target).await?),
+        };
+        let region = aws_config::Region::new(target.region.clone());
+        let with = |ecr: aws_sdk_ecr::config::Builder| match &credentials {
+            Some(c) => ecr.region(region.clone()).credentials_provider(c.clone()),
+            None => ecr.region(region.clone()),
+        };
+        let inspector = self.own.inspector.as_ref().map(|own| {
+            let builder = own.config().to_builder().region(region.clone());
+            let builder = match &credentials {
+                Some(c) => builder.credentials_provider(c.clone()),
+                None => builder,
+            };
+            aws_sdk_inspector2::Client::from_conf(builder.build())
+        });
+        let ecr = aws_sdk_ecr::Client::from_conf(with(self.own.ecr.config().to_builder()).build());
+        Ok(access.keep(key, Registry { ecr, inspector, ledger }))
+    }
+}
+
+impl HubAccess {
+    fn keep(&self, key: (String, String), registry: Registry) -> Arc<Registry> {
+        let registry = Arc::new(registry);
+        if let Ok(mut registries) = self.registries.lock() {
+            registries.insert(key, registry.clone());
+        }
+        registry
+    }
+
+    /// The member role's credentials in `target`'s account: assumed now, so that a denied role is this event's
+    /// clear error, then kept for the account's regional clients until they are about to expire.
+    async fn credentials(&self, target: &Home) -> Result<SharedCredentialsProvider, WardenError> {
+        if let Some(known) = self.credentials.lock().ok().and_then(|c| c.get(&target.account).cloned()) {
+            return Ok(known);
+        }
+        let role = self.hub.role_arn(target);
+        let assume = AssumeRoleProvider::builder(&role).session_name(&self.session).configure(&self.sdk).build().await;
+        let member = MemberCredentials { inner: assume, calls: self.calls.clone(), current: Mutex::default() };
+        member.provide_credentials().await.map_err(|error| member_role_error(target, &role, &error))?;
+        let provider = SharedCredentialsProvider::new(member);
+        if let Ok(mut known) = self.credentials.lock() {
+            known.insert(target.account.clone(), provider.clone());
+        }
+        Ok(provider)
+    }
+}
+
+/// How long before they expire assumed credentials are replaced (the SDK's own cache uses the same margin).
+const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
+
+/// One account's member-role credentials, shared by its regional clients (each SDK client caches identities
+/// apart): assumed once and handed out until five minutes before they expire, each AssumeRole counted with the
+/// function's other calls.
+#[derive(Debug)]
+struct MemberCredentials {
+    inner: AssumeRoleProvider,
+    calls: CallCounter,
+    current: Mutex<Option<Credentials>>,
+}
+
+impl MemberCredentials {
+    fn fresh(&self) -> Option<Credentials> {
+        let current = self.current.lock().ok()?.clone()?;
+        let lasts = current.expiry().is_none_or(|expiry| expiry > SystemTime::now() + REFRESH_BEFORE);
+        lasts.then_some(current)
+    }
+
+    async fn assume(&self) -> provider::Result {
+        self.calls.add("STS.AssumeRole");
+        let assumed = self.inner.provide_credentials().await?;
+        if let Ok(mut current) = self.current.lock() {
+            *current = Some(assumed.clone());
+        }
+        Ok(assumed)
+    }
+}
+
+impl ProvideCredentials for MemberCredentials {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        match self.fresh() {
+            Some(current) => provider::future::ProvideCredentials::ready(Ok(current)),
+            None => provider::future::ProvideCredentials::new(self.assume()),
+        }
+    }
+}
+
+/// A member role that could not be assumed, named with its account: retryable when STS was throttled or out of
+/// reach, not when the role refuses the hub (a deployment to fix: the spoke stack, the trust policy).
+fn member_role_error(target: &Home, role: &str, error: &CredentialsError) -> WardenError {
+    let text = aws_smithy_types::error::display::DisplayErrorContext(error).to_string();
+    let refused = ["AccessDenied", "InvalidClientTokenId", "RegionDisabled", "MalformedPolicyDocument"]
+        .iter()
+        .any(|code| text.contains(code))
+        || matches!(error, CredentialsError::InvalidConfiguration(_));
+    WardenError::Aws {
+        operation: "STS.AssumeRole",
+        code: if refused { "MemberRoleRefused".into() } else { "MemberRoleUnavailable".into() },
+        message: format!(
+            "cannot act in account {} ({}): assuming {role} failed: {text}",
+            target.account, target.region
+        ),
+        retryable: !refused,
+    }
+}
