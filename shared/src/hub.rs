@@ -30,7 +30,17 @@ impl Base {
             WardenError::Config(format!("a hub's sweep needs its queue: {} is not set", crate::config::SWEEP_QUEUE_ENV))
         })?;
         let sqs = self.clients.sqs().ok_or_else(|| WardenError::Config("no SDK configuration for SQS".into()))?;
-        let registries = hub.sweep_items(home, &[]);
+        let members = match &hub.organization {
+            Some(_) => {
+                let organizations = self
+                    .clients
+                    .organizations()
+                    .ok_or_else(|| WardenError::Config("no SDK configuration for Organizations".into()))?;
+                crate::aws::fanout::organization_accounts(&organizations).await?
+            }
+            None => Vec::new(),
+        };
+        let registries = hub.sweep_items(home, &members);
         let items: Vec<_> = registries.iter().map(|registry| work_item(cx.event, sweep, registry)).collect();
         crate::aws::fanout::queue(&sqs, queue, &items).await?;
         let accounts = registries.iter().map(|r| r.account.as_str()).collect::<std::collections::BTreeSet<_>>();
@@ -42,13 +52,6 @@ impl Base {
             accounts.len(),
             items.len().checked_div(accounts.len()).unwrap_or_default()
         )];
-        if hub.organization.is_some() {
-            outcome.reasons.push(
-                "the organization's accounts are swept as WARDEN_ACCOUNTS lists them; their events are governed \
-                 whether listed or not"
-                    .into(),
-            );
-        }
         Ok(outcome)
     }
 

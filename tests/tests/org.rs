@@ -251,3 +251,69 @@ async fn a_sweep_covers_every_governed_registry_once_through_the_queue() {
     told.sort();
     assert_eq!(told, expected_swept, "one summary per swept registry, naming it");
 }
+
+#[tokio::test]
+async fn an_organization_wide_hub_sweeps_every_active_account_of_the_organization() {
+    let stack = Stack::new().await;
+    let organizations = aws_sdk_organizations::Client::new(&stack.sdk);
+    // moto keeps one organization per server: the first test to ask creates it, the others find it.
+    let organization = match organizations.describe_organization().send().await {
+        Ok(found) => found.organization().and_then(|o| o.id()).expect("id").to_owned(),
+        Err(_) => {
+            let created = organizations
+                .create_organization()
+                .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+                .send()
+                .await
+                .expect("organization");
+            created.organization().and_then(|o| o.id()).expect("id").to_owned()
+        }
+    };
+    let name = unique("member-");
+    organizations
+        .create_account()
+        .account_name(&name)
+        .email(format!("{name}@example.com"))
+        .send()
+        .await
+        .expect("account");
+    let listed = organizations.list_accounts().send().await.expect("accounts");
+    let mut accounts: Vec<String> = listed.accounts().iter().filter_map(|a| a.id().map(str::to_owned)).collect();
+    accounts.push(MEMBER_A.to_owned()); // listed by id as well: swept once
+    accounts.sort();
+    accounts.dedup();
+    let (queue, _) = sweep_queue(&stack.sqs, 3).await;
+    let hub = hub_guard_with_queue(&stack, &stack.sdk, &[organization.as_str(), MEMBER_A], Some(&queue));
+    let schedule = serde_json::json!({
+        "version": "0", "id": unique("sweep-"), "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": integration_tests::ACCOUNT, "time": T1, "region": EAST, "resources": [], "detail": {}
+    });
+
+    let planned = hub.handle(schedule, &invocation()).await.expect("planned");
+
+    assert_eq!(planned.decision, "sweep-planned");
+    assert_eq!(planned.aws_calls.get("Organizations.ListAccounts"), Some(&1), "{:?}", planned.aws_calls);
+    let mut queued = Vec::new();
+    loop {
+        let received =
+            stack.sqs.receive_message().queue_url(&queue).max_number_of_messages(10).send().await.expect("receive");
+        if received.messages().is_empty() {
+            break;
+        }
+        for message in received.messages() {
+            let event: serde_json::Value = serde_json::from_str(message.body().expect("body")).expect("json");
+            queued.push(format!(
+                "{} {}",
+                event["account"].as_str().expect("account"),
+                event["region"].as_str().expect("region")
+            ));
+            let receipt = message.receipt_handle().expect("receipt");
+            stack.sqs.delete_message().queue_url(&queue).receipt_handle(receipt).send().await.expect("delete");
+        }
+    }
+    queued.sort();
+    let expected: Vec<String> = accounts.iter().flat_map(|a| REGIONS.map(|r| format!("{a} {r}"))).collect();
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(queued, expected, "every active account of the organization in every region, once");
+}

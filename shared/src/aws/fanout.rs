@@ -48,3 +48,21 @@ pub async fn queue(sqs: &aws_sdk_sqs::Client, queue_url: &str, items: &[WorkItem
     }
     Ok(())
 }
+
+/// The organization's active accounts (Organizations ListAccounts, every page): the members an organization-wide
+/// hub sweeps. The hub runs in the management account or one the organization delegated this read to.
+pub async fn organization_accounts(organizations: &aws_sdk_organizations::Client) -> Result<Vec<String>, WardenError> {
+    use aws_sdk_organizations::types::{AccountState, AccountStatus};
+    let mut pages = organizations.list_accounts().into_paginator().send();
+    let mut accounts = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws_error("Organizations.ListAccounts", e))?;
+        // `State` replaced `Status` (retired September 2026); an account that says neither is not swept.
+        let active = |account: &&aws_sdk_organizations::types::Account| match account.state() {
+            Some(state) => *state == AccountState::Active,
+            None => account.status() == Some(&AccountStatus::Active),
+        };
+        accounts.extend(page.accounts().iter().filter(active).filter_map(|a| a.id().map(str::to_owned)));
+    }
+    Ok(accounts)
+}

@@ -127,6 +127,14 @@ impl Clients {
         ))
     }
 
+    /// An Organizations client from the same config, counting into the same counter: an organization-wide hub
+    /// lists the accounts its sweeps cover. `None` without the SDK configuration (mocked clients).
+    pub fn organizations(&self) -> Option<aws_sdk_organizations::Client> {
+        let sdk = self.sdk.as_ref()?;
+        let config = aws_sdk_organizations::config::Builder::from(sdk).interceptor(self.calls.clone()).build();
+        Some(aws_sdk_organizations::Client::from_conf(config))
+    }
+
     /// A Security Hub client from the same config, counting into the same counter: only the audit builds one,
     /// and only when it publishes its findings there.
     pub fn security_hub(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_securityhub::Client {
