@@ -262,9 +262,9 @@ impl Base {
         }
     }
 
-    /// The managed class of a repository, or why it is left alone.
-    pub fn managed_class(&self, repository: &str) -> Result<&Class, String> {
-        match self.policy.classify(repository) {
+    /// The managed class of a repository of the registry acted on, or why it is left alone.
+    pub fn managed_class(&self, cx: &Context<'_>, repository: &str) -> Result<&Class, String> {
+        match self.policy.classify_in(cx.home.as_ref().map(|h| h.account.as_str()), repository) {
             Classification::Managed(class) => Ok(class),
             Classification::Unmanaged(Some(class)) => Err(format!("{repository} belongs to unmanaged class `{class}`")),
             Classification::Unmanaged(None) => {
@@ -275,20 +275,20 @@ impl Base {
 
     /// The managed class of a repository CloudTrail says was created, or why it is left alone (the call
     /// failed, or the class is unmanaged).
-    pub fn created_repository_class(&self, call: &RepositoryApiCall) -> Result<&Class, String> {
+    pub fn created_repository_class(&self, cx: &Context<'_>, call: &RepositoryApiCall) -> Result<&Class, String> {
         if let Some(code) = &call.error_code {
             return Err(format!("CreateRepository failed ({code}): no repository was created"));
         }
-        self.managed_class(call.repository_name.as_str())
+        self.managed_class(cx, call.repository_name.as_str())
     }
 
     /// The managed class of the repository an image was pushed to, or why the push is left alone (it failed,
     /// or the class is unmanaged).
-    pub fn pushed_image_class(&self, push: &ImageAction) -> Result<&Class, String> {
+    pub fn pushed_image_class(&self, cx: &Context<'_>, push: &ImageAction) -> Result<&Class, String> {
         if !push.succeeded() {
             return Err(format!("push result is `{}`, not SUCCESS", push.result));
         }
-        self.managed_class(push.repository_name.as_str())
+        self.managed_class(cx, push.repository_name.as_str())
     }
 
     pub fn outcome_for(

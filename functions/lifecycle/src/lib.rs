@@ -130,7 +130,7 @@ impl Lifecycle {
     }
 
     async fn on_create_repository(&self, cx: &Context<'_>, call: &RepositoryApiCall) -> Result<Outcome, WardenError> {
-        let class = match self.base.created_repository_class(call) {
+        let class = match self.base.created_repository_class(cx, call) {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
@@ -204,7 +204,11 @@ impl Lifecycle {
         let seen: Vec<String> = state.changes.iter().filter_map(|c| c.repository.clone()).collect();
         let noted: Vec<String> = state.intents.iter().flatten().filter(|r| !seen.contains(r)).cloned().collect();
         for repository in noted {
-            let Classification::Managed(class) = self.base.policy.classify(&repository) else { continue };
+            let Classification::Managed(class) =
+                self.base.policy.classify_in(cx.home.as_ref().map(|h| h.account.as_str()), &repository)
+            else {
+                continue;
+            };
             let Some(native) = class.lifecycle.as_ref().and_then(|l| l.native.as_ref()) else { continue };
             let ecr = cx.ecr();
             let Found::Yes(current) = warden::aws::retention::current_policy(ecr, &repository).await? else {
@@ -257,7 +261,7 @@ impl Lifecycle {
     }
 
     async fn on_push(&self, cx: &Context<'_>, push: &ImageAction) -> Result<Outcome, WardenError> {
-        let class = match self.base.pushed_image_class(push) {
+        let class = match self.base.pushed_image_class(cx, push) {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
@@ -333,7 +337,11 @@ impl Lifecycle {
                 state.stopped_at = Some(SweepCursor { repository: repository.clone(), phase: "native".into() });
                 break;
             }
-            let Classification::Managed(class) = self.base.policy.classify(repository) else { continue };
+            let Classification::Managed(class) =
+                self.base.policy.classify_in(cx.home.as_ref().map(|h| h.account.as_str()), repository)
+            else {
+                continue;
+            };
             if class.lifecycle.is_none() {
                 continue;
             }

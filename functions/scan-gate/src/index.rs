@@ -22,7 +22,7 @@ impl ScanGate {
     /// An image index pushed to a gated class.
     pub(crate) async fn on_index_push(&self, cx: &Context<'_>, push: &ImageAction) -> Result<Outcome, WardenError> {
         let repository = push.repository_name.as_str();
-        let class = match self.base.pushed_image_class(push) {
+        let class = match self.base.pushed_image_class(cx, push) {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };

@@ -119,7 +119,7 @@ impl ScanGate {
 
     async fn gate(&self, cx: &Context<'_>, scanned: &Scanned<'_>) -> Result<Outcome, WardenError> {
         let repository = scanned.repository.as_str();
-        let class = match self.base.managed_class(repository) {
+        let class = match self.base.managed_class(cx, repository) {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };

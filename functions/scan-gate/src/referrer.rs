@@ -25,7 +25,7 @@ impl ScanGate {
             return Ok(self.base.skipped(cx, "no referrer was attached or restored: no criterion can be met by it"));
         }
         let repository = referrer.repository_name.as_str();
-        let class = match self.base.managed_class(repository) {
+        let class = match self.base.managed_class(cx, repository) {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };

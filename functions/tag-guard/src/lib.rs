@@ -64,7 +64,7 @@ impl TagGuard {
     }
 
     async fn on_push(&self, cx: &Context<'_>, push: &ImageAction) -> Result<Outcome, WardenError> {
-        let class = match self.base.pushed_image_class(push) {
+        let class = match self.base.pushed_image_class(cx, push) {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
@@ -341,7 +341,7 @@ impl TagGuard {
 
     async fn on_delete(&self, cx: &Context<'_>, delete: &ImageAction) -> Result<Outcome, WardenError> {
         let repository = delete.repository_name.as_str();
-        let class = match self.base.managed_class(repository) {
+        let class = match self.base.managed_class(cx, repository) {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };
@@ -360,7 +360,7 @@ impl TagGuard {
     }
 
     async fn on_create_repository(&self, cx: &Context<'_>, call: &RepositoryApiCall) -> Result<Outcome, WardenError> {
-        let class = match self.base.created_repository_class(call) {
+        let class = match self.base.created_repository_class(cx, call) {
             Ok(class) => class,
             Err(reason) => return Ok(self.base.skipped(cx, reason)),
         };

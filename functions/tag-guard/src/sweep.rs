@@ -52,7 +52,7 @@ impl TagGuard {
         let repositories: Vec<(&RepositorySettings, &Class)> = listed
             .iter()
             .filter(|r| sweep.repositories.is_empty() || sweep.repositories.contains(&r.name))
-            .filter_map(|r| match self.base.policy.classify(&r.name) {
+            .filter_map(|r| match self.base.policy.classify_in(cx.home.as_ref().map(|h| h.account.as_str()), &r.name) {
                 Classification::Managed(class) => Some((r, class)),
                 Classification::Unmanaged(_) => None,
             })

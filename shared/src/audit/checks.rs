@@ -30,7 +30,7 @@ pub fn repository(snapshot: &Snapshot, repository: &Repository, policy: &Policy)
         findings.extend(documents(&at, document, &snapshot.account, &show));
     }
     findings.extend(untagged_accumulation(&at, repository));
-    let class = match policy.classify(&repository.name) {
+    let class = match policy.classify_in(Some(&snapshot.account), &repository.name) {
         Classification::Managed(class) => class,
         Classification::Unmanaged(class) => {
             findings.push(unmanaged(&at, class));

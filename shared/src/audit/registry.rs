@@ -146,10 +146,10 @@ fn is_stale(snapshots: &[Snapshot], policy: &Policy, class: &str, entry: &crate:
     if snapshots.iter().any(|s| !s.unread.is_empty()) {
         return false;
     }
-    let in_scope = snapshots.iter().flat_map(|s| &s.repositories).filter(|r| {
+    let in_scope = snapshots.iter().flat_map(|s| s.repositories.iter().map(move |r| (s.account.as_str(), r))).filter(|(account, r)| {
         entry.in_scope(&r.name)
-            && matches!(policy.classify(&r.name), crate::policy::Classification::Managed(c) if c.name == class)
-    });
+            && matches!(policy.classify_in(Some(account), &r.name), crate::policy::Classification::Managed(c) if c.name == class)
+    }).map(|(_, r)| r);
     let mut seen = false;
     for repository in in_scope {
         match repository.finding_ids.as_ref().and_then(Read::got) {

@@ -60,7 +60,7 @@ pub async fn snapshot(
         .take_while(|_| future::ready(stop_at.is_none_or(|stop| SystemTime::now() < stop)))
         .map(|index| {
             let (raw, scan_on_push, encryption) = &listed[index];
-            repository(readers, policy, raw, (*scan_on_push, encryption), enhanced)
+            repository(readers, (policy, account), raw, (*scan_on_push, encryption), enhanced)
         })
         .buffered(CONCURRENT_REPOSITORIES);
     let mut repositories = Vec::with_capacity(listed.len());
@@ -106,7 +106,7 @@ async fn list_repositories(
 /// scanning), and the ledger's records of the own-shaped tags it carries.
 async fn repository(
     readers: Readers<'_>,
-    policy: &Policy,
+    (policy, account): (&Policy, &str),
     settings: &crate::aws::ecr::RepositorySettings,
     (scan_on_push, encryption): (bool, &str),
     enhanced: bool,
@@ -128,7 +128,9 @@ async fn repository(
         (Read::Got(0), images.map(|i| i.critical), None)
     };
     let unrecorded_own_tags = match &images {
-        Read::Got(images) => read("dynamodb:Query", unrecorded(readers.ledger, policy, name, &images.tags).await),
+        Read::Got(images) => {
+            read("dynamodb:Query", unrecorded(readers.ledger, (policy, account), name, &images.tags).await)
+        }
         Read::Failed { call, why } => Read::Failed { call: call.clone(), why: why.clone() },
     };
     Repository {
@@ -184,11 +186,11 @@ async fn images(ecr: &Client, repository: &str) -> Result<Images, WardenError> {
 /// read as incomplete instead of calling every such tag forged.
 async fn unrecorded(
     ledger: Option<&Ledger>,
-    policy: &Policy,
+    (policy, account): (&Policy, &str),
     repository: &str,
     tags: &[(String, String)],
 ) -> Result<Vec<(String, String)>, WardenError> {
-    let Classification::Managed(class) = policy.classify(repository) else { return Ok(vec![]) };
+    let Classification::Managed(class) = policy.classify_in(Some(account), repository) else { return Ok(vec![]) };
     let shaped: Vec<&(String, String)> = tags.iter().filter(|(_, tag)| class.own_tag_kind(tag).is_some()).collect();
     if shaped.is_empty() {
         return Ok(vec![]);
@@ -369,13 +371,13 @@ promote = ["{tag}-approved"]
     async fn without_a_ledger_own_shaped_tags_are_unknown_not_forged() {
         let policy = Policy::from_toml(POLICY, "audit.toml").expect("policy");
         let shaped = vec![("sha256:1".to_owned(), "v1-approved".to_owned())];
-        let error = unrecorded(None, &policy, "prod/api", &shaped).await.expect_err("unknown");
+        let error = unrecorded(None, (&policy, "123456789012"), "prod/api", &shaped).await.expect_err("unknown");
         let Read::Failed { call, why } = failed::<()>("dynamodb:Query", error) else { panic!("failed") };
         assert_eq!(call, "dynamodb:Query");
         assert!(why.contains("no ledger table"), "{why}");
         // Nothing shaped like ecr-warden's own: nothing to read, so no ledger is needed.
         let plain = vec![("sha256:1".to_owned(), "v1".to_owned())];
-        assert_eq!(unrecorded(None, &policy, "prod/api", &plain).await.expect("none"), vec![]);
-        assert_eq!(unrecorded(None, &policy, "other/api", &shaped).await.expect("unmanaged"), vec![]);
+        assert_eq!(unrecorded(None, (&policy, "123456789012"), "prod/api", &plain).await.expect("none"), vec![]);
+        assert_eq!(unrecorded(None, (&policy, "123456789012"), "other/api", &shaped).await.expect("unmanaged"), vec![]);
     }
 }

@@ -27,7 +27,7 @@ struct Draft {
 /// The notification `event` deserves, or why it deserves none.
 pub fn for_event(event: &Event, policy: &Policy, at: &str) -> Result<Notification, String> {
     let draft = draft(event, policy)?;
-    let class = draft.repository.as_deref().and_then(|repo| match policy.classify(repo) {
+    let class = draft.repository.as_deref().and_then(|repo| match policy.classify_in(event.account.as_deref(), repo) {
         Classification::Managed(class) => Some(class.name.clone()),
         Classification::Unmanaged(_) => None,
     });
@@ -73,7 +73,7 @@ fn draft(event: &Event, policy: &Policy) -> Result<Draft, String> {
         EventKind::ScanResourceChange(change) => Ok(scan_frequency_changed(change)),
         EventKind::LifecyclePolicyExecution(run) => Ok(lifecycle_expired(run)),
         EventKind::ImageAction(action) if action.action_type == ImageActionType::Delete => {
-            protected_tag_deleted(action, policy)
+            protected_tag_deleted(action, policy, event.account.as_deref())
         }
         other => Err(format!("notify does not report {} events", other.name())),
     }
@@ -221,9 +221,9 @@ fn lifecycle_expired(run: &LifecyclePolicyExecution) -> Draft {
     }
 }
 
-fn protected_tag_deleted(action: &ImageAction, policy: &Policy) -> Result<Draft, String> {
+fn protected_tag_deleted(action: &ImageAction, policy: &Policy, account: Option<&str>) -> Result<Draft, String> {
     let tag = action.image_tag.as_deref().ok_or("image deleted by digest: no tag involved")?;
-    let protected = match policy.classify(action.repository_name.as_str()) {
+    let protected = match policy.classify_in(account, action.repository_name.as_str()) {
         Classification::Managed(class) => class.tags.as_ref().is_some_and(|t| t.is_protected(tag)),
         Classification::Unmanaged(_) => false,
     };

@@ -86,6 +86,8 @@ pub struct Route {
 pub struct Class {
     pub name: String,
     pub repositories: Vec<Pattern>,
+    /// The accounts whose repositories the class governs (a hub's members); empty: every account.
+    pub accounts: Vec<String>,
     /// `false`: ecr-warden never touches these repositories.
     pub managed: bool,
     /// Tag conventions; `None` when the class declares none.
@@ -199,10 +201,20 @@ impl Policy {
     }
 
     /// First class whose pattern matches wins; then the default.
+    /// The class of `repository` where the account is not known: classes that name accounts do not match.
     pub fn classify(&self, repository: &str) -> Classification<'_> {
+        self.classify_in(None, repository)
+    }
+
+    /// The class of `repository` in `account`'s registry: the first class whose patterns match and whose
+    /// accounts (if it names any) include `account`, else the default class.
+    pub fn classify_in(&self, account: Option<&str>, repository: &str) -> Classification<'_> {
+        let in_account =
+            |c: &&Class| c.accounts.is_empty() || account.is_some_and(|a| c.accounts.iter().any(|x| x == a));
         let class = self
             .classes
             .iter()
+            .filter(in_account)
             .find(|c| c.repositories.iter().any(|p| p.is_match(repository)))
             .or_else(|| self.default_class.map(|i| &self.classes[i]));
         match class {
@@ -220,6 +232,9 @@ impl Policy {
             let repos: Vec<&str> = class.repositories.iter().map(Pattern::source).collect();
             let repos = if repos.is_empty() { "(none: default class only)".to_owned() } else { repos.join(", ") };
             out.push_str(&format!("\nclass {}{default}\n  repositories: {repos}\n", class.name));
+            if !class.accounts.is_empty() {
+                out.push_str(&format!("  accounts: {}\n", class.accounts.join(", ")));
+            }
             if !class.managed {
                 out.push_str("  unmanaged: ecr-warden leaves these repositories alone\n");
                 continue;

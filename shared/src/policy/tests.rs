@@ -1826,3 +1826,30 @@ fn supply_chain_keys_are_validated() {
         assert!(errors[0].message.contains(says), "{keys}: {}", errors[0].message);
     }
 }
+
+#[test]
+fn classes_may_select_by_account() {
+    let text = "version = 1\ndefault-class = \"standard\"\n\
+        [[class]]\nname = \"payments-prod\"\nrepositories = [\"prod/*\"]\naccounts = [\"222222222222\"]\n\
+        [[class]]\nname = \"prod\"\nrepositories = [\"prod/*\"]\n\
+        [[class]]\nname = \"standard\"\n";
+    let policy = valid("accounts", text);
+    let name = |c: Classification<'_>| match c {
+        Classification::Managed(class) => class.name.clone(),
+        Classification::Unmanaged(class) => format!("unmanaged {class:?}"),
+    };
+    assert_eq!(name(policy.classify_in(Some("222222222222"), "prod/api")), "payments-prod");
+    assert_eq!(name(policy.classify_in(Some("333333333333"), "prod/api")), "prod", "another account: the next class");
+    assert_eq!(name(policy.classify("prod/api")), "prod", "no account known: account-scoped classes do not match");
+    assert_eq!(name(policy.classify_in(Some("222222222222"), "dev/api")), "standard", "patterns still decide");
+    assert!(policy.summary().contains("accounts: 222222222222"), "{}", policy.summary());
+    let text = "version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\nrepositories = [\"*\"]\naccounts = [\"2222\"]\n";
+    let errors = invalid("bad account", text);
+    assert_eq!((errors[0].line, errors[0].key.as_str()), (6, "class[0].accounts[0]"), "{errors:?}");
+    assert!(errors[0].message.contains("12-digit"), "{}", errors[0].message);
+    // A class for every account before an account's own class leaves the latter nothing.
+    let shadowed = "version = 1\ndefault-class = \"prod\"\n[[class]]\nname = \"prod\"\nrepositories = [\"prod/*\"]\n\
+        [[class]]\nname = \"payments\"\nrepositories = [\"prod/*\"]\naccounts = [\"222222222222\"]\n";
+    let errors = invalid("shadowed", shadowed);
+    assert!(errors[0].message.contains("never applies"), "{errors:?}");
+}

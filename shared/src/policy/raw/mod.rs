@@ -77,6 +77,8 @@ struct RawClass {
     #[serde(default)]
     repositories: Vec<Spanned<String>>,
     #[serde(default)]
+    accounts: Vec<Spanned<String>>,
+    #[serde(default)]
     managed: Option<Spanned<bool>>,
     #[serde(default)]
     tags: Option<Spanned<RawTags>>,
@@ -351,6 +353,7 @@ fn compile_class(index: usize, spanned: &Spanned<RawClass>, errors: &mut Errors<
     let repositories = compile_patterns(&raw.repositories, &format!("{key}.repositories"), errors, |c| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/' | '*')
     });
+    let accounts = compile_accounts(&raw.accounts, &key, errors);
     let managed = raw.managed.as_ref().is_none_or(|m| *m.get_ref());
     let tags = match (&raw.tags, managed) {
         (Some(tags), false) => {
@@ -393,7 +396,25 @@ fn compile_class(index: usize, spanned: &Spanned<RawClass>, errors: &mut Errors<
             None
         }
     });
-    Some(Class { name, repositories: repositories?, managed, tags, gate, lifecycle, encryption })
+    Some(Class { name, repositories: repositories?, accounts, managed, tags, gate, lifecycle, encryption })
+}
+
+/// A class's `accounts`: 12-digit account ids (a hub's members; empty: every account).
+fn compile_accounts(raw: &[Spanned<String>], key: &str, errors: &mut Errors<'_>) -> Vec<String> {
+    let mut accounts = Vec::new();
+    for (i, account) in raw.iter().enumerate() {
+        let id = account.get_ref().trim();
+        if crate::reach::is_account_id(id) {
+            accounts.push(id.to_owned());
+        } else {
+            errors.push(
+                Some(account.span()),
+                format!("{key}.accounts[{i}]"),
+                format!("`{id}` is not a 12-digit account id"),
+            );
+        }
+    }
+    accounts
 }
 
 /// Parses a pattern list; wildcards may only use characters a matching name can contain.
@@ -457,13 +478,13 @@ fn is_tag_char(c: char) -> bool {
 }
 
 /// Duplicate class names, and repository patterns no repository can reach because an earlier class's
-/// pattern already takes every name they match (first match wins).
+/// pattern already takes every name they match (first match wins) in every account the later class covers.
 fn check_class_names_and_shadowing(raw: &RawPolicy, errors: &mut Errors<'_>) {
-    let mut seen: Vec<(&str, Vec<Pattern>)> = Vec::new();
+    let mut seen: Vec<(&str, Vec<Pattern>, Vec<&str>)> = Vec::new();
     for (index, class) in raw.classes.iter().enumerate() {
         let class = class.get_ref();
         let name = class.name.get_ref().trim();
-        if seen.iter().any(|(n, _)| *n == name) {
+        if seen.iter().any(|(n, ..)| *n == name) {
             errors.push(
                 Some(class.name.span()),
                 format!("class[{index}].name"),
@@ -472,10 +493,17 @@ fn check_class_names_and_shadowing(raw: &RawPolicy, errors: &mut Errors<'_>) {
         }
         let patterns: Vec<Pattern> =
             class.repositories.iter().filter_map(|p| Pattern::parse(p.get_ref()).ok()).collect();
+        let accounts: Vec<&str> = class.accounts.iter().map(|a| a.get_ref().trim()).collect();
+        // An earlier class takes this one's accounts when it names none (every account) or all of them.
+        let takes_accounts = |earlier: &[&str]| {
+            earlier.is_empty() || (!accounts.is_empty() && accounts.iter().all(|a| earlier.contains(a)))
+        };
         for (i, pattern) in patterns.iter().enumerate() {
-            let shadow = seen.iter().find_map(|(earlier_name, earlier)| {
-                earlier.iter().find(|e| e.covers(pattern) == Some(true)).map(|e| (*earlier_name, e))
-            });
+            let shadow = seen.iter().filter(|(.., earlier_accounts)| takes_accounts(earlier_accounts)).find_map(
+                |(earlier_name, earlier, _)| {
+                    earlier.iter().find(|e| e.covers(pattern) == Some(true)).map(|e| (*earlier_name, e))
+                },
+            );
             if let Some((earlier_name, earlier)) = shadow {
                 errors.push(
                     Some(class.repositories[i].span()),
@@ -488,6 +516,6 @@ fn check_class_names_and_shadowing(raw: &RawPolicy, errors: &mut Errors<'_>) {
                 );
             }
         }
-        seen.push((name, patterns));
+        seen.push((name, patterns, accounts));
     }
 }
