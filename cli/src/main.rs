@@ -1,6 +1,8 @@
 //! `warden`: the ecr-warden command line.
 //!
 //! - `warden policy check [FILE]`: validate a policy file and summarise each class.
+//! - `warden policy publish FILE --to SOURCE`: validate it and publish it where the functions read it (S3, SSM,
+//!   AppConfig; `WARDEN_POLICY_SOURCE`).
 //! - `warden tags check REPOSITORY TAG [--policy FILE]`: what tag-guard would decide about pushing a tag.
 //! - `warden tags backfill [REPOSITORY...]`: record the protected tags the ledger does not know yet.
 //! - `warden tags history REPOSITORY TAG [--table NAME]`: what a tag pointed to over time (from the ledger).
@@ -12,6 +14,7 @@
 
 mod audit;
 mod gate;
+mod publish;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -104,6 +107,17 @@ enum Scanner {
 enum PolicyCommand {
     /// Validate a policy file (default: the policy compiled into this build) and summarise each class.
     Check { file: Option<PathBuf> },
+    /// Validate a policy file and publish it where the functions read it (WARDEN_POLICY_SOURCE): nothing is
+    /// uploaded unless it validates; S3 and SSM are read back.
+    Publish {
+        file: PathBuf,
+        /// s3://bucket/key, ssm:/parameter/name, or appconfig:<application id>/<environment id>/<profile id>.
+        #[arg(long)]
+        to: String,
+        /// AppConfig: the deployment strategy (id).
+        #[arg(long, default_value = publish::ALL_AT_ONCE)]
+        deployment_strategy: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +208,10 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
+        Command::Policy(PolicyCommand::Publish { file, to, deployment_strategy }) => {
+            println!("{}", publish::publish(&file, &to, &deployment_strategy).await?);
+            Ok(())
+        }
         Command::Policy(PolicyCommand::Check { file }) => {
             let policy = load_policy(file.as_ref()).map_err(|e| e.to_string())?;
             print!("{}", policy.summary());

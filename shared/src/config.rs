@@ -27,6 +27,8 @@ pub struct Config {
     pub reach: crate::reach::Reach,
     /// A hub's sweep queue (`WARDEN_SWEEP_QUEUE`): where a schedule's work items go.
     pub sweep_queue: Option<String>,
+    /// Why the published policy (`WARDEN_POLICY_SOURCE`) is not the one acted on, found at init; told once.
+    pub policy_problem: Option<crate::policy::source::PolicyProblem>,
 }
 
 impl Config {
@@ -56,6 +58,7 @@ impl Config {
             lease: None,
             reach,
             sweep_queue: var(SWEEP_QUEUE_ENV),
+            policy_problem: None,
         })
     }
 

@@ -76,6 +76,8 @@ pub struct Base {
     pub ledger: Ledger,
     /// The registries the function acts on (its own, or a hub's members).
     pub registries: Registries,
+    /// Whether this instance told its policy problem (`Config::policy_problem`) already.
+    pub(crate) policy_told: std::sync::atomic::AtomicBool,
 }
 
 impl Base {
@@ -105,7 +107,7 @@ impl Base {
                 route.topic
             )));
         }
-        Ok(Self { function, policy, config, clients, ledger, registries })
+        Ok(Self { function, policy, config, clients, ledger, registries, policy_told: Default::default() })
     }
 
     /// The frame of every invocation: a batch from a hub's sweep queue runs item by item (`Base::run_batch`);
@@ -137,6 +139,7 @@ impl Base {
             let planned = self.plan(&cx, sweep).await?;
             return Ok(self.finish(planned, started));
         }
+        self.tell_policy_problem(&cx).await;
         let outcome = match admit(cx.event, cx.home.as_ref(), &self.config.reach) {
             Err(reason) => self.refused(&cx, reason),
             Ok(registry) => {

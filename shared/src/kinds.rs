@@ -34,6 +34,8 @@ pub const KINDS: &[&str] = &[
     "protected-tag-deleted",
     // audit
     "audit-findings",
+    // any function: the published policy (WARDEN_POLICY_SOURCE) is not the one acted on
+    "policy-invalid",
 ];
 
 /// How a topic's messages are written.

@@ -3,14 +3,14 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use lifecycle::Lifecycle;
 use serde_json::Value;
-use warden::{aws::Clients, config::Config, invocation::Invocation, policy::Policy};
+use warden::{aws::Clients, config::Config, invocation::Invocation};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let policy = Policy::from_env()?;
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let policy = warden::aws::policy_source::load(&sdk, &mut config).await?;
     let clients = Clients::new(&sdk);
     let inspector = clients.inspector(&sdk);
     let lifecycle = &Lifecycle::new(policy, config, clients, inspector)?;

@@ -6,14 +6,13 @@ use serde_json::Value;
 use warden::aws::Clients;
 use warden::config::Config;
 use warden::invocation::Invocation;
-use warden::policy::Policy;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let policy = Policy::from_env()?;
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let policy = warden::aws::policy_source::load(&sdk, &mut config).await?;
     let notify = Notify::new(policy, config, Clients::new(&sdk))?;
     let notify = &notify;
     run(service_fn(move |event: LambdaEvent<Value>| async move {

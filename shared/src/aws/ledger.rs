@@ -443,7 +443,7 @@ impl Ledger {
     /// response was lost (a 5xx or timeout after the write), the retry meets its own item and is told so with the
     /// conditional failure (`ALL_OLD`), instead of taking it for another invocation's and dropping the
     /// notification it guards.
-    async fn put_claimed(
+    pub(super) async fn put_claimed(
         &self,
         item: Item,
         condition: &str,

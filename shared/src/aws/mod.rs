@@ -13,6 +13,7 @@ pub mod indexes;
 pub mod journal;
 pub mod lease;
 pub mod ledger;
+pub mod policy_source;
 pub mod registries;
 pub mod removals;
 pub mod retention;

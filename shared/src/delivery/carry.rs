@@ -207,3 +207,59 @@ where
     }
     result
 }
+
+impl Base {
+    /// Tells, on this instance's first event, why the published policy is not the one it acts on
+    /// (`Config::policy_problem`): a critical standing finding in the function's own ledger scope, so that every
+    /// cold start does not tell it again (the same problem is told once a week) and a hub tells it once, not once
+    /// per member. A failure to tell is logged and tried again on the next event.
+    pub(crate) async fn tell_policy_problem(&self, cx: &Context<'_>) {
+        use std::sync::atomic::Ordering;
+        let Some(problem) = &self.config.policy_problem else { return };
+        if self.policy_told.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let own = Context {
+            event: cx.event,
+            at: cx.at.clone(),
+            home: cx.home.clone(),
+            registry: self.registries.own_registry(),
+            deadline: cx.deadline,
+            request_id: cx.request_id.clone(),
+        };
+        let mut reasons = problem.errors.clone();
+        reasons.push(format!("acting on {}", problem.acting_on));
+        let notification = Notification {
+            schema: crate::notify::SCHEMA,
+            kind: "policy-invalid".to_owned(),
+            severity: crate::notify::Severity::Critical,
+            function: self.function.to_owned(),
+            repository: None,
+            digest: None,
+            tags: vec![],
+            tags_omitted: 0,
+            outcome: if problem.acting_on.contains("last valid") { "kept-last-valid" } else { "kept-compiled-in" }
+                .to_owned(),
+            reasons,
+            reasons_omitted: 0,
+            actions: vec![],
+            actions_omitted: 0,
+            class: None,
+            dry_run: self.config.dry_run,
+            event_id: cx.event.id.clone(),
+            time: cx.at.clone(),
+            account: None,
+            region: None,
+        };
+        let report = Report::Standing {
+            said: Said::once(notification),
+            pk: format!("STANDING#{}#policy", self.function),
+            sk: problem.source.clone(),
+            fingerprint: problem.fingerprint.clone(),
+        };
+        if let Err(error) = self.report(&own, report).await {
+            tracing::warn!(%error, "could not tell the policy problem: the next event tries again");
+            self.policy_told.store(false, Ordering::Relaxed);
+        }
+    }
+}

@@ -8,6 +8,7 @@
 
 mod gate;
 mod raw;
+pub mod source;
 mod tags;
 
 pub use crate::lifecycle::rules::{LifecycleRules, NativePolicy, RetentionRule, RetentionRules};

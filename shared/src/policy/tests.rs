@@ -1843,7 +1843,8 @@ fn classes_may_select_by_account() {
     assert_eq!(name(policy.classify("prod/api")), "prod", "no account known: account-scoped classes do not match");
     assert_eq!(name(policy.classify_in(Some("222222222222"), "dev/api")), "standard", "patterns still decide");
     assert!(policy.summary().contains("accounts: 222222222222"), "{}", policy.summary());
-    let text = "version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\nrepositories = [\"*\"]\naccounts = [\"2222\"]\n";
+    let text =
+        "version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\nrepositories = [\"*\"]\naccounts = [\"2222\"]\n";
     let errors = invalid("bad account", text);
     assert_eq!((errors[0].line, errors[0].key.as_str()), (6, "class[0].accounts[0]"), "{errors:?}");
     assert!(errors[0].message.contains("12-digit"), "{}", errors[0].message);
