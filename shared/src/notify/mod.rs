@@ -87,6 +87,7 @@ impl Notification {
             _ => String::new(),
         };
         let target = match &self.account {
+            Some(account) if target.is_empty() => format!("in {account}"),
             Some(account) => format!("{target} in {account}"),
             None => target,
         };

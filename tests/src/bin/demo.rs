@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 use warden::policy::{Classification, EMBEDDED_POLICY, NativePolicy, Policy};
 
 /// Names the functions are configured with by scripts/demo.
+#[path = "demo/org.rs"]
+mod org;
+
 const TABLE: &str = "ecr-warden-ledger";
 const TOPIC: &str = "ecr-warden-notifications";
 
@@ -146,6 +149,19 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("inspector-stand-in") => return inspector_stand_in(args.get(2).map_or("0", String::as_str)),
+        Some("hub-queue") => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            return match runtime {
+                Ok(runtime) => {
+                    println!("{}", runtime.block_on(org::hub_queue()));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cannot start the async runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Some("enforcing-policy") => {
             // The demo's images are minutes old: the age protection would keep them all.
             println!("{}", integration_tests::enforcing(EMBEDDED_POLICY, Some(0)));
@@ -178,10 +194,17 @@ async fn demo() -> ExitCode {
         received: Vec::new(),
         shown: BTreeSet::new(),
     };
-    run(&mut demo).await;
-    multi_arch_story(&mut demo).await;
-    lifecycle_story(&mut demo).await;
-    audit_story(&mut demo);
+    // `scripts/demo --org`: the organization chapter alone.
+    let org_only = std::env::var("WARDEN_DEMO_ORG_ONLY").is_ok_and(|v| v == "1");
+    if !org_only {
+        run(&mut demo).await;
+        multi_arch_story(&mut demo).await;
+        lifecycle_story(&mut demo).await;
+        audit_story(&mut demo);
+    }
+    let hub_port = std::env::var("WARDEN_HUB_PORT").unwrap_or_else(|_| "9002".into());
+    let hub_queue = std::env::var("WARDEN_HUB_QUEUE").unwrap_or_default();
+    org::org_story(&mut demo, &hub_port, &hub_queue).await;
 
     println!("\n\x1b[1mNotifications, as an SQS subscriber of the topic received them\x1b[0m");
     let messages = demo.notifications().await.to_vec();
@@ -212,6 +235,11 @@ async fn demo() -> ExitCode {
         "retention",
         "lifecycle-policy-applied",
     ];
+    if org_only {
+        expected.clear();
+    }
+    // The organization chapter: member A's disallowed tag, and the sweep's drift in three member registries.
+    expected.extend(["tag-not-allowed", "tag-mutability-drift", "tag-mutability-drift", "tag-mutability-drift"]);
     let mut got = kinds.clone();
     expected.sort_unstable();
     got.sort_unstable();
