@@ -13,6 +13,11 @@ use crate::reach::Hub;
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider, error::CredentialsError};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextMut;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -113,7 +118,8 @@ impl Registries {
             };
             aws_sdk_inspector2::Client::from_conf(builder.build())
         });
-        let ecr = aws_sdk_ecr::Client::from_conf(with(self.own.ecr.config().to_builder()).build());
+        let ecr = with(self.own.ecr.config().to_builder()).interceptor(RegistryId(target.account.clone()));
+        let ecr = aws_sdk_ecr::Client::from_conf(ecr.build());
         Ok(access.keep(key, Registry { ecr, inspector, ledger }))
     }
 }
@@ -203,5 +209,81 @@ fn member_role_error(target: &Home, role: &str, error: &CredentialsError) -> War
             target.account, target.region
         ),
         retryable: !refused,
+    }
+}
+
+/// Names the registry on every ECR call that takes one (`registryId`): a member registry's client acts in that
+/// account's registry, and a call made with any other account's credentials fails instead of reaching a registry
+/// that merely holds the same repository names.
+#[derive(Debug)]
+struct RegistryId(String);
+
+impl Intercept for RegistryId {
+    fn name(&self) -> &'static str {
+        "RegistryId"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let input = context.input_mut();
+        macro_rules! name_the_registry {
+            ($($operation:ident::$input:ident),+ $(,)?) => {$(
+                if let Some(input) = input.downcast_mut::<aws_sdk_ecr::operation::$operation::$input>() {
+                    input.registry_id.get_or_insert_with(|| self.0.clone());
+                    return Ok(());
+                }
+            )+};
+        }
+        name_the_registry!(
+            batch_get_image::BatchGetImageInput,
+            batch_delete_image::BatchDeleteImageInput,
+            put_image::PutImageInput,
+            describe_images::DescribeImagesInput,
+            describe_repositories::DescribeRepositoriesInput,
+            describe_image_scan_findings::DescribeImageScanFindingsInput,
+            describe_image_signing_status::DescribeImageSigningStatusInput,
+            list_images::ListImagesInput,
+            list_image_referrers::ListImageReferrersInput,
+            put_image_tag_mutability::PutImageTagMutabilityInput,
+            put_lifecycle_policy::PutLifecyclePolicyInput,
+            get_lifecycle_policy::GetLifecyclePolicyInput,
+            get_repository_policy::GetRepositoryPolicyInput,
+            describe_pull_through_cache_rules::DescribePullThroughCacheRulesInput,
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RegistryId;
+    use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
+    use aws_sdk_ecr::operation::describe_registry::DescribeRegistryOutput;
+    use aws_sdk_ecr::operation::list_images::ListImagesOutput;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    #[tokio::test]
+    async fn a_member_registrys_calls_name_its_registry() {
+        const MEMBER: &str = "222222222222";
+        let delete = mock!(aws_sdk_ecr::Client::batch_delete_image)
+            .match_requests(|r| r.registry_id() == Some(MEMBER))
+            .then_output(|| BatchDeleteImageOutput::builder().build());
+        let list = mock!(aws_sdk_ecr::Client::list_images)
+            .match_requests(|r| r.registry_id() == Some(MEMBER))
+            .then_output(|| ListImagesOutput::builder().build());
+        // Registry-level reads take no registryId: the credentials' account answers.
+        let registry =
+            mock!(aws_sdk_ecr::Client::describe_registry).then_output(|| DescribeRegistryOutput::builder().build());
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&delete, &list, &registry], |c| {
+            c.interceptor(RegistryId(MEMBER.to_owned()))
+        });
+        ecr.batch_delete_image().repository_name("prod/api").send().await.expect("named");
+        ecr.list_images().repository_name("prod/api").send().await.expect("named");
+        ecr.describe_registry().send().await.expect("registry");
+        assert_eq!((delete.num_calls(), list.num_calls(), registry.num_calls()), (1, 1, 1));
     }
 }
