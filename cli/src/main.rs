@@ -165,7 +165,20 @@ enum TagsCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// A hub's member registry, as ACCOUNT:REGION (its records are kept apart in the hub's ledger).
+        #[arg(long)]
+        registry: Option<String>,
     },
+}
+
+/// `ACCOUNT:REGION`, checked: the scope a hub keeps that member registry's ledger records under.
+fn member_registry(text: &str) -> Result<String, String> {
+    match text.split_once(':') {
+        Some((account, region)) if warden::reach::is_account_id(account) && warden::reach::is_region(region) => {
+            Ok(format!("{account}:{region}"))
+        }
+        _ => Err(format!("--registry `{text}`: use ACCOUNT:REGION, e.g. 222222222222:eu-west-1")),
+    }
 }
 
 /// The native lifecycle policy of `repository`'s class, from the warden policy `file` (or the embedded one).
@@ -236,9 +249,13 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Tags(TagsCommand::Backfill { repositories, policy, table }) => {
             tags_backfill(repositories, policy.as_ref(), table).await
         }
-        Command::Tags(TagsCommand::History { repository, tag, table, json }) => {
+        Command::Tags(TagsCommand::History { repository, tag, table, json, registry }) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+            let ledger = match registry.as_deref().map(member_registry).transpose()? {
+                Some(scope) => ledger.scoped(&scope),
+                None => ledger,
+            };
             let entries = ledger.history(&repository, &tag).await.map_err(|e| e.to_string())?;
             print!("{}", render_history(&repository, &tag, &entries, json).map_err(|e| e.to_string())?);
             Ok(())
@@ -444,6 +461,14 @@ mod tests {
         for (repository, tag, expected) in cases {
             let text = describe_tag_check(&policy, repository, tag);
             assert!(text.contains(expected), "{repository}:{tag} -> {text}");
+        }
+    }
+
+    #[test]
+    fn a_member_registry_is_named_account_colon_region() {
+        assert_eq!(member_registry("222222222222:eu-west-1"), Ok("222222222222:eu-west-1".to_owned()));
+        for bad in ["222222222222", "2222:eu-west-1", "222222222222:Europe", ":eu-west-1"] {
+            assert!(member_registry(bad).expect_err(bad).contains("ACCOUNT:REGION"), "{bad}");
         }
     }
 

@@ -24,6 +24,7 @@ fn benches(c: &mut Criterion) {
             .put_parameter()
             .name(&name)
             .value(EMBEDDED_POLICY)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
             .tier(aws_sdk_ssm::types::ParameterTier::IntelligentTiering)
             .send()
             .await
