@@ -67,6 +67,18 @@ impl Config {
         flag(name, std::env::var(name).ok().as_deref().map(str::trim).filter(|v| !v.is_empty()))
     }
 
+    /// What this deployment needs of a policy beyond its own validity: every topic its notification routes name
+    /// is one `WARDEN_TOPICS` names. `Err` says what is missing.
+    pub fn check_policy(&self, policy: &crate::policy::Policy) -> Result<(), String> {
+        match policy.notify.routes.iter().find(|r| !self.topics.contains_key(&r.topic)) {
+            Some(route) => Err(format!(
+                "the policy routes notifications to topic `{}`, which {TOPICS_ENV} does not name",
+                route.topic
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The ledger table, required by functions that keep state.
     pub fn require_ledger_table(&self) -> Result<&str, WardenError> {
         self.ledger_table.as_deref().ok_or_else(|| WardenError::Config(format!("{LEDGER_TABLE_ENV} is not set")))

@@ -7,7 +7,7 @@ use crate::aws::lease::Lease;
 use crate::aws::ledger::Ledger;
 use crate::aws::registries::{Registries, Registry};
 use crate::aws::steps::Executor;
-use crate::config::{Config, TOPICS_ENV};
+use crate::config::Config;
 use crate::event::{Event, EventKind, ImageAction, RepositoryApiCall};
 use crate::invocation::{Home, Invocation, admit};
 use crate::notify::{Notification, SCHEMA, Severity};
@@ -101,12 +101,7 @@ impl Base {
                 return Err(WardenError::Config("a hub needs the SDK configuration to assume member roles".into()));
             }
         };
-        if let Some(route) = policy.notify.routes.iter().find(|r| !config.topics.contains_key(&r.topic)) {
-            return Err(WardenError::Config(format!(
-                "the policy routes notifications to topic `{}`, which {TOPICS_ENV} does not name",
-                route.topic
-            )));
-        }
+        config.check_policy(&policy).map_err(WardenError::Config)?;
         Ok(Self { function, policy, config, clients, ledger, registries, policy_told: Default::default() })
     }
 
@@ -143,9 +138,7 @@ impl Base {
         let outcome = match admit(cx.event, cx.home.as_ref(), &self.config.reach) {
             Err(reason) => self.refused(&cx, reason),
             Ok(registry) => {
-                if let Some(home) = &cx.home {
-                    cx.registry = self.registries.registry(home, &registry).await?;
-                }
+                cx.registry = self.registries.registry(&registry).await?;
                 cx.home = Some(registry);
                 function.dispatch_event(&cx).await?
             }

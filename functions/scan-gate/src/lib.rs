@@ -94,6 +94,9 @@ impl ScanGate {
             },
             EventKind::InspectorFinding(finding) => match finding.ecr_image() {
                 None => return Ok(self.base.skipped(cx, "the finding is not about an ECR image")),
+                Some(_) if let Some(elsewhere) = image_elsewhere(finding.image_account(), cx) => {
+                    return Ok(self.base.skipped(cx, elsewhere));
+                }
                 // A finding changed: the counts of one event say nothing about the image as a whole.
                 Some(image) => Scanned {
                     scanner: Scanner::Enhanced,
@@ -629,4 +632,18 @@ impl warden::handler::Dispatch for ScanGate {
     fn dispatch_event<'c>(&'c self, cx: &'c Context<'c>) -> warden::handler::Dispatched<'c> {
         Box::pin(self.dispatch(cx))
     }
+}
+
+/// Why a finding about an image of another account is not acted on here: the registry the event was admitted
+/// for is the event's account, and a same-named repository there is another image's (an Inspector delegated
+/// administrator receives its members' findings under its own account).
+fn image_elsewhere(owner: Option<&str>, cx: &Context<'_>) -> Option<String> {
+    let (owner, registry) = (owner?, cx.home.as_ref()?);
+    (owner != registry.account).then(|| {
+        format!(
+            "the finding is about an image in account {owner}'s registry; the event came through account {}: it is \
+             acted on only in the image's own registry",
+            registry.account
+        )
+    })
 }

@@ -49,7 +49,7 @@ impl Ledger {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(PK))
+            .item("pk", s(self.key(PK.to_owned())))
             .item("sk", s(entry.sk()))
             .item("repository", s(&entry.repository))
             .item("run", s(&entry.run))
@@ -67,8 +67,12 @@ impl Ledger {
 
     /// The journal's entries, of one repository or of all (one Query, all pages).
     pub async fn journal(&self, repository: Option<&str>) -> Result<Vec<JournalEntry>, WardenError> {
-        let mut query =
-            self.client.query().table_name(&self.table).consistent_read(true).expression_attribute_values(":pk", s(PK));
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .expression_attribute_values(":pk", s(self.key(PK.to_owned())));
         query = match repository {
             Some(repository) => query
                 .key_condition_expression("pk = :pk AND begins_with(sk, :repository)")
@@ -110,7 +114,7 @@ impl Ledger {
             self.client
                 .delete_item()
                 .table_name(&self.table)
-                .key("pk", s(PK))
+                .key("pk", s(self.key(PK.to_owned())))
                 .key("sk", s(entry.sk()))
                 .send()
                 .await
@@ -140,7 +144,7 @@ impl Ledger {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(INTENT_PK))
+            .item("pk", s(self.key(INTENT_PK.to_owned())))
             .item("sk", s(format!("{event_id}#{repository}")))
             .item("expires_at", AttributeValue::N((now_epoch + JOURNAL_TTL_SECONDS).to_string()))
             .send()
@@ -158,7 +162,7 @@ impl Ledger {
             .table_name(&self.table)
             .consistent_read(true)
             .key_condition_expression("pk = :pk AND begins_with(sk, :event)")
-            .expression_attribute_values(":pk", s(INTENT_PK))
+            .expression_attribute_values(":pk", s(self.key(INTENT_PK.to_owned())))
             .expression_attribute_values(":event", s(&prefix))
             .into_paginator()
             .send();
@@ -178,7 +182,7 @@ impl Ledger {
             self.client
                 .delete_item()
                 .table_name(&self.table)
-                .key("pk", s(INTENT_PK))
+                .key("pk", s(self.key(INTENT_PK.to_owned())))
                 .key("sk", s(format!("{event_id}#{repository}")))
                 .send()
                 .await

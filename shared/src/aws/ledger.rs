@@ -118,8 +118,8 @@ impl Ledger {
         Self { scope: Some(scope.to_owned()), ..self.clone() }
     }
 
-    /// `pk` under this ledger's scope. Notification claims and the journal are keyed by event id and stay
-    /// unscoped: the notify function finds them whichever registry the event was about.
+    /// `pk` under this ledger's scope. Notification claims are keyed by event id and stay unscoped: the notify
+    /// function and every retry find them whichever registry the event was about.
     pub(super) fn key(&self, pk: String) -> String {
         match &self.scope {
             Some(scope) => format!("{scope}#{pk}"),

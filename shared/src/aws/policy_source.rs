@@ -6,7 +6,10 @@ use crate::WardenError;
 use crate::config::Config;
 use crate::policy::Policy;
 use crate::policy::source::{POLICY_SOURCE_ENV, PolicySource, choose};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::collections::HashMap;
 
 /// The ledger item holding the last valid policy published at a source (`sk`: the source as written).
@@ -34,7 +37,12 @@ pub async fn load_from(
     let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(sdk), config.require_ledger_table()?);
     let name = source.describe();
     let published = fetch(sdk, &source).await;
-    let valid = published.as_ref().ok().filter(|text| Policy::from_toml(text, &name).is_ok()).cloned();
+    let accepts = |policy: &Policy| config.check_policy(policy);
+    let valid = published
+        .as_ref()
+        .ok()
+        .filter(|text| Policy::from_toml(text, &name).is_ok_and(|policy| accepts(&policy).is_ok()))
+        .cloned();
     let last_valid = match &valid {
         Some(_) => None,
         None => ledger.last_valid_policy(&name).await.unwrap_or_else(|error| {
@@ -42,7 +50,7 @@ pub async fn load_from(
             None
         }),
     };
-    let chosen = choose(&source, published, last_valid, compiled);
+    let chosen = choose(&source, published, last_valid, compiled, accepts);
     match (&chosen.problem, valid) {
         (None, Some(text)) => {
             if let Err(error) = ledger.keep_valid_policy(&name, &text).await {
@@ -72,7 +80,7 @@ pub async fn fetch(sdk: &aws_config::SdkConfig, source: &PolicySource) -> Result
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| DisplayErrorContext(&e).to_string())?;
+                .map_err(|e| reason(&e))?;
             let bytes = object.body.collect().await.map_err(|e| e.to_string())?.into_bytes().to_vec();
             text(bytes)
         }
@@ -83,7 +91,7 @@ pub async fn fetch(sdk: &aws_config::SdkConfig, source: &PolicySource) -> Result
                 .with_decryption(true)
                 .send()
                 .await
-                .map_err(|e| DisplayErrorContext(&e).to_string())?;
+                .map_err(|e| reason(&e))?;
             parameter
                 .parameter()
                 .and_then(|p| p.value())
@@ -110,19 +118,25 @@ pub async fn fetch_appconfig(
         .configuration_profile_identifier(profile)
         .send()
         .await
-        .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        .map_err(|e| reason(&e))?;
     let token = session.initial_configuration_token().ok_or("AppConfig started no session")?;
-    let latest = appconfig
-        .get_latest_configuration()
-        .configuration_token(token)
-        .send()
-        .await
-        .map_err(|e| DisplayErrorContext(&e).to_string())?;
+    let latest =
+        appconfig.get_latest_configuration().configuration_token(token).send().await.map_err(|e| reason(&e))?;
     let bytes = latest.configuration().map(|b| b.as_ref().to_vec()).unwrap_or_default();
     if bytes.is_empty() {
         return Err("AppConfig has deployed no configuration to this environment".into());
     }
     String::from_utf8(bytes).map_err(|_| "the policy is not UTF-8 text".into())
+}
+
+/// Why a read failed, as the service said it (code and message): no request id, so that the same failure is
+/// the same problem (its fingerprint) on every cold start.
+fn reason<E: ProvideErrorMetadata + std::error::Error + 'static>(error: &SdkError<E, HttpResponse>) -> String {
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => DisplayErrorContext(error).to_string(),
+    }
 }
 
 /// One `ecr-warden/PolicyInvalid` data point in CloudWatch's embedded metric format (a log line Lambda turns

@@ -88,9 +88,11 @@ impl Registries {
         self.own.clone()
     }
 
-    /// The registry at `target` for a function running at `home`: its own outside a hub; in a hub, `target`'s
-    /// account and region (the member role unless `target` is the hub's own account), built on first use.
-    pub async fn registry(&self, home: &Home, target: &Home) -> Result<Arc<Registry>, WardenError> {
+    /// The registry at `target`: the function's own outside a hub; in a hub, `target`'s account and region
+    /// through the member role, built on first use. The hub's own account too: its function roles may change only
+    /// their own region's repositories, and the member role (the spoke is deployed there as well) is how every
+    /// governed registry is reached.
+    pub async fn registry(&self, target: &Home) -> Result<Arc<Registry>, WardenError> {
         let Some(access) = &self.hub else { return Ok(self.own.clone()) };
         let key = (target.account.clone(), target.region.clone());
         if let Some(registry) = access.registries.lock().ok().and_then(|r| r.get(&key).cloned()) {
@@ -101,25 +103,14 @@ impl Registries {
             let registry = Registry { ecr: self.own.ecr.clone(), inspector: None, ledger };
             return Ok(access.keep(key, registry));
         }
-        let credentials = match target.account == home.account {
-            true => None,
-            false => Some(access.credentials(target).await?),
-        };
+        let credentials = access.credentials(target).await?;
         let region = aws_config::Region::new(target.region.clone());
-        let with = |ecr: aws_sdk_ecr::config::Builder| match &credentials {
-            Some(c) => ecr.region(region.clone()).credentials_provider(c.clone()),
-            None => ecr.region(region.clone()),
-        };
         let inspector = self.own.inspector.as_ref().map(|own| {
-            let builder = own.config().to_builder().region(region.clone());
-            let builder = match &credentials {
-                Some(c) => builder.credentials_provider(c.clone()),
-                None => builder,
-            };
+            let builder = own.config().to_builder().region(region.clone()).credentials_provider(credentials.clone());
             aws_sdk_inspector2::Client::from_conf(builder.build())
         });
-        let ecr = with(self.own.ecr.config().to_builder()).interceptor(RegistryId(target.account.clone()));
-        let ecr = aws_sdk_ecr::Client::from_conf(ecr.build());
+        let ecr = self.own.ecr.config().to_builder().region(region).credentials_provider(credentials);
+        let ecr = aws_sdk_ecr::Client::from_conf(ecr.interceptor(RegistryId(target.account.clone())).build());
         Ok(access.keep(key, Registry { ecr, inspector, ledger }))
     }
 }

@@ -64,6 +64,12 @@ impl InspectorFinding {
             .filter(|r| r.resource_type == "AWS_ECR_CONTAINER_IMAGE")
             .find_map(|r| r.details.as_ref()?.aws_ecr_container_image.as_ref())
     }
+
+    /// The account whose registry holds the image: the image's `registry`, else the finding's account. Inspector's
+    /// delegated administrator receives its members' finding events too, under its own account.
+    pub fn image_account(&self) -> Option<&str> {
+        self.ecr_image().and_then(|image| image.registry.as_deref()).or(self.aws_account_id.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

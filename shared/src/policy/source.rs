@@ -89,16 +89,28 @@ pub struct PolicyProblem {
 /// What was read from a source: the text, or why there is none.
 pub type Read = Result<String, String>;
 
-/// Chooses the policy to act on: the published one when it validates; else the last valid one published
-/// (`last_valid`, as the ledger kept it), else the compiled-in `compiled`.
-pub fn choose(source: &PolicySource, published: Read, last_valid: Option<String>, compiled: Policy) -> Chosen {
+/// Chooses the policy to act on: the published one when it validates and the deployment `accepts` it (the
+/// topics its routes name exist, say); else the last valid one published (`last_valid`, as the ledger kept it),
+/// when accepted too; else the compiled-in `compiled`.
+pub fn choose(
+    source: &PolicySource,
+    published: Read,
+    last_valid: Option<String>,
+    compiled: Policy,
+    accepts: impl Fn(&Policy) -> Result<(), String>,
+) -> Chosen {
     let name = source.describe();
     let errors = match published.map(|text| Policy::from_toml(&text, &name)) {
-        Ok(Ok(policy)) => return Chosen { policy, problem: None },
+        Ok(Ok(policy)) => match accepts(&policy) {
+            Ok(()) => return Chosen { policy, problem: None },
+            Err(reason) => vec![format!("{name}: {reason}")],
+        },
         Ok(Err(PolicyErrors(errors))) => errors.iter().map(ToString::to_string).collect(),
         Err(unreadable) => vec![format!("{name}: cannot read: {unreadable}")],
     };
-    let last = last_valid.and_then(|text| Policy::from_toml(&text, &format!("{name} (last valid)")).ok());
+    let last = last_valid
+        .and_then(|text| Policy::from_toml(&text, &format!("{name} (last valid)")).ok())
+        .filter(|policy| accepts(policy).is_ok());
     let (policy, acting_on) = match last {
         Some(policy) => (policy, format!("the last valid policy published at {name}")),
         None => (compiled, "the policy compiled into this build".to_owned()),
@@ -114,6 +126,10 @@ mod tests {
 
     fn compiled() -> Policy {
         Policy::from_toml(EMBEDDED_POLICY, EMBEDDED_POLICY_NAME).expect("embedded")
+    }
+
+    fn any(_: &Policy) -> Result<(), String> {
+        Ok(())
     }
 
     const PUBLISHED: &str = "version = 1\ndefault-class = \"only\"\n[[class]]\nname = \"only\"\n";
@@ -156,29 +172,42 @@ mod tests {
     fn an_invalid_published_policy_never_replaces_a_valid_one() {
         let source = PolicySource::parse("ssm:/ecr-warden/policy").expect("source");
         // Valid: acted on, no problem.
-        let chosen = choose(&source, Ok(PUBLISHED.into()), None, compiled());
+        let chosen = choose(&source, Ok(PUBLISHED.into()), None, compiled(), any);
         assert!(chosen.problem.is_none());
         assert_eq!(chosen.policy.classes.len(), 1);
         // Invalid, a last valid one kept: that one, with the errors at their line.
-        let chosen = choose(&source, Ok(BROKEN.into()), Some(PUBLISHED.into()), compiled());
+        let chosen = choose(&source, Ok(BROKEN.into()), Some(PUBLISHED.into()), compiled(), any);
         let problem = chosen.problem.expect("a problem");
         assert_eq!(chosen.policy.classes.len(), 1, "the last valid published policy");
         assert!(problem.acting_on.contains("last valid"), "{problem:?}");
         assert!(problem.errors.iter().any(|e| e.starts_with("ssm:/ecr-warden/policy:5:")), "{:?}", problem.errors);
         // Invalid and nothing kept (or what was kept no longer validates): the compiled-in policy.
         for kept in [None, Some(BROKEN.to_owned())] {
-            let chosen = choose(&source, Ok(BROKEN.into()), kept, compiled());
+            let chosen = choose(&source, Ok(BROKEN.into()), kept, compiled(), any);
             assert_eq!(chosen.policy.classes.len(), compiled().classes.len());
             assert!(chosen.problem.expect("problem").acting_on.contains("compiled"));
         }
         // Unreadable (denied, missing): the same fallbacks, the reason named.
-        let chosen = choose(&source, Err("AccessDenied".into()), Some(PUBLISHED.into()), compiled());
+        let chosen = choose(&source, Err("AccessDenied".into()), Some(PUBLISHED.into()), compiled(), any);
         let problem = chosen.problem.expect("a problem");
         assert_eq!(problem.errors, ["ssm:/ecr-warden/policy: cannot read: AccessDenied"]);
         // The same problem has the same fingerprint; another one another.
-        let again = choose(&source, Err("AccessDenied".into()), Some(PUBLISHED.into()), compiled());
+        let again = choose(&source, Err("AccessDenied".into()), Some(PUBLISHED.into()), compiled(), any);
         assert_eq!(again.problem.expect("problem").fingerprint, problem.fingerprint);
-        let other = choose(&source, Err("NoSuchKey".into()), Some(PUBLISHED.into()), compiled());
+        let other = choose(&source, Err("NoSuchKey".into()), Some(PUBLISHED.into()), compiled(), any);
         assert_ne!(other.problem.expect("problem").fingerprint, problem.fingerprint);
+    }
+
+    #[test]
+    fn a_valid_policy_the_deployment_cannot_run_is_not_acted_on() {
+        let source = PolicySource::parse("ssm:/ecr-warden/policy").expect("source");
+        // Say the deployment refuses every policy with one class (a route to a topic it lacks, in practice).
+        let refuses_one_class =
+            |policy: &Policy| if policy.classes.len() == 1 { Err("routes to topic `x`".to_owned()) } else { Ok(()) };
+        let chosen = choose(&source, Ok(PUBLISHED.into()), Some(PUBLISHED.into()), compiled(), refuses_one_class);
+        let problem = chosen.problem.expect("a problem");
+        assert_eq!(problem.errors, ["ssm:/ecr-warden/policy: routes to topic `x`"]);
+        assert!(problem.acting_on.contains("compiled"), "the last valid one is refused too: {problem:?}");
+        assert_eq!(chosen.policy.classes.len(), compiled().classes.len());
     }
 }

@@ -1848,6 +1848,10 @@ fn classes_may_select_by_account() {
     let errors = invalid("bad account", text);
     assert_eq!((errors[0].line, errors[0].key.as_str()), (6, "class[0].accounts[0]"), "{errors:?}");
     assert!(errors[0].message.contains("12-digit"), "{}", errors[0].message);
+    // The default class governs whatever matches no class, in every account.
+    let scoped_default = "version = 1\ndefault-class = \"c\"\n[[class]]\nname = \"c\"\naccounts = [\"222222222222\"]\n";
+    let errors = invalid("default with accounts", scoped_default);
+    assert_eq!((errors[0].line, errors[0].key.as_str()), (5, "class[0].accounts"), "{errors:?}");
     // A class for every account before an account's own class leaves the latter nothing.
     let shadowed = "version = 1\ndefault-class = \"prod\"\n[[class]]\nname = \"prod\"\nrepositories = [\"prod/*\"]\n\
         [[class]]\nname = \"payments\"\nrepositories = [\"prod/*\"]\naccounts = [\"222222222222\"]\n";

@@ -208,3 +208,28 @@ async fn events_about_other_accounts_or_regions_are_refused_at_the_door() {
     }
     writes.assert_none("foreign event");
 }
+
+/// Inspector's delegated administrator receives its members' finding events under its own account: such an event
+/// passes the door (its account is the function's), but the image is another account's, and the same-named
+/// repository here is not where it lives.
+#[tokio::test]
+async fn a_finding_about_another_accounts_image_is_not_acted_on_here() {
+    let writes = Writes::new();
+    let gate = gate(&[&writes.put], &[&writes.approve], &[], &[]);
+    for field in ["registry", "awsAccountId"] {
+        let mut event = finding_event("ACTIVE");
+        if field == "registry" {
+            event["detail"]["resources"][0]["details"]["awsEcrContainerImage"]["registry"] = "999999999999".into();
+        } else {
+            event["detail"]["awsAccountId"] = "999999999999".into();
+            event["detail"]["resources"][0]["details"]["awsEcrContainerImage"]
+                .as_object_mut()
+                .map(|image| image.remove("registry"));
+        }
+        let outcome = gate.handle(event, &testing::invocation()).await.expect("skipped");
+        assert_eq!(outcome.decision, "skipped", "{field}");
+        assert!(outcome.reasons[0].contains("account 999999999999's registry"), "{field}: {:?}", outcome.reasons);
+        assert!(outcome.aws_calls.is_empty(), "{field}: {:?}", outcome.aws_calls);
+    }
+    writes.assert_none("another account's image");
+}

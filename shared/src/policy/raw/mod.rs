@@ -290,6 +290,17 @@ pub(super) fn compile(text: &str, source: &str) -> Result<Policy, PolicyErrors> 
     };
     for (index, class) in raw.classes.iter().enumerate() {
         let class = class.get_ref();
+        if let (Some(first), true) = (class.accounts.first(), default_class == Some(index)) {
+            errors.push(
+                Some(first.span()),
+                format!("class[{index}].accounts"),
+                format!(
+                    "class `{}` is the default-class, which governs every account's unmatched repositories: it \
+                     cannot name accounts",
+                    class.name.get_ref()
+                ),
+            );
+        }
         if class.repositories.is_empty() && default_class != Some(index) {
             errors.push(
                 Some(class.name.span()),
