@@ -10,7 +10,7 @@ pub const TOPIC_ARN_ENV: &str = "WARDEN_TOPIC_ARN";
 pub const DRY_RUN_ENV: &str = "WARDEN_DRY_RUN";
 /// Topics the policy's notification routes name: `name=arn,name=arn`.
 pub const TOPICS_ENV: &str = "WARDEN_TOPICS";
-/// A hub's sweeping functions: the URL of the FIFO queue their sweep work items go through (`crate::fanout`).
+/// A hub's sweeping functions: the URL of the FIFO queue their sweep work items go through (see the fanout module).
 pub const SWEEP_QUEUE_ENV: &str = "WARDEN_SWEEP_QUEUE";
 
 #[derive(Debug, Clone, Default)]
@@ -20,7 +20,7 @@ pub struct Config {
     pub dry_run: bool,
     /// Route topic names to ARNs.
     pub topics: std::collections::BTreeMap<String, String>,
-    /// How long a tag-removal lease lasts (`None`: [`crate::aws::lease::LEASE_SECONDS`]). Not read from the
+    /// How long a tag-removal lease lasts (`None`: the lease module's `LEASE_SECONDS`). Not read from the
     /// environment: tests that compress Lambda's minute between retries shorten it.
     pub lease: Option<std::time::Duration>,
     /// Which registries the function acts on: its own (the default) or, as a hub, an allow-list's.
