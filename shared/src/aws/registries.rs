@@ -257,6 +257,51 @@ mod tests {
     use aws_sdk_ecr::operation::list_images::ListImagesOutput;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
+    /// A hub's member registries share one table: the records of each (here lifecycle's deletion journal and a
+    /// tag pointer) are kept under its `<account>:<region>#` scope, and a single account's keys stay as they were.
+    #[tokio::test]
+    async fn each_registry_keeps_its_records_apart_in_the_ledger() {
+        use crate::aws::journal::JournalEntry;
+        use crate::aws::ledger::Ledger;
+        use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+        use aws_sdk_dynamodb::operation::query::QueryOutput;
+        let pk = |r: &aws_sdk_dynamodb::operation::put_item::PutItemInput| {
+            r.item().and_then(|i| i.get("pk")).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+        };
+        let scoped = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(move |r| pk(r) == "222222222222:eu-west-1#JOURNAL#lifecycle")
+            .then_output(|| PutItemOutput::builder().build());
+        let unscoped = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(move |r| pk(r) == "JOURNAL#lifecycle")
+            .then_output(|| PutItemOutput::builder().build());
+        let read = mock!(aws_sdk_dynamodb::Client::query)
+            .match_requests(|r| {
+                r.expression_attribute_values()
+                    .and_then(|v| v.get(":pk"))
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("333333333333:eu-west-1#JOURNAL#lifecycle")
+            })
+            .then_output(|| QueryOutput::builder().build());
+        let dynamodb = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&scoped, &unscoped, &read]);
+        let ledger = Ledger::new(dynamodb, "ledger");
+        let entry = JournalEntry {
+            repository: "prod/api".into(),
+            run: "run-1".into(),
+            batch: 1,
+            event_id: "e-1".into(),
+            holder: "h".into(),
+            written_at: 0,
+            digests: vec![("sha256:ab".into(), 1)],
+        };
+        ledger.scoped("222222222222:eu-west-1").journal_batch(&entry, 0).await.expect("scoped");
+        ledger.journal_batch(&entry, 0).await.expect("single account");
+        // Another member's sweep reads its own journal only.
+        let other = ledger.scoped("333333333333:eu-west-1").journal(None).await.expect("read");
+        assert!(other.is_empty());
+        assert_eq!((scoped.num_calls(), unscoped.num_calls(), read.num_calls()), (1, 1, 1));
+    }
+
     #[tokio::test]
     async fn a_member_registrys_calls_name_its_registry() {
         const MEMBER: &str = "222222222222";
