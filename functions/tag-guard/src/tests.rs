@@ -608,3 +608,32 @@ async fn dry_run_decides_but_changes_nothing() {
 mod backfill;
 mod races;
 mod threats;
+
+/// A batch from a hub's sweep queue (Lambda's SQS event source mapping): each record is run as its own event,
+/// and once one fails, it and every record after it are reported for SQS to deliver again, unrun (a FIFO queue
+/// keeps an account's items in order).
+#[tokio::test]
+async fn a_sweep_queue_batch_reports_the_failed_item_and_everything_after_it() {
+    use serde_json::json;
+    let guard = guard(&[], &[], &[]);
+    let record = |id: &str, body: String| json!({"messageId": id, "body": body, "eventSource": "aws:sqs"});
+    let skipped = || sample("unknown-detail-type.json").to_string();
+
+    let fine = json!({"Records": [record("m-1", skipped()), record("m-2", skipped())]});
+    let outcome = guard.handle(fine, &testing::invocation()).await.expect("a batch answer");
+    assert_eq!(outcome.decision, "batch");
+    assert_eq!(outcome.items.len(), 2);
+    assert!(outcome.batch_item_failures.is_empty());
+    assert!(serde_json::to_value(&outcome).expect("json").get("batchItemFailures").is_none());
+
+    let broken = json!({"Records": [
+        record("m-1", skipped()), record("m-2", "not json".into()), record("m-3", skipped())
+    ]});
+    let outcome = guard.handle(broken, &testing::invocation()).await.expect("a batch answer, not an error");
+    assert_eq!(outcome.items.len(), 1, "m-3 is not run after m-2 failed");
+    let failed: Vec<&str> = outcome.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["m-2", "m-3"]);
+    let answer = serde_json::to_value(&outcome).expect("json");
+    assert_eq!(answer["batchItemFailures"], json!([{"itemIdentifier": "m-2"}, {"itemIdentifier": "m-3"}]));
+    assert!(outcome.reasons.iter().any(|r| r.starts_with("m-3: not run")), "{:?}", outcome.reasons);
+}

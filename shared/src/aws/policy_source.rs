@@ -38,30 +38,28 @@ pub async fn load_from(
     let name = source.describe();
     let published = fetch(sdk, &source).await;
     let accepts = |policy: &Policy| config.check_policy(policy);
-    let valid = published
-        .as_ref()
-        .ok()
-        .filter(|text| Policy::from_toml(text, &name).is_ok_and(|policy| accepts(&policy).is_ok()))
-        .cloned();
-    let last_valid = match &valid {
-        Some(_) => None,
-        None => ledger.last_valid_policy(&name).await.unwrap_or_else(|error| {
-            tracing::warn!(%error, "could not read the last valid policy from the ledger");
-            None
-        }),
-    };
-    let chosen = choose(&source, published, last_valid, compiled, accepts);
-    match (&chosen.problem, valid) {
-        (None, Some(text)) => {
-            if let Err(error) = ledger.keep_valid_policy(&name, &text).await {
+    // The published text is parsed once when it is good; the ledger is read only when it is not.
+    let first = choose(&source, published.clone(), None, compiled, accepts);
+    let chosen = match (&first.problem, &published) {
+        (None, Ok(text)) => {
+            if let Err(error) = ledger.keep_valid_policy(&name, text).await {
                 tracing::warn!(%error, source = %name, "could not keep the valid policy in the ledger");
             }
+            first
         }
-        (Some(problem), _) => {
-            tracing::error!(source = %problem.source, errors = ?problem.errors, acting_on = %problem.acting_on, "published policy not used");
-            println!("{}", policy_invalid_metric(&problem.source));
-        }
-        (None, None) => {}
+        _ => match ledger.last_valid_policy(&name).await {
+            // `first` fell back to the compiled-in policy: the last valid published one replaces it if usable.
+            Ok(Some(last)) => choose(&source, published, Some(last), first.policy, accepts),
+            Ok(None) => first,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the last valid policy from the ledger");
+                first
+            }
+        },
+    };
+    if let Some(problem) = &chosen.problem {
+        tracing::error!(source = %problem.source, errors = ?problem.errors, acting_on = %problem.acting_on, "published policy not used");
+        println!("{}", policy_invalid_metric(&problem.source));
     }
     config.policy_problem = chosen.problem;
     Ok(chosen.policy)
@@ -210,6 +208,22 @@ mod tests {
             });
         let client = mock_client!(aws_sdk_appconfigdata, RuleMode::MatchAny, [&session, &latest]);
         fetch_appconfig(&client, "warden", "prod", "policy").await
+    }
+
+    /// The line CloudWatch turns into the metric infra/template.yaml's PolicyInvalidAlarm watches.
+    #[test]
+    fn a_policy_problem_is_the_metric_the_alarm_watches() {
+        let line = super::policy_invalid_metric("s3://b/k");
+        let template = include_str!("../../../infra/template.yaml");
+        let alarm = &template[template.find("  PolicyInvalidAlarm:").expect("the alarm")..];
+        let metric = &line["_aws"]["CloudWatchMetrics"][0];
+        let namespace = metric["Namespace"].as_str().expect("namespace");
+        let name = metric["Metrics"][0]["Name"].as_str().expect("name");
+        assert!(alarm.contains(&format!("Namespace: {namespace}\n")), "{namespace}");
+        assert!(alarm.contains(&format!("MetricName: {name}\n")), "{name}");
+        assert_eq!(metric["Dimensions"], serde_json::json!([[]]), "the alarm names no dimension");
+        assert_eq!(line[name], 1);
+        assert!(line["_aws"]["Timestamp"].as_u64().is_some_and(|t| t > 1_700_000_000_000));
     }
 
     #[tokio::test]
